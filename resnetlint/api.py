@@ -1,0 +1,90 @@
+"""The Python API the CLI is built on.
+
+    >>> from resnetlint import check_source
+    >>> [f.code for f in check_source(code)]
+    ['RL101']
+
+``check_paths`` walks files and directories the way the CLI does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Type
+
+from .discovery import discover
+from .engine import FileResult, check_text
+from .findings import FileError, Finding
+from .rule import Rule
+from .selection import select_rules
+from .source import SourceError, read_source
+
+
+def all_rules() -> List[Type[Rule]]:
+    from .rules import ALL_RULES
+
+    return list(ALL_RULES)
+
+
+@dataclass
+class Settings:
+    """What to check and how; the CLI and ``[tool.resnetlint]`` fill it in."""
+
+    select: Optional[Sequence[str]] = None  # None: the rules that are on by default
+    ignore: Sequence[str] = ()
+    extend_select: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    fast: bool = True  # parse with libcst only what the model needs
+
+    def rules(self) -> List[Rule]:
+        return [cls() for cls in select_rules(all_rules(), self.select, self.ignore, self.extend_select)]
+
+
+@dataclass
+class RunResult:
+    findings: List[Finding] = field(default_factory=list)
+    errors: List[FileError] = field(default_factory=list)
+    files: int = 0
+    classes: int = 0
+    tracebacks: List[str] = field(default_factory=list)
+    missing: List[str] = field(default_factory=list)
+    sources: Dict[str, str] = field(default_factory=dict)  # text of files with findings
+
+    @property
+    def internal_errors(self) -> int:
+        return sum(1 for f in self.findings if f.code == "RL999")
+
+
+def check_source(source: str, path: str = "<string>", settings: Optional[Settings] = None) -> List[Finding]:
+    """Findings for one piece of source code."""
+    settings = settings or Settings()
+    return check_text(source, path, settings.rules(), fast=settings.fast).findings
+
+
+def check_file(path: str, rules: Sequence[Rule], fast: bool = True) -> FileResult:
+    try:
+        source = read_source(path)
+    except SourceError as exc:
+        return FileResult(path, error=str(exc))
+    return check_text(source.text, path, rules, fast=fast)
+
+
+def check_paths(paths: Sequence[str], settings: Optional[Settings] = None) -> RunResult:
+    """Check every Python file under ``paths``."""
+    settings = settings or Settings()
+    rules = settings.rules()
+    found = discover(paths, settings.exclude)
+    run = RunResult(missing=list(found.missing))
+    run.errors.extend(FileError(p, m) for p, m in found.errors)
+    for path in found.files:
+        result = check_file(path, rules, fast=settings.fast)
+        if result.error is not None:
+            run.errors.append(FileError(path, result.error))
+            continue
+        run.files += 1
+        run.classes += result.classes
+        run.findings.extend(result.findings)
+        run.tracebacks.extend(result.tracebacks)
+        if result.findings:
+            run.sources[path] = result.text
+    run.findings.sort(key=Finding.sort_key)
+    return run

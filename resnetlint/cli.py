@@ -1,0 +1,159 @@
+"""Command line: ``resnetlint [OPTIONS] [PATH]...``.
+
+Exit codes: 0 no findings, 1 findings (syntax errors and unreadable files
+included), 2 usage, configuration or internal errors.
+"""
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import List, Optional
+
+import typer
+
+from . import __version__
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    concise = "concise"
+    json = "json"
+
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"resnetlint {__version__}")
+        raise typer.Exit()
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def main_command(
+    paths: Optional[List[str]] = typer.Argument(None, help="Files or directories to check (default: .)."),
+    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", "--output-format", help="Output format."),
+    select: Optional[List[str]] = typer.Option(None, "--select", help="Rule codes or prefixes to enable (comma-separated), or ALL."),
+    ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Rule codes or prefixes to disable."),
+    extend_select: Optional[List[str]] = typer.Option(None, "--extend-select", help="Codes to enable on top of the selection."),
+    exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings."),
+    list_rules: bool = typer.Option(False, "--list-rules", help="List the rules and exit."),
+    explain: Optional[str] = typer.Option(None, "--explain", metavar="CODE", help="Show a rule's documentation and exit."),
+    full: bool = typer.Option(False, "--full-parse", hidden=True, help="Parse whole files with libcst (slower; for debugging)."),
+    show_traceback: bool = typer.Option(False, "--show-traceback", help="Print the traceback of internal errors (RL999)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """Find, confirm and fix bugs in PyTorch residual blocks."""
+    from .api import Settings, all_rules, check_paths
+    from .selection import SelectionError, parse_selectors
+
+    if list_rules:
+        raise typer.Exit(_list_rules(all_rules()))
+    if explain is not None:
+        raise typer.Exit(_explain(explain, all_rules()))
+    try:
+        settings = Settings(
+            select=parse_selectors(select) if select else None,
+            ignore=parse_selectors(ignore or []),
+            extend_select=parse_selectors(extend_select or []),
+            fast=not full,
+        )
+    except SelectionError as exc:
+        _usage_error(str(exc))
+    run = check_paths(list(paths) if paths else ["."], settings)
+    for missing in run.missing:
+        _error(f"{missing}: no such file or directory")
+    if run.missing:
+        raise typer.Exit(EXIT_ERROR)
+    _report(run, output_format)
+    if show_traceback:
+        for text in run.tracebacks:
+            sys.stderr.write(text + "\n")
+    raise typer.Exit(_exit_code(run, exit_zero))
+
+
+def _exit_code(run, exit_zero: bool) -> int:
+    if run.internal_errors:
+        return EXIT_ERROR
+    if exit_zero:
+        return EXIT_CLEAN
+    return EXIT_FINDINGS if (run.findings or run.errors) else EXIT_CLEAN
+
+
+def _report(run, output_format: OutputFormat) -> None:
+    stream = sys.stdout
+    if output_format == OutputFormat.json:
+        from .report import json_
+
+        json_.render(run, stream)
+        return
+    from .report import text
+
+    paint = text.Painter(text.use_color(stream))
+    text.render(run.findings, run.sources, stream, paint, concise=output_format == OutputFormat.concise)
+    for error in run.errors:
+        stream.write(f"{paint(error.path + ':', text.BOLD)} {paint('error', text.RED, text.BOLD)}: {error.message}\n")
+    stream.write(_summary(run, text) + "\n")
+
+
+def _summary(run, text) -> str:
+    files_with = len({f.path for f in run.findings})
+    parts = []
+    if run.findings:
+        parts.append(f"Found {text.plural(len(run.findings), 'problem')} in {text.plural(files_with, 'file')}.")
+    if run.errors:
+        parts.append(f"{text.plural(len(run.errors), 'file')} could not be checked.")
+    if not parts:
+        if run.files == 0:
+            return "No Python files found."
+        return f"All checks passed! ({text.plural(run.files, 'file')}, {text.plural(run.classes, 'module class', )})"
+    return " ".join(parts)
+
+
+def _list_rules(rules) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="resnetlint rules", show_lines=False)
+    for column in ("Code", "Name", "Default", "Severity", "Fix", "Summary"):
+        table.add_column(column)
+    for rule in rules:
+        fix = "-" if rule.fix_availability == "none" else f"{rule.fix_availability} ({rule.fix_safety})"
+        table.add_row(rule.code, rule.name, "on" if rule.default_enabled else "off", rule.severity, fix, rule.summary)
+    Console().print(table)
+    return EXIT_CLEAN
+
+
+def _explain(code: str, rules) -> int:
+    wanted = code.strip().upper()
+    for rule in rules:
+        if rule.code == wanted or rule.name == code.strip().lower():
+            from rich.console import Console
+            from rich.markdown import Markdown
+
+            fix = "no automatic fix" if rule.fix_availability == "none" else f"fix: {rule.fix_availability}, {rule.fix_safety}"
+            header = f"# {rule.code} `{rule.name}`\n\n*{rule.summary}* — {rule.severity}, " \
+                     f"{'on' if rule.default_enabled else 'off'} by default, {fix}.\n\n"
+            Console().print(Markdown(header + rule.documentation()))
+            return EXIT_CLEAN
+    _error(f"unknown rule {code!r}; see --list-rules")
+    return EXIT_ERROR
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"resnetlint: error: {message}\n")
+
+
+def _usage_error(message: str) -> None:
+    _error(message)
+    raise typer.Exit(EXIT_ERROR)
+
+
+def main() -> None:
+    app(prog_name="resnetlint")
+
+
+if __name__ == "__main__":
+    main()

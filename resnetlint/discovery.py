@@ -1,0 +1,101 @@
+"""Finding the Python files to check."""
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
+
+# Directory names never entered unless passed explicitly.
+DEFAULT_EXCLUDES = (
+    ".git", ".hg", ".svn", ".bzr", ".venv", "venv", ".tox", ".nox", "__pycache__", "build", "dist",
+    "node_modules", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".resnetlint_cache", ".eggs",
+    "*.egg-info", "site-packages", "__pypackages__", ".ipynb_checkpoints",
+)
+PYTHON_SUFFIXES = (".py", ".pyi")
+
+
+@dataclass
+class Discovery:
+    files: List[str] = field(default_factory=list)
+    errors: List[Tuple[str, str]] = field(default_factory=list)  # (path, message)
+    missing: List[str] = field(default_factory=list)  # explicit paths that do not exist
+
+
+def discover(
+    paths: Sequence[str],
+    exclude: Sequence[str] = (),
+    is_ignored: Optional[Callable[[str, bool], bool]] = None,
+) -> Discovery:
+    """Files under ``paths``: explicit files are always checked; directories
+    are walked, skipping excluded names, virtualenvs and ignored paths."""
+    found = Discovery()
+    seen = set()
+    patterns = tuple(DEFAULT_EXCLUDES) + tuple(exclude)
+
+    def add(path: str) -> None:
+        key = os.path.normcase(os.path.abspath(path))
+        if key not in seen:
+            seen.add(key)
+            found.files.append(path)
+
+    for path in paths:
+        if not os.path.lexists(path):
+            found.missing.append(path)
+            continue
+        if os.path.isdir(path):
+            _walk(path, patterns, is_ignored, add, found)
+        elif os.path.isfile(path):
+            if not path.endswith(PYTHON_SUFFIXES) and not _has_python_shebang(path):
+                found.errors.append((path, "not a Python source file (expected a .py file); skipped"))
+            else:
+                add(path)
+        else:
+            found.errors.append((path, "not a regular file or directory (a broken link?); skipped"))
+    return found
+
+
+def _excluded(name: str, relpath: str, patterns: Iterable[str]) -> bool:
+    for pattern in patterns:
+        pattern = pattern.rstrip("/")
+        if fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(relpath, pattern):
+            return True
+    return False
+
+
+def _walk(root: str, patterns, is_ignored, add, found: Discovery) -> None:
+    def on_error(exc: OSError) -> None:
+        found.errors.append((exc.filename or root, f"cannot read directory: {(exc.strerror or str(exc)).lower()}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
+        kept = []
+        for name in sorted(dirnames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
+            if _excluded(name, rel, patterns) or os.path.exists(os.path.join(full, "pyvenv.cfg")):
+                continue
+            if is_ignored is not None and is_ignored(full, True):
+                continue
+            kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            if not name.endswith(PYTHON_SUFFIXES):
+                continue
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
+            if _excluded(name, rel, patterns):
+                continue
+            if is_ignored is not None and is_ignored(full, False):
+                continue
+            if not os.path.isfile(full):
+                continue  # a broken link or a directory named x.py
+            add(full)
+
+
+def _has_python_shebang(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(200)
+    except OSError:
+        return False
+    return first.startswith(b"#!") and b"python" in first

@@ -1,0 +1,185 @@
+"""One file through the pipeline: parse -> block models -> rules -> findings.
+
+The engine knows nothing about terminals, files on disk or the trace: it takes
+source text and returns plain :class:`~resnetlint.findings.Finding` objects.
+A rule that raises is contained: the file gets an ``RL999`` finding naming the
+rule and the exception, and every other rule still runs.
+"""
+from __future__ import annotations
+
+import ast
+import gc
+import traceback
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from .findings import Finding
+from .model.block import BlockModel, FileAnalysis
+from .prefilter import Reduction, collect_facts, reduce_source, split_lines
+from .rule import Rule, Violation
+
+SYNTAX_ERROR = ("RL000", "syntax-error")
+INTERNAL_ERROR = ("RL999", "internal-error")
+REPORT_REQUEST = "please report this at https://github.com/resnetlint/resnetlint/issues with the file if you can"
+
+
+@dataclass
+class FileResult:
+    path: str
+    findings: List[Finding] = field(default_factory=list)
+    tracebacks: List[str] = field(default_factory=list)  # details of RL999 findings
+    classes: int = 0  # module classes analysed
+    # For the trace and the fixer: which classes have findings and the module.
+    module: Optional[cst.Module] = None
+    reduced: bool = False
+    text: str = ""
+    error: Optional[str] = None  # the file could not be read at all
+
+
+@dataclass
+class _Reported:
+    rule: Optional[Rule]
+    block: Optional[BlockModel]
+    violation: Violation
+
+
+def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True) -> FileResult:
+    """Check Python source text; ``fast`` parses with libcst only what the
+    model can need (see :mod:`resnetlint.prefilter`)."""
+    result = FileResult(path, text=text)
+    try:
+        tree = _parse_ast(text)
+    except SyntaxError as exc:
+        result.findings.append(_syntax_error(exc, path))
+        return result
+    lines = split_lines(text)
+    facts = collect_facts(tree)
+    reduction = reduce_source(text, tree, lines) if fast else Reduction(text, [(1, 1, len(lines) + 1)], complete=True)
+    try:
+        module = cst.parse_module(reduction.source)
+    except cst.ParserSyntaxError as exc:
+        # Python accepted it but libcst did not (a newer grammar feature).
+        result.findings.append(_libcst_error(exc, reduction, path))
+        return result
+    except RecursionError:
+        result.findings.append(_finding(*SYNTAX_ERROR, path, 1, 1, 1, 1, "", "too deeply nested for the parser"))
+        return result
+    result.module = module
+    result.reduced = not reduction.complete
+    reported: List[_Reported] = []
+    try:
+        analysis = FileAnalysis(module, facts, path)
+        blocks = analysis.blocks()
+    except RecursionError:
+        return result  # pathologically nested code: nothing to say about it
+    except Exception as exc:  # noqa: BLE001 - contained, reported as RL999
+        result.findings.append(_internal_error(exc, path, 1, "the block model", ""))
+        result.tracebacks.append(traceback.format_exc())
+        return result
+    result.classes = len(blocks)
+    for block in blocks:
+        for rule in rules:
+            try:
+                for violation in rule.check(block, analysis):
+                    reported.append(_Reported(rule, block, violation))
+            except RecursionError:
+                continue
+            except Exception as exc:  # noqa: BLE001
+                line = _class_line(block, module, reduction)
+                result.findings.append(_internal_error(exc, path, line, f"rule {rule.code}", block.name))
+                result.tracebacks.append(traceback.format_exc())
+    if reported:
+        result.findings.extend(_locate(reported, module, reduction, path))
+    result.findings = _dedupe(result.findings)
+    return result
+
+
+def _parse_ast(text: str) -> ast.Module:
+    # Parsing allocates many objects; the cyclic GC would otherwise scan them
+    # over and over (3x slower on a large corpus).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(text)
+    except ValueError as exc:  # NUL bytes on older Pythons
+        raise SyntaxError(str(exc)) from None
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _locate(reported: List[_Reported], module: cst.Module, reduction: Reduction, path: str) -> List[Finding]:
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    out = []
+    for item in reported:
+        code_range = positions.get(item.violation.node)
+        if code_range is None:
+            continue
+        start, end = code_range.start, code_range.end
+        rule = item.rule
+        assert rule is not None and item.block is not None
+        finding = _finding(
+            rule.code,
+            rule.name,
+            path,
+            reduction.original_line(start.line),
+            start.column + 1,
+            reduction.original_line(end.line),
+            end.column + 1,
+            item.block.name,
+            item.violation.message,
+            item.violation.help,
+            severity=rule.severity,
+        )
+        finding.expect = item.violation.expect
+        out.append(finding)
+    return out
+
+
+def _class_line(block: BlockModel, module: cst.Module, reduction: Reduction) -> int:
+    try:
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        return reduction.original_line(positions[block.cls.name].start.line)
+    except Exception:  # noqa: BLE001
+        return 1
+
+
+def _finding(code, rule, path, line, column, end_line, end_column, symbol, message, help_text="", severity="error") -> Finding:
+    return Finding(code, rule, severity, path, line, column, end_line, end_column, symbol, message, help_text)
+
+
+def _syntax_error(exc: SyntaxError, path: str) -> Finding:
+    line = exc.lineno or 1
+    column = exc.offset or 1
+    message = exc.msg if hasattr(exc, "msg") else str(exc)
+    return _finding(*SYNTAX_ERROR, path, line, max(column, 1), line, max(column, 1), "", f"SyntaxError: {message}",
+                    "resnetlint only checks files that Python can parse")
+
+
+def _libcst_error(exc: cst.ParserSyntaxError, reduction: Reduction, path: str) -> Finding:
+    line = reduction.original_line(exc.raw_line)
+    message = str(exc.message) if hasattr(exc, "message") else str(exc).splitlines()[0]
+    return _finding(*SYNTAX_ERROR, path, line, exc.raw_column + 1, line, exc.raw_column + 1, "",
+                    f"libcst cannot parse this file: {message}",
+                    "the code may use syntax newer than the installed libcst supports; upgrade libcst")
+
+
+def _internal_error(exc: BaseException, path: str, line: int, where: str, symbol: str) -> Finding:
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    return _finding(*INTERNAL_ERROR, path, line, 1, line, 1, symbol, f"internal error in {where}: {text}",
+                    REPORT_REQUEST)
+
+
+def _dedupe(findings: Iterable[Finding]) -> List[Finding]:
+    seen = set()
+    out = []
+    for finding in sorted(findings, key=Finding.sort_key):
+        key = (finding.code, finding.line, finding.column, finding.end_line, finding.end_column)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(finding)
+    return out

@@ -1,0 +1,336 @@
+"""The block model rules query: one :class:`BlockModel` per ``nn.Module`` class.
+
+A block model is the list of ways ``__init__`` can run (worlds), each with the
+dataflow of ``forward`` in that world.  :class:`FileAnalysis` builds the models
+of every module class in a file, lazily, and lets a class used as a layer by
+another (``BasicConv`` inside a block) be summarised through its own model.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Set, Tuple
+
+import libcst as cst
+
+from .context import ClassFacts, FileFacts, ModuleContext
+from .forward_exec import AddEvent, Flow, ForwardExecutor, FVal, ancestors
+from .init_exec import InitResult, Interpreter, World
+from .symbolic import Facts, Num
+from .values import LayerSpec, Summary
+
+# Attribute names people give a shortcut branch.  ``proj`` alone is left out on
+# purpose: in attention and MLP blocks it names the main path's last layer.
+SHORTCUT_NAME = re.compile(
+    r"""^_?(
+        skip|shortcut|short_cut|sc|downsample|down_sample|down|residual|res|identity
+        |conv_?shortcut|shortcut_?conv|shortcut_?layer|skip_?conv|conv_?skip|skip_?layer
+        |res_?conv|conv_?res|proj_?shortcut|shortcut_?proj|match_?channels|channel_?match
+        |identity_?conv|residual_?conv|skip_?connection|shortcut_?connection
+    )(_?\d+)?$""",
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
+def is_shortcut_name(name: str) -> bool:
+    return bool(SHORTCUT_NAME.match(name))
+
+
+@dataclass
+class WorldFlow:
+    world: World
+    flow: Optional[Flow]
+
+
+@dataclass
+class BlockModel:
+    cls: cst.ClassDef
+    ctx: ModuleContext
+    init: InitResult
+    forward: Optional[cst.FunctionDef]
+    forward_owner: Optional[cst.ClassDef]
+    worlds: List[WorldFlow] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.cls.name.value
+
+    @property
+    def facts(self) -> ClassFacts:
+        return self.ctx.class_facts(self.name)
+
+    @property
+    def complete(self) -> bool:
+        """Every way of constructing and running it was explored."""
+        return self.init.complete and all(w.flow is None or w.flow.complete for w in self.worlds)
+
+    @property
+    def own_forward(self) -> bool:
+        return self.forward is not None and self.forward_owner is self.cls
+
+    def flows(self) -> Iterator[Tuple[World, Flow]]:
+        for wf in self.worlds:
+            if wf.flow is not None and wf.flow.complete:
+                yield wf.world, wf.flow
+
+
+class FileAnalysis:
+    """All module classes of one file, analysed on demand."""
+
+    def __init__(self, module: cst.Module, facts: Optional[FileFacts] = None, path: str = "<string>"):
+        self.ctx = ModuleContext(module, facts, path)
+        self.interp = Interpreter(self.ctx, summarize=self._summarize)
+        self._models: Dict[str, BlockModel] = {}
+        self._summaries: Dict[Tuple[int, int], Summary] = {}
+
+    def blocks(self) -> List[BlockModel]:
+        return [self.block(cls) for cls in self.ctx.iter_module_classes()]
+
+    def block(self, cls: cst.ClassDef) -> BlockModel:
+        name = cls.name.value
+        model = self._models.get(name)
+        if model is None or model.cls is not cls:
+            model = self._build(cls)
+            self._models[name] = model
+        return model
+
+    def _build(self, cls: cst.ClassDef) -> BlockModel:
+        init = self.interp.run_class(cls)
+        forward, owner = self.interp.find_method(cls, "forward")
+        model = BlockModel(cls, self.ctx, init, forward, owner)
+        for world in init.worlds:
+            flow = None
+            if forward is not None:
+                flow = ForwardExecutor(self.ctx, self.interp, cls, world).run(forward)
+            model.worlds.append(WorldFlow(world, flow))
+        return model
+
+    def _summarize(self, cls: cst.ClassDef, worlds: List[World]) -> Summary:
+        """How a same-file module class used as a layer transforms a tensor."""
+        forward, _ = self.interp.find_method(cls, "forward")
+        if forward is None:
+            return Summary()
+        summaries = []
+        for world in worlds:
+            flow = ForwardExecutor(self.ctx, self.interp, cls, world).run(forward)
+            if not flow.complete or not flow.returns:
+                return Summary()
+            summaries.append(flow_summary(flow, world.facts))
+        if summaries and all(s == summaries[0] for s in summaries):
+            return summaries[0]
+        return Summary()
+
+
+# ----------------------------------------------------------------------------
+# Queries over a flow
+# ----------------------------------------------------------------------------
+
+SAME_AS_INPUT = "same-as-input"
+
+
+def flow_summary(flow: Flow, facts: Facts) -> Summary:
+    outputs = flow.returns
+    if not outputs:
+        return Summary()
+    channel_results = {_key(channels_of(flow, out, facts)) for out in outputs}
+    strides = {stride_of(flow, out) for out in outputs}
+    if len(channel_results) != 1 or len(strides) != 1:
+        return Summary()
+    channels = channels_of(flow, outputs[0], facts)
+    stride = strides.pop()
+    in_channels = input_channels(flow, facts)
+    has_weights = any(v.kind == "layer" for v in flow.values)
+    if channels == SAME_AS_INPUT:
+        return Summary(in_channels=in_channels, keeps_channels=True, stride=stride, axis="c", has_weights=has_weights)
+    if channels is None:
+        return Summary(in_channels=in_channels, stride=stride, has_weights=has_weights)
+    return Summary(in_channels=in_channels, out_channels=channels, stride=stride, axis="c", has_weights=has_weights)
+
+
+def _key(result):
+    return result.terms if isinstance(result, Num) else result
+
+
+def _layer_summary(value: FVal) -> Optional[Summary]:
+    if value.kind != "layer" or value.spec is None:
+        return None
+    return value.spec.summary
+
+
+def passes_channels(value: FVal) -> bool:
+    """Values whose channel count is their first input's."""
+    if value.kind in ("func", "method") and value.elementwise:
+        return True
+    if value.kind == "layer":
+        summary = _layer_summary(value)
+        return bool(summary and summary.keeps_channels)
+    return False
+
+
+def channels_of(flow: Flow, value: FVal, facts: Facts, _depth: int = 0):
+    """Channels of a tensor value: a Num, SAME_AS_INPUT (the block input's, not
+    known here) or None (unknown)."""
+    if _depth > 200:
+        return None
+    if value.kind == "input":
+        return SAME_AS_INPUT if value is flow.input else None
+    if value.kind == "layer":
+        summary = _layer_summary(value)
+        if summary is None or not summary.known:
+            return None
+        if summary.keeps_channels:
+            return channels_of(flow, value.inputs[0], facts, _depth + 1) if value.inputs else None
+        return facts.norm(summary.out_channels) if summary.out_channels is not None else None
+    if value.kind in ("func", "method") and value.elementwise and value.inputs:
+        return channels_of(flow, value.inputs[0], facts, _depth + 1)
+    if value.kind == "binop" and value.name in ("Add", "Subtract", "Multiply", "Divide"):
+        sides = [channels_of(flow, i, facts, _depth + 1) for i in value.inputs if i.tensor]
+        known = [s for s in sides if s is not None]
+        if known and all(_key(k) == _key(known[0]) for k in known):
+            return known[0]
+        return None
+    return None
+
+
+def stride_of(flow: Flow, value: FVal, _depth: int = 0) -> Optional[Num]:
+    """Spatial reduction factor of a value relative to the block input."""
+    one = Num.const(1)
+    if _depth > 200:
+        return None
+    if value.kind == "input":
+        return one if value is flow.input else None
+    if value.kind == "layer":
+        summary = _layer_summary(value)
+        if summary is None or summary.stride is None or not value.inputs:
+            return None
+        before = stride_of(flow, value.inputs[0], _depth + 1)
+        return before * summary.stride if before is not None else None
+    if value.kind in ("func", "method") and value.elementwise and value.inputs:
+        return stride_of(flow, value.inputs[0], _depth + 1)
+    if value.kind == "binop":
+        sides = [stride_of(flow, i, _depth + 1) for i in value.inputs if i.tensor]
+        known = [s for s in sides if s is not None]
+        if len(known) == len(sides) and known and all(k == known[0] for k in known):
+            return known[0]
+        return None
+    return None
+
+
+def main_chain(value: FVal) -> List[FVal]:
+    """The layer calls a value went through, following first inputs back to
+    where the chain started (nearest first)."""
+    out = []
+    current: Optional[FVal] = value
+    seen: Set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.kind == "layer":
+            out.append(current)
+        if current.kind in ("layer", "func", "method") and current.inputs:
+            current = current.inputs[0]
+        elif current.kind == "binop" and current.inputs:
+            current = current.inputs[0]
+        else:
+            current = None
+    return out
+
+
+def consumes_directly(value: FVal, source: FVal) -> bool:
+    """``value`` takes ``source`` as its first input, possibly through
+    elementwise functions."""
+    current = value.inputs[0] if value.inputs else None
+    while current is not None:
+        if current is source:
+            return True
+        if current.kind in ("func", "method") and current.elementwise and current.inputs:
+            current = current.inputs[0]
+        else:
+            return False
+    return False
+
+
+def input_channels(flow: Flow, facts: Facts) -> Optional[Num]:
+    """The block input's channels, read off the layers that consume it: known
+    only when every such layer that states a width agrees."""
+    source = flow.input
+    if source is None:
+        return None
+    widths = []
+    for value in flow.values:
+        if value.kind == "layer" and consumes_directly(value, source):
+            summary = _layer_summary(value)
+            if summary is not None and summary.in_channels is not None:
+                widths.append(facts.norm(summary.in_channels))
+    if widths and all(w == widths[0] for w in widths):
+        return widths[0]
+    return None
+
+
+def is_tensor_ancestor(a: FVal, b: FVal) -> bool:
+    return id(a) in ancestors(b)
+
+
+@dataclass
+class Residual:
+    """A residual add: ``main`` is the value computed through the block's
+    layers, ``skip`` the value added back (often the block input)."""
+
+    event: AddEvent
+    skip: FVal
+    main: FVal
+    skip_node: Optional[cst.CSTNode]
+    main_node: Optional[cst.CSTNode]
+
+
+def residual_adds(flow: Flow) -> List[Residual]:
+    """Adds whose operands come from a common tensor: ``x + f(x)``,
+    ``skip(x) + block(x)``.  ``x + self.pos_embed`` is not one."""
+    out = []
+    for event in flow.adds:
+        left, right = event.left, event.right
+        if not (left.tensor and right.tensor):
+            continue
+        anc_left = ancestors(left) | {id(left)}
+        anc_right = ancestors(right) | {id(right)}
+        by_id = {id(v): v for v in flow.values}
+        common = [by_id[i] for i in anc_left & anc_right if i in by_id and by_id[i].kind != "static"]
+        if not common:
+            continue
+        if id(left) in anc_right:
+            out.append(Residual(event, left, right, event.left_node, event.right_node))
+        elif id(right) in anc_left:
+            out.append(Residual(event, right, left, event.right_node, event.left_node))
+        else:
+            skip_side = _shortcut_side(left, right)
+            if skip_side == "left":
+                out.append(Residual(event, left, right, event.left_node, event.right_node))
+            elif skip_side == "right":
+                out.append(Residual(event, right, left, event.right_node, event.left_node))
+    return out
+
+
+def _shortcut_side(left: FVal, right: FVal) -> Optional[str]:
+    def through_shortcut(value: FVal) -> bool:
+        return any(layer.attr and is_shortcut_name(layer.attr.split("[")[0]) for layer in main_chain(value))
+
+    left_sc, right_sc = through_shortcut(left), through_shortcut(right)
+    if left_sc and not right_sc:
+        return "left"
+    if right_sc and not left_sc:
+        return "right"
+    left_len, right_len = len(main_chain(left)), len(main_chain(right))
+    if left_len < right_len:
+        return "left"
+    if right_len < left_len:
+        return "right"
+    return None
+
+
+def strip_elementwise(value: FVal) -> FVal:
+    while value.kind in ("func", "method") and value.elementwise and value.inputs:
+        value = value.inputs[0]
+    return value
+
+
+def spec_of(value: FVal) -> Optional[LayerSpec]:
+    return value.spec if value.kind == "layer" else None

@@ -1,0 +1,224 @@
+"""Module-level facts a block needs: imports, same-file helpers and classes.
+
+Everything here is read from the libcst module (the full file, or the reduced
+module the prefilter kept: the two hold the same top-level statements that
+matter, see :mod:`resnetlint.prefilter`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Iterator, List, Optional, Set
+
+import libcst as cst
+
+from .torch_api import is_module_base
+
+LOCAL_PREFIX = "<local>."
+
+
+@dataclass
+class ClassFacts:
+    """Facts about one class read from the whole file by the ast pass.
+
+    They are computed on the complete file even when libcst only sees part of
+    it, so the fast path and the full analysis agree.
+    """
+
+    self_attribute_loads: FrozenSet[str] = frozenset()  # self.X read in any method but __init__
+    load_methods: Dict[str, FrozenSet[str]] = field(default_factory=dict)  # X -> methods reading self.X
+    init_attribute_loads: FrozenSet[str] = frozenset()  # self.X read in __init__
+    reflective: bool = False  # getattr/setattr(self, <non-literal>), self.modules(), __getattr__, ...
+    literal_getattr: FrozenSet[str] = frozenset()  # getattr(self, "name") names
+    methods: FrozenSet[str] = frozenset()
+
+
+@dataclass
+class FileFacts:
+    """Whole-file facts from the ast pass (see :mod:`resnetlint.prefilter`)."""
+
+    external_attribute_loads: FrozenSet[str] = frozenset()  # obj.X for obj other than self, anywhere
+    string_constants: FrozenSet[str] = frozenset()
+    classes: Dict[str, ClassFacts] = field(default_factory=dict)
+    subclass_bases: Dict[str, FrozenSet[str]] = field(default_factory=dict)  # class -> names of its bases
+
+
+class ModuleContext:
+    """Name resolution for one file."""
+
+    def __init__(self, module: cst.Module, facts: Optional[FileFacts] = None, path: str = "<string>"):
+        self.module = module
+        self.path = path
+        self.facts = facts or FileFacts()
+        self.imports: Dict[str, str] = {}
+        self.star_imports: List[str] = []
+        self.functions: Dict[str, cst.FunctionDef] = {}
+        self.classes: Dict[str, cst.ClassDef] = {}
+        self.constants: Dict[str, cst.BaseExpression] = {}
+        self._ambiguous: Set[str] = set()
+        for stmt in _module_level_statements(module.body):
+            self._record(stmt)
+        self.module_classes: Set[str] = self._find_module_classes()
+
+    # -- collection ----------------------------------------------------------
+    def _record(self, stmt: cst.CSTNode) -> None:
+        if isinstance(stmt, cst.FunctionDef):
+            self._bind_def(stmt.name.value, stmt, self.functions)
+        elif isinstance(stmt, cst.ClassDef):
+            self._bind_def(stmt.name.value, stmt, self.classes)
+        elif isinstance(stmt, (cst.SimpleStatementLine, cst.BaseSmallStatement)):
+            smalls = stmt.body if isinstance(stmt, cst.SimpleStatementLine) else [stmt]
+            for small in smalls:
+                if isinstance(small, cst.Import):
+                    self._record_import(small)
+                elif isinstance(small, cst.ImportFrom):
+                    self._record_import_from(small)
+                elif isinstance(small, cst.Assign) and len(small.targets) == 1:
+                    target = small.targets[0].target
+                    if isinstance(target, cst.Name):
+                        self._bind_constant(target.value, small.value)
+                elif isinstance(small, cst.AnnAssign) and small.value is not None:
+                    if isinstance(small.target, cst.Name):
+                        self._bind_constant(small.target.value, small.value)
+
+    def _bind_def(self, name: str, node: cst.CSTNode, table: Dict[str, cst.CSTNode]) -> None:
+        # A name defined twice (e.g. in both arms of a try/except) is ambiguous:
+        # keep the first for classes (they are analysed on their own anyway) but
+        # never resolve a helper call through it.
+        if name in table or name in self.constants:
+            self._ambiguous.add(name)
+        table.setdefault(name, node)
+
+    def _bind_constant(self, name: str, value: cst.BaseExpression) -> None:
+        if name in self.constants or name in self.functions or name in self.classes:
+            self._ambiguous.add(name)
+        self.constants[name] = value
+
+    def _record_import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            dotted = _dotted(alias.name)
+            if dotted is None:
+                continue
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                self.imports[alias.asname.name.value] = dotted
+            else:
+                head = dotted.split(".")[0]
+                self.imports[head] = head
+
+    def _record_import_from(self, node: cst.ImportFrom) -> None:
+        module = _dotted(node.module) if node.module is not None else ""
+        if module is None:
+            return
+        dots = "".join("." for _ in node.relative)
+        base = dots + module
+        if isinstance(node.names, cst.ImportStar):
+            self.star_imports.append(base)
+            return
+        for alias in node.names:
+            name = _dotted(alias.name)
+            if name is None:
+                continue
+            local = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else name
+            self.imports[local] = f"{base}.{name}" if base and not base.endswith(".") else f"{base}{name}"
+
+    def _find_module_classes(self) -> Set[str]:
+        found: Set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for name, cls in self.classes.items():
+                if name in found:
+                    continue
+                for base in cls.bases:
+                    if base.keyword is not None:
+                        continue
+                    qual = self.qualify(base.value)
+                    if qual is None:
+                        continue
+                    if is_module_base(qual) or (qual.startswith(LOCAL_PREFIX) and qual[len(LOCAL_PREFIX):] in found):
+                        found.add(name)
+                        changed = True
+                        break
+        return found
+
+    # -- queries -------------------------------------------------------------
+    def qualify(self, expr: cst.BaseExpression) -> Optional[str]:
+        """The qualified name an expression refers to: ``nn.Conv2d`` ->
+        ``torch.nn.Conv2d``; a same-file class or function -> ``<local>.Name``."""
+        if isinstance(expr, cst.Name):
+            name = expr.value
+            if name in self.imports:
+                return self.imports[name]
+            if name in self.classes or name in self.functions:
+                return LOCAL_PREFIX + name
+            for star in self.star_imports:
+                if star in ("torch.nn", "torch.nn.modules"):
+                    return f"torch.nn.{name}"
+            return None
+        if isinstance(expr, cst.Attribute):
+            base = self.qualify(expr.value)
+            return f"{base}.{expr.attr.value}" if base else None
+        return None
+
+    def is_ambiguous(self, name: str) -> bool:
+        return name in self._ambiguous
+
+    def class_facts(self, name: str) -> ClassFacts:
+        return self.facts.classes.get(name, ClassFacts())
+
+    def local_bases(self, cls: cst.ClassDef) -> List[cst.ClassDef]:
+        """Same-file base classes, nearest first."""
+        out = []
+        for base in cls.bases:
+            qual = self.qualify(base.value) if base.keyword is None else None
+            if qual and qual.startswith(LOCAL_PREFIX):
+                parent = self.classes.get(qual[len(LOCAL_PREFIX):])
+                if parent is not None and parent is not cls:
+                    out.append(parent)
+        return out
+
+    def external_bases(self, cls: cst.ClassDef) -> List[str]:
+        out = []
+        for base in cls.bases:
+            if base.keyword is not None:
+                continue
+            qual = self.qualify(base.value)
+            if qual is None or not qual.startswith(LOCAL_PREFIX):
+                out.append(qual or "<unknown>")
+        return out
+
+    def iter_module_classes(self) -> Iterator[cst.ClassDef]:
+        for name, cls in self.classes.items():
+            if name in self.module_classes:
+                yield cls
+
+
+def _dotted(node: cst.CSTNode) -> Optional[str]:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        head = _dotted(node.value)
+        return f"{head}.{node.attr.value}" if head else None
+    return None
+
+
+def _module_level_statements(body) -> Iterator[cst.CSTNode]:
+    """Top-level statements, looking inside if/try/with blocks (imports guarded
+    by ``try: ... except ImportError`` are common) but never into functions."""
+    if isinstance(body, (cst.IndentedBlock, cst.SimpleStatementSuite)):
+        body = body.body
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, cst.If):
+            yield from _module_level_statements(stmt.body)
+            orelse = stmt.orelse
+            while orelse is not None:
+                yield from _module_level_statements(orelse.body)
+                orelse = orelse.orelse if isinstance(orelse, cst.If) else None
+        elif isinstance(stmt, (cst.Try, cst.TryStar)):
+            yield from _module_level_statements(stmt.body)
+            for handler in stmt.handlers:
+                yield from _module_level_statements(handler.body)
+            if stmt.orelse is not None:
+                yield from _module_level_statements(stmt.orelse.body)
+        elif isinstance(stmt, cst.With):
+            yield from _module_level_statements(stmt.body)

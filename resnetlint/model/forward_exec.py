@@ -1,0 +1,1021 @@
+"""The dataflow of ``forward``: which value each layer call consumes and
+produces, on every path.
+
+``forward`` is executed once per ``__init__`` world, symbolically, over
+:class:`FVal` nodes (the block input, layer outputs, functional results,
+sums...).  Each ``if`` the facts cannot decide forks the path; conditions on
+``self`` attributes are decided by the world (``self.skip is None`` in the
+world where ``__init__`` set it to ``None``).  Loops run their body twice,
+which is what exposes a value overwritten by the next iteration.
+
+A value is *live* if it reaches a sink (the return value, a store into
+``self`` or a container, a call we cannot see into, a tested condition) on
+some path; every other value is *dead*.  Dead layer outputs are the common
+ground of RL101, RL102 and RL104.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
+
+import libcst as cst
+
+from .context import LOCAL_PREFIX, ModuleContext
+from .init_exec import Frame, Interpreter, World, _is_self, _target_names
+from .symbolic import Cond, Facts, fresh_truth, negate
+from .torch_api import (
+    ELEMENTWISE_FUNCTIONS,
+    ELEMENTWISE_METHODS,
+    INPLACE_FUNCTIONS,
+    NON_TENSOR_ATTRIBUTES,
+    NON_TENSOR_METHODS,
+    is_inplace_method,
+)
+from .values import (
+    AltV,
+    BoolV,
+    LayerSpec,
+    LayerV,
+    ListV,
+    Loc,
+    MethodV,
+    NoneV,
+    QualV,
+    UnknownV,
+    Value,
+)
+
+MAX_PATHS = 64
+MAX_INLINE_DEPTH = 3
+MAX_STATEMENTS = 4000  # per world: a guard against pathological code
+
+
+class FlowTooComplex(Exception):
+    pass
+
+
+_order = itertools.count()
+
+
+class FVal:
+    """A value in ``forward``.
+
+    kind: ``input`` | ``layer`` | ``func`` | ``method`` | ``binop`` | ``static``
+    | ``item`` | ``container`` | ``unknown``
+    """
+
+    __slots__ = ("kind", "node", "inputs", "name", "spec", "attr", "static", "order", "inplace", "elementwise",
+                 "tensor", "facts")
+
+    def __init__(self, kind: str, node: Optional[cst.CSTNode], inputs: Tuple["FVal", ...] = (), *,
+                 name: str = "", spec: Optional[LayerSpec] = None, attr: Optional[str] = None,
+                 static: Optional[Loc] = None, inplace: bool = False, elementwise: bool = False,
+                 tensor: bool = True):
+        self.kind = kind
+        self.node = node
+        self.inputs = inputs
+        self.name = name
+        self.spec = spec
+        self.attr = attr  # for layer calls: "conv1", "layers[0]", "<element of blocks>"
+        self.static = static
+        self.order = next(_order)
+        self.inplace = inplace
+        self.elementwise = elementwise
+        self.tensor = tensor
+        self.facts: Optional[Facts] = None  # path facts when a layer was called
+
+    def __repr__(self) -> str:
+        label = self.attr or self.name or self.kind
+        return f"<{self.kind} {label} #{self.order}>"
+
+    @property
+    def is_layer(self) -> bool:
+        return self.kind == "layer"
+
+
+@dataclass(frozen=True, eq=False)
+class AssignEvent:
+    var: str
+    old: Optional[FVal]
+    new: FVal
+    stmt: cst.CSTNode  # the statement (Assign/AugAssign)
+    target: cst.CSTNode  # the target Name node
+    facts: Facts
+
+
+@dataclass(frozen=True, eq=False)
+class AddEvent:
+    node: cst.CSTNode  # BinaryOperation, AugAssign or Call
+    left: FVal
+    right: FVal
+    left_node: Optional[cst.CSTNode]
+    right_node: Optional[cst.CSTNode]
+    result: FVal
+    inplace: bool
+    facts: Facts
+
+
+@dataclass(frozen=True, eq=False)
+class InplaceEvent:
+    node: cst.CSTNode  # the call or augmented assignment that mutates
+    target: FVal  # the value mutated
+    target_node: Optional[cst.CSTNode]
+    kind: str  # "augassign", "layer", "function", "method"
+    result: FVal
+    facts: Facts
+
+
+@dataclass
+class Flow:
+    """The forward dataflow of one world."""
+
+    world: World
+    complete: bool = True
+    reason: str = ""
+    inputs: List[FVal] = field(default_factory=list)
+    values: List[FVal] = field(default_factory=list)
+    sinks: Set[int] = field(default_factory=set)
+    assignments: List[AssignEvent] = field(default_factory=list)
+    adds: List[AddEvent] = field(default_factory=list)
+    inplace: List[InplaceEvent] = field(default_factory=list)
+    attr_reads: Set[str] = field(default_factory=set)
+    attr_escapes: Set[str] = field(default_factory=set)  # self.X used other than by calling it
+    returns: List[FVal] = field(default_factory=list)
+    paths: int = 0
+    _live: Optional[Set[int]] = None
+    _consumers: Optional[Dict[int, List[FVal]]] = None
+
+    @property
+    def input(self) -> Optional[FVal]:
+        return self.inputs[0] if self.inputs else None
+
+    @property
+    def live(self) -> Set[int]:
+        if self._live is None:
+            live: Set[int] = set()
+            by_id = {id(v): v for v in self.values}
+            stack = [by_id[i] for i in self.sinks if i in by_id]
+            while stack:
+                value = stack.pop()
+                if id(value) in live:
+                    continue
+                live.add(id(value))
+                stack.extend(value.inputs)
+            self._live = live
+        return self._live
+
+    def is_dead(self, value: FVal) -> bool:
+        return id(value) not in self.live
+
+    def consumers(self, value: FVal) -> List[FVal]:
+        if self._consumers is None:
+            table: Dict[int, List[FVal]] = {}
+            for v in self.values:
+                for i in v.inputs:
+                    table.setdefault(id(i), []).append(v)
+            self._consumers = table
+        return self._consumers.get(id(value), [])
+
+    def layer_calls(self) -> Iterator[FVal]:
+        return (v for v in self.values if v.kind == "layer")
+
+
+def ancestors(value: FVal) -> Set[int]:
+    """Ids of every value ``value`` was computed from (itself excluded)."""
+    seen: Set[int] = set()
+    stack = list(value.inputs)
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        stack.extend(current.inputs)
+    return seen
+
+
+class State:
+    __slots__ = ("facts", "env", "returned", "jump", "funcs", "retval")
+
+    def __init__(self, facts: Facts):
+        self.facts = facts
+        self.env: Dict[str, FVal] = {}
+        self.returned = False
+        self.jump: Optional[str] = None  # "break" / "continue" inside a loop body
+        self.funcs: Dict[str, cst.FunctionDef] = {}
+        self.retval: Optional[FVal] = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.returned or self.jump is not None
+
+    def fork(self) -> "State":
+        other = State(self.facts)
+        other.env = dict(self.env)
+        other.returned = self.returned
+        other.jump = self.jump
+        other.funcs = dict(self.funcs)
+        other.retval = self.retval
+        return other
+
+
+Results = List[Tuple[State, FVal]]
+
+
+class ForwardExecutor:
+    """Runs one class's ``forward`` in one world."""
+
+    def __init__(self, ctx: ModuleContext, interp: Interpreter, cls: cst.ClassDef, world: World):
+        self.ctx = ctx
+        self.interp = interp
+        self.cls = cls
+        self.world = world
+        self.flow = Flow(world)
+        self._statements = 0
+        self._depth = 0
+        self._stack: Tuple[str, ...] = ()
+
+    # -- entry -------------------------------------------------------------
+    def run(self, forward: cst.FunctionDef) -> Flow:
+        state = State(self.world.facts)
+        params = list(forward.params.posonly_params) + list(forward.params.params)
+        for param in params[1:]:
+            value = self.new("input", param.name, name=param.name.value)
+            self.flow.inputs.append(value)
+            state.env[param.name.value] = value
+        for param in forward.params.kwonly_params:
+            state.env[param.name.value] = self.new("input", param.name, name=param.name.value)
+        if isinstance(forward.params.star_arg, cst.Param):
+            state.env[forward.params.star_arg.name.value] = self.new("unknown", forward.params.star_arg.name)
+        if forward.params.star_kwarg is not None:
+            state.env[forward.params.star_kwarg.name.value] = self.new("unknown", forward.params.star_kwarg.name)
+        self._stack = ("forward",)
+        try:
+            states = self.exec_block(forward.body, [state])
+        except FlowTooComplex as exc:
+            self.flow.complete = False
+            self.flow.reason = str(exc)
+            return self.flow
+        self.flow.paths = len(states)
+        return self.flow
+
+    # -- helpers -----------------------------------------------------------
+    def new(self, kind: str, node, inputs: Iterable[FVal] = (), **kw) -> FVal:
+        value = FVal(kind, node, tuple(inputs), **kw)
+        self.flow.values.append(value)
+        return value
+
+    def sink(self, value: Optional[FVal]) -> None:
+        if value is not None:
+            self.flow.sinks.add(id(value))
+
+    def static(self, loc: Loc, node) -> FVal:
+        return self.new("static", node, static=loc, tensor=False)
+
+    def _count(self) -> None:
+        self._statements += 1
+        if self._statements > MAX_STATEMENTS:
+            raise FlowTooComplex("forward is too long to explore")
+
+    # -- statements ----------------------------------------------------------
+    def exec_block(self, block, states: List[State]) -> List[State]:
+        statements = block.body if isinstance(block, (cst.IndentedBlock, cst.SimpleStatementSuite)) else block
+        for stmt in statements:
+            next_states: List[State] = []
+            for state in states:
+                if state.stopped:
+                    next_states.append(state)
+                else:
+                    next_states.extend(self.exec_stmt(stmt, state))
+            states = next_states
+            if len(states) > MAX_PATHS:
+                raise FlowTooComplex(f"more than {MAX_PATHS} paths through forward")
+        return states
+
+    def exec_stmt(self, stmt, state: State) -> List[State]:
+        self._count()
+        if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            states = [state]
+            for small in stmt.body:
+                nxt: List[State] = []
+                for s in states:
+                    nxt.extend([s] if s.stopped else self.exec_small(small, s))
+                states = nxt
+            return states
+        if isinstance(stmt, cst.If):
+            return self.exec_if(stmt, state)
+        if isinstance(stmt, (cst.For, cst.While)):
+            return self.exec_loop(stmt, state)
+        if isinstance(stmt, cst.With):
+            states = [state]
+            for item in stmt.items:
+                evaluated = []
+                for s in states:
+                    for s2, manager in self.ev(item.item, s):
+                        self.sink(manager)
+                        evaluated.append(s2)
+                states = evaluated
+            return self.exec_block(stmt.body, states)
+        if isinstance(stmt, (cst.Try, cst.TryStar)):
+            return self.exec_try(stmt, state)
+        if isinstance(stmt, cst.FunctionDef):
+            state.funcs[stmt.name.value] = stmt
+            state.env.pop(stmt.name.value, None)
+            return [state]
+        if isinstance(stmt, cst.ClassDef):
+            state.env[stmt.name.value] = self.new("unknown", stmt.name, tensor=False)
+            return [state]
+        raise FlowTooComplex(f"{type(stmt).__name__} in forward is not modelled")
+
+    def exec_small(self, small, state: State) -> List[State]:
+        if isinstance(small, cst.Assign):
+            out = []
+            for s, value in self.ev(small.value, state):
+                for target in small.targets:
+                    self.assign(target.target, value, s, small)
+                out.append(s)
+            return out
+        if isinstance(small, cst.AnnAssign):
+            if small.value is None:
+                return [state]
+            out = []
+            for s, value in self.ev(small.value, state):
+                self.assign(small.target, value, s, small)
+                out.append(s)
+            return out
+        if isinstance(small, cst.AugAssign):
+            return self.exec_augassign(small, state)
+        if isinstance(small, cst.Expr):
+            out = []
+            for s, value in self.ev(small.value, state):
+                if not self._is_pure_statement(small.value, value):
+                    self.sink(value)
+                out.append(s)
+            return out
+        if isinstance(small, cst.Return):
+            if small.value is None:
+                results = [(state, self.static(Loc(NoneV()), small))]
+            else:
+                results = self.ev(small.value, state)
+            for s, value in results:
+                if self._depth == 0:
+                    # Returned from forward itself (not from an inlined call).
+                    self.sink(value)
+                    self.flow.returns.append(value)
+                s.retval = value
+                s.returned = True
+            return [s for s, _ in results]
+        if isinstance(small, cst.Raise):
+            return []
+        if isinstance(small, cst.Assert):
+            out = []
+            for s, value in self.ev(small.test, state):
+                self.sink(value)
+                cond = self.cond_of(value)
+                facts = s.facts.assume(cond, True)
+                if facts is not None:
+                    s.facts = facts
+                    out.append(s)
+            return out
+        if isinstance(small, cst.Del):
+            for name in _target_names(small.target):
+                state.env.pop(name, None)
+            return [state]
+        if isinstance(small, (cst.Break, cst.Continue)):
+            state.jump = "break" if isinstance(small, cst.Break) else "continue"
+            return [state]
+        return [state]  # pass, global, nonlocal, import
+
+    def _is_pure_statement(self, expr, value: FVal) -> bool:
+        """An expression statement whose only effect is its (discarded) value:
+        a layer call or a known torch function.  Anything else may act."""
+        if value.kind == "layer":
+            return True
+        if value.kind in ("func", "method") and value.elementwise and not value.inplace:
+            return True
+        return False
+
+    def exec_augassign(self, node: cst.AugAssign, state: State) -> List[State]:
+        op = type(node.operator).__name__.replace("Assign", "")
+        out = []
+        for s1, current in self.ev(node.target, state):
+            for s2, operand in self.ev(node.value, s1):
+                result = self.new("binop", node, (current, operand), name=op, inplace=True,
+                                  elementwise=True, tensor=current.tensor or operand.tensor)
+                if op == "Add":
+                    self.flow.adds.append(AddEvent(node, current, operand, node.target, node.value, result, True, s2.facts))
+                if current.tensor:
+                    self.flow.inplace.append(InplaceEvent(node, current, node.target, "augassign", result, s2.facts))
+                self.assign(node.target, result, s2, node)
+                out.append(s2)
+        return out
+
+    def exec_if(self, stmt: cst.If, state: State) -> List[State]:
+        out: List[State] = []
+        for s, test in self.ev(stmt.test, state):
+            cond = self.cond_of(test)
+            if test.tensor or test.kind not in ("static",):
+                self.sink(test)
+            known = s.facts.evaluate(cond)
+            for taken in (True, False):
+                if known is not None and known != taken:
+                    continue
+                branch = s if known is not None else s.fork()
+                if known is None:
+                    facts = s.facts.assume(cond, taken)
+                    if facts is None:
+                        continue
+                    branch.facts = facts
+                body = stmt.body if taken else stmt.orelse
+                if body is None:
+                    out.append(branch)
+                elif isinstance(body, cst.If):
+                    out.extend(self.exec_if(body, branch))
+                elif isinstance(body, cst.Else):
+                    out.extend(self.exec_block(body.body, [branch]))
+                else:
+                    out.extend(self.exec_block(body, [branch]))
+        return out
+
+    def exec_loop(self, stmt, state: State) -> List[State]:
+        """Run the body twice: enough to see a value that the next iteration
+        overwrites before anything reads it (``for layer in self.layers:
+        out = layer(x)``).  A loop that runs once or never is not modelled,
+        so conclusions are "when the loop runs at least twice"."""
+        if isinstance(stmt, cst.For):
+            current = self.ev(stmt.iter, state)
+        else:
+            current = [(state, None)]
+        leaving: List[State] = []
+        for _ in range(2):
+            nxt: List[Tuple[State, Optional[FVal]]] = []
+            for s, iterable in current:
+                starts = [s]
+                if isinstance(stmt, cst.For):
+                    self.bind_loop_target(stmt.target, iterable, s, stmt)
+                else:
+                    starts = []
+                    for s2, test in self.ev(stmt.test, s):
+                        self.sink(test)
+                        starts.append(s2)
+                for st in self.exec_block(stmt.body, starts):
+                    if st.returned or st.jump == "break":
+                        st.jump = None
+                        leaving.append(st)
+                    else:
+                        st.jump = None
+                        nxt.append((st, iterable))
+            current = nxt
+        finished = [s for s, _ in current]
+        if stmt.orelse is not None:
+            finished = self.exec_block(stmt.orelse.body, finished)
+        return finished + leaving
+
+    def bind_loop_target(self, target, iterable: Optional[FVal], state: State, stmt) -> None:
+        element = self.element_of(iterable, stmt.target)
+        self.assign(target, element, state, stmt, record=False)
+
+    def element_of(self, iterable: Optional[FVal], node) -> FVal:
+        if iterable is None:
+            return self.new("unknown", node, tensor=False)
+        if iterable.kind == "static" and iterable.static is not None:
+            value = iterable.static.value
+            if isinstance(value, LayerV) and value.spec.family == "container":
+                children = value.spec.children
+                specs = [c.loc.value.spec for c in children if isinstance(c.loc.value, LayerV)]
+                spec = specs[0] if len(specs) == len(children) and len(set(s.label for s in specs)) == 1 else None
+                loc = Loc(LayerV(spec)) if spec is not None else Loc(UnknownV("element of a container"))
+                element = self.static(loc, node)
+                element.attr = f"<element of {iterable.attr or 'container'}>"
+                return element
+            if isinstance(value, ListV):
+                return self.static(Loc(UnknownV("list element")), node)
+        if iterable.kind == "func" and iterable.name in ("enumerate", "zip"):
+            parts = [self.element_of(i, node) for i in iterable.inputs]
+            if iterable.name == "enumerate":
+                parts = [self.new("unknown", node, tensor=False)] + parts[:1]
+            return self.new("container", node, parts, name="tuple", tensor=False)
+        return self.new("item", node, (iterable,), tensor=iterable.tensor)
+
+    def exec_try(self, stmt, state: State) -> List[State]:
+        before = state.fork()
+        states = self.exec_block(stmt.body, [state])
+        if stmt.orelse is not None:
+            states = self.exec_block(stmt.orelse.body, states)
+        for handler in stmt.handlers:
+            states.extend(self.exec_block(handler.body, [before.fork()]))
+        if stmt.finalbody is not None:
+            states = self.exec_block(stmt.finalbody.body, states)
+        return states
+
+    # -- assignment ----------------------------------------------------------
+    def assign(self, target, value: FVal, state: State, stmt, record: bool = True) -> None:
+        if isinstance(target, cst.Name):
+            old = state.env.get(target.value)
+            state.env[target.value] = value
+            if record:
+                self.flow.assignments.append(AssignEvent(target.value, old, value, stmt, target, state.facts))
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            elements = target.elements
+            items = value.inputs if value.kind == "container" and len(value.inputs) == len(elements) else None
+            for index, element in enumerate(elements):
+                if items is not None and not isinstance(element, cst.StarredElement):
+                    part = items[index]
+                else:
+                    part = self.new("item", element.value, (value,), name=str(index), tensor=value.tensor)
+                self.assign(element.value if not isinstance(element, cst.StarredElement) else element.value.value
+                            if isinstance(element.value, cst.StarredElement) else element.value, part, state, stmt, record)
+        elif isinstance(target, cst.Attribute):
+            self.sink(value)  # stored on self or on another object
+            for _ in self.ev(target.value, state):
+                pass
+        elif isinstance(target, cst.Subscript):
+            self.sink(value)
+            if isinstance(target.value, cst.Name) and target.value.value in state.env:
+                container = state.env[target.value.value]
+                state.env[target.value.value] = self.new("container", target, (container, value), name="store",
+                                                         tensor=container.tensor)
+        elif isinstance(target, cst.StarredElement):
+            self.assign(target.value, value, state, stmt, record)
+
+    # -- expressions -----------------------------------------------------------
+    def ev(self, expr, state: State) -> Results:
+        method = getattr(self, "ev_" + type(expr).__name__, None)
+        if method is None:
+            return self._generic(expr, state)
+        return method(expr, state)
+
+    def _generic(self, expr, state: State) -> Results:
+        """Any other expression: a value depending on every name it reads."""
+        inputs = []
+        for name in _names_in(expr):
+            if name in state.env:
+                inputs.append(state.env[name])
+        for attr in _self_attrs_in(expr):
+            self.flow.attr_reads.add(attr)
+            self.flow.attr_escapes.add(attr)
+        return [(state, self.new("unknown", expr, inputs, tensor=any(i.tensor for i in inputs)))]
+
+    def ev_Name(self, expr: cst.Name, state: State) -> Results:
+        name = expr.value
+        if name in state.env:
+            return [(state, state.env[name])]
+        if name in ("True", "False", "None"):
+            return [(state, self.static(self.interp.ev_Name(expr, self.world, _frame(self.cls)), expr))]
+        if name in state.funcs:
+            return [(state, self.new("static", expr, static=Loc(QualV("<nested>." + name)), tensor=False))]
+        return [(state, self.static(Loc(self.interp.lookup_global(name), expr, True), expr))]
+
+    def ev_Integer(self, expr, state):
+        return [(state, self.static(self.interp.ev_Integer(expr, self.world, _frame(self.cls)), expr))]
+
+    def ev_Float(self, expr, state):
+        return [(state, self.static(self.interp.ev_Float(expr, self.world, _frame(self.cls)), expr))]
+
+    def ev_SimpleString(self, expr, state):
+        return [(state, self.static(self.interp.ev_SimpleString(expr, self.world, _frame(self.cls)), expr))]
+
+    def ev_Attribute(self, expr: cst.Attribute, state: State) -> Results:
+        if _is_self(expr.value):
+            attr = expr.attr.value
+            self.flow.attr_reads.add(attr)
+            loc = Loc(self.interp.self_attribute(attr, self.world, _frame(self.cls)), expr, True)
+            value = self.static(loc, expr)
+            value.attr = attr
+            return [(state, value)]
+        out = []
+        for s, base in self.ev(expr.value, state):
+            attr = expr.attr.value
+            if base.kind == "static" and base.static is not None:
+                loc = Loc(self.interp.attribute_of(base.static, attr, self.world, _frame(self.cls)), expr, True)
+                value = self.static(loc, expr)
+                value.attr = f"{base.attr}.{attr}" if base.attr else None
+                out.append((s, value))
+            elif attr in NON_TENSOR_ATTRIBUTES:
+                out.append((s, self.new("func", expr, (base,), name=attr, tensor=False)))
+            else:
+                out.append((s, self.new("method", expr, (base,), name=attr, tensor=base.tensor)))
+        return out
+
+    def ev_Subscript(self, expr: cst.Subscript, state: State) -> Results:
+        out = []
+        for s, base in self.ev(expr.value, state):
+            if base.kind == "static" and base.static is not None:
+                loc = self.interp.ev_Subscript(expr, self.world, _frame(self.cls)) if _is_self_rooted(expr.value) else Loc(UnknownV("subscript"))
+                value = self.static(loc, expr)
+                value.attr = f"{base.attr}[...]" if base.attr else None
+                out.append((s, value))
+                continue
+            index_inputs = []
+            for element in expr.slice:
+                for sub in _slice_expressions(element.slice):
+                    for _, v in self.ev(sub, s):
+                        index_inputs.append(v)
+            out.append((s, self.new("item", expr, (base, *index_inputs), name="[]", tensor=base.tensor, elementwise=False)))
+        return out
+
+    def ev_Tuple(self, expr: cst.Tuple, state: State) -> Results:
+        return self._sequence(expr, state)
+
+    def ev_List(self, expr: cst.List, state: State) -> Results:
+        return self._sequence(expr, state)
+
+    def _sequence(self, expr, state: State) -> Results:
+        results: List[Tuple[State, List[FVal]]] = [(state, [])]
+        for element in expr.elements:
+            nxt = []
+            for s, items in results:
+                for s2, value in self.ev(element.value, s):
+                    nxt.append((s2, items + [value]))
+            results = nxt
+        return [(s, self.new("container", expr, items, name=type(expr).__name__.lower(),
+                             tensor=any(i.tensor for i in items))) for s, items in results]
+
+    def ev_BinaryOperation(self, expr: cst.BinaryOperation, state: State) -> Results:
+        out = []
+        op = type(expr.operator).__name__
+        for s1, left in self.ev(expr.left, state):
+            for s2, right in self.ev(expr.right, s1):
+                if left.kind == "static" and right.kind == "static":
+                    loc = self.interp._binary(op, left.static, right.static, expr)
+                    out.append((s2, self.static(loc, expr)))
+                    continue
+                result = self.new("binop", expr, (left, right), name=op, elementwise=True,
+                                  tensor=left.tensor or right.tensor)
+                if op == "Add" and left.tensor and right.tensor:
+                    self.flow.adds.append(AddEvent(expr, left, right, expr.left, expr.right, result, False, s2.facts))
+                out.append((s2, result))
+        return out
+
+    def ev_UnaryOperation(self, expr: cst.UnaryOperation, state: State) -> Results:
+        out = []
+        for s, operand in self.ev(expr.expression, state):
+            if operand.kind == "static":
+                out.append((s, self.static(self._static_unary(expr, operand), expr)))
+            else:
+                out.append((s, self.new("func", expr, (operand,), name=type(expr.operator).__name__,
+                                        elementwise=True, tensor=operand.tensor)))
+        return out
+
+    def _static_unary(self, expr, operand: FVal) -> Loc:
+        op = type(expr.operator).__name__
+        if op == "Not":
+            return Loc(BoolV(negate(self.interp.as_cond(operand.static))), expr, True)
+        return Loc(UnknownV(op), expr, True)
+
+    def ev_BooleanOperation(self, expr: cst.BooleanOperation, state: State) -> Results:
+        out = []
+        for s1, left in self.ev(expr.left, state):
+            for s2, right in self.ev(expr.right, s1):
+                if left.kind == "static" and right.kind == "static":
+                    conds = (self.interp.as_cond(left.static), self.interp.as_cond(right.static))
+                    from .symbolic import conjoin, disjoin
+                    cond = conjoin(conds) if isinstance(expr.operator, cst.And) else disjoin(conds)
+                    out.append((s2, self.static(Loc(BoolV(cond), expr, True), expr)))
+                else:
+                    out.append((s2, self.new("unknown", expr, (left, right), tensor=False)))
+        return out
+
+    def ev_Comparison(self, expr: cst.Comparison, state: State) -> Results:
+        out: Results = []
+        for s, left in self.ev(expr.left, state):
+            results = [(s, left, [])]
+            for comparison in expr.comparisons:
+                nxt = []
+                for s1, lhs, conds in results:
+                    for s2, rhs in self.ev(comparison.comparator, s1):
+                        if lhs.kind == "static" and rhs.kind == "static":
+                            cond = self.interp._compare(type(comparison.operator).__name__, lhs.static, rhs.static)
+                        else:
+                            cond = None
+                            conds_inputs = (lhs, rhs)
+                        nxt.append((s2, rhs, conds + [(cond, lhs, rhs)]))
+                results = nxt
+            for s2, _, conds in results:
+                if all(c is not None for c, _, _ in conds):
+                    from .symbolic import conjoin
+                    out.append((s2, self.static(Loc(BoolV(conjoin(c for c, _, _ in conds)), expr, True), expr)))
+                else:
+                    inputs = [v for _, l, r in conds for v in (l, r)]
+                    out.append((s2, self.new("unknown", expr, inputs, tensor=False)))
+        return out
+
+    def ev_IfExp(self, expr: cst.IfExp, state: State) -> Results:
+        out: Results = []
+        for s, test in self.ev(expr.test, state):
+            cond = self.cond_of(test)
+            if test.kind != "static":
+                self.sink(test)
+            known = s.facts.evaluate(cond)
+            for taken, branch_expr in ((True, expr.body), (False, expr.orelse)):
+                if known is not None and known != taken:
+                    continue
+                branch = s if known is not None else s.fork()
+                if known is None:
+                    facts = s.facts.assume(cond, taken)
+                    if facts is None:
+                        continue
+                    branch.facts = facts
+                out.extend(self.ev(branch_expr, branch))
+        return out
+
+    def ev_Call(self, expr: cst.Call, state: State) -> Results:
+        func = expr.func
+        out: Results = []
+        for s, callee in self.ev(func, state):
+            out.extend(self.call(expr, callee, s))
+        return out
+
+    def eval_call_args(self, expr: cst.Call, state: State) -> List[Tuple[State, List[FVal], Dict[str, FVal]]]:
+        results: List[Tuple[State, List[FVal], Dict[str, FVal]]] = [(state, [], {})]
+        for arg in expr.args:
+            nxt = []
+            for s, args, kwargs in results:
+                for s2, value in self.ev(arg.value, s):
+                    if arg.keyword is not None:
+                        nxt.append((s2, args, {**kwargs, arg.keyword.value: value}))
+                    elif arg.star:
+                        nxt.append((s2, args + [self.new("item", arg.value, (value,), name="*", tensor=value.tensor)], kwargs))
+                    else:
+                        nxt.append((s2, args + [value], kwargs))
+            results = nxt
+        return results
+
+    def call(self, expr: cst.Call, callee: FVal, state: State) -> Results:
+        if callee.kind == "static" and callee.static is not None:
+            return self.call_static(expr, callee, state)
+        if callee.kind == "method":
+            return self.call_tensor_method(expr, callee, state)
+        out = []
+        for s, args, kwargs in self.eval_call_args(expr, state):
+            inputs = [callee, *args, *kwargs.values()]
+            value = self.new("unknown", expr, inputs, tensor=True)
+            self.sink(value)
+            out.append((s, value))
+        return out
+
+    def call_static(self, expr: cst.Call, callee: FVal, state: State) -> Results:
+        value = callee.static.value
+        if isinstance(value, AltV):
+            return self.call_alternatives(expr, callee, value, state)
+        if isinstance(value, NoneV):
+            return []  # calling None: this path cannot run
+        if isinstance(value, MethodV):
+            return self.call_self_method(expr, value.name, state)
+        if isinstance(value, QualV):
+            return self.call_qualified(expr, value.qualname, state)
+        if isinstance(value, LayerV) and value.spec.family in ("parameter", "float_functional"):
+            return self.opaque_call(expr, callee, state)
+        spec = value.spec if isinstance(value, LayerV) else None
+        return self.layer_call(expr, callee, spec, state)
+
+    def layer_call(self, expr: cst.Call, callee: FVal, spec: Optional[LayerSpec], state: State) -> Results:
+        out = []
+        for s, args, kwargs in self.eval_call_args(expr, state):
+            value = self.new("layer", expr, (*args, *kwargs.values()), spec=spec, attr=callee.attr or "<module>",
+                             elementwise=bool(spec and (spec.summary.keeps_channels and spec.summary.stride is not None
+                                                        and spec.family in ("act", "dropout", "identity"))))
+            value.facts = s.facts
+            if spec is not None and spec.inplace_first and args:
+                self.flow.inplace.append(InplaceEvent(expr, args[0], expr.args[0].value if expr.args else None,
+                                                      "layer", value, s.facts))
+            out.append((s, value))
+        return out
+
+    def call_alternatives(self, expr: cst.Call, callee: FVal, alt: AltV, state: State) -> Results:
+        out: Results = []
+        for cond, option in alt.options:
+            facts = state.facts.assume(cond, True)
+            if facts is None:
+                continue
+            branch = state.fork()
+            branch.facts = facts
+            if len(out) > MAX_PATHS:
+                raise FlowTooComplex("too many alternatives")
+            option_callee = self.static(option, callee.node)
+            option_callee.attr = callee.attr
+            out.extend(self.call_static(expr, option_callee, branch))
+        return out
+
+    def opaque_call(self, expr, callee: FVal, state: State) -> Results:
+        out = []
+        for s, args, kwargs in self.eval_call_args(expr, state):
+            value = self.new("unknown", expr, (callee, *args, *kwargs.values()), tensor=True)
+            self.sink(value)
+            out.append((s, value))
+        return out
+
+    def call_qualified(self, expr: cst.Call, qualname: str, state: State) -> Results:
+        short = qualname.rsplit(".", 1)[-1]
+        if qualname.startswith("<nested>."):
+            return self.call_nested(expr, state.funcs.get(short), state)
+        if short in ("checkpoint",) and expr.args:
+            return self.call_checkpoint(expr, state)
+        torch_function = qualname.startswith("torch.")
+        builtin = qualname.startswith("builtins.")
+        out = []
+        for s, args, kwargs in self.eval_call_args(expr, state):
+            inputs = [*args, *kwargs.values()]
+            if torch_function:
+                inplace = short in INPLACE_FUNCTIONS or _is_true_static(kwargs.get("inplace"))
+                elementwise = short in ELEMENTWISE_FUNCTIONS
+                value = self.new("func", expr, inputs, name=short, inplace=inplace, elementwise=elementwise,
+                                 tensor=any(i.tensor for i in inputs))
+                if inplace and args:
+                    self.flow.inplace.append(InplaceEvent(expr, args[0], expr.args[0].value, "function", value, s.facts))
+                if short == "add" and len(args) >= 2 and qualname in ("torch.add",):
+                    self.flow.adds.append(AddEvent(expr, args[0], args[1], expr.args[0].value, expr.args[1].value,
+                                                   value, False, s.facts))
+            elif builtin:
+                value = self.new("func", expr, inputs, name=short, tensor=any(i.tensor for i in inputs) and short in ("sum", "max", "min"),
+                                 elementwise=short in ("len", "int", "float", "isinstance", "range", "enumerate", "zip", "list", "tuple", "print"))
+                if short == "print":
+                    self.sink(value)
+            else:
+                # A helper we do not follow: it may do anything with its arguments.
+                value = self.new("unknown", expr, inputs, name=short, tensor=True)
+                self.sink(value)
+            out.append((s, value))
+        return out
+
+    def call_tensor_method(self, expr: cst.Call, method: FVal, state: State) -> Results:
+        receiver = method.inputs[0]
+        name = method.name
+        out = []
+        for s, args, kwargs in self.eval_call_args(expr, state):
+            # the attribute node itself is not a use; the call is
+            inputs = [receiver, *args, *kwargs.values()]
+            if receiver.kind == "static" and receiver.static is not None:
+                spec_value = receiver.static.value
+                if isinstance(spec_value, LayerV) and spec_value.spec.family == "float_functional" and name in ("add", "add_relu") and len(args) >= 2:
+                    value = self.new("binop", expr, tuple(args), name="Add", elementwise=True)
+                    self.flow.adds.append(AddEvent(expr, args[0], args[1], expr.args[0].value, expr.args[1].value, value, False, s.facts))
+                    out.append((s, value))
+                    continue
+                if isinstance(spec_value, (ListV,)) and name in ("append", "extend"):
+                    value = self.new("unknown", expr, inputs, tensor=False)
+                    self.sink(value)
+                    out.append((s, value))
+                    continue
+            if name in NON_TENSOR_METHODS:
+                out.append((s, self.new("func", expr, inputs, name=name, tensor=False, elementwise=True)))
+                continue
+            if receiver.kind == "container" and name in ("append", "extend", "insert"):
+                updated = self.new("container", expr, inputs, name=name, tensor=receiver.tensor or any(a.tensor for a in args))
+                self._rebind_receiver(expr, receiver, updated, s)
+                out.append((s, self.new("static", expr, static=Loc(NoneV()), tensor=False)))
+                continue
+            inplace = is_inplace_method(name)
+            value = self.new("method", expr, inputs, name=name, inplace=inplace,
+                             elementwise=name in ELEMENTWISE_METHODS, tensor=receiver.tensor)
+            if name in ("add", "add_") and args:
+                self.flow.adds.append(AddEvent(expr, receiver, args[0], _receiver_node(expr), expr.args[0].value, value, inplace, s.facts))
+            if inplace:
+                self.flow.inplace.append(InplaceEvent(expr, receiver, _receiver_node(expr), "method", value, s.facts))
+                self._rebind_receiver(expr, receiver, value, s)
+            out.append((s, value))
+        return out
+
+    def _rebind_receiver(self, expr: cst.Call, old: FVal, new: FVal, state: State) -> None:
+        node = _receiver_node(expr)
+        if isinstance(node, cst.Name) and state.env.get(node.value) is old:
+            state.env[node.value] = new
+            self.flow.assignments.append(AssignEvent(node.value, old, new, expr, node, state.facts))
+
+    def call_self_method(self, expr: cst.Call, name: str, state: State) -> Results:
+        method, _ = self.interp.find_method(self.cls, name)
+        if method is None or self._depth >= MAX_INLINE_DEPTH or name in self._stack:
+            return self.opaque_call(expr, self.new("unknown", expr, tensor=False), state)
+        return self.inline(expr, method, state, skip_self=True, label=name)
+
+    def call_nested(self, expr: cst.Call, func: Optional[cst.FunctionDef], state: State) -> Results:
+        if func is None or self._depth >= MAX_INLINE_DEPTH or func.name.value in self._stack:
+            return self.opaque_call(expr, self.new("unknown", expr, tensor=False), state)
+        return self.inline(expr, func, state, skip_self=False, label=func.name.value, closure=True)
+
+    def call_checkpoint(self, expr: cst.Call, state: State) -> Results:
+        """``checkpoint(fn, *args)`` computes ``fn(*args)``."""
+        first = expr.args[0].value
+        rest = cst.Call(func=first, args=expr.args[1:])
+        created_before = len(self.flow.values)
+        out: Results = []
+        for s, fn in self.ev(first, state):
+            out.extend(self.call(rest, fn, s))
+        for value in self.flow.values[created_before:]:
+            if value.node is rest:
+                value.node = expr  # report positions on the code the user wrote
+        return out
+
+    def inline(self, expr: cst.Call, func: cst.FunctionDef, state: State, skip_self: bool, label: str,
+               closure: bool = False) -> Results:
+        out: Results = []
+        for s, args, kwargs in self.eval_call_args(expr, state):
+            params = list(func.params.posonly_params) + list(func.params.params)
+            if skip_self:
+                params = params[1:]
+            env: Dict[str, FVal] = dict(s.env) if closure else {}
+            positional = list(args)
+            bindable = True
+            for param in params:
+                pname = param.name.value
+                if positional:
+                    env[pname] = positional.pop(0)
+                elif pname in kwargs:
+                    env[pname] = kwargs.pop(pname)
+                elif param.default is not None:
+                    env[pname] = self.static(Loc(UnknownV("default")), param.default)
+                else:
+                    bindable = False
+            for param in func.params.kwonly_params:
+                env[param.name.value] = kwargs.pop(param.name.value, None) or self.static(Loc(UnknownV("default")), param.name)
+            if isinstance(func.params.star_arg, cst.Param):
+                env[func.params.star_arg.name.value] = self.new("container", func.params.star_arg, positional, name="tuple")
+                positional = []
+            if func.params.star_kwarg is not None:
+                env[func.params.star_kwarg.name.value] = self.new("container", func.params.star_kwarg, list(kwargs.values()), name="dict")
+                kwargs = {}
+            if not bindable or positional or kwargs:
+                value = self.new("unknown", expr, args, tensor=True)
+                self.sink(value)
+                out.append((s, value))
+                continue
+            caller_env = s.env
+            s.env = env
+            s.retval = None
+            self._depth += 1
+            self._stack = self._stack + (label,)
+            try:
+                states = self.exec_block(func.body, [s])
+            finally:
+                self._depth -= 1
+                self._stack = self._stack[:-1]
+            for st in states:
+                value = st.retval if st.retval is not None else self.static(Loc(NoneV()), expr)
+                st.env = dict(caller_env)
+                st.returned = False
+                st.retval = None
+                out.append((st, value))
+        return out
+
+    # -- conditions ----------------------------------------------------------
+    def cond_of(self, value: FVal) -> Cond:
+        if value.kind == "static" and value.static is not None:
+            cond = self.interp.as_cond(value.static)
+            if cond is None:
+                return fresh_truth("condition")
+            return cond
+        return fresh_truth("tensor condition")
+
+
+def _frame(cls: cst.ClassDef) -> Frame:
+    return Frame(cls=cls, local=True)
+
+
+def _is_true_static(value: Optional[FVal]) -> bool:
+    return bool(value is not None and value.kind == "static" and value.static is not None
+                and isinstance(value.static.value, BoolV) and value.static.value.cond is True)
+
+
+def _receiver_node(expr: cst.Call) -> Optional[cst.CSTNode]:
+    return expr.func.value if isinstance(expr.func, cst.Attribute) else None
+
+
+def _is_self_rooted(expr) -> bool:
+    while isinstance(expr, (cst.Attribute, cst.Subscript)):
+        expr = expr.value
+    return _is_self(expr)
+
+
+def _slice_expressions(slice_node) -> List[cst.BaseExpression]:
+    if isinstance(slice_node, cst.Index):
+        return [slice_node.value]
+    if isinstance(slice_node, cst.Slice):
+        return [p for p in (slice_node.lower, slice_node.upper, slice_node.step) if p is not None]
+    return []
+
+
+class _NameCollector(cst.CSTVisitor):
+    def __init__(self):
+        self.names: List[str] = []
+        self.self_attrs: List[str] = []
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.append(node.value)
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        if _is_self(node.value):
+            self.self_attrs.append(node.attr.value)
+        node.value.visit(self)
+        return False
+
+
+def _names_in(expr) -> List[str]:
+    collector = _NameCollector()
+    expr.visit(collector)
+    return collector.names
+
+
+def _self_attrs_in(expr) -> List[str]:
+    collector = _NameCollector()
+    expr.visit(collector)
+    return collector.self_attrs

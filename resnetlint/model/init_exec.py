@@ -1,0 +1,1486 @@
+"""Symbolic execution of ``__init__``: which layers a block builds, and when.
+
+Statements run in *worlds*.  An ``if`` whose test the facts cannot decide
+forks the world: each side continues with the test assumed true or false, so
+``self.skip = None`` in an ``else`` is never merged with the projection built
+in the ``if`` (seed 003).  Conditional *expressions* do not fork; they become
+:class:`AltV` alternatives that the forward dataflow splits only where it calls
+them.  Loops run their body once with everything the loop changes made
+unknown, which is conservative: a value we cannot pin down is never used to
+report anything.
+
+Helpers defined in the same file are executed with their parameters bound to
+the caller's values: ``conv3x3(inplanes, planes, stride)`` yields the
+``nn.Conv2d`` it returns, and ``class ConvBNReLU(nn.Sequential)`` yields a
+Sequential of its three layers.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+
+from . import layers as L
+from .context import LOCAL_PREFIX, ModuleContext
+from .symbolic import (
+    EMPTY_FACTS,
+    Cmp,
+    Cond,
+    Facts,
+    Not,
+    Num,
+    Truth,
+    conjoin,
+    disjoin,
+    fresh_truth,
+    negate,
+)
+from .torch_api import FLOAT_FUNCTIONAL, layer_type
+from .values import (
+    NONE,
+    SELF,
+    UNKNOWN,
+    AltV,
+    BoolV,
+    BoundMethodV,
+    DictV,
+    Item,
+    LayerSpec,
+    LayerV,
+    ListV,
+    Loc,
+    MethodV,
+    NoneV,
+    NumV,
+    OpaqueV,
+    ParamV,
+    PartialV,
+    QualV,
+    SelfV,
+    StrV,
+    Summary,
+    SuperV,
+    TupleV,
+    UnknownV,
+    Value,
+    as_num,
+)
+
+MAX_WORLDS = 32
+MAX_CALL_DEPTH = 5
+BUILTINS = {
+    "int", "float", "round", "max", "min", "len", "range", "list", "tuple", "dict", "isinstance",
+    "getattr", "setattr", "hasattr", "super", "print", "abs", "sum", "enumerate", "zip", "str",
+    "bool", "type", "callable", "any", "all", "sorted", "reversed", "map", "filter", "divmod",
+}
+
+
+class TooComplex(Exception):
+    """The class has more alternative constructions than we explore."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    cond: Cond
+    taken: bool
+    node: cst.CSTNode
+
+
+@dataclass(frozen=True, eq=False)
+class AttrAssign:
+    """One assignment of ``self.<name>``."""
+
+    loc: Loc
+    stmt: Optional[cst.CSTNode]
+    decisions: Tuple[Decision, ...]
+    in_loop: bool = False
+
+
+class World:
+    """One way ``__init__`` can run: facts, locals, and ``self``'s attributes."""
+
+    __slots__ = ("facts", "env", "attrs", "decisions", "dynamic", "returned", "retval", "base_layer", "seq_children")
+
+    def __init__(self, facts: Facts = EMPTY_FACTS):
+        self.facts = facts
+        self.env: Dict[str, Loc] = {}
+        self.attrs: Dict[str, AttrAssign] = {}
+        self.decisions: Tuple[Decision, ...] = ()
+        self.dynamic = False  # attributes set under names we cannot read
+        self.returned = False
+        self.retval: Optional[Loc] = None
+        self.base_layer: Optional[LayerSpec] = None  # subclass of a torch layer
+        self.seq_children: Optional[Tuple[Tuple[Item, ...], bool]] = None  # Sequential subclass
+
+    def fork(self) -> "World":
+        other = World(self.facts)
+        other.env = dict(self.env)
+        other.attrs = dict(self.attrs)
+        other.decisions = self.decisions
+        other.dynamic = self.dynamic
+        other.returned = self.returned
+        other.retval = self.retval
+        other.base_layer = self.base_layer
+        other.seq_children = self.seq_children
+        return other
+
+    def attr(self, name: str) -> Optional[Loc]:
+        assigned = self.attrs.get(name)
+        return assigned.loc if assigned is not None else None
+
+    def condition(self) -> Cond:
+        return conjoin(d.cond if d.taken else negate(d.cond) for d in self.decisions)
+
+
+@dataclass
+class Frame:
+    """The function being interpreted."""
+
+    cls: Optional[cst.ClassDef]  # whose ``self`` this is (None in a helper function)
+    local: bool  # nodes belong to the class under analysis
+    depth: int = 0
+    loop_depth: int = 0
+    segment: Optional[int] = None
+    site: Optional[cst.CSTNode] = None  # outermost local expression being evaluated
+    stack: Tuple[str, ...] = ()
+
+
+@dataclass
+class InitResult:
+    worlds: List[World]
+    complete: bool = True
+    reason: str = ""
+    init: Optional[cst.FunctionDef] = None
+
+
+# A callback the block analysis provides so that a helper Module class used as
+# a layer gets a summary (its forward must be analysed for that).
+Summarizer = Callable[[cst.ClassDef, List[World]], Summary]
+
+
+class Interpreter:
+    def __init__(self, ctx: ModuleContext, summarize: Optional[Summarizer] = None):
+        self.ctx = ctx
+        self.summarize = summarize
+        self._segments = itertools.count(1)
+        self._constants: Dict[str, Loc] = {}
+        self._constant_stack: Set[str] = set()
+        self._composites: Dict[Tuple, Loc] = {}
+
+    # ------------------------------------------------------------------
+    # Entry points
+    # ------------------------------------------------------------------
+    def run_class(self, cls: cst.ClassDef) -> InitResult:
+        """Run the class's ``__init__`` with symbolic parameters."""
+        init, owner = self.find_method(cls, "__init__")
+        world = World()
+        if init is None:
+            return InitResult([world], complete=not self.ctx.external_bases(cls) or self._only_torch_bases(cls))
+        frame = Frame(cls=cls, local=owner is cls, stack=(cls.name.value,))
+        for name, loc in self._symbolic_params(init, frame):
+            world.env[name] = loc
+        try:
+            worlds = self.exec_block(init.body, [world], frame)
+        except TooComplex as exc:
+            return InitResult([], complete=False, reason=str(exc), init=init)
+        return InitResult(worlds, init=init)
+
+    def _only_torch_bases(self, cls: cst.ClassDef) -> bool:
+        return all(b.startswith("torch.") for b in self.ctx.external_bases(cls))
+
+    def _symbolic_params(self, func: cst.FunctionDef, frame: Frame) -> Iterable[Tuple[str, Loc]]:
+        params = func.params
+        ordered = list(params.posonly_params) + list(params.params)
+        for index, param in enumerate(ordered):
+            if index == 0:
+                yield param.name.value, Loc(SELF, param.name, frame.local)
+                continue
+            default = self.eval_module_expr(param.default) if param.default is not None else None
+            yield param.name.value, Loc(ParamV(param.name.value, default), param.name, frame.local)
+        for param in params.kwonly_params:
+            default = self.eval_module_expr(param.default) if param.default is not None else None
+            yield param.name.value, Loc(ParamV(param.name.value, default), param.name, frame.local)
+        star = params.star_arg
+        if isinstance(star, cst.Param):
+            yield star.name.value, Loc(UnknownV("*args"), star.name, frame.local)
+        if params.star_kwarg is not None:
+            yield params.star_kwarg.name.value, Loc(UnknownV("**kwargs"), params.star_kwarg.name, frame.local)
+
+    def find_method(self, cls: cst.ClassDef, name: str, _seen=None) -> Tuple[Optional[cst.FunctionDef], Optional[cst.ClassDef]]:
+        """A method of the class or of its same-file bases (nearest first)."""
+        seen = _seen or set()
+        if id(cls) in seen:
+            return None, None
+        seen.add(id(cls))
+        for stmt in cls.body.body:
+            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
+                return stmt, cls
+        for base in self.ctx.local_bases(cls):
+            found, owner = self.find_method(base, name, seen)
+            if found is not None:
+                return found, owner
+        return None, None
+
+    def class_attribute(self, cls: cst.ClassDef, name: str, _seen=None) -> Optional[Tuple[cst.BaseExpression, cst.ClassDef]]:
+        seen = _seen or set()
+        if id(cls) in seen:
+            return None
+        seen.add(id(cls))
+        found = None
+        for stmt in cls.body.body:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    if isinstance(small, cst.Assign):
+                        for target in small.targets:
+                            if isinstance(target.target, cst.Name) and target.target.value == name:
+                                found = (small.value, cls)
+                    elif isinstance(small, cst.AnnAssign) and small.value is not None:
+                        if isinstance(small.target, cst.Name) and small.target.value == name:
+                            found = (small.value, cls)
+        if found is not None:
+            return found
+        for base in self.ctx.local_bases(cls):
+            found = self.class_attribute(base, name, seen)
+            if found is not None:
+                return found
+        return None
+
+    # ------------------------------------------------------------------
+    # Statements
+    # ------------------------------------------------------------------
+    def exec_block(self, block, worlds: List[World], frame: Frame) -> List[World]:
+        statements = block.body if isinstance(block, (cst.IndentedBlock, cst.SimpleStatementSuite)) else block
+        for stmt in statements:
+            next_worlds: List[World] = []
+            for world in worlds:
+                if world.returned:
+                    next_worlds.append(world)
+                else:
+                    next_worlds.extend(self.exec_stmt(stmt, world, frame))
+            worlds = next_worlds
+            if len(worlds) > MAX_WORLDS:
+                raise TooComplex(f"more than {MAX_WORLDS} ways to construct")
+        return worlds
+
+    def exec_stmt(self, stmt: cst.CSTNode, world: World, frame: Frame) -> List[World]:
+        if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            worlds = [world]
+            for small in stmt.body:
+                next_worlds = []
+                for w in worlds:
+                    if w.returned:
+                        next_worlds.append(w)
+                    else:
+                        next_worlds.extend(self.exec_small(small, w, frame))
+                worlds = next_worlds
+            return worlds
+        if isinstance(stmt, cst.BaseSmallStatement):
+            return self.exec_small(stmt, world, frame)
+        if isinstance(stmt, cst.If):
+            return self.exec_if(stmt, world, frame)
+        if isinstance(stmt, (cst.For, cst.While)):
+            return self.exec_loop(stmt, world, frame)
+        if isinstance(stmt, cst.With):
+            return self.exec_block(stmt.body, [world], frame)
+        if isinstance(stmt, (cst.Try, cst.TryStar)):
+            return self.exec_try(stmt, world, frame)
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            world.env[stmt.name.value] = Loc(UnknownV("local definition"), stmt.name, frame.local)
+            return [world]
+        # match statements and anything newer: whatever they assign is unknown
+        self._forget_assigned(stmt, world, frame)
+        return [world]
+
+    def exec_small(self, small: cst.BaseSmallStatement, world: World, frame: Frame) -> List[World]:
+        if isinstance(small, cst.Assign):
+            forked = self._exec_call_statement(small.value, world, frame)
+            results = forked if forked is not None else [(world, self.ev(small.value, world, frame))]
+            for w, value in results:
+                for target in small.targets:
+                    self.assign(target.target, value, w, frame, small)
+            return [w for w, _ in results]
+        if isinstance(small, cst.AnnAssign):
+            if small.value is not None:
+                self.assign(small.target, self.ev(small.value, world, frame), world, frame, small)
+            return [world]
+        if isinstance(small, cst.AugAssign):
+            self.exec_augassign(small, world, frame)
+            return [world]
+        if isinstance(small, cst.Expr):
+            forked = self._exec_call_statement(small.value, world, frame)
+            if forked is not None:
+                return [w for w, _ in forked]
+            self.ev(small.value, world, frame)
+            return [world]
+        if isinstance(small, cst.Return):
+            world.retval = self.ev(small.value, world, frame) if small.value is not None else Loc(NONE)
+            world.returned = True
+            return [world]
+        if isinstance(small, cst.Raise):
+            return []  # this way of running __init__ does not build a block
+        if isinstance(small, cst.Assert):
+            facts = world.facts.assume(self.as_cond(self.ev(small.test, world, frame)), True)
+            if facts is None:
+                return []
+            world.facts = facts
+            return [world]
+        if isinstance(small, cst.Del):
+            self._delete(small.target, world)
+            return [world]
+        if isinstance(small, (cst.Import, cst.ImportFrom)):
+            self._local_import(small, world, frame)
+            return [world]
+        return [world]  # pass, break, continue, global, nonlocal
+
+    def _exec_call_statement(self, expr: cst.BaseExpression, world: World, frame: Frame):
+        """Calls that may fork worlds: ``super().__init__(...)`` and
+        ``self.method(...)`` (they assign attributes).  None if not one."""
+        if not isinstance(expr, cst.Call):
+            return None
+        callee = self.ev(expr.func, world, frame)
+        value = callee.value
+        if isinstance(value, BoundMethodV) and isinstance(value.receiver.value, SuperV) and value.name == "__init__":
+            args, kwargs, _ = self.eval_args(expr, world, frame)
+            return self.call_super_init(args, kwargs, world, frame, expr)
+        if isinstance(value, QualV) and value.qualname.endswith(".__init__") and expr.args:
+            # nn.Module.__init__(self) / Base.__init__(self, ...)
+            first = self.ev(expr.args[0].value, world, frame)
+            if isinstance(first.value, SelfV):
+                args, kwargs, _ = self.eval_args(expr, world, frame)
+                return self.call_super_init(args[1:], kwargs, world, frame, expr, explicit=value.qualname[: -len(".__init__")])
+        if isinstance(value, MethodV):
+            return self.call_method(value.name, expr, world, frame)
+        return None
+
+    def exec_if(self, stmt: cst.If, world: World, frame: Frame) -> List[World]:
+        cond = self.as_cond(self.ev(stmt.test, world, frame))
+        known = world.facts.evaluate(cond)
+        out: List[World] = []
+        for taken in (True, False):
+            if known is not None and known != taken:
+                continue
+            branch = world if known is not None else world.fork()
+            if known is None:
+                facts = world.facts.assume(cond, taken)
+                if facts is None:
+                    continue
+                branch.facts = facts
+                branch.decisions = branch.decisions + (Decision(cond, taken, stmt.test),)
+            body = stmt.body if taken else stmt.orelse
+            if body is None:
+                out.append(branch)
+            elif isinstance(body, cst.If):
+                out.extend(self.exec_if(body, branch, frame))
+            elif isinstance(body, cst.Else):
+                out.extend(self.exec_block(body.body, [branch], frame))
+            else:
+                out.extend(self.exec_block(body, [branch], frame))
+        return out
+
+    def exec_loop(self, stmt, world: World, frame: Frame) -> List[World]:
+        names, attrs = _assigned_in(stmt.body)
+        if isinstance(stmt, cst.For):
+            names |= _target_names(stmt.target)
+        inner = world.fork()
+        for name in names:
+            if not isinstance(inner.env.get(name, Loc(UNKNOWN)).value, (ListV, DictV)):
+                inner.env[name] = Loc(UnknownV("changed by a loop"), None, frame.local)
+        for attr in attrs:
+            self._set_attr(inner, attr, Loc(UnknownV("changed by a loop")), None, frame, in_loop=True)
+        outer_segment = frame.segment
+        frame.loop_depth += 1
+        frame.segment = next(self._segments)
+        try:
+            worlds = self.exec_block(stmt.body, [inner], frame)
+        finally:
+            frame.loop_depth -= 1
+            frame.segment = outer_segment
+        # The loop may run any number of times, zero included.
+        for w in worlds:
+            w.returned = False
+            for name in names:
+                if not isinstance(w.env.get(name, Loc(UNKNOWN)).value, (ListV, DictV)):
+                    w.env[name] = Loc(UnknownV("changed by a loop"), None, frame.local)
+            for attr in attrs:
+                assigned = w.attrs.get(attr)
+                stmt_node = assigned.stmt if assigned is not None else None
+                self._set_attr(w, attr, Loc(UnknownV("changed by a loop")), stmt_node, frame, in_loop=True)
+        if stmt.orelse is not None:
+            worlds = self.exec_block(stmt.orelse.body, worlds, frame)
+        return worlds
+
+    def exec_try(self, stmt, world: World, frame: Frame) -> List[World]:
+        worlds = self.exec_block(stmt.body, [world], frame)
+        if stmt.orelse is not None:
+            worlds = self.exec_block(stmt.orelse.body, worlds, frame)
+        for handler in stmt.handlers:
+            for w in worlds:
+                self._forget_assigned(handler.body, w, frame)
+        if stmt.finalbody is not None:
+            worlds = self.exec_block(stmt.finalbody.body, worlds, frame)
+        return worlds
+
+    def exec_augassign(self, node: cst.AugAssign, world: World, frame: Frame) -> None:
+        target = node.target
+        current = self.ev(target, world, frame)
+        operand = self.ev(node.value, world, frame)
+        op = type(node.operator).__name__.replace("Assign", "")
+        if op == "Add" and isinstance(current.value, ListV):
+            value = Loc(current.value.extend(operand.value, frame.segment), target, frame.local)
+        else:
+            value = self._binary(op, current, operand, node)
+        self.assign(target, value, world, frame, node)
+
+    def _forget_assigned(self, node, world: World, frame: Frame) -> None:
+        names, attrs = _assigned_in(node)
+        for name in names:
+            world.env[name] = Loc(UnknownV("assigned in a block we do not model"), None, frame.local)
+        for attr in attrs:
+            self._set_attr(world, attr, Loc(UnknownV("assigned in a block we do not model")), None, frame)
+
+    def _delete(self, target: cst.BaseExpression, world: World) -> None:
+        if isinstance(target, cst.Name):
+            world.env.pop(target.value, None)
+        elif isinstance(target, cst.Attribute) and _is_self(target.value):
+            world.attrs.pop(target.attr.value, None)
+        elif isinstance(target, cst.Tuple):
+            for element in target.elements:
+                self._delete(element.value, world)
+
+    def _local_import(self, node, world: World, frame: Frame) -> None:
+        if isinstance(node, cst.Import):
+            for alias in node.names:
+                if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                    world.env[alias.asname.name.value] = Loc(QualV(_code(alias.name)), None, frame.local)
+        elif not isinstance(node.names, cst.ImportStar) and node.module is not None and not node.relative:
+            for alias in node.names:
+                local = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else _code(alias.name)
+                world.env[local] = Loc(QualV(f"{_code(node.module)}.{_code(alias.name)}"), None, frame.local)
+
+    # ------------------------------------------------------------------
+    # Assignment
+    # ------------------------------------------------------------------
+    def assign(self, target: cst.BaseExpression, value: Loc, world: World, frame: Frame, stmt: cst.CSTNode) -> None:
+        if isinstance(target, cst.Name):
+            world.env[target.value] = value
+        elif isinstance(target, cst.Attribute):
+            if _is_self(target.value):
+                self._set_attr(world, target.attr.value, value, stmt, frame, in_loop=frame.loop_depth > 0)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            elements = target.elements
+            items = value.value.items if isinstance(value.value, TupleV) else None
+            if isinstance(value.value, ListV) and value.value.complete:
+                items = tuple(i.loc for i in value.value.items)
+            for index, element in enumerate(elements):
+                if isinstance(element, cst.StarredElement) or items is None or len(items) != len(elements):
+                    self.assign(_unstar(element.value), Loc(UnknownV("unpacking"), element.value, frame.local), world, frame, stmt)
+                else:
+                    self.assign(element.value, items[index], world, frame, stmt)
+        elif isinstance(target, cst.Subscript):
+            base = self.ev(target.value, world, frame)
+            if isinstance(base.value, (ListV, DictV)) and isinstance(target.value, cst.Name):
+                world.env[target.value.value] = Loc(type(base.value)(base.value.items, False), target.value, frame.local)
+
+    def _set_attr(self, world: World, name: str, value: Loc, stmt, frame: Frame, in_loop: bool = False) -> None:
+        world.attrs[name] = AttrAssign(value, stmt, world.decisions, in_loop or frame.loop_depth > 0)
+
+    # ------------------------------------------------------------------
+    # Expressions
+    # ------------------------------------------------------------------
+    def ev(self, expr: Optional[cst.BaseExpression], world: World, frame: Frame) -> Loc:
+        if expr is None:
+            return Loc(NONE)
+        method = getattr(self, "ev_" + type(expr).__name__, None)
+        if method is None:
+            return Loc(UnknownV(type(expr).__name__), expr, frame.local)
+        return method(expr, world, frame)
+
+    def here(self, value: Value, expr: cst.CSTNode, frame: Frame) -> Loc:
+        return Loc(value, expr, frame.local)
+
+    def ev_Name(self, expr: cst.Name, world: World, frame: Frame) -> Loc:
+        name = expr.value
+        if name == "None":
+            return self.here(NONE, expr, frame)
+        if name in ("True", "False"):
+            return self.here(BoolV(name == "True"), expr, frame)
+        if name in world.env:
+            bound = world.env[name]
+            # Inside the analysed class a name points at itself (the argument
+            # as the user wrote it); inside a helper, a parameter keeps
+            # pointing at the caller's argument.
+            return bound.with_value(bound.value) if not frame.local else Loc(bound.value, expr, True)
+        return self.here(self.lookup_global(name), expr, frame)
+
+    def lookup_global(self, name: str) -> Value:
+        ctx = self.ctx
+        if ctx.is_ambiguous(name):
+            return UnknownV(f"{name} is defined more than once")
+        if name in ctx.functions or name in ctx.classes:
+            return QualV(LOCAL_PREFIX + name)
+        if name in ctx.imports:
+            return QualV(ctx.imports[name])
+        if name in ctx.constants:
+            return self._constant(name).value
+        if name in BUILTINS:
+            return QualV("builtins." + name)
+        qual = ctx.qualify(cst.Name(name))
+        return QualV(qual) if qual else UnknownV(name)
+
+    def _constant(self, name: str) -> Loc:
+        if name in self._constants:
+            return self._constants[name]
+        if name in self._constant_stack:
+            return Loc(UNKNOWN)
+        self._constant_stack.add(name)
+        try:
+            loc = self.eval_module_expr(self.ctx.constants[name])
+        finally:
+            self._constant_stack.discard(name)
+        self._constants[name] = loc
+        return loc
+
+    def eval_module_expr(self, expr: cst.BaseExpression) -> Loc:
+        return self.ev(expr, World(), Frame(cls=None, local=False))
+
+    def ev_Integer(self, expr: cst.Integer, world, frame) -> Loc:
+        return self.here(NumV(Num.const(int(expr.evaluated_value))), expr, frame)
+
+    def ev_Float(self, expr: cst.Float, world, frame) -> Loc:
+        try:
+            return self.here(NumV(Num.const(Fraction(expr.value.replace("_", "")))), expr, frame)
+        except (ValueError, ZeroDivisionError):
+            return self.here(UNKNOWN, expr, frame)
+
+    def ev_SimpleString(self, expr: cst.SimpleString, world, frame) -> Loc:
+        try:
+            value = expr.evaluated_value
+        except Exception:  # noqa: BLE001 - malformed escapes: just unknown
+            return self.here(UNKNOWN, expr, frame)
+        return self.here(StrV(value) if isinstance(value, str) else UNKNOWN, expr, frame)
+
+    def ev_ConcatenatedString(self, expr: cst.ConcatenatedString, world, frame) -> Loc:
+        try:
+            value = expr.evaluated_value
+        except Exception:  # noqa: BLE001
+            value = None
+        return self.here(StrV(value) if isinstance(value, str) else UNKNOWN, expr, frame)
+
+    def ev_Tuple(self, expr: cst.Tuple, world, frame) -> Loc:
+        items, complete = self._elements(expr.elements, world, frame)
+        if not complete:
+            return self.here(UnknownV("starred tuple"), expr, frame)
+        return self.here(TupleV(tuple(items)), expr, frame)
+
+    def ev_List(self, expr: cst.List, world, frame) -> Loc:
+        items, complete = self._elements(expr.elements, world, frame)
+        return self.here(ListV(tuple(Item(i, frame.segment) for i in items), complete), expr, frame)
+
+    def _elements(self, elements, world, frame) -> Tuple[List[Loc], bool]:
+        items: List[Loc] = []
+        complete = True
+        for element in elements:
+            value = self.ev(element.value, world, frame)
+            if isinstance(element, cst.StarredElement):
+                if isinstance(value.value, ListV):
+                    items.extend(i.loc for i in value.value.items)
+                    complete = complete and value.value.complete
+                elif isinstance(value.value, TupleV):
+                    items.extend(value.value.items)
+                else:
+                    complete = False
+            else:
+                items.append(value)
+        return items, complete
+
+    def ev_Dict(self, expr: cst.Dict, world, frame) -> Loc:
+        items = []
+        complete = True
+        for element in expr.elements:
+            if isinstance(element, cst.DictElement):
+                key = self.ev(element.key, world, frame)
+                if isinstance(key.value, StrV):
+                    items.append((key.value.text, self.ev(element.value, world, frame)))
+                    continue
+            complete = False
+        return self.here(DictV(tuple(items), complete), expr, frame)
+
+    def ev_ListComp(self, expr, world, frame) -> Loc:
+        return self._comprehension(expr, world, frame)
+
+    ev_GeneratorExp = ev_ListComp
+
+    def _comprehension(self, expr, world: World, frame: Frame) -> Loc:
+        inner = world.fork()
+        comp = expr.for_in
+        while comp is not None:
+            for name in _target_names(comp.target):
+                inner.env[name] = Loc(UnknownV("comprehension variable"), None, frame.local)
+            comp = comp.inner_for_in
+        outer_segment = frame.segment
+        frame.segment = next(self._segments)
+        try:
+            element = self.ev(expr.elt, inner, frame)
+            item = Item(element, frame.segment)
+        finally:
+            frame.segment = outer_segment
+        return self.here(ListV((item,), True), expr, frame)
+
+    def ev_Attribute(self, expr: cst.Attribute, world: World, frame: Frame) -> Loc:
+        base = self.ev(expr.value, world, frame)
+        return self.here(self.attribute_of(base, expr.attr.value, world, frame), expr, frame)
+
+    def attribute_of(self, base: Loc, attr: str, world: World, frame: Frame) -> Value:
+        value = base.value
+        if isinstance(value, SelfV):
+            return self.self_attribute(attr, world, frame)
+        if isinstance(value, QualV):
+            if value.qualname.startswith(LOCAL_PREFIX):
+                cls = self.ctx.classes.get(value.qualname[len(LOCAL_PREFIX):])
+                found = self.class_attribute(cls, attr) if cls is not None else None
+                if found is not None:
+                    expr, owner = found
+                    return self.ev(expr, World(), Frame(cls=owner, local=False)).value
+            return QualV(f"{value.qualname}.{attr}")
+        if isinstance(value, ParamV):
+            return ParamV(f"{value.name}.{attr}")
+        if isinstance(value, SuperV):
+            return BoundMethodV(base, attr)
+        if isinstance(value, LayerV):
+            arg = value.spec.arg(attr)
+            if arg is not None:
+                return arg.value
+            if value.spec.family == "container" and attr in ("append", "extend", "insert", "add_module"):
+                return BoundMethodV(base, attr)
+            return UnknownV(f"attribute {attr} of a layer")
+        if isinstance(value, (ListV, DictV, TupleV, StrV)):
+            return BoundMethodV(base, attr)
+        return UnknownV(f"attribute {attr}")
+
+    def self_attribute(self, attr: str, world: World, frame: Frame) -> Value:
+        assigned = world.attrs.get(attr)
+        if assigned is not None:
+            return assigned.loc.value
+        cls = frame.cls
+        if cls is None:
+            return UNKNOWN
+        method, _ = self.find_method(cls, attr)
+        if method is not None:
+            if any(_decorator_name(d) == "property" for d in method.decorators):
+                return UnknownV(f"property {attr}")
+            return MethodV(attr)
+        found = self.class_attribute(cls, attr)
+        if found is not None:
+            expr, owner = found
+            return self.ev(expr, World(), Frame(cls=owner, local=False)).value
+        if attr == "training":
+            return BoolV(Truth("self.training"))
+        return UnknownV(f"self.{attr} is not assigned here")
+
+    def ev_Subscript(self, expr: cst.Subscript, world: World, frame: Frame) -> Loc:
+        base = self.ev(expr.value, world, frame)
+        if len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index):
+            return self.here(UnknownV("slice"), expr, frame)
+        index = self.ev(expr.slice[0].slice.value, world, frame)
+        value = base.value
+        if isinstance(value, (TupleV, ListV)):
+            items = value.items if isinstance(value, TupleV) else tuple(i.loc for i in value.items)
+            complete = True if isinstance(value, TupleV) else value.complete
+            position = as_num(index)
+            position_value = position.int_value() if position is not None else None
+            if complete and position_value is not None and -len(items) <= position_value < len(items):
+                return items[position_value]
+        if isinstance(value, DictV) and isinstance(index.value, StrV):
+            for key, item in value.items:
+                if key == index.value.text:
+                    return item
+        if isinstance(value, LayerV) and value.spec.family == "container":
+            position = as_num(index)
+            position_value = position.int_value() if position is not None else None
+            children = value.spec.children
+            if value.spec.children_complete and position_value is not None and -len(children) <= position_value < len(children):
+                if all(c.segment is None for c in children):
+                    return children[position_value].loc
+        return self.here(UnknownV("subscript"), expr, frame)
+
+    def ev_BinaryOperation(self, expr: cst.BinaryOperation, world, frame) -> Loc:
+        left = self.ev(expr.left, world, frame)
+        right = self.ev(expr.right, world, frame)
+        return self._binary(type(expr.operator).__name__, left, right, expr, frame)
+
+    def _binary(self, op: str, left: Loc, right: Loc, expr: cst.CSTNode, frame: Optional[Frame] = None) -> Loc:
+        local = frame.local if frame is not None else left.local
+        lv, rv = left.value, right.value
+        if isinstance(lv, ListV) and isinstance(rv, ListV) and op == "Add":
+            return Loc(ListV(lv.items + rv.items, lv.complete and rv.complete), expr, local)
+        if isinstance(lv, TupleV) and isinstance(rv, TupleV) and op == "Add":
+            return Loc(TupleV(lv.items + rv.items), expr, local)
+        a, b = as_num(left), as_num(right)
+        if a is None or b is None:
+            return Loc(UnknownV(f"{op} of non-numbers"), expr, local)
+        result = {
+            "Add": lambda: a + b,
+            "Subtract": lambda: a - b,
+            "Multiply": lambda: a * b,
+            "Divide": lambda: a.truediv(b),
+            "FloorDivide": lambda: a.floordiv(b),
+            "Modulo": lambda: a.mod(b),
+            "Power": lambda: a.power(b),
+        }.get(op)
+        if result is None:
+            return Loc(UnknownV(op), expr, local)
+        return Loc(NumV(result()), expr, local)
+
+    def ev_UnaryOperation(self, expr: cst.UnaryOperation, world, frame) -> Loc:
+        operand = self.ev(expr.expression, world, frame)
+        op = type(expr.operator).__name__
+        if op == "Not":
+            return self.here(BoolV(negate(self.as_cond(operand))), expr, frame)
+        num = as_num(operand)
+        if num is None:
+            return self.here(UNKNOWN, expr, frame)
+        if op == "Minus":
+            return self.here(NumV(-num), expr, frame)
+        if op == "Plus":
+            return self.here(NumV(num), expr, frame)
+        return self.here(UNKNOWN, expr, frame)
+
+    def ev_BooleanOperation(self, expr: cst.BooleanOperation, world, frame) -> Loc:
+        left = self.ev(expr.left, world, frame)
+        right = self.ev(expr.right, world, frame)
+        is_and = isinstance(expr.operator, cst.And)
+        if _is_boolean(left.value) and _is_boolean(right.value):
+            conds = (self.as_cond(left), self.as_cond(right))
+            return self.here(BoolV(conjoin(conds) if is_and else disjoin(conds)), expr, frame)
+        # Value-level ``a or default`` (``norm_layer or nn.BatchNorm2d``).
+        truth = self.as_cond(left)
+        known = world.facts.evaluate(truth)
+        if known is not None:
+            chosen = (right if known else left) if is_and else (left if known else right)
+            return chosen
+        first, second = (right, left) if is_and else (left, right)
+        return self.here(AltV(((truth, first), (negate(truth), second))), expr, frame)
+
+    def ev_Comparison(self, expr: cst.Comparison, world, frame) -> Loc:
+        conds = []
+        left = self.ev(expr.left, world, frame)
+        for target in expr.comparisons:
+            right = self.ev(target.comparator, world, frame)
+            conds.append(self._compare(type(target.operator).__name__, left, right))
+            left = right
+        return self.here(BoolV(conjoin(conds)), expr, frame)
+
+    def _compare(self, op: str, left: Loc, right: Loc) -> Cond:
+        if op in ("Is", "IsNot"):
+            if isinstance(right.value, NoneV):
+                cond = self.is_none(left.value)
+            elif isinstance(left.value, NoneV):
+                cond = self.is_none(right.value)
+            else:
+                return None
+            return cond if op == "Is" else negate(cond)
+        symbol = {"Equal": "==", "NotEqual": "!=", "LessThan": "<", "LessThanEqual": "<=",
+                  "GreaterThan": ">", "GreaterThanEqual": ">="}.get(op)
+        if symbol is None:
+            return None
+        if isinstance(left.value, StrV) and isinstance(right.value, StrV) and symbol in ("==", "!="):
+            same = left.value.text == right.value.text
+            return same if symbol == "==" else not same
+        a, b = as_num(left), as_num(right)
+        if a is None or b is None:
+            return None
+        return Cmp(symbol, a, b)
+
+    def is_none(self, value: Value) -> Cond:
+        if isinstance(value, NoneV):
+            return True
+        if isinstance(value, (LayerV, NumV, StrV, TupleV, ListV, QualV, BoolV)):
+            return False
+        if isinstance(value, ParamV):
+            return Truth(f"{value.name} is None")
+        if isinstance(value, AltV):
+            return disjoin(conjoin((c, self.is_none(o.value))) for c, o in value.options)
+        return None
+
+    def as_cond(self, loc: Loc) -> Cond:
+        value = loc.value
+        if isinstance(value, BoolV):
+            return value.cond
+        if isinstance(value, NoneV):
+            return False
+        if isinstance(value, (LayerV, QualV, MethodV)):
+            return True
+        if isinstance(value, NumV):
+            const = value.num.const_value()
+            if const is not None:
+                return const != 0
+            return Cmp("!=", value.num, Num.const(0))
+        if isinstance(value, ParamV):
+            return Truth(f"{value.name} is truthy")
+        if isinstance(value, StrV):
+            return bool(value.text)
+        if isinstance(value, (ListV, TupleV)) and (not isinstance(value, ListV) or value.complete):
+            return bool(value.items)
+        if isinstance(value, AltV):
+            return disjoin(conjoin((c, self.as_cond(o))) for c, o in value.options)
+        return None
+
+    def ev_IfExp(self, expr: cst.IfExp, world: World, frame: Frame) -> Loc:
+        cond = self.as_cond(self.ev(expr.test, world, frame))
+        known = world.facts.evaluate(cond)
+        if known is True:
+            return self.ev(expr.body, world, frame)
+        if known is False:
+            return self.ev(expr.orelse, world, frame)
+        if cond is None:
+            cond = fresh_truth("conditional expression")
+        body_facts = world.facts.assume(cond, True)
+        else_facts = world.facts.assume(cond, False)
+        options = []
+        for facts, branch, branch_cond in ((body_facts, expr.body, cond), (else_facts, expr.orelse, negate(cond))):
+            if facts is None:
+                continue
+            saved = world.facts
+            world.facts = facts
+            try:
+                options.append((branch_cond, self.ev(branch, world, frame)))
+            finally:
+                world.facts = saved
+        if len(options) == 1:
+            return options[0][1]
+        return self.here(AltV(tuple(options)), expr, frame)
+
+    def ev_NamedExpr(self, expr: cst.NamedExpr, world, frame) -> Loc:
+        value = self.ev(expr.value, world, frame)
+        self.assign(expr.target, value, world, frame, expr)
+        return value
+
+    # ------------------------------------------------------------------
+    # Calls
+    # ------------------------------------------------------------------
+    def eval_args(self, call: cst.Call, world: World, frame: Frame):
+        args: List[Loc] = []
+        kwargs: Dict[str, Loc] = {}
+        complete = True
+        for arg in call.args:
+            value = self.ev(arg.value, world, frame)
+            if arg.star == "*":
+                if isinstance(value.value, ListV):
+                    args.extend(i.loc for i in value.value.items)
+                    complete = complete and value.value.complete
+                elif isinstance(value.value, TupleV):
+                    args.extend(value.value.items)
+                else:
+                    complete = False
+            elif arg.star == "**":
+                if isinstance(value.value, DictV) and value.value.complete:
+                    kwargs.update(dict(value.value.items))
+                else:
+                    complete = False
+            elif arg.keyword is not None:
+                kwargs[arg.keyword.value] = value
+            else:
+                args.append(value)
+        return args, kwargs, complete
+
+    def eval_args_items(self, call: cst.Call, world: World, frame: Frame):
+        """Positional arguments as list items, keeping loop segments (for
+        ``nn.Sequential(*layers)``)."""
+        items: List[Item] = []
+        complete = True
+        for arg in call.args:
+            if arg.keyword is not None or arg.star == "**":
+                continue
+            value = self.ev(arg.value, world, frame)
+            if arg.star == "*":
+                if isinstance(value.value, ListV):
+                    items.extend(value.value.items)
+                    complete = complete and value.value.complete
+                elif isinstance(value.value, TupleV):
+                    items.extend(Item(i) for i in value.value.items)
+                else:
+                    complete = False
+            else:
+                items.append(Item(value, frame.segment))
+        return items, complete
+
+    def ev_Call(self, expr: cst.Call, world: World, frame: Frame) -> Loc:
+        site = frame.site
+        if frame.local:
+            frame.site = expr
+        try:
+            return self._call(expr, world, frame)
+        finally:
+            frame.site = site
+
+    def _call(self, expr: cst.Call, world: World, frame: Frame) -> Loc:
+        callee = self.ev(expr.func, world, frame)
+        value = callee.value
+        if isinstance(value, QualV):
+            return self.call_qualified(value.qualname, expr, world, frame)
+        if isinstance(value, BoundMethodV):
+            return self.call_bound_method(value, expr, world, frame)
+        if isinstance(value, MethodV):
+            results = self.call_method(value.name, expr, world, frame)
+            return self._merge_results(results, expr, frame)
+        if isinstance(value, PartialV):
+            args, kwargs, complete = self.eval_args(expr, world, frame)
+            merged_kwargs = dict(value.kwargs)
+            merged_kwargs.update(kwargs)
+            return self.call_value(value.func, list(value.args) + args, merged_kwargs, complete, expr, world, frame)
+        if isinstance(value, ParamV):
+            args, kwargs, _ = self.eval_args(expr, world, frame)
+            spec = L.unknown_layer(f"{value.name}(...)", expr, frame.site)
+            spec.args = {"0": args[0]} if args else {}
+            return self.here(LayerV(spec), expr, frame)
+        if isinstance(value, AltV):
+            return self.here(UnknownV("call of alternatives"), expr, frame)
+        self.eval_args(expr, world, frame)  # for side effects such as list appends
+        return self.here(UnknownV("call"), expr, frame)
+
+    def call_value(self, func: Loc, args, kwargs, complete, expr, world, frame) -> Loc:
+        value = func.value
+        if isinstance(value, QualV):
+            return self._call_qualified_with(value.qualname, args, kwargs, complete, expr, world, frame)
+        return self.here(UnknownV("call"), expr, frame)
+
+    def call_qualified(self, qualname: str, expr: cst.Call, world: World, frame: Frame) -> Loc:
+        ltype = layer_type(qualname)
+        if ltype is not None and ltype.family == "container":
+            return self._container(ltype, expr, world, frame)
+        args, kwargs, complete = self.eval_args(expr, world, frame)
+        return self._call_qualified_with(qualname, args, kwargs, complete, expr, world, frame)
+
+    def _call_qualified_with(self, qualname, args, kwargs, complete, expr, world, frame) -> Loc:
+        short = qualname.rsplit(".", 1)[-1]
+        ltype = layer_type(qualname)
+        if ltype is not None:
+            if ltype.family == "container":
+                return self.here(UnknownV("container built indirectly"), expr, frame)
+            bound = L.bind_arguments(ltype.params, args, kwargs) if complete else None
+            if bound is None:
+                spec = L.unknown_layer(f"nn.{ltype.name}", expr, frame.site)
+                spec.ltype = ltype
+                spec.family = "unknown"
+                return self.here(LayerV(spec), expr, frame)
+            label = f"nn.{ltype.name}"
+            return self.here(LayerV(L.torch_layer(ltype, bound, expr, frame.site, label)), expr, frame)
+        if qualname.startswith(LOCAL_PREFIX):
+            name = qualname[len(LOCAL_PREFIX):]
+            if name in self.ctx.functions:
+                return self.call_helper_function(name, args, kwargs, complete, expr, world, frame)
+            if name in self.ctx.module_classes:
+                return self.instantiate(name, args, kwargs, complete, expr, world, frame)
+            return self.here(OpaqueV(name, tuple(args)), expr, frame)
+        if qualname in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
+            spec = LayerSpec(family="parameter", label="nn.Parameter", call=expr, site=frame.site)
+            return self.here(LayerV(spec), expr, frame)
+        if short in FLOAT_FUNCTIONAL:
+            spec = LayerSpec(family="float_functional", label=short, call=expr, site=frame.site)
+            return self.here(LayerV(spec), expr, frame)
+        if qualname.startswith("builtins."):
+            return self.call_builtin(short, args, kwargs, expr, world, frame)
+        if qualname in ("functools.partial",) and args:
+            return self.here(PartialV(args[0], tuple(args[1:]), tuple(kwargs.items())), expr, frame)
+        if qualname in ("collections.OrderedDict",) and args and isinstance(args[0].value, (ListV, TupleV)):
+            return self._ordered_dict(args[0], expr, frame)
+        if qualname in ("math.ceil", "math.floor", "math.sqrt", "math.log2"):
+            num = as_num(args[0]) if args else None
+            if num is not None and num.int_value() is not None and short in ("ceil", "floor"):
+                return self.here(NumV(num), expr, frame)
+        if short[:1].isupper():
+            # An external class: almost always a module when built here.
+            return self.here(LayerV(L.unknown_layer(short, expr, frame.site)), expr, frame)
+        return self.here(OpaqueV(short, tuple(args)), expr, frame)
+
+    def _ordered_dict(self, pairs: Loc, expr, frame) -> Loc:
+        value = pairs.value
+        items = value.items if isinstance(value, TupleV) else tuple(i.loc for i in value.items)
+        out = []
+        for item in items:
+            if isinstance(item.value, TupleV) and len(item.value.items) == 2 and isinstance(item.value.items[0].value, StrV):
+                out.append((item.value.items[0].value.text, item.value.items[1]))
+            else:
+                return self.here(DictV((), False), expr, frame)
+        complete = value.complete if isinstance(value, ListV) else True
+        return self.here(DictV(tuple(out), complete), expr, frame)
+
+    def _container(self, ltype, expr: cst.Call, world: World, frame: Frame) -> Loc:
+        label = f"nn.{ltype.name}"
+        if ltype.name == "Sequential":
+            items, complete = self.eval_args_items(expr, world, frame)
+            if len(items) == 1 and isinstance(items[0].loc.value, DictV):
+                ordered = items[0].loc.value
+                items = [Item(loc) for _, loc in ordered.items]
+                complete = ordered.complete
+            return self.here(LayerV(L.container(ltype, tuple(items), complete, expr, frame.site, label)), expr, frame)
+        args, kwargs, complete = self.eval_args(expr, world, frame)
+        source = args[0] if args else kwargs.get("modules")
+        items: Tuple[Item, ...] = ()
+        if source is None:
+            complete = True
+        elif isinstance(source.value, ListV):
+            items, complete = source.value.items, complete and source.value.complete
+        elif isinstance(source.value, TupleV):
+            items = tuple(Item(i) for i in source.value.items)
+        elif isinstance(source.value, DictV):
+            items, complete = tuple(Item(loc) for _, loc in source.value.items), source.value.complete
+        else:
+            complete = False
+        return self.here(LayerV(L.container(ltype, tuple(items), complete, expr, frame.site, label)), expr, frame)
+
+    def call_builtin(self, name: str, args, kwargs, expr, world: World, frame: Frame) -> Loc:
+        if name in ("int", "round") and args:
+            num = as_num(args[0])
+            if num is not None and (num.is_integral() or num.const_value() is not None):
+                if num.const_value() is not None:
+                    const = num.const_value()
+                    return self.here(NumV(Num.const(int(const) if name == "int" else round(const))), expr, frame)
+                return self.here(NumV(num), expr, frame)
+            if num is not None:
+                return self.here(NumV(Num.opaque(name, [num])), expr, frame)
+        if name == "float" and args:
+            return args[0]
+        if name in ("max", "min") and len(args) == 2:
+            a, b = as_num(args[0]), as_num(args[1])
+            if a is not None and a == b:
+                return args[0]
+            if a is not None and b is not None:
+                ca, cb = a.const_value(), b.const_value()
+                if ca is not None and cb is not None:
+                    return self.here(NumV(Num.const(max(ca, cb) if name == "max" else min(ca, cb))), expr, frame)
+                return self.here(NumV(Num.opaque(name, sorted([a, b]))), expr, frame)
+        if name == "len" and args and isinstance(args[0].value, (ListV, TupleV)):
+            value = args[0].value
+            if not isinstance(value, ListV) or (value.complete and all(i.segment is None for i in value.items)):
+                return self.here(NumV(Num.const(len(value.items))), expr, frame)
+        if name in ("list", "tuple") and args and isinstance(args[0].value, (ListV, TupleV)):
+            value = args[0].value
+            if name == "list":
+                items = value.items if isinstance(value, ListV) else tuple(Item(i) for i in value.items)
+                return self.here(ListV(items, value.complete if isinstance(value, ListV) else True), expr, frame)
+            if isinstance(value, ListV) and value.complete and all(i.segment is None for i in value.items):
+                return self.here(TupleV(tuple(i.loc for i in value.items)), expr, frame)
+        if name == "list" and not args:
+            return self.here(ListV(), expr, frame)
+        if name == "getattr" and len(args) >= 2 and isinstance(args[1].value, StrV):
+            return self.here(self.attribute_of(args[0], args[1].value.text, world, frame), expr, frame)
+        if name == "setattr" and len(args) == 3 and isinstance(args[0].value, SelfV):
+            if isinstance(args[1].value, StrV):
+                self._set_attr(world, args[1].value.text, args[2], expr, frame)
+            else:
+                world.dynamic = True
+            return self.here(NONE, expr, frame)
+        if name == "super":
+            return self.here(SuperV(), expr, frame)
+        if name == "isinstance":
+            return self.here(BoolV(None), expr, frame)
+        return self.here(UnknownV(name), expr, frame)
+
+    def call_bound_method(self, method: BoundMethodV, expr: cst.Call, world: World, frame: Frame) -> Loc:
+        receiver = method.receiver
+        name = method.name
+        if isinstance(receiver.value, SuperV):
+            if name == "__init__":
+                args, kwargs, _ = self.eval_args(expr, world, frame)
+                results = self.call_super_init(args, kwargs, world, frame, expr)
+                if len(results) == 1:
+                    chosen = results[0][0]
+                    _adopt(world, chosen)
+                else:
+                    world.dynamic = True
+            return self.here(NONE, expr, frame)
+        value = receiver.value
+        if isinstance(value, (ListV, LayerV)) and name in ("append", "extend", "insert"):
+            args, _, _ = self.eval_args(expr, world, frame)
+            self._mutate_list(expr.func, value, name, args, world, frame)
+            return self.here(NONE, expr, frame)
+        if isinstance(value, (LayerV,)) and name == "add_module":
+            args, _, _ = self.eval_args(expr, world, frame)
+            self._mutate_list(expr.func, value, "append", args[1:2], world, frame)
+            return self.here(NONE, expr, frame)
+        if isinstance(value, SelfV):
+            args, kwargs, _ = self.eval_args(expr, world, frame)
+            return self._self_builtin(name, args, expr, world, frame)
+        self.eval_args(expr, world, frame)
+        return self.here(UnknownV(f".{name}()"), expr, frame)
+
+    def _self_builtin(self, name, args, expr, world, frame) -> Loc:
+        if name in ("add_module", "register_module") and len(args) >= 2:
+            if isinstance(args[0].value, StrV):
+                self._set_attr(world, args[0].value.text, args[1], expr, frame)
+            else:
+                world.dynamic = True
+        elif name == "register_parameter" and len(args) >= 2:
+            if isinstance(args[0].value, StrV):
+                spec = LayerSpec(family="parameter", label="parameter", call=expr, site=frame.site)
+                self._set_attr(world, args[0].value.text, Loc(LayerV(spec), expr, frame.local), expr, frame)
+            else:
+                world.dynamic = True
+        elif name == "register_buffer" and len(args) >= 1:
+            if isinstance(args[0].value, StrV):
+                self._set_attr(world, args[0].value.text, Loc(UnknownV("buffer"), expr, frame.local), expr, frame)
+        return self.here(UnknownV(f"self.{name}()"), expr, frame)
+
+    def _mutate_list(self, func: cst.BaseExpression, value: Value, name: str, args: List[Loc], world: World, frame: Frame) -> None:
+        receiver_expr = func.value if isinstance(func, cst.Attribute) else None
+        if isinstance(value, ListV):
+            if name == "append" and args:
+                updated = value.append(args[0], frame.segment)
+            elif name == "extend" and args:
+                updated = value.extend(args[0].value, frame.segment)
+            else:
+                updated = ListV(value.items, False)
+            new = Loc(updated, receiver_expr, frame.local)
+        else:
+            spec = value.spec
+            children = spec.children
+            complete = spec.children_complete
+            if name == "append" and args:
+                children = children + (Item(args[0], frame.segment),)
+            elif name == "extend" and args and isinstance(args[0].value, ListV):
+                children = children + args[0].value.items
+                complete = complete and args[0].value.complete
+            else:
+                complete = False
+            assert spec.ltype is not None
+            new = Loc(LayerV(L.container(spec.ltype, children, complete, spec.call, spec.site, spec.label)), receiver_expr, frame.local)
+        if isinstance(receiver_expr, cst.Name):
+            world.env[receiver_expr.value] = new
+        elif isinstance(receiver_expr, cst.Attribute) and _is_self(receiver_expr.value):
+            previous = world.attrs.get(receiver_expr.attr.value)
+            stmt = previous.stmt if previous is not None else None
+            self._set_attr(world, receiver_expr.attr.value, new, stmt, frame)
+
+    def _merge_results(self, results, expr, frame) -> Loc:
+        if not results:
+            return self.here(UnknownV("no result"), expr, frame)
+        values = [loc for _, loc in results]
+        return values[0] if len(values) == 1 else self.here(UnknownV("several results"), expr, frame)
+
+    # -- helper functions and classes ------------------------------------
+    def _bind(self, func: cst.FunctionDef, args, kwargs, complete, skip_self: bool, frame: Frame) -> Optional[Dict[str, Loc]]:
+        params = func.params
+        ordered = list(params.posonly_params) + list(params.params)
+        env: Dict[str, Loc] = {}
+        if skip_self and ordered:
+            env[ordered[0].name.value] = Loc(SELF)
+            ordered = ordered[1:]
+        positional = list(args)
+        for param in ordered:
+            name = param.name.value
+            if positional:
+                env[name] = positional.pop(0)
+            elif name in kwargs:
+                env[name] = kwargs.pop(name)
+            elif param.default is not None:
+                env[name] = self.eval_module_expr(param.default)
+            elif not complete:
+                env[name] = Loc(UnknownV("argument not known"))
+            else:
+                return None
+        if isinstance(params.star_arg, cst.Param):
+            env[params.star_arg.name.value] = Loc(TupleV(tuple(positional)) if complete else UNKNOWN)
+            positional = []
+        if positional:
+            return None
+        for param in params.kwonly_params:
+            name = param.name.value
+            if name in kwargs:
+                env[name] = kwargs.pop(name)
+            elif param.default is not None:
+                env[name] = self.eval_module_expr(param.default)
+            else:
+                env[name] = Loc(UnknownV("argument not known"))
+        if params.star_kwarg is not None:
+            env[params.star_kwarg.name.value] = Loc(DictV(tuple(kwargs.items()), complete))
+            kwargs = {}
+        if kwargs and complete:
+            return None
+        return env
+
+    def call_helper_function(self, name, args, kwargs, complete, expr, world: World, frame: Frame) -> Loc:
+        func = self.ctx.functions[name]
+        if frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
+            return self.here(UnknownV(f"{name}: too deep"), expr, frame)
+        env = self._bind(func, args, dict(kwargs), complete, skip_self=False, frame=frame)
+        if env is None:
+            return self.here(UnknownV(f"{name}: arguments do not fit"), expr, frame)
+        inner = World(world.facts)
+        inner.env = env
+        sub = Frame(cls=None, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + (name,))
+        try:
+            worlds = self.exec_block(func.body, [inner], sub)
+        except TooComplex:
+            return self.here(UnknownV(f"{name}: too complex"), expr, frame)
+        returns = [(w.condition(), w.retval if w.returned and w.retval is not None else Loc(NONE)) for w in worlds]
+        return self._alternatives(returns, expr, frame, name)
+
+    def _alternatives(self, returns, expr, frame, label) -> Loc:
+        if not returns:
+            return self.here(UnknownV(f"{label} always raises"), expr, frame)
+        if len(returns) == 1:
+            return _relabel(returns[0][1], frame)
+        return self.here(AltV(tuple((cond, loc) for cond, loc in returns)), expr, frame)
+
+    def call_method(self, name: str, expr: cst.Call, world: World, frame: Frame):
+        """``self.method(...)`` inside ``__init__``: run it on the same self."""
+        cls = frame.cls
+        method, owner = self.find_method(cls, name) if cls is not None else (None, None)
+        args, kwargs, complete = self.eval_args(expr, world, frame)
+        if method is None or frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
+            return [(world, self.here(UnknownV(f"self.{name}()"), expr, frame))]
+        env = self._bind(method, args, dict(kwargs), complete, skip_self=True, frame=frame)
+        if env is None:
+            return [(world, self.here(UnknownV(f"self.{name}(): arguments do not fit"), expr, frame))]
+        saved_env = world.env
+        world.env = env
+        sub = Frame(cls=cls, local=frame.local and owner is cls, depth=frame.depth + 1, loop_depth=frame.loop_depth,
+                    segment=frame.segment, site=frame.site, stack=frame.stack + (name,))
+        try:
+            worlds = self.exec_block(method.body, [world], sub)
+        finally:
+            world.env = saved_env
+        results = []
+        for w in worlds:
+            value = w.retval if w.returned and w.retval is not None else Loc(NONE)
+            w.env = saved_env if w is world else dict(saved_env)
+            w.returned, w.retval = False, None
+            results.append((w, _relabel(value, frame)))
+        return results
+
+    def call_super_init(self, args, kwargs, world: World, frame: Frame, expr, explicit: Optional[str] = None):
+        cls = frame.cls
+        if cls is None:
+            return [(world, Loc(NONE))]
+        parents = self.ctx.local_bases(cls)
+        if explicit is None or explicit.startswith(LOCAL_PREFIX):
+            if parents:
+                parent = parents[0]
+                if explicit is not None:
+                    parent = self.ctx.classes.get(explicit[len(LOCAL_PREFIX):], parent)
+                init, owner = self.find_method(parent, "__init__")
+                if init is None:
+                    return self.call_super_init(args, kwargs, world, Frame(cls=parent, local=False, depth=frame.depth + 1, stack=frame.stack), expr)
+                env = self._bind(init, args, dict(kwargs), True, skip_self=True, frame=frame)
+                if env is None or frame.depth >= MAX_CALL_DEPTH:
+                    world.dynamic = True
+                    return [(world, Loc(NONE))]
+                saved_env = world.env
+                world.env = env
+                sub = Frame(cls=owner, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + ("__init__",))
+                worlds = self.exec_block(init.body, [world], sub)
+                for w in worlds:
+                    w.env = saved_env if w is world else dict(saved_env)
+                    w.returned, w.retval = False, None
+                return [(w, Loc(NONE)) for w in worlds]
+        bases = [q for q in self.ctx.external_bases(cls)] if explicit is None else [explicit]
+        for qual in bases:
+            ltype = layer_type(qual)
+            if ltype is None:
+                continue
+            if ltype.name == "Sequential":
+                items = []
+                complete = True
+                for loc in args:
+                    items.append(Item(loc, frame.segment))
+                if kwargs:
+                    complete = False
+                world.seq_children = (tuple(items), complete)
+            elif ltype.family != "container":
+                bound = L.bind_arguments(ltype.params, args, kwargs)
+                if bound is not None:
+                    world.base_layer = L.torch_layer(ltype, bound, expr, frame.site, f"nn.{ltype.name}")
+        return [(world, Loc(NONE))]
+
+    def instantiate(self, name, args, kwargs, complete, expr, world: World, frame: Frame) -> Loc:
+        """A same-file Module class used as a layer: run its ``__init__`` with
+        the caller's values and summarise it."""
+        cls = self.ctx.classes[name]
+        key = (name, tuple(_render(a) for a in args), tuple(sorted((k, _render(v)) for k, v in kwargs.items())), complete)
+        cached = self._composites.get(key)
+        if cached is not None:
+            return Loc(cached.value, expr, frame.local)
+        if frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
+            return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
+        init, owner = self.find_method(cls, "__init__")
+        inner = World(world.facts)
+        sub = Frame(cls=cls, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + (name,))
+        if init is not None:
+            env = self._bind(init, args, dict(kwargs), complete, skip_self=True, frame=frame)
+            if env is None:
+                return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
+            inner.env = env
+            try:
+                worlds = self.exec_block(init.body, [inner], sub)
+            except TooComplex:
+                worlds = []
+        else:
+            worlds = [w for w, _ in self.call_super_init(args, kwargs, inner, sub, expr)]
+        result = self._composite_from_worlds(cls, worlds, expr, frame)
+        self._composites[key] = result
+        return result
+
+    def _composite_from_worlds(self, cls: cst.ClassDef, worlds: List[World], expr, frame) -> Loc:
+        name = cls.name.value
+        if not worlds:
+            return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
+        has_forward = self.find_method(cls, "forward")[1] is not None
+        has_own_forward = any(isinstance(s, cst.FunctionDef) and s.name.value == "forward" for s in cls.body.body)
+        options = []
+        for w in worlds:
+            if w.seq_children is not None and not has_forward:
+                children, complete = w.seq_children
+                seq = layer_type("torch.nn.Sequential")
+                assert seq is not None
+                spec = L.container(seq, children, complete, expr, frame.site, name)
+                spec.class_name = name
+            elif w.base_layer is not None and not has_forward:
+                base = w.base_layer
+                spec = LayerSpec(family=base.family, label=f"{name} ({base.label})", ltype=base.ltype, args=base.args,
+                                 explicit=base.explicit, call=base.call, site=frame.site, summary=base.summary,
+                                 class_name=name, inplace_first=base.inplace_first)
+            elif w.base_layer is not None and has_own_forward:
+                base = w.base_layer
+                # Its own forward may pad or resample: keep only the channels.
+                spec = LayerSpec(family="composite", label=name, class_name=name, call=base.call, site=frame.site,
+                                 summary=Summary(in_channels=base.summary.in_channels,
+                                                 out_channels=base.summary.out_channels,
+                                                 keeps_channels=base.summary.keeps_channels,
+                                                 axis=base.summary.axis, has_weights=True),
+                                 subclass_forward=True)
+            else:
+                summary = self.summarize(cls, [w]) if self.summarize is not None and has_forward else Summary()
+                spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site, summary=summary)
+            options.append((w.condition(), Loc(LayerV(spec), expr, frame.local)))
+        if len(options) == 1:
+            return options[0][1]
+        return self.here(AltV(tuple(options)), expr, frame)
+
+
+def _adopt(world: World, other: World) -> None:
+    if other is world:
+        return
+    world.facts = other.facts
+    world.attrs = other.attrs
+    world.decisions = other.decisions
+    world.dynamic = other.dynamic
+    world.base_layer = other.base_layer
+    world.seq_children = other.seq_children
+
+
+def _relabel(loc: Loc, frame: Frame) -> Loc:
+    """A helper's return value, seen from the caller: keep where it was written
+    (inside the helper) but note it is not local to the caller unless it was."""
+    return loc
+
+
+def _render(loc: Loc) -> str:
+    value = loc.value
+    num = as_num(loc)
+    if num is not None:
+        return num.render()
+    if isinstance(value, QualV):
+        return value.qualname
+    if isinstance(value, NoneV):
+        return "None"
+    if isinstance(value, StrV):
+        return repr(value.text)
+    if isinstance(value, BoolV):
+        return repr(value.cond)
+    return f"<{type(value).__name__}:{id(value)}>"
+
+
+def _is_self(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "self"
+
+
+def _unstar(expr):
+    return expr
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
+
+
+def _decorator_name(decorator: cst.Decorator) -> str:
+    expr = decorator.decorator
+    if isinstance(expr, cst.Name):
+        return expr.value
+    if isinstance(expr, cst.Attribute):
+        return expr.attr.value
+    return ""
+
+
+def _is_boolean(value: Value) -> bool:
+    return isinstance(value, BoolV)
+
+
+def _target_names(target: cst.BaseExpression) -> Set[str]:
+    out: Set[str] = set()
+    if isinstance(target, cst.Name):
+        out.add(target.value)
+    elif isinstance(target, (cst.Tuple, cst.List)):
+        for element in target.elements:
+            out |= _target_names(element.value)
+    elif isinstance(target, cst.StarredElement):
+        out |= _target_names(target.value)
+    return out
+
+
+class _AssignmentCollector(cst.CSTVisitor):
+    def __init__(self):
+        self.names: Set[str] = set()
+        self.attrs: Set[str] = set()
+
+    def _target(self, target):
+        if isinstance(target, cst.Attribute) and _is_self(target.value):
+            self.attrs.add(target.attr.value)
+        else:
+            self.names |= _target_names(target)
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        self._target(node.target)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._target(node.target)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._target(node.target)
+
+    def visit_For(self, node: cst.For) -> None:
+        self._target(node.target)
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._target(node.target)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        # setattr(self, "x", ...) and self.add_module("x", ...)
+        func = node.func
+        name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
+        if name in ("setattr", "add_module", "register_module", "register_parameter") and node.args:
+            for arg in node.args:
+                if isinstance(arg.value, cst.SimpleString):
+                    value = arg.value.evaluated_value
+                    if isinstance(value, str):
+                        self.attrs.add(value)
+                    break
+
+    def visit_FunctionDef(self, node) -> bool:
+        return False
+
+    def visit_ClassDef(self, node) -> bool:
+        return False
+
+
+def _assigned_in(node) -> Tuple[Set[str], Set[str]]:
+    collector = _AssignmentCollector()
+    if isinstance(node, (list, tuple)):
+        for child in node:
+            child.visit(collector)
+    else:
+        node.visit(collector)
+    return collector.names, collector.attrs

@@ -1,0 +1,293 @@
+"""Abstract values of the ``__init__`` interpreter and the layers they build.
+
+The interpreter (:mod:`resnetlint.model.init_exec`) evaluates constructor code
+symbolically: ``in_channels`` is an atom, ``nn.Conv2d(in_channels, 64, 3)`` is
+a :class:`LayerV` holding a :class:`LayerSpec`, ``[] + [conv]`` is a
+:class:`ListV`.  Every evaluated value travels in a :class:`Loc` that remembers
+the expression that wrote it, so a rule can point at ``in_channels=in_channels``
+in the user's source (or at the helper call when the value was computed inside
+a helper).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Optional, Tuple, Union
+
+import libcst as cst
+
+from .symbolic import Cond, Num
+from .torch_api import LayerType
+
+
+class Value:
+    """Base of all abstract values; immutable."""
+
+    __slots__ = ()
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True, eq=False)
+class Loc:
+    """A value and where it was written.
+
+    ``node`` is the expression that produced the value; ``local`` says whether
+    that node belongs to the class under analysis (False inside a helper
+    function or helper class, or for a default filled in by the model).
+    """
+
+    value: Value
+    node: Optional[cst.CSTNode] = None
+    local: bool = False
+
+    def with_value(self, value: Value) -> "Loc":
+        return Loc(value, self.node, self.local)
+
+
+@dataclass(frozen=True, eq=False)
+class NumV(Value):
+    num: Num
+
+    def describe(self) -> str:
+        return self.num.render()
+
+
+@dataclass(frozen=True, eq=False)
+class BoolV(Value):
+    cond: Cond
+
+
+@dataclass(frozen=True, eq=False)
+class NoneV(Value):
+    def describe(self) -> str:
+        return "None"
+
+
+NONE = NoneV()
+
+
+@dataclass(frozen=True, eq=False)
+class StrV(Value):
+    text: str
+
+
+@dataclass(frozen=True, eq=False)
+class TupleV(Value):
+    items: Tuple[Loc, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Item:
+    """One element of a list being built; ``segment`` groups the items a loop
+    appended in one iteration (chains are only compared inside a segment)."""
+
+    loc: Loc
+    segment: Optional[int] = None
+
+
+@dataclass(frozen=True, eq=False)
+class ListV(Value):
+    items: Tuple[Item, ...] = ()
+    complete: bool = True  # False once something unknown was added or removed
+
+    def append(self, loc: Loc, segment: Optional[int]) -> "ListV":
+        return ListV(self.items + (Item(loc, segment),), self.complete)
+
+    def extend(self, other: Value, segment: Optional[int]) -> "ListV":
+        if isinstance(other, (ListV, TupleV)):
+            items = other.items if isinstance(other, ListV) else tuple(Item(i) for i in other.items)
+            if segment is not None:
+                items = tuple(Item(i.loc, segment) for i in items)
+            complete = self.complete and (other.complete if isinstance(other, ListV) else True)
+            return ListV(self.items + items, complete)
+        return ListV(self.items, False)
+
+
+@dataclass(frozen=True, eq=False)
+class DictV(Value):
+    items: Tuple[Tuple[str, Loc], ...] = ()
+    complete: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class AltV(Value):
+    """``A if cond else B`` with an undecided ``cond``: alternatives, each with
+    the condition under which it is the value.  Never merged: rules and the
+    forward dataflow look at each alternative under its own condition."""
+
+    options: Tuple[Tuple[Cond, Loc], ...]
+
+
+@dataclass(frozen=True, eq=False)
+class ParamV(Value):
+    """A constructor (or helper) parameter that is not used as a number, or an
+    attribute of one (``block.expansion``)."""
+
+    name: str
+    default: Optional[Loc] = None
+
+    def describe(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, eq=False)
+class SelfV(Value):
+    pass
+
+
+SELF = SelfV()
+
+
+@dataclass(frozen=True, eq=False)
+class SuperV(Value):
+    pass
+
+
+@dataclass(frozen=True, eq=False)
+class QualV(Value):
+    """A dotted name we can resolve (``torch.nn``, ``torch.nn.Conv2d``,
+    ``functools.partial``, ``<local>.conv3x3``)."""
+
+    qualname: str
+
+
+@dataclass(frozen=True, eq=False)
+class MethodV(Value):
+    """A bound method of ``self`` defined in the class (or a same-file base)."""
+
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
+class BoundMethodV(Value):
+    """``value.method`` for a non-self receiver (``layers.append``)."""
+
+    receiver: Loc
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
+class PartialV(Value):
+    func: Loc
+    args: Tuple[Loc, ...]
+    kwargs: Tuple[Tuple[str, Loc], ...]
+
+
+@dataclass(frozen=True, eq=False)
+class OpaqueV(Value):
+    """The result of a call we cannot interpret.  Used as a number it becomes
+    an opaque atom (``make_divisible(c * 4, 8)``), so two identical calls
+    still compare equal; called from ``forward`` it is an unknown module."""
+
+    text: str
+    args: Tuple[Loc, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class UnknownV(Value):
+    reason: str = ""
+
+
+UNKNOWN = UnknownV()
+
+
+@dataclass(frozen=True, eq=False)
+class LayerV(Value):
+    spec: "LayerSpec"
+
+    def describe(self) -> str:
+        return self.spec.label
+
+
+@dataclass(frozen=True)
+class Summary:
+    """How a layer transforms a tensor, as far as we know.
+
+    ``in_channels``/``out_channels`` are None when unknown; a layer that keeps
+    channels has ``keeps_channels`` and no numbers.  ``axis`` is "c" for
+    layers acting on dim 1 (convs, BatchNorm) and "last" for Linear/LayerNorm.
+    ``stride`` is the spatial reduction factor (None when unknown).
+    """
+
+    in_channels: Optional[Num] = None
+    out_channels: Optional[Num] = None
+    keeps_channels: bool = False
+    stride: Optional[Num] = None
+    axis: Optional[str] = None
+    has_weights: bool = False
+
+    @property
+    def known(self) -> bool:
+        return self.keeps_channels or self.out_channels is not None
+
+
+UNKNOWN_SUMMARY = Summary()
+
+
+@dataclass(eq=False)
+class LayerSpec:
+    """A module built in ``__init__`` (directly, through a helper, or inside a
+    container)."""
+
+    family: str  # a torch_api family, "composite" (same-file class), "unknown"
+    label: str  # for messages: "nn.Conv2d", "conv3x3 -> nn.Conv2d", "ConvBNReLU"
+    ltype: Optional[LayerType] = None
+    args: Dict[str, Loc] = field(default_factory=dict)
+    explicit: FrozenSet[str] = frozenset()
+    call: Optional[cst.Call] = None  # the constructor call, maybe inside a helper
+    site: Optional[cst.CSTNode] = None  # the expression in the analysed class that built it
+    children: Tuple[Item, ...] = ()  # containers, in order
+    children_complete: bool = True
+    class_name: Optional[str] = None  # composite: the same-file class
+    summary: Summary = UNKNOWN_SUMMARY
+    transparent: bool = False  # external module known to keep the shape (DropPath)
+    inplace_first: bool = False  # mutates its input (inplace activation, or a
+    # container whose first layer does)
+    subclass_forward: bool = False  # a subclass of a torch layer with its own forward
+
+    def arg(self, name: str) -> Optional[Loc]:
+        return self.args.get(name)
+
+    @property
+    def is_norm(self) -> bool:
+        return self.family == "norm"
+
+    @property
+    def norm_kind(self) -> Optional[str]:
+        return self.ltype.norm_kind if self.ltype is not None else None
+
+
+def as_num(loc: Optional[Union[Loc, Value]]) -> Optional[Num]:
+    """The symbolic integer a value stands for, or None."""
+    value = loc.value if isinstance(loc, Loc) else loc
+    if isinstance(value, NumV):
+        return value.num
+    if isinstance(value, ParamV):
+        return Num.atom(value.name)
+    if isinstance(value, OpaqueV):
+        args = [as_num(a) for a in value.args]
+        if all(a is not None for a in args):
+            return Num.opaque(value.text, args)  # type: ignore[arg-type]
+        return None
+    if isinstance(value, BoolV) and isinstance(value.cond, bool):
+        return Num.const(int(value.cond))
+    return None
+
+
+def as_int(loc: Optional[Union[Loc, Value]]) -> Optional[int]:
+    num = as_num(loc)
+    return num.int_value() if num is not None else None
+
+
+def as_int_pair(loc: Optional[Loc]) -> Optional[Num]:
+    """A stride/kernel/padding that is a number or a tuple of equal numbers."""
+    if loc is None:
+        return None
+    value = loc.value
+    if isinstance(value, TupleV) and value.items:
+        nums = [as_num(i) for i in value.items]
+        if all(n is not None for n in nums) and all(n == nums[0] for n in nums):
+            return nums[0]
+        return None
+    return as_num(loc)

@@ -1,0 +1,55 @@
+"""Small helpers over libcst nodes and layer specs that several rules share."""
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from .model.values import LayerSpec, Loc
+
+_EMPTY = cst.Module([])
+
+
+def code_of(node: Optional[cst.CSTNode], limit: int = 60) -> str:
+    """Source text of a node on one line, shortened for messages."""
+    if node is None:
+        return "?"
+    text = " ".join(_EMPTY.code_for_node(node).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def call_arg(call: Optional[cst.CSTNode], index: int = 0) -> Optional[cst.BaseExpression]:
+    """The ``index``-th positional argument of a call, if written."""
+    if not isinstance(call, cst.Call):
+        return None
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    return positional[index].value if index < len(positional) else None
+
+
+WIDTH_ARGUMENT = {
+    "conv": "in_channels",
+    "conv_transpose": "in_channels",
+    "linear": "in_features",
+}
+NORM_WIDTH_ARGUMENT = {"batch": "num_features", "instance": "num_features", "group": "num_channels", "layer": "normalized_shape"}
+
+
+def width_argument_name(spec: LayerSpec) -> Optional[str]:
+    """Which constructor argument states the width a layer expects."""
+    if spec.family == "norm":
+        return NORM_WIDTH_ARGUMENT.get(spec.norm_kind or "")
+    return WIDTH_ARGUMENT.get(spec.family)
+
+
+def report_node(spec: LayerSpec, arg: Optional[Loc]) -> Optional[cst.CSTNode]:
+    """Where to point for an argument of a layer: the argument as written in
+    the class, else the call in the class that built the layer (a helper)."""
+    if arg is not None and arg.local and arg.node is not None:
+        return arg.node
+    return spec.site
+
+
+def layer_name(attr: Optional[str], spec: Optional[LayerSpec]) -> str:
+    if attr and not attr.startswith("<"):
+        return f"self.{attr}"
+    return spec.label if spec is not None else "the layer"

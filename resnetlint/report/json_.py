@@ -1,0 +1,21 @@
+"""The JSON contract (version 1): see README.md "JSON output"."""
+from __future__ import annotations
+
+import json
+from typing import IO, Any, Dict
+
+
+def document(run, extra_summary: Dict[str, Any] = None) -> Dict[str, Any]:
+    summary = {"files": run.files, "findings": len(run.findings)}
+    summary.update(extra_summary or {})
+    return {
+        "version": 1,
+        "findings": [f.to_json() for f in run.findings],
+        "errors": [e.to_json() for e in run.errors],
+        "summary": summary,
+    }
+
+
+def render(run, stream: IO[str], extra_summary: Dict[str, Any] = None) -> None:
+    json.dump(document(run, extra_summary), stream, indent=2, ensure_ascii=False)
+    stream.write("\n")

@@ -1,0 +1,318 @@
+"""
+## What it does
+Finds a layer in `forward` that is applied to a stale value (usually the block
+input `x`) while the output of the previous layer of the same chain is dead:
+overwritten before anything reads it, or never read at all.
+
+## Why is this bad?
+The previous layers still run and still hold parameters, but their output
+never reaches the result: they get no gradient, the block computes something
+much shallower than written, and it only crashes when the widths happen to
+disagree. A parallel branch that reads `x` and *is* used later (Inception
+branches, attention `q`/`k`/`v`) is not a finding: what separates a real stale
+input is the dead previous output.
+
+## Example
+```python
+class Bottleneck(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        out = self.bn1(self.conv1(x))
+        out = self.bn2(self.conv2(x))  # conv2 should take `out`
+        return out + x
+```
+
+## Use instead
+```python
+    def forward(self, x):
+        out = self.bn1(self.conv1(x))
+        out = self.bn2(self.conv2(out))
+        return out + x
+```
+
+## Fix safety
+The fix feeds the previous output to the layer (`self.conv2(out)`). It is
+unsafe: it changes what the block computes (that is the point), and a
+checkpoint trained with the bug will behave differently.
+
+## References
+- He et al., *Deep Residual Learning for Image Recognition* (2015), Fig. 5
+- [`torch.nn.Module`](https://pytorch.org/docs/stable/generated/torch.nn.Module.html)
+"""
+from __future__ import annotations
+
+from typing import Iterator, List, Optional, Set
+
+from resnetlint.model.block import BlockModel, FileAnalysis, is_shortcut_name, main_chain
+from resnetlint.model.forward_exec import AssignEvent, Flow, FVal, ancestors
+from resnetlint.nodes import call_arg, code_of, layer_name
+from resnetlint.rule import Invalid, Rule, Valid, Violation
+
+
+class StaleInput(Rule):
+    code = "RL101"
+    name = "stale-input"
+    summary = "A layer is fed a stale value while the previous layer's output is dead"
+    fix_availability = "always"
+    fix_safety = "unsafe"
+
+    def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
+        for _, flow in block.flows():
+            yield from _overwritten_chains(flow)
+            yield from _unread_chains(flow)
+
+    VALID = (
+        Valid(
+            """
+            class Bottleneck(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(c, c, 1)
+                    self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+                    self.relu = nn.ReLU(inplace=True)
+
+                def forward(self, x):
+                    out = self.relu(self.conv1(x))
+                    out = self.relu(self.conv2(out))
+                    return out + x
+            """,
+            note="the chain is followed",
+        ),
+        Valid(
+            """
+            class Inception(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.b1 = nn.Conv2d(c, c, 1)
+                    self.b2 = nn.Conv2d(c, c, 3, padding=1)
+                    self.b3 = nn.Conv2d(c, c, 5, padding=2)
+
+                def forward(self, x):
+                    a = self.b1(x)
+                    b = self.b2(x)
+                    c = self.b3(x)
+                    return torch.cat([a, b, c], dim=1)
+            """,
+            note="parallel branches all read x and all are used",
+        ),
+        Valid(
+            """
+            class Attention(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.q = nn.Linear(dim, dim)
+                    self.k = nn.Linear(dim, dim)
+                    self.v = nn.Linear(dim, dim)
+                    self.proj = nn.Linear(dim, dim)
+
+                def forward(self, x):
+                    q, k, v = self.q(x), self.k(x), self.v(x)
+                    attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)
+                    return x + self.proj(attn @ v)
+            """,
+            note="q/k/v read the same input",
+        ),
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+                    self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+
+                def forward(self, x):
+                    shortcut = x
+                    x = self.conv1(x)
+                    x = self.conv2(x)
+                    return x + shortcut
+            """,
+            note="timm style: x reused for the main path, shortcut saved first",
+        ),
+        Valid(
+            """
+            class Dense(nn.Module):
+                def __init__(self, c, n):
+                    super().__init__()
+                    self.layers = nn.ModuleList([nn.Conv2d(c * (i + 1), c, 3, padding=1) for i in range(n)])
+
+                def forward(self, x):
+                    features = [x]
+                    for layer in self.layers:
+                        features.append(layer(torch.cat(features, 1)))
+                    return torch.cat(features, 1)
+            """,
+            note="a loop that accumulates",
+        ),
+        Valid(
+            """
+            class Gated(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+                    self.gate = nn.Conv2d(c, c, 1)
+
+                def forward(self, x):
+                    out = self.conv(x)
+                    if self.training:
+                        out = x
+                    return out * torch.sigmoid(self.gate(x))
+            """,
+            note="overwritten on one path only",
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            class Bottleneck(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(c, c, 1, bias=False)
+                    self.bn1 = nn.BatchNorm2d(c)
+                    self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+                    self.bn2 = nn.BatchNorm2d(c)
+
+                def forward(self, x):
+                    out = self.bn1(self.conv1(x))
+                    out = self.bn2(self.conv2(x))
+                    return out + x
+            """,
+            expect=((11, 34),),
+            note="seed 001: conv2 takes x",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+                    self.bn1 = nn.BatchNorm2d(c)
+                    self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+
+                def forward(self, x):
+                    shortcut = x
+                    x = self.conv1(x)
+                    x = self.bn1(x)
+                    x = self.conv2(shortcut)
+                    return x + shortcut
+            """,
+            expect=((12, 24),),
+            note="the saved shortcut fed to the main path",
+        ),
+        Invalid(
+            """
+            class Stack(nn.Module):
+                def __init__(self, c, n):
+                    super().__init__()
+                    self.layers = nn.ModuleList([nn.Conv2d(c, c, 3, padding=1) for _ in range(n)])
+
+                def forward(self, x):
+                    out = x
+                    for layer in self.layers:
+                        out = layer(x)
+                    return out
+            """,
+            expect=((9, 25),),
+            note="each iteration overwrites the previous one",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+                    self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+                    self.act = nn.ReLU()
+
+                def forward(self, x):
+                    y = self.act(self.conv1(x))
+                    z = self.act(self.conv2(x))
+                    return z + x
+            """,
+            expect=((10, 33),),
+            note="the first output is never read",
+        ),
+    )
+
+
+def _is_computed(value: FVal) -> bool:
+    """A value produced through at least one layer."""
+    return value.kind in ("layer", "func", "method", "binop") and bool(main_chain(value))
+
+
+def _stale_call(new: FVal, dead: FVal, flow: Flow) -> Optional[FVal]:
+    """The first layer call in ``new``'s chain that reads a strict ancestor of
+    the dead value (the point where the chain restarted from a stale value)."""
+    dead_ancestors = ancestors(dead)
+    for layer in reversed(main_chain(new)):
+        if layer.order <= dead.order or not layer.inputs:
+            continue
+        if layer.attr and is_shortcut_name(layer.attr.split("[")[0]):
+            return None
+        source = layer.inputs[0]
+        if source is not dead and id(source) in dead_ancestors and source.tensor:
+            return layer
+        return None
+    return None
+
+
+def _violation(layer: FVal, dead: FVal, holder: str, how: str) -> Optional[Violation]:
+    arg = call_arg(layer.node)
+    if arg is None:
+        return None
+    name = layer_name(layer.attr, layer.spec)
+    previous = main_chain(dead)[0]
+    message = (
+        f"`{name}` is applied to `{code_of(arg)}`, but the output of `{layer_name(previous.attr, previous.spec)}` "
+        f"held in `{holder}` is {how}"
+    )
+    return Violation(
+        arg,
+        message,
+        help=f"did you mean `{code_of(layer.node.func)}({holder})`?",
+        expect={"kind": "dead-chain", "stale_layer": layer.attr, "dead_layers": [v.attr for v in main_chain(dead)]},
+    )
+
+
+def _overwritten_chains(flow: Flow) -> Iterator[Violation]:
+    for event in flow.assignments:
+        dead = event.old
+        if dead is None or not _is_computed(dead) or not flow.is_dead(dead):
+            continue
+        layer = _stale_call(event.new, dead, flow)
+        if layer is not None:
+            found = _violation(layer, dead, event.var, "overwritten before it is used")
+            if found is not None:
+                yield found
+
+
+def _unread_chains(flow: Flow) -> Iterator[Violation]:
+    """``y = f(x); z = g(x)`` with ``y`` never read: ``g`` should take ``y``."""
+    killed: Set[int] = {id(e.old) for e in flow.assignments if e.old is not None}
+    for event in flow.assignments:
+        dead = event.new
+        if id(dead) in killed or not _is_computed(dead) or not flow.is_dead(dead) or flow.consumers(dead):
+            continue
+        following = _next_layer_call(flow, dead)
+        if following is None or not following.inputs:
+            continue
+        source = following.inputs[0]
+        if source is dead or id(source) not in ancestors(dead) or not source.tensor:
+            continue
+        if following.attr and is_shortcut_name(following.attr.split("[")[0]):
+            continue
+        if flow.is_dead(following):
+            continue
+        found = _violation(following, dead, event.var, "never used")
+        if found is not None:
+            yield found
+
+
+def _next_layer_call(flow: Flow, after: FVal) -> Optional[FVal]:
+    calls: List[FVal] = [v for v in flow.values if v.kind == "layer" and v.order > after.order]
+    return min(calls, key=lambda v: v.order) if calls else None

@@ -1,0 +1,269 @@
+"""
+## What it does
+Finds a residual block whose main-path result is overwritten by the shortcut
+(or by the raw input) before the residual add, and residual adds whose two
+operands are the same value (`x + x`).
+
+## Why is this bad?
+One branch of the block is lost. Reusing one variable for both branches is the
+classic way to get there:
+
+    out = self.block(x)
+    if self.skip is not None:
+        out = self.skip(x)   # the main path is gone
+    out += x
+
+The layers of the main path then never receive a gradient, the block degrades
+to (a projection of) its input, and nothing crashes to tell you.
+
+## Example
+```python
+class Block(nn.Module):
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.skip = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = self.block(x)
+        out = self.skip(x)
+        return out + x
+```
+
+## Use instead
+```python
+    def forward(self, x):
+        identity = self.skip(x)
+        out = self.block(x)
+        return out + identity
+```
+
+## Fix safety
+The fix keeps the main-path result and puts the shortcut in its own variable
+(`identity`) that the add uses. It is unsafe: it changes what the block
+computes.
+
+## References
+- [Stack Overflow: Implementing a simple ResNet block with PyTorch](https://stackoverflow.com/questions/60817390)
+- He et al., *Identity Mappings in Deep Residual Networks* (2016)
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterator, Optional
+
+from resnetlint.model.block import BlockModel, FileAnalysis, is_shortcut_name, main_chain, strip_elementwise
+from resnetlint.model.forward_exec import AssignEvent, Flow, FVal, ancestors
+from resnetlint.nodes import code_of, layer_name
+from resnetlint.rule import Invalid, Rule, Valid, Violation
+
+IDENTITY_NAME = re.compile(r"^_?(identity|shortcut|short_cut|residual|res|skip|sc|x_skip|x_res|inp|input|x_in|x0)$")
+
+
+class ResidualOverwritten(Rule):
+    code = "RL102"
+    name = "residual-overwritten"
+    summary = "The main-path result or the saved identity is overwritten before the residual add"
+    fix_availability = "sometimes"
+    fix_safety = "unsafe"
+
+    def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
+        for _, flow in block.flows():
+            yield from _overwritten_main_path(flow)
+            reported = set()
+            yield from _overwritten_identity(flow, reported)
+            yield from _self_adds(flow, reported)
+
+    VALID = (
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out, stride=1):
+                    super().__init__()
+                    self.block = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.BatchNorm2d(c_out))
+                    self.skip = None
+                    if stride != 1 or c_in != c_out:
+                        self.skip = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride), nn.BatchNorm2d(c_out))
+
+                def forward(self, x):
+                    identity = x
+                    out = self.block(x)
+                    if self.skip is not None:
+                        identity = self.skip(x)
+                    out += identity
+                    return out
+            """,
+            note="seed 003's answer: identity reassigned, not the main path",
+        ),
+        Valid(
+            """
+            class Transformer(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.norm1 = nn.LayerNorm(dim)
+                    self.attn = nn.Linear(dim, dim)
+                    self.norm2 = nn.LayerNorm(dim)
+                    self.mlp = nn.Linear(dim, dim)
+
+                def forward(self, x):
+                    x = x + self.attn(self.norm1(x))
+                    x = x + self.mlp(self.norm2(x))
+                    return x
+            """,
+            note="sequential adds reassign x legitimately",
+        ),
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c, downsample=None):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+                    self.downsample = downsample
+
+                def forward(self, x):
+                    shortcut = x
+                    if self.downsample is not None:
+                        shortcut = self.downsample(x)
+                    x = self.conv(x)
+                    return x + shortcut
+            """,
+            note="conditional identity = downsample(x)",
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out, stride=1):
+                    super().__init__()
+                    self.block = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.BatchNorm2d(c_out))
+                    if stride != 1 or c_in != c_out:
+                        self.skip = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride), nn.BatchNorm2d(c_out))
+                    else:
+                        self.skip = None
+
+                def forward(self, x):
+                    out = self.block(x)
+                    if self.skip is not None:
+                        out = self.skip(x)
+                    else:
+                        out = x
+                    out += x
+                    return out
+            """,
+            expect=((13, 13), (15, 13)),
+            note="seed 003: both branches overwrite out",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+                def forward(self, x):
+                    identity = x
+                    out = self.conv(x)
+                    identity = out
+                    return out + identity
+            """,
+            expect=((9, 9),),
+            note="the saved identity replaced by the main path",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+                def forward(self, x):
+                    out = self.conv(x)
+                    out = x
+                    return out + x
+            """,
+            expect=((8, 9),),
+            note="out = x, then x + x",
+        ),
+    )
+
+
+def _is_main_path(value: FVal, flow: Flow) -> bool:
+    chain = main_chain(value)
+    if not chain or flow.input is None:
+        return False
+    if any(layer.attr and is_shortcut_name(layer.attr.split("[")[0]) for layer in chain):
+        return False
+    return id(flow.input) in ancestors(value)
+
+
+def _shortcut_kind(value: FVal, dead: FVal, flow: Flow) -> Optional[str]:
+    """How ``value`` is a shortcut of the dead main path, or None."""
+    core = strip_elementwise(value)
+    if flow.input is not None and core is flow.input:
+        return f"the block input `{flow.input.name}`"
+    if core.kind == "layer" and core.attr and is_shortcut_name(core.attr.split("[")[0]):
+        if core.inputs and (core.inputs[0] is flow.input or id(core.inputs[0]) in ancestors(dead)):
+            return f"the shortcut `{layer_name(core.attr, core.spec)}`"
+    return None
+
+
+def _add_follows(flow: Flow, value: FVal) -> bool:
+    return any(id(value) in (ancestors(add.result) | {id(add.left), id(add.right)}) for add in flow.adds
+               if add.result.order > value.order or add.left is value or add.right is value)
+
+
+def _overwritten_main_path(flow: Flow) -> Iterator[Violation]:
+    for event in flow.assignments:
+        dead = event.old
+        if dead is None or not flow.is_dead(dead) or not _is_main_path(dead, flow):
+            continue
+        kind = _shortcut_kind(event.new, dead, flow)
+        if kind is None or not _add_follows(flow, event.new):
+            continue
+        yield Violation(
+            event.stmt,
+            f"`{event.var}` holds the main-path result and is overwritten with {kind} before the residual add; "
+            "the main path is lost",
+            help=f"keep the main path in `{event.var}` and put the shortcut in its own variable (e.g. `identity`)",
+            expect={"kind": "dead-chain", "dead_layers": [v.attr for v in main_chain(dead)]},
+        )
+
+
+def _overwritten_identity(flow: Flow, reported: set) -> Iterator[Violation]:
+    """``identity = x`` later replaced by a main-path value, then added."""
+    for event in flow.assignments:
+        if not IDENTITY_NAME.match(event.var) or event.old is None or flow.input is None:
+            continue
+        if strip_elementwise(event.old) is not flow.input:
+            continue
+        new = event.new
+        if not _is_main_path(new, flow) or not _add_follows(flow, new):
+            continue
+        if not any(add.left is new or add.right is new for add in flow.adds):
+            continue
+        reported.add(id(new))
+        yield Violation(
+            event.stmt,
+            f"`{event.var}` held the block input and is overwritten with a main-path value before the residual add; "
+            "the block no longer adds its input",
+            help=f"leave `{event.var}` as the input (or its projection) and keep the main path in another variable",
+            expect={"kind": "no-skip"},
+        )
+
+
+def _self_adds(flow: Flow, reported: set) -> Iterator[Violation]:
+    overwrites = {id(e.new): e for e in flow.assignments if e.old is not None and flow.is_dead(e.old)}
+    for add in flow.adds:
+        if add.left is not add.right or not add.left.tensor:
+            continue
+        if id(add.left) in overwrites or id(add.left) in reported:
+            continue  # reported at the assignment that made both operands one value
+        yield Violation(
+            add.node,
+            f"both operands of the residual add are the same value (`{code_of(add.left_node)}`)",
+            help="add the main-path result to the shortcut, not a value to itself",
+            expect={"kind": "self-add"},
+        )

@@ -1,0 +1,278 @@
+"""
+## What it does
+Finds consecutive layers whose channel counts do not chain: a conv whose
+`in_channels` differs from the `out_channels` of the layer before it, or a
+norm whose `num_features` (`num_channels` for GroupNorm) differs from the width
+it receives. Layers are chained in `nn.Sequential` order and in `forward`
+order (never in `__init__` order, where branches and shortcuts interleave).
+
+## Why is this bad?
+The block crashes with `expected input[...] to have C channels` for most
+constructor arguments, and only for some: with `in_channels == out_channels`
+the mistake is invisible, so a test with equal widths passes and the bug ships.
+
+The rule compares symbolic expressions of the constructor's parameters and
+only reports expressions that are provably different (`in_channels` vs
+`out_channels`, `planes` vs `planes * 4`). An unknown helper or a dynamic width
+(`make_divisible(...)`, a config lookup) keeps it silent.
+
+## Example
+```python
+self.block = nn.Sequential(
+    nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+    nn.BatchNorm2d(out_channels),
+    nn.ReLU(),
+    nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+    nn.BatchNorm2d(out_channels),
+)
+```
+
+## Use instead
+```python
+    nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+```
+
+## Fix safety
+The fix replaces the offending argument with the width the previous layer
+produces. It is safe for code that runs: the only configurations whose result
+changes are those that crashed.
+
+## References
+- [`torch.nn.Conv2d`](https://pytorch.org/docs/stable/generated/torch.nn.Conv2d.html)
+- [`torch.nn.BatchNorm2d`](https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html)
+"""
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+from resnetlint.model.block import BlockModel, FileAnalysis, channels_of, strip_elementwise
+from resnetlint.model.forward_exec import Flow, FVal
+from resnetlint.model.layers import chain_links, iter_layers, sequential_children, summary_of
+from resnetlint.model.symbolic import Facts, Num, provably_different
+from resnetlint.model.values import LayerSpec, LayerV
+from resnetlint.nodes import code_of, report_node, width_argument_name
+from resnetlint.rule import Invalid, Rule, Valid, Violation
+
+
+class ChannelMismatch(Rule):
+    code = "RL201"
+    name = "channel-mismatch"
+    summary = "Consecutive layers disagree on the number of channels"
+    fix_availability = "sometimes"
+    fix_safety = "safe"
+
+    def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
+        for wf in block.worlds:
+            world = wf.world
+            for assigned in world.attrs.values():
+                for spec in iter_layers(assigned.loc):
+                    yield from _sequential_links(spec, world.facts)
+        for _, flow in block.flows():
+            yield from _forward_links(flow)
+
+    VALID = (
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out):
+                    super().__init__()
+                    self.body = nn.Sequential(
+                        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                        nn.BatchNorm2d(c_out),
+                        nn.ReLU(),
+                        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+                        nn.BatchNorm2d(c_out),
+                    )
+                    self.shortcut = nn.Conv2d(c_in, c_out, 1)
+
+                def forward(self, x):
+                    return self.body(x) + self.shortcut(x)
+            """,
+        ),
+        Valid(
+            """
+            class Bottleneck(nn.Module):
+                expansion = 4
+
+                def __init__(self, inplanes, planes):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+                    self.bn1 = nn.BatchNorm2d(planes)
+                    self.shortcut = nn.Conv2d(inplanes, planes * self.expansion, 1, bias=False)
+                    self.conv2 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+                    self.bn2 = nn.BatchNorm2d(planes * self.expansion)
+
+                def forward(self, x):
+                    out = self.bn1(self.conv1(x))
+                    out = self.bn2(self.conv2(out))
+                    return out + self.shortcut(x)
+            """,
+            note="the shortcut built between main-path layers is not chained",
+        ),
+        Valid(
+            """
+            class Stack(nn.Module):
+                def __init__(self, c_in, c_out, n):
+                    super().__init__()
+                    layers = []
+                    for i in range(n):
+                        layers.append(nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1))
+                        layers.append(nn.BatchNorm2d(c_out))
+                    self.body = nn.Sequential(*layers)
+            """,
+            note="widths that change from one loop iteration to the next",
+        ),
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out):
+                    super().__init__()
+                    width = c_in
+                    self.conv1 = nn.Conv2d(c_in, width, 1)
+                    width = c_out
+                    self.conv2 = nn.Conv2d(c_in, width, 1)
+
+                def forward(self, x):
+                    return torch.cat([self.conv1(x), self.conv2(x)], dim=1)
+            """,
+            note="a reassigned width variable and parallel branches",
+        ),
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c_in, make_divisible(c_out), 1)
+                    self.bn = nn.BatchNorm2d(c_out)
+
+                def forward(self, x):
+                    return self.bn(self.conv(x))
+            """,
+            note="an unknown helper: maybe equal, so silent",
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, in_channels, out_channels):
+                    super().__init__()
+                    self.block = nn.Sequential(
+                        nn.Conv2d(in_channels=in_channels, out_channels=out_channels, kernel_size=3, padding=1),
+                        nn.BatchNorm2d(out_channels),
+                        nn.ReLU(),
+                        nn.Conv2d(in_channels=in_channels, out_channels=out_channels, kernel_size=3, padding=1),
+                        nn.BatchNorm2d(out_channels))
+            """,
+            expect=((8, 35),),
+            note="seed 003: the second conv takes in_channels",
+        ),
+        Invalid(
+            """
+            class Bottleneck(nn.Module):
+                expansion = 4
+
+                def __init__(self, inplanes, planes):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+                    self.bn1 = nn.BatchNorm2d(planes)
+                    self.conv2 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+                    self.bn2 = nn.BatchNorm2d(planes)
+
+                def forward(self, x):
+                    out = self.bn1(self.conv1(x))
+                    return self.bn2(self.conv2(out))
+            """,
+            expect=((9, 35),),
+            note="a norm sized for the narrow width after the expansion conv",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+                    self.conv2 = nn.Conv2d(c_in, c_out, 3, padding=1)
+                    self.act = nn.ReLU()
+
+                def forward(self, x):
+                    return self.conv2(self.act(self.conv1(x)))
+            """,
+            expect=((5, 32),),
+            note="a forward chain through an activation",
+        ),
+    )
+
+
+def _mismatch(consumer: LayerSpec, width: Num, facts: Facts, producer_label: str) -> Optional[Violation]:
+    expected = summary_of_spec(consumer).in_channels
+    if expected is None:
+        return None
+    got, want = facts.norm(width), facts.norm(expected)
+    if not provably_different(got, want):
+        return None
+    arg_name = width_argument_name(consumer)
+    arg = consumer.arg(arg_name) if arg_name else None
+    node = report_node(consumer, arg)
+    if node is None:
+        return None
+    what = f"`{arg_name}`" if arg_name else "its input width"
+    return Violation(
+        node,
+        f"`{consumer.label}` expects {what} = `{want.render()}` but {producer_label} produces `{got.render()}` channels",
+        help=f"use `{got.render()}` (the width the previous layer produces)",
+        expect={"kind": "channel-error", "expected": want.render(), "got": got.render()},
+    )
+
+
+def summary_of_spec(spec: LayerSpec):
+    return spec.summary
+
+
+def _sequential_links(spec: LayerSpec, facts: Facts) -> Iterator[Violation]:
+    children = sequential_children(spec)
+    if not children or spec.site is None:
+        return
+    for producer, consumer, width in chain_links(children):
+        consumer_value = consumer.loc.value
+        producer_value = producer.loc.value
+        if not isinstance(consumer_value, LayerV):
+            continue
+        label = f"the previous layer `{producer_value.spec.label}`" if isinstance(producer_value, LayerV) else "the previous layer"
+        found = _mismatch(consumer_value.spec, width, facts, label)
+        if found is not None:
+            yield found
+
+
+def _forward_links(flow: Flow) -> Iterator[Violation]:
+    for value in flow.values:
+        if value.kind != "layer" or value.spec is None or not value.inputs:
+            continue
+        summary = value.spec.summary
+        if summary.in_channels is None:
+            continue
+        facts = value.facts or flow.world.facts
+        source = strip_elementwise(value.inputs[0])
+        width = channels_of(flow, value.inputs[0], facts)
+        if not isinstance(width, Num):
+            continue
+        producer = _producer(source)
+        label = f"`{code_of(producer.node.func)}`" if producer is not None and producer.node is not None else "the previous layer"
+        found = _mismatch(value.spec, width, facts, label)
+        if found is not None:
+            yield found
+
+
+def _producer(value: FVal) -> Optional[FVal]:
+    """The layer whose output width ``value`` carries."""
+    current: Optional[FVal] = value
+    while current is not None:
+        if current.kind == "layer":
+            summary = current.spec.summary if current.spec is not None else None
+            if summary is not None and not summary.keeps_channels:
+                return current
+        if current.inputs and current.kind in ("layer", "func", "method"):
+            current = current.inputs[0]
+        else:
+            return None
+    return None
