@@ -108,7 +108,7 @@ def _summary(run, text) -> str:
     if not parts:
         if run.files == 0:
             return "No Python files found."
-        return f"All checks passed! ({text.plural(run.files, 'file')}, {text.plural(run.classes, 'module class', )})"
+        return f"All checks passed! ({text.plural(run.files, 'file')}, {text.plural(run.classes, 'module class').replace('classs', 'classes')})"
     return " ".join(parts)
 
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from typing import Iterator, List, Optional, Set
 
-from resnetlint.model.block import BlockModel, FileAnalysis, is_shortcut_name, main_chain
+from resnetlint.model.block import BlockModel, FileAnalysis, is_shortcut_name, main_chain, strip_elementwise
 from resnetlint.model.forward_exec import AssignEvent, Flow, FVal, ancestors
 from resnetlint.nodes import call_arg, code_of, layer_name
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -63,9 +63,11 @@ class StaleInput(Rule):
     fix_safety = "unsafe"
 
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
-        for _, flow in block.flows():
-            yield from _overwritten_chains(flow)
-            yield from _unread_chains(flow)
+        flows = [flow for _, flow in block.flows()]
+        dead_everywhere = _dead_in_every_world(flows)
+        for flow in flows:
+            yield from _overwritten_chains(flow, dead_everywhere)
+            yield from _unread_chains(flow, dead_everywhere)
 
     VALID = (
         Valid(
@@ -182,7 +184,7 @@ class StaleInput(Rule):
                     out = self.bn2(self.conv2(x))
                     return out + x
             """,
-            expect=((11, 34),),
+            expect=((11, 35),),
             note="seed 001: conv2 takes x",
         ),
         Invalid(
@@ -279,10 +281,34 @@ def _violation(layer: FVal, dead: FVal, holder: str, how: str) -> Optional[Viola
     )
 
 
-def _overwritten_chains(flow: Flow) -> Iterator[Violation]:
+def _evaluation(value: FVal):
+    """A syntactic evaluation: the node, and which unrolled loop iteration."""
+    return (id(value.node), value.iteration)
+
+
+def _dead_in_every_world(flows: List[Flow]) -> Set[tuple]:
+    """Evaluations whose result is dead in every world that computes them.
+
+    An output used only in some configurations (an auxiliary head, a flag)
+    is not a stale chain: the layer after it reading ``x`` may be right."""
+    live_somewhere: Set[tuple] = set()
+    seen: Set[tuple] = set()
+    for flow in flows:
+        for value in flow.values:
+            if value.node is None or value.kind not in ("layer", "func", "method", "binop"):
+                continue
+            seen.add(_evaluation(value))
+            if not flow.is_dead(value):
+                live_somewhere.add(_evaluation(value))
+    return seen - live_somewhere
+
+
+def _overwritten_chains(flow: Flow, dead_everywhere: Set[tuple]) -> Iterator[Violation]:
     for event in flow.assignments:
         dead = event.old
         if dead is None or not _is_computed(dead) or not flow.is_dead(dead):
+            continue
+        if _evaluation(dead) not in dead_everywhere:
             continue
         layer = _stale_call(event.new, dead, flow)
         if layer is not None:
@@ -291,12 +317,14 @@ def _overwritten_chains(flow: Flow) -> Iterator[Violation]:
                 yield found
 
 
-def _unread_chains(flow: Flow) -> Iterator[Violation]:
+def _unread_chains(flow: Flow, dead_everywhere: Set[tuple]) -> Iterator[Violation]:
     """``y = f(x); z = g(x)`` with ``y`` never read: ``g`` should take ``y``."""
     killed: Set[int] = {id(e.old) for e in flow.assignments if e.old is not None}
     for event in flow.assignments:
         dead = event.new
-        if id(dead) in killed or not _is_computed(dead) or not flow.is_dead(dead) or flow.consumers(dead):
+        if id(dead) in killed or not flow.is_dead(dead) or flow.consumers(dead):
+            continue
+        if strip_elementwise(dead).kind != "layer" or _evaluation(dead) not in dead_everywhere:
             continue
         following = _next_layer_call(flow, dead)
         if following is None or not following.inputs:

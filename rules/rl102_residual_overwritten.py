@@ -51,16 +51,14 @@ computes.
 """
 from __future__ import annotations
 
-import re
 from typing import Iterator, Optional
+
+import libcst as cst
 
 from resnetlint.model.block import BlockModel, FileAnalysis, is_shortcut_name, main_chain, strip_elementwise
 from resnetlint.model.forward_exec import AssignEvent, Flow, FVal, ancestors
 from resnetlint.nodes import code_of, layer_name
 from resnetlint.rule import Invalid, Rule, Valid, Violation
-
-IDENTITY_NAME = re.compile(r"^_?(identity|shortcut|short_cut|residual|res|skip|sc|x_skip|x_res|inp|input|x_in|x0)$")
-
 
 class ResidualOverwritten(Rule):
     code = "RL102"
@@ -72,9 +70,7 @@ class ResidualOverwritten(Rule):
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for _, flow in block.flows():
             yield from _overwritten_main_path(flow)
-            reported = set()
-            yield from _overwritten_identity(flow, reported)
-            yield from _self_adds(flow, reported)
+            yield from _self_adds(flow)
 
     VALID = (
         Valid(
@@ -232,38 +228,27 @@ def _overwritten_main_path(flow: Flow) -> Iterator[Violation]:
         )
 
 
-def _overwritten_identity(flow: Flow, reported: set) -> Iterator[Violation]:
-    """``identity = x`` later replaced by a main-path value, then added."""
-    for event in flow.assignments:
-        if not IDENTITY_NAME.match(event.var) or event.old is None or flow.input is None:
-            continue
-        if strip_elementwise(event.old) is not flow.input:
-            continue
-        new = event.new
-        if not _is_main_path(new, flow) or not _add_follows(flow, new):
-            continue
-        if not any(add.left is new or add.right is new for add in flow.adds):
-            continue
-        reported.add(id(new))
-        yield Violation(
-            event.stmt,
-            f"`{event.var}` held the block input and is overwritten with a main-path value before the residual add; "
-            "the block no longer adds its input",
-            help=f"leave `{event.var}` as the input (or its projection) and keep the main path in another variable",
-            expect={"kind": "no-skip"},
-        )
-
-
-def _self_adds(flow: Flow, reported: set) -> Iterator[Violation]:
-    overwrites = {id(e.new): e for e in flow.assignments if e.old is not None and flow.is_dead(e.old)}
+def _self_adds(flow: Flow) -> Iterator[Violation]:
+    """``a + a``: report where one operand's variable was made to hold the
+    other's value (``identity = out``), or at the add itself."""
+    main_path_overwrites = {id(e.new) for e in flow.assignments
+                            if e.old is not None and flow.is_dead(e.old) and _is_main_path(e.old, flow)}
     for add in flow.adds:
-        if add.left is not add.right or not add.left.tensor:
+        value = add.left
+        if add.right is not value or not value.tensor:
             continue
-        if id(add.left) in overwrites or id(add.left) in reported:
-            continue  # reported at the assignment that made both operands one value
+        if id(value) in main_path_overwrites:
+            continue  # reported at the overwrite by _overwritten_main_path
+        names = {n.value for n in (add.left_node, add.right_node) if isinstance(n, cst.Name)}
+        culprit = None
+        for event in flow.assignments:
+            if event.var in names and event.new is value and event.old is not None and event.old is not value:
+                culprit = event
+        node = culprit.stmt if culprit is not None else add.node
+        where = f" since `{code_of(culprit.stmt)}`" if culprit is not None else ""
         yield Violation(
-            add.node,
-            f"both operands of the residual add are the same value (`{code_of(add.left_node)}`)",
-            help="add the main-path result to the shortcut, not a value to itself",
+            node,
+            f"both operands of the residual add are the same value{where}; the block adds a value to itself",
+            help="add the main-path result to the shortcut (the block input or its projection)",
             expect={"kind": "self-add"},
         )

@@ -16,7 +16,7 @@ import libcst as cst
 from .context import ClassFacts, FileFacts, ModuleContext
 from .forward_exec import AddEvent, Flow, ForwardExecutor, FVal, ancestors
 from .init_exec import InitResult, Interpreter, World
-from .symbolic import Facts, Num
+from .symbolic import Cond, Facts, Num
 from .values import LayerSpec, Summary
 
 # Attribute names people give a shortcut branch.  ``proj`` alone is left out on
@@ -79,9 +79,10 @@ class FileAnalysis:
 
     def __init__(self, module: cst.Module, facts: Optional[FileFacts] = None, path: str = "<string>"):
         self.ctx = ModuleContext(module, facts, path)
-        self.interp = Interpreter(self.ctx, summarize=self._summarize)
+        self.interp = Interpreter(self.ctx, class_summaries=self.class_summaries)
         self._models: Dict[str, BlockModel] = {}
-        self._summaries: Dict[Tuple[int, int], Summary] = {}
+        self._summaries: Dict[str, Optional[List[Tuple[Cond, Summary]]]] = {}
+        self._building: Set[str] = set()
 
     def blocks(self) -> List[BlockModel]:
         return [self.block(cls) for cls in self.ctx.iter_module_classes()]
@@ -105,20 +106,37 @@ class FileAnalysis:
             model.worlds.append(WorldFlow(world, flow))
         return model
 
-    def _summarize(self, cls: cst.ClassDef, worlds: List[World]) -> Summary:
-        """How a same-file module class used as a layer transforms a tensor."""
-        forward, _ = self.interp.find_method(cls, "forward")
-        if forward is None:
-            return Summary()
-        summaries = []
-        for world in worlds:
-            flow = ForwardExecutor(self.ctx, self.interp, cls, world).run(forward)
-            if not flow.complete or not flow.returns:
-                return Summary()
-            summaries.append(flow_summary(flow, world.facts))
-        if summaries and all(s == summaries[0] for s in summaries):
-            return summaries[0]
-        return Summary()
+    def class_summaries(self, cls: cst.ClassDef) -> Optional[List[Tuple[Cond, Summary]]]:
+        """How a module class transforms a tensor, per world, in terms of its
+        own constructor parameters (None when it cannot be analysed)."""
+        name = cls.name.value
+        if name in self._summaries:
+            return self._summaries[name]
+        if name in self._building:
+            return None
+        self._building.add(name)
+        try:
+            model = self.block(cls)
+        finally:
+            self._building.discard(name)
+        out: Optional[List[Tuple[Cond, Summary]]] = []
+        if not model.init.complete:
+            out = None
+        else:
+            for wf in model.worlds:
+                world = wf.world
+                if world.base_layer is not None and model.own_forward:
+                    base = world.base_layer.summary
+                    # Its own forward may pad or resample: keep only the widths.
+                    summary = Summary(in_channels=base.in_channels, out_channels=base.out_channels,
+                                      keeps_channels=base.keeps_channels, axis=base.axis, has_weights=True)
+                elif wf.flow is None or not wf.flow.complete or not wf.flow.returns:
+                    summary = Summary()
+                else:
+                    summary = flow_summary(wf.flow, world.facts)
+                out.append((world.condition(), summary))
+        self._summaries[name] = out
+        return out
 
 
 # ----------------------------------------------------------------------------

@@ -66,7 +66,7 @@ class FVal:
     """
 
     __slots__ = ("kind", "node", "inputs", "name", "spec", "attr", "static", "order", "inplace", "elementwise",
-                 "tensor", "facts")
+                 "tensor", "facts", "iteration")
 
     def __init__(self, kind: str, node: Optional[cst.CSTNode], inputs: Tuple["FVal", ...] = (), *,
                  name: str = "", spec: Optional[LayerSpec] = None, attr: Optional[str] = None,
@@ -84,6 +84,7 @@ class FVal:
         self.elementwise = elementwise
         self.tensor = tensor
         self.facts: Optional[Facts] = None  # path facts when a layer was called
+        self.iteration: Tuple[int, ...] = ()  # which unrolled loop iteration created it
 
     def __repr__(self) -> str:
         label = self.attr or self.name or self.kind
@@ -233,6 +234,7 @@ class ForwardExecutor:
         self.flow = Flow(world)
         self._statements = 0
         self._depth = 0
+        self._iteration: Tuple[int, ...] = ()
         self._stack: Tuple[str, ...] = ()
 
     # -- entry -------------------------------------------------------------
@@ -262,6 +264,7 @@ class ForwardExecutor:
     # -- helpers -----------------------------------------------------------
     def new(self, kind: str, node, inputs: Iterable[FVal] = (), **kw) -> FVal:
         value = FVal(kind, node, tuple(inputs), **kw)
+        value.iteration = self._iteration
         self.flow.values.append(value)
         return value
 
@@ -447,7 +450,9 @@ class ForwardExecutor:
         else:
             current = [(state, None)]
         leaving: List[State] = []
-        for _ in range(2):
+        outer_iteration = self._iteration
+        for iteration in range(2):
+            self._iteration = outer_iteration + (iteration,)
             nxt: List[Tuple[State, Optional[FVal]]] = []
             for s, iterable in current:
                 starts = [s]
@@ -466,6 +471,7 @@ class ForwardExecutor:
                         st.jump = None
                         nxt.append((st, iterable))
             current = nxt
+        self._iteration = outer_iteration
         finished = [s for s, _ in current]
         if stmt.orelse is not None:
             finished = self.exec_block(stmt.orelse.body, finished)
@@ -481,11 +487,7 @@ class ForwardExecutor:
         if iterable.kind == "static" and iterable.static is not None:
             value = iterable.static.value
             if isinstance(value, LayerV) and value.spec.family == "container":
-                children = value.spec.children
-                specs = [c.loc.value.spec for c in children if isinstance(c.loc.value, LayerV)]
-                spec = specs[0] if len(specs) == len(children) and len(set(s.label for s in specs)) == 1 else None
-                loc = Loc(LayerV(spec)) if spec is not None else Loc(UnknownV("element of a container"))
-                element = self.static(loc, node)
+                element = self.static(Loc(self._representative(value.spec)), node)
                 element.attr = f"<element of {iterable.attr or 'container'}>"
                 return element
             if isinstance(value, ListV):
@@ -496,6 +498,26 @@ class ForwardExecutor:
                 parts = [self.new("unknown", node, tensor=False)] + parts[:1]
             return self.new("container", node, parts, name="tuple", tensor=False)
         return self.new("item", node, (iterable,), tensor=iterable.tensor)
+
+    @staticmethod
+    def _representative(spec: LayerSpec) -> Value:
+        """What an element of a container looks like to a loop that runs twice:
+        a known layer only when every element keeps the shape the same way
+        (``[Block(dim) for _ in range(depth)]``); otherwise an unknown module,
+        since successive iterations call different elements."""
+        children = spec.children
+        if not spec.children_complete or not children:
+            return UnknownV("element of a container")
+        summaries = []
+        for child in children:
+            if not isinstance(child.loc.value, LayerV):
+                return UnknownV("element of a container")
+            summaries.append(child.loc.value.spec.summary)
+        first = summaries[0]
+        if all(s == first for s in summaries) and first.keeps_channels and first.stride is not None \
+                and first.stride.const_value() == 1:
+            return children[0].loc.value
+        return UnknownV("element of a container")
 
     def exec_try(self, stmt, state: State) -> List[State]:
         before = state.fork()

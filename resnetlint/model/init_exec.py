@@ -27,11 +27,13 @@ from . import layers as L
 from .context import LOCAL_PREFIX, ModuleContext
 from .symbolic import (
     EMPTY_FACTS,
+    And,
     Cmp,
     Cond,
     Facts,
     Not,
     Num,
+    Or,
     Truth,
     conjoin,
     disjoin,
@@ -157,14 +159,15 @@ class InitResult:
 
 
 # A callback the block analysis provides so that a helper Module class used as
-# a layer gets a summary (its forward must be analysed for that).
-Summarizer = Callable[[cst.ClassDef, List[World]], Summary]
+# a layer gets a summary: per world of the class, the world's condition and the
+# summary in terms of the class's own parameters.
+ClassSummaries = Callable[[cst.ClassDef], Optional[List[Tuple[Cond, Summary]]]]
 
 
 class Interpreter:
-    def __init__(self, ctx: ModuleContext, summarize: Optional[Summarizer] = None):
+    def __init__(self, ctx: ModuleContext, class_summaries: Optional[ClassSummaries] = None):
         self.ctx = ctx
-        self.summarize = summarize
+        self.class_summaries = class_summaries
         self._segments = itertools.count(1)
         self._constants: Dict[str, Loc] = {}
         self._constant_stack: Set[str] = set()
@@ -547,7 +550,10 @@ class Interpreter:
         return self.ev(expr, World(), Frame(cls=None, local=False))
 
     def ev_Integer(self, expr: cst.Integer, world, frame) -> Loc:
-        return self.here(NumV(Num.const(int(expr.evaluated_value))), expr, frame)
+        # int(..., 0) reads 0x/0o/0b literals; much cheaper than evaluated_value.
+        text = expr.value.replace("_", "")
+        value = int(text, 0) if not (len(text) > 1 and text[0] == "0" and text.isdigit()) else int(text)
+        return self.here(NumV(Num.const(value)), expr, frame)
 
     def ev_Float(self, expr: cst.Float, world, frame) -> Loc:
         try:
@@ -556,6 +562,9 @@ class Interpreter:
             return self.here(UNKNOWN, expr, frame)
 
     def ev_SimpleString(self, expr: cst.SimpleString, world, frame) -> Loc:
+        raw = expr.value
+        if raw[:1] in ("'", '"') and "\\" not in raw and raw[:3] not in ('"""', "'''"):
+            return self.here(StrV(raw[1:-1]), expr, frame)
         try:
             value = expr.evaluated_value
         except Exception:  # noqa: BLE001 - malformed escapes: just unknown
@@ -1297,22 +1306,28 @@ class Interpreter:
         return [(world, Loc(NONE))]
 
     def instantiate(self, name, args, kwargs, complete, expr, world: World, frame: Frame) -> Loc:
-        """A same-file Module class used as a layer: run its ``__init__`` with
-        the caller's values and summarise it."""
+        """A same-file Module class used as a layer.
+
+        A class with a ``forward`` is analysed once, with its own parameters
+        symbolic, and its summary is specialised to the caller's arguments
+        (cheap, and the same for every call site).  A class without one (an
+        ``nn.Sequential`` subclass, a subclass of ``nn.Conv2d``) is run with
+        the caller's values, since its layers are what matters."""
         cls = self.ctx.classes[name]
-        key = (name, tuple(_render(a) for a in args), tuple(sorted((k, _render(v)) for k, v in kwargs.items())), complete)
-        cached = self._composites.get(key)
-        if cached is not None:
-            return Loc(cached.value, expr, frame.local)
         if frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
             return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
-        init, owner = self.find_method(cls, "__init__")
+        init, _ = self.find_method(cls, "__init__")
+        env = self._bind(init, args, dict(kwargs), complete, skip_self=True, frame=frame) if init is not None else {}
+        if env is None:
+            return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
+        if self.find_method(cls, "forward")[0] is not None and self.class_summaries is not None:
+            options = self.class_summaries(cls)
+            summary = specialize(options, env, world.facts) if options is not None else Summary()
+            spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site, summary=summary)
+            return self.here(LayerV(spec), expr, frame)
         inner = World(world.facts)
         sub = Frame(cls=cls, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + (name,))
         if init is not None:
-            env = self._bind(init, args, dict(kwargs), complete, skip_self=True, frame=frame)
-            if env is None:
-                return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
             inner.env = env
             try:
                 worlds = self.exec_block(init.body, [inner], sub)
@@ -1320,45 +1335,94 @@ class Interpreter:
                 worlds = []
         else:
             worlds = [w for w, _ in self.call_super_init(args, kwargs, inner, sub, expr)]
-        result = self._composite_from_worlds(cls, worlds, expr, frame)
-        self._composites[key] = result
-        return result
+        return self._composite_from_worlds(cls, worlds, expr, frame)
 
     def _composite_from_worlds(self, cls: cst.ClassDef, worlds: List[World], expr, frame) -> Loc:
+        """Layers of a forward-less helper class, one option per world."""
         name = cls.name.value
-        if not worlds:
-            return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
-        has_forward = self.find_method(cls, "forward")[1] is not None
-        has_own_forward = any(isinstance(s, cst.FunctionDef) and s.name.value == "forward" for s in cls.body.body)
         options = []
         for w in worlds:
-            if w.seq_children is not None and not has_forward:
+            if w.seq_children is not None:
                 children, complete = w.seq_children
                 seq = layer_type("torch.nn.Sequential")
                 assert seq is not None
                 spec = L.container(seq, children, complete, expr, frame.site, name)
                 spec.class_name = name
-            elif w.base_layer is not None and not has_forward:
+            elif w.base_layer is not None:
                 base = w.base_layer
                 spec = LayerSpec(family=base.family, label=f"{name} ({base.label})", ltype=base.ltype, args=base.args,
                                  explicit=base.explicit, call=base.call, site=frame.site, summary=base.summary,
                                  class_name=name, inplace_first=base.inplace_first)
-            elif w.base_layer is not None and has_own_forward:
-                base = w.base_layer
-                # Its own forward may pad or resample: keep only the channels.
-                spec = LayerSpec(family="composite", label=name, class_name=name, call=base.call, site=frame.site,
-                                 summary=Summary(in_channels=base.summary.in_channels,
-                                                 out_channels=base.summary.out_channels,
-                                                 keeps_channels=base.summary.keeps_channels,
-                                                 axis=base.summary.axis, has_weights=True),
-                                 subclass_forward=True)
             else:
-                summary = self.summarize(cls, [w]) if self.summarize is not None and has_forward else Summary()
-                spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site, summary=summary)
+                spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site)
             options.append((w.condition(), Loc(LayerV(spec), expr, frame.local)))
+        if not options:
+            return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
         if len(options) == 1:
             return options[0][1]
         return self.here(AltV(tuple(options)), expr, frame)
+
+
+def specialize(options: Sequence[Tuple[Cond, Summary]], env: Dict[str, Loc], facts: Facts) -> Summary:
+    """A helper class's symbolic summary with the caller's arguments put in."""
+    mapping = {}
+    for name, loc in env.items():
+        num = as_num(loc)
+        if num is not None:
+            mapping[name] = num
+    kept = []
+    for cond, summary in options:
+        if facts.evaluate(substitute_cond(cond, mapping, env)) is False:
+            continue
+        kept.append(substitute_summary(summary, mapping))
+    if kept and all(k == kept[0] for k in kept):
+        return kept[0]
+    return Summary()
+
+
+def _substitute_num(num: Optional[Num], mapping: Dict[str, Num]) -> Optional[Num]:
+    if num is None or not num.atoms() <= mapping.keys():
+        return None if num is None or num.atoms() else num
+    return num.substitute(mapping)
+
+
+def substitute_summary(summary: Summary, mapping: Dict[str, Num]) -> Summary:
+    return Summary(
+        in_channels=_substitute_num(summary.in_channels, mapping),
+        out_channels=_substitute_num(summary.out_channels, mapping),
+        keeps_channels=summary.keeps_channels,
+        stride=_substitute_num(summary.stride, mapping),
+        axis=summary.axis,
+        has_weights=summary.has_weights,
+    )
+
+
+def substitute_cond(cond: Cond, mapping: Dict[str, Num], env: Dict[str, Loc]) -> Cond:
+    if cond is None or isinstance(cond, bool):
+        return cond
+    if isinstance(cond, Cmp):
+        left, right = _substitute_num(cond.left, mapping), _substitute_num(cond.right, mapping)
+        return Cmp(cond.op, left, right) if left is not None and right is not None else None
+    if isinstance(cond, Not):
+        inner = substitute_cond(cond.item, mapping, env)
+        return None if inner is None else negate(inner)
+    if isinstance(cond, (And, Or)):
+        items = [substitute_cond(i, mapping, env) for i in cond.items]
+        return conjoin(items) if isinstance(cond, And) else disjoin(items)
+    if isinstance(cond, Truth):
+        for suffix in (" is None", " is truthy"):
+            if cond.key.endswith(suffix):
+                bound = env.get(cond.key[: -len(suffix)])
+                if bound is None:
+                    return None
+                value = bound.value
+                if suffix == " is None":
+                    return True if isinstance(value, NoneV) else (False if isinstance(value, (LayerV, NumV, QualV)) else None)
+                if isinstance(value, BoolV):
+                    return value.cond
+                return None
+        return None
+    return None
 
 
 def _adopt(world: World, other: World) -> None:

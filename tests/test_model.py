@@ -1,0 +1,242 @@
+"""The static model on tricky constructions: what each layer is, in which
+world, and how forward's values flow."""
+import textwrap
+
+import libcst as cst
+import pytest
+
+from resnetlint.model.block import FileAnalysis, channels_of, input_channels, residual_adds, stride_of
+from resnetlint.model.layers import sequential_children, summary_of
+from resnetlint.model.values import AltV, LayerV, NoneV, ParamV, as_num
+
+from helpers import PRELUDE
+
+
+def analyse(source: str, name: str):
+    module = cst.parse_module(PRELUDE + textwrap.dedent(source))
+    analysis = FileAnalysis(module)
+    return analysis.block(analysis.ctx.classes[name])
+
+
+def layer(world, attr):
+    value = world.attrs[attr].loc.value
+    assert isinstance(value, LayerV), value
+    return value.spec
+
+
+def render(loc):
+    num = as_num(loc)
+    return num.render() if num is not None else None
+
+
+def test_positional_and_keyword_arguments_are_normalised():
+    block = analyse("""
+        class B(nn.Module):
+            def __init__(self, cin, cout):
+                super().__init__()
+                self.a = nn.Conv2d(cin, cout, 3, 2, 1, bias=False)
+                self.b = nn.Conv2d(in_channels=cout, kernel_size=1, out_channels=cin)
+    """, "B")
+    (world,) = [w.world for w in block.worlds]
+    a, b = layer(world, "a"), layer(world, "b")
+    assert (render(a.arg("in_channels")), render(a.arg("out_channels")), render(a.arg("stride"))) == ("cin", "cout", "2")
+    assert render(a.arg("padding")) == "1" and a.arg("bias").value.cond is False
+    assert (render(b.arg("in_channels")), render(b.arg("out_channels"))) == ("cout", "cin")
+    assert b.arg("bias").value.cond is True and b.arg("bias").node is None  # the default, not written
+
+
+def test_class_attributes_and_local_variables_are_substituted():
+    block = analyse("""
+        class B(nn.Module):
+            expansion = 4
+            def __init__(self, inplanes, planes, ratio):
+                super().__init__()
+                hidden = int(inplanes * ratio)
+                self.a = nn.Conv2d(inplanes, hidden, 1)
+                hidden = planes
+                self.b = nn.Conv2d(hidden, planes * self.expansion, 1)
+    """, "B")
+    world = block.worlds[0].world
+    assert render(layer(world, "a").arg("out_channels")) == "inplanes * ratio"
+    assert render(layer(world, "b").arg("in_channels")) == "planes"
+    assert render(layer(world, "b").arg("out_channels")) == "planes * 4"
+
+
+def test_if_else_assignments_are_alternative_worlds_not_merged():
+    block = analyse("""
+        class B(nn.Module):
+            def __init__(self, cin, cout, stride=1):
+                super().__init__()
+                if stride != 1 or cin != cout:
+                    self.skip = nn.Conv2d(cin, cout, 1, stride)
+                else:
+                    self.skip = None
+    """, "B")
+    worlds = [w.world for w in block.worlds]
+    assert len(worlds) == 2
+    projection = [w for w in worlds if isinstance(w.attrs["skip"].loc.value, LayerV)]
+    identity = [w for w in worlds if isinstance(w.attrs["skip"].loc.value, NoneV)]
+    assert len(projection) == len(identity) == 1
+    # In the else world the facts know stride == 1 and cin == cout.
+    facts = identity[0].facts
+    assert facts.norm(as_num(ParamV("stride"))).render() == "1"
+    assert facts.norm(as_num(ParamV("cout"))) == facts.norm(as_num(ParamV("cin")))
+
+
+def test_conditional_expression_keeps_both_alternatives():
+    block = analyse("""
+        class B(nn.Module):
+            def __init__(self, cin, cout):
+                super().__init__()
+                self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+    """, "B")
+    value = block.worlds[0].world.attrs["skip"].loc.value
+    assert isinstance(value, AltV) and len(value.options) == 2
+
+
+def test_helper_function_and_helper_classes_are_resolved():
+    block = analyse("""
+        def conv3x3(cin, cout, stride=1):
+            return nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False)
+
+        class ConvBNReLU(nn.Sequential):
+            def __init__(self, cin, cout, k=3, stride=1):
+                super().__init__(nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, bias=False),
+                                 nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+        class BasicConv(nn.Module):
+            def __init__(self, cin, cout):
+                super().__init__()
+                self.conv = nn.Conv2d(cin, cout, 1)
+                self.bn = nn.BatchNorm2d(cout)
+            def forward(self, x):
+                return torch.relu(self.bn(self.conv(x)))
+
+        class B(nn.Module):
+            def __init__(self, a, b):
+                super().__init__()
+                self.c1 = conv3x3(a, b, stride=2)
+                self.c2 = ConvBNReLU(b, a * 2)
+                self.c3 = BasicConv(a * 2, b)
+    """, "B")
+    world = block.worlds[0].world
+    c1 = layer(world, "c1")
+    assert c1.family == "conv" and render(c1.arg("stride")) == "2" and c1.arg("bias").value.cond is False
+    assert c1.arg("in_channels").local  # points at `a` in the call, not inside conv3x3
+    c2 = layer(world, "c2")
+    assert [summary_of(i.loc) .axis for i in sequential_children(c2)] == ["c", "c", None]
+    assert (c2.summary.in_channels.render(), c2.summary.out_channels.render()) == ("b", "a * 2")
+    c3 = layer(world, "c3")
+    assert c3.family == "composite"
+    assert (c3.summary.in_channels.render(), c3.summary.out_channels.render()) == ("a * 2", "b")
+
+
+def test_sequential_built_from_a_list_with_append_and_extend():
+    block = analyse("""
+        class B(nn.Module):
+            def __init__(self, inp, oup, ratio):
+                super().__init__()
+                hidden = inp * ratio
+                layers = []
+                if ratio != 1:
+                    layers.append(nn.Conv2d(inp, hidden, 1))
+                layers.extend([nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden), nn.Conv2d(hidden, oup, 1)])
+                self.conv = nn.Sequential(*layers)
+    """, "B")
+    sizes = sorted(len(sequential_children(layer(w.world, "conv"))) for w in block.worlds)
+    assert sizes == [2, 3]
+    for wf in block.worlds:
+        spec = layer(wf.world, "conv")
+        assert wf.world.facts.norm(spec.summary.in_channels).render() == "inp"  # hidden == inp when ratio == 1
+
+
+def test_unknown_helpers_stay_unknown():
+    block = analyse("""
+        from timm.layers import create_conv2d
+
+        class B(nn.Module):
+            def __init__(self, cin, cout):
+                super().__init__()
+                self.conv = create_conv2d(cin, cout, 3)
+                self.bn = nn.BatchNorm2d(make_divisible(cout))
+    """, "B")
+    world = block.worlds[0].world
+    assert not isinstance(world.attrs["conv"].loc.value, LayerV) or layer(world, "conv").family == "unknown"
+    assert layer(world, "bn").summary.in_channels is None or not layer(world, "bn").summary.in_channels.is_opaque_free()
+
+
+def test_forward_dataflow_through_nested_and_functional_calls():
+    block = analyse("""
+        class B(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.conv1 = nn.Conv2d(c, c * 2, 3, padding=1)
+                self.bn1 = nn.BatchNorm2d(c * 2)
+                self.conv2 = nn.Conv2d(c * 2, c, 3, stride=2, padding=1)
+                self.down = nn.Conv2d(c, c, 1, stride=2)
+
+            def forward(self, x):
+                out = F.relu(self.bn1(self.conv1(x)))
+                out = self.conv2(out).relu()
+                out += self.down(x)
+                return out
+    """, "B")
+    (wf,) = block.worlds
+    flow = wf.flow
+    assert flow.complete
+    (residual,) = residual_adds(flow)
+    facts = wf.world.facts
+    assert channels_of(flow, residual.main, facts).render() == "c"
+    assert stride_of(flow, residual.main).render() == "2" and stride_of(flow, residual.skip).render() == "2"
+    assert input_channels(flow, facts).render() == "c"
+    assert not any(flow.is_dead(v) for v in flow.layer_calls())
+
+
+def test_forward_follows_conditions_of_the_world():
+    block = analyse("""
+        class B(nn.Module):
+            def __init__(self, cin, cout):
+                super().__init__()
+                self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+                self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
+
+            def forward(self, x):
+                identity = x if self.skip is None else self.skip(x)
+                return self.conv(x) + identity
+    """, "B")
+    flow = block.worlds[0].flow
+    skips = {type(r.skip.spec).__name__ if r.skip.kind == "layer" else r.skip.kind for r in residual_adds(flow)}
+    assert skips == {"LayerSpec", "input"}  # one path per alternative, each under its condition
+
+
+def test_loops_run_twice_and_reveal_overwrites():
+    block = analyse("""
+        class B(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.layers = nn.ModuleList([nn.Conv2d(c, c, 3, padding=1) for _ in range(3)])
+
+            def forward(self, x):
+                for layer in self.layers:
+                    out = layer(x)
+                return out
+    """, "B")
+    flow = block.worlds[0].flow
+    calls = list(flow.layer_calls())
+    assert len(calls) == 2
+    assert [flow.is_dead(v) for v in calls] == [True, False]
+
+
+def test_too_many_paths_means_no_conclusion():
+    ifs = "\n".join(f"                if self.f{i}:\n                    x = x * 2" for i in range(8))
+    block = analyse(f"""
+        class B(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.conv = nn.Conv2d(c, c, 1)
+
+            def forward(self, x):
+{ifs}
+                return self.conv(x)
+    """, "B")
+    assert not block.complete

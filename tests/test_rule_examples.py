@@ -1,0 +1,55 @@
+"""Every rule's VALID examples are silent and its INVALID examples fire where
+the rule's docs say (Fixit-style: the examples live on the rule)."""
+import pytest
+
+from resnetlint.engine import check_text
+from resnetlint.rule import PRELUDE_LINES, REQUIRED_SECTIONS, example_source
+from resnetlint.rules import ALL_RULES
+
+
+def _cases(kind):
+    for rule in ALL_RULES:
+        for index, example in enumerate(getattr(rule, kind)):
+            yield pytest.param(rule, example, id=f"{rule.code}-{kind.lower()}-{index}")
+
+
+def _findings(rule, source):
+    result = check_text(example_source(source), "example.py", [rule()])
+    return [f for f in result.findings if f.code == rule.code], result
+
+
+@pytest.mark.parametrize("rule,example", list(_cases("VALID")))
+def test_valid_examples_are_silent(rule, example):
+    found, result = _findings(rule, example.source)
+    assert not [f for f in result.findings if f.code in ("RL000", "RL999")], result.findings
+    assert found == [], f"{rule.code} flagged valid code ({example.note}): {[(f.line, f.message) for f in found]}"
+
+
+@pytest.mark.parametrize("rule,example", list(_cases("INVALID")))
+def test_invalid_examples_fire_at_the_documented_place(rule, example):
+    found, result = _findings(rule, example.source)
+    assert not [f for f in result.findings if f.code in ("RL000", "RL999")], result.findings
+    got = sorted((f.line - PRELUDE_LINES, f.column) for f in found)
+    expected = sorted(example.expect)
+    assert len(got) == len(expected), f"{rule.code} ({example.note}): expected {expected}, got {got}"
+    for (line, col), (want_line, want_col) in zip(got, expected):
+        assert line == want_line and (want_col is None or col == want_col), \
+            f"{rule.code} ({example.note}): expected {expected}, got {got}"
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.code)
+def test_rule_metadata_and_docs(rule):
+    assert rule.code.startswith("RL") and len(rule.code) == 5
+    assert rule.name == rule.name.lower() and " " not in rule.name
+    assert rule.severity in ("error", "warning")
+    assert rule.fix_availability in ("none", "sometimes", "always")
+    assert (rule.fix_safety is None) == (rule.fix_availability == "none")
+    sections = rule.sections()
+    for section in REQUIRED_SECTIONS:
+        assert section in sections, f"{rule.code} docs lack '## {section}'"
+    assert rule.VALID and rule.INVALID, f"{rule.code} needs VALID and INVALID examples"
+
+
+def test_codes_and_names_are_unique():
+    assert len({r.code for r in ALL_RULES}) == len(ALL_RULES)
+    assert len({r.name for r in ALL_RULES}) == len(ALL_RULES)
