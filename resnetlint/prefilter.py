@@ -78,23 +78,23 @@ def _class_facts(cls: ast.ClassDef) -> ClassFacts:
         methods.add(stmt.name)
         if stmt.name == "__getattr__":
             reflective = True
+        if stmt.name == "__init__":
+            init_loads |= _passed_on_in_init(stmt)
+            continue
         for node in ast.walk(stmt):
             if isinstance(node, ast.Attribute) and _is_name(node.value, "self"):
                 if isinstance(node.ctx, ast.Load):
-                    if node.attr in REFLECTIVE_METHODS and stmt.name != "__init__":
+                    if node.attr in REFLECTIVE_METHODS:
                         reflective = True
-                    if stmt.name == "__init__":
-                        init_loads.add(node.attr)
-                    else:
-                        loads.setdefault(node.attr, set()).add(stmt.name)
+                    loads.setdefault(node.attr, set()).add(stmt.name)
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "setattr", "hasattr", "delattr"):
                 if node.args and _is_name(node.args[0], "self"):
                     if len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
-                        if node.func.id == "getattr" and stmt.name != "__init__":
+                        if node.func.id == "getattr":
                             literal_getattr.add(node.args[1].value)
-                    elif stmt.name != "__init__":
+                    else:
                         reflective = True
-            elif isinstance(node, ast.Name) and node.id == "vars" and stmt.name != "__init__":
+            elif isinstance(node, ast.Name) and node.id == "vars":
                 reflective = True
     return ClassFacts(
         self_attribute_loads=frozenset(loads),
@@ -104,6 +104,24 @@ def _class_facts(cls: ast.ClassDef) -> ClassFacts:
         literal_getattr=frozenset(literal_getattr),
         methods=frozenset(methods),
     )
+
+
+def _passed_on_in_init(init: ast.AST) -> Set[str]:
+    """``self.X`` read in ``__init__`` other than to reach one of its own
+    attributes (``self.conv.weight`` is weight init; ``nn.Sequential(self.conv)``
+    hands the module on)."""
+    parents: Dict[int, ast.AST] = {}
+    for node in ast.walk(init):
+        for child in ast.iter_child_nodes(node):
+            parents[id(child)] = node
+    out: Set[str] = set()
+    for node in ast.walk(init):
+        if isinstance(node, ast.Attribute) and _is_name(node.value, "self") and isinstance(node.ctx, ast.Load):
+            parent = parents.get(id(node))
+            if isinstance(parent, ast.Attribute) and parent.value is node:
+                continue
+            out.add(node.attr)
+    return out
 
 
 def _is_name(node: ast.AST, name: str) -> bool:

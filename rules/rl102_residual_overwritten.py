@@ -55,8 +55,8 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from resnetlint.model.block import BlockModel, FileAnalysis, is_shortcut_name, main_chain, strip_elementwise
-from resnetlint.model.forward_exec import AssignEvent, Flow, FVal, ancestors
+from resnetlint.model.block import BlockModel, FileAnalysis, main_chain, overwritten_main_paths, shortcut_kind
+from resnetlint.model.forward_exec import Flow
 from resnetlint.nodes import code_of, layer_name
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -186,53 +186,22 @@ class ResidualOverwritten(Rule):
     )
 
 
-def _is_main_path(value: FVal, flow: Flow) -> bool:
-    chain = main_chain(value)
-    if not chain or flow.input is None:
-        return False
-    if any(layer.attr and is_shortcut_name(layer.attr.split("[")[0]) for layer in chain):
-        return False
-    return id(flow.input) in ancestors(value)
-
-
-def _shortcut_kind(value: FVal, dead: FVal, flow: Flow) -> Optional[str]:
-    """How ``value`` is a shortcut of the dead main path, or None."""
-    core = strip_elementwise(value)
-    if flow.input is not None and core is flow.input:
-        return f"the block input `{flow.input.name}`"
-    if core.kind == "layer" and core.attr and is_shortcut_name(core.attr.split("[")[0]):
-        if core.inputs and (core.inputs[0] is flow.input or id(core.inputs[0]) in ancestors(dead)):
-            return f"the shortcut `{layer_name(core.attr, core.spec)}`"
-    return None
-
-
-def _add_follows(flow: Flow, value: FVal) -> bool:
-    return any(id(value) in (ancestors(add.result) | {id(add.left), id(add.right)}) for add in flow.adds
-               if add.result.order > value.order or add.left is value or add.right is value)
-
-
 def _overwritten_main_path(flow: Flow) -> Iterator[Violation]:
-    for event in flow.assignments:
-        dead = event.old
-        if dead is None or not flow.is_dead(dead) or not _is_main_path(dead, flow):
-            continue
-        kind = _shortcut_kind(event.new, dead, flow)
-        if kind is None or not _add_follows(flow, event.new):
-            continue
+    for event in overwritten_main_paths(flow):
+        kind = shortcut_kind(event.new, event.old, flow)
         yield Violation(
             event.stmt,
             f"`{event.var}` holds the main-path result and is overwritten with {kind} before the residual add; "
             "the main path is lost",
             help=f"keep the main path in `{event.var}` and put the shortcut in its own variable (e.g. `identity`)",
-            expect={"kind": "dead-chain", "dead_layers": [v.attr for v in main_chain(dead)]},
+            expect={"kind": "dead-chain", "dead_layers": [v.attr for v in main_chain(event.old)]},
         )
 
 
 def _self_adds(flow: Flow) -> Iterator[Violation]:
     """``a + a``: report where one operand's variable was made to hold the
     other's value (``identity = out``), or at the add itself."""
-    main_path_overwrites = {id(e.new) for e in flow.assignments
-                            if e.old is not None and flow.is_dead(e.old) and _is_main_path(e.old, flow)}
+    main_path_overwrites = {id(e.new) for e in overwritten_main_paths(flow)}
     for add in flow.adds:
         value = add.left
         if add.right is not value or not value.tensor:

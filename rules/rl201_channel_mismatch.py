@@ -47,7 +47,7 @@ from typing import Iterator, Optional
 
 from resnetlint.model.block import BlockModel, FileAnalysis, channels_of, strip_elementwise
 from resnetlint.model.forward_exec import Flow, FVal
-from resnetlint.model.layers import chain_links, iter_layers, sequential_children, summary_of
+from resnetlint.model.layers import chain_links
 from resnetlint.model.symbolic import Facts, Num, provably_different
 from resnetlint.model.values import LayerSpec, LayerV
 from resnetlint.nodes import code_of, report_node, width_argument_name
@@ -63,10 +63,8 @@ class ChannelMismatch(Rule):
 
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for wf in block.worlds:
-            world = wf.world
-            for assigned in world.attrs.values():
-                for spec in iter_layers(assigned.loc):
-                    yield from _sequential_links(spec, world.facts)
+            for children in block.sequential_bodies(wf.world):
+                yield from _sequential_links(children, wf.world.facts)
         for _, flow in block.flows():
             yield from _forward_links(flow)
 
@@ -229,10 +227,7 @@ def summary_of_spec(spec: LayerSpec):
     return spec.summary
 
 
-def _sequential_links(spec: LayerSpec, facts: Facts) -> Iterator[Violation]:
-    children = sequential_children(spec)
-    if not children or spec.site is None:
-        return
+def _sequential_links(children, facts: Facts) -> Iterator[Violation]:
     for producer, consumer, width in chain_links(children):
         consumer_value = consumer.loc.value
         producer_value = producer.loc.value

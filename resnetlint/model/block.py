@@ -14,10 +14,11 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 import libcst as cst
 
 from .context import ClassFacts, FileFacts, ModuleContext
-from .forward_exec import AddEvent, Flow, ForwardExecutor, FVal, ancestors
+from .forward_exec import AddEvent, AssignEvent, Flow, ForwardExecutor, FVal, ancestors
 from .init_exec import InitResult, Interpreter, World
 from .symbolic import Cond, Facts, Num
-from .values import LayerSpec, Summary
+from .layers import iter_layers, sequential_children
+from .values import Item, LayerSpec, Summary
 
 # Attribute names people give a shortcut branch.  ``proj`` alone is left out on
 # purpose: in attention and MLP blocks it names the main path's last layer.
@@ -72,6 +73,26 @@ class BlockModel:
         for wf in self.worlds:
             if wf.flow is not None and wf.flow.complete:
                 yield wf.world, wf.flow
+
+    def layer_specs(self, world: World) -> Iterator[LayerSpec]:
+        """Every layer built in this world: attributes, their alternatives and
+        container children, and the class's own body if it is a Sequential."""
+        for assigned in world.attrs.values():
+            yield from iter_layers(assigned.loc)
+        if world.seq_children is not None:
+            for item in world.seq_children[0]:
+                yield from iter_layers(item.loc)
+
+    def sequential_bodies(self, world: World) -> Iterator[List[Item]]:
+        """The children of every nn.Sequential in this world, in order."""
+        for spec in self.layer_specs(world):
+            children = sequential_children(spec)
+            if children and spec.children_complete and spec.site is not None:
+                yield children
+        if world.seq_children is not None:
+            children, complete = world.seq_children
+            if complete:
+                yield list(children)
 
 
 class FileAnalysis:
@@ -210,28 +231,60 @@ def channels_of(flow: Flow, value: FVal, facts: Facts, _depth: int = 0):
     return None
 
 
+GLOBAL = Num.atom("<global pooling>")  # a 1x1 map that broadcasts against any size
+
+
 def stride_of(flow: Flow, value: FVal, _depth: int = 0) -> Optional[Num]:
-    """Spatial reduction factor of a value relative to the block input."""
+    """Spatial reduction factor of a value relative to the block input
+    (``GLOBAL`` after global pooling, None when unknown)."""
     one = Num.const(1)
     if _depth > 200:
         return None
     if value.kind == "input":
         return one if value is flow.input else None
     if value.kind == "layer":
+        if value.spec is not None and value.spec.family == "adaptive_pool" and _is_global(value.spec):
+            return GLOBAL
         summary = _layer_summary(value)
         if summary is None or summary.stride is None or not value.inputs:
             return None
         before = stride_of(flow, value.inputs[0], _depth + 1)
+        if before == GLOBAL:
+            return GLOBAL
         return before * summary.stride if before is not None else None
-    if value.kind in ("func", "method") and value.elementwise and value.inputs:
-        return stride_of(flow, value.inputs[0], _depth + 1)
+    if value.kind in ("func", "method") and value.inputs:
+        if value.name in ("mean", "amax", "adaptive_avg_pool2d", "adaptive_max_pool2d") and _keeps_dims(value):
+            return GLOBAL
+        if value.elementwise:
+            return stride_of(flow, value.inputs[0], _depth + 1)
+        return None
     if value.kind == "binop":
         sides = [stride_of(flow, i, _depth + 1) for i in value.inputs if i.tensor]
+        if value.name in ("Multiply", "Divide", "Add", "Subtract"):
+            # A globally pooled gate (squeeze-excitation) broadcasts.
+            sides = [s for s in sides if s != GLOBAL] or sides
         known = [s for s in sides if s is not None]
         if len(known) == len(sides) and known and all(k == known[0] for k in known):
             return known[0]
         return None
     return None
+
+
+def _is_global(spec: LayerSpec) -> bool:
+    from .values import as_int_pair
+
+    size = as_int_pair(spec.arg("output_size"))
+    return size is not None and size.const_value() == 1
+
+
+def _keeps_dims(value: FVal) -> bool:
+    node = value.node
+    if not isinstance(node, cst.Call):
+        return False
+    for arg in node.args:
+        if arg.keyword is not None and arg.keyword.value == "keepdim":
+            return isinstance(arg.value, cst.Name) and arg.value.value == "True"
+    return value.name.startswith("adaptive")
 
 
 def main_chain(value: FVal) -> List[FVal]:
@@ -293,24 +346,30 @@ class Residual:
     """A residual add: ``main`` is the value computed through the block's
     layers, ``skip`` the value added back (often the block input)."""
 
-    event: AddEvent
+    event: Optional[AddEvent]
     skip: FVal
     main: FVal
     skip_node: Optional[cst.CSTNode]
     main_node: Optional[cst.CSTNode]
+    facts: Facts = None  # type: ignore[assignment]
+    overwrite: Optional[AssignEvent] = None  # set for an add reconstructed from an overwrite
+
+    def __post_init__(self):
+        if self.facts is None and self.event is not None:
+            self.facts = self.event.facts
 
 
 def residual_adds(flow: Flow) -> List[Residual]:
     """Adds whose operands come from a common tensor: ``x + f(x)``,
     ``skip(x) + block(x)``.  ``x + self.pos_embed`` is not one."""
     out = []
+    by_id = {id(v): v for v in flow.values}
     for event in flow.adds:
         left, right = event.left, event.right
         if not (left.tensor and right.tensor):
             continue
         anc_left = ancestors(left) | {id(left)}
         anc_right = ancestors(right) | {id(right)}
-        by_id = {id(v): v for v in flow.values}
         common = [by_id[i] for i in anc_left & anc_right if i in by_id and by_id[i].kind != "static"]
         if not common:
             continue
@@ -325,6 +384,83 @@ def residual_adds(flow: Flow) -> List[Residual]:
             elif skip_side == "right":
                 out.append(Residual(event, right, left, event.right_node, event.left_node))
     return out
+
+
+def intended_residuals(flow: Flow) -> List[Residual]:
+    """The residual adds as written, minus those without a main path (the
+    shortcut added to the input after the main path was overwritten), plus
+    the add the author meant in that case: the overwritten main path against
+    the shortcut that replaced it."""
+    out = [r for r in residual_adds(flow) if not all(_is_shortcut_layer(v) for v in main_chain(r.main))]
+    for event in overwritten_main_paths(flow):
+        out.append(Residual(None, event.new, event.old, event.target, None, facts=event.facts, overwrite=event))
+    return out
+
+
+def _is_shortcut_layer(value: FVal) -> bool:
+    return bool(value.attr) and is_shortcut_name(value.attr.split("[")[0])
+
+
+def is_main_path(value: FVal, flow: Flow) -> bool:
+    """Computed from the block input through layers none of which is a shortcut."""
+    chain = main_chain(value)
+    if not chain or flow.input is None:
+        return False
+    if any(_is_shortcut_layer(layer) for layer in chain):
+        return False
+    return id(flow.input) in ancestors(value)
+
+
+def shortcut_kind(value: FVal, dead: FVal, flow: Flow) -> Optional[str]:
+    """How ``value`` is a shortcut of the (dead) main path: the block input or
+    a shortcut module applied to it; None otherwise."""
+    core = strip_elementwise(value)
+    if flow.input is not None and core is flow.input:
+        return f"the block input `{flow.input.name}`"
+    if core.kind == "layer" and _is_shortcut_layer(core):
+        if core.inputs and (core.inputs[0] is flow.input or id(core.inputs[0]) in ancestors(dead)):
+            name = f"self.{core.attr}" if core.attr and not core.attr.startswith("<") else "the shortcut"
+            return f"the shortcut `{name}`"
+    return None
+
+
+def overwritten_main_paths(flow: Flow) -> List[AssignEvent]:
+    """Assignments that replace a dead main-path result with the shortcut
+    before a residual add (``out = self.skip(x)`` after ``out = self.block(x)``)."""
+    out = []
+    for event in flow.assignments:
+        dead = event.old
+        if dead is None or not flow.is_dead(dead) or not is_main_path(dead, flow):
+            continue
+        if shortcut_kind(event.new, dead, flow) is None or not _add_follows(flow, event.new):
+            continue
+        out.append(event)
+    return out
+
+
+def _add_follows(flow: Flow, value: FVal) -> bool:
+    return any(id(value) in (ancestors(add.result) | {id(add.left), id(add.right)}) for add in flow.adds
+               if add.result.order > value.order or add.left is value or add.right is value)
+
+
+PROJECTION_PARAMETER = re.compile(r"^(downsample|down_sample|shortcut|skip|proj|projection|identity|residual)(_\w+)?$")
+
+
+def caller_provides_projection(block: "BlockModel") -> bool:
+    """The caller passes the projection in (``downsample=None``) or the
+    identity itself (``forward(x, identity)``): matching shapes is then the
+    caller's contract, as in torchvision's BasicBlock."""
+    init = block.init.init
+    if init is not None:
+        params = list(init.params.params) + list(init.params.kwonly_params)
+        if any(PROJECTION_PARAMETER.match(p.name.value) for p in params):
+            return True
+    forward = block.forward
+    if forward is not None:
+        params = list(forward.params.params)[2:] + list(forward.params.kwonly_params)
+        if any(PROJECTION_PARAMETER.match(p.name.value) for p in params):
+            return True
+    return False
 
 
 def _shortcut_side(left: FVal, right: FVal) -> Optional[str]:

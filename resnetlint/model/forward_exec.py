@@ -83,7 +83,7 @@ class FVal:
         self.inplace = inplace
         self.elementwise = elementwise
         self.tensor = tensor
-        self.facts: Optional[Facts] = None  # path facts when a layer was called
+        self.facts: Optional[Facts] = None  # facts of the path that computed it
         self.iteration: Tuple[int, ...] = ()  # which unrolled loop iteration created it
 
     def __repr__(self) -> str:
@@ -142,6 +142,9 @@ class Flow:
     inplace: List[InplaceEvent] = field(default_factory=list)
     attr_reads: Set[str] = field(default_factory=set)
     attr_escapes: Set[str] = field(default_factory=set)  # self.X used other than by calling it
+    attr_read_nodes: Dict[str, Set[int]] = field(default_factory=dict)  # X -> ids of `self.X` nodes read
+    attr_called_nodes: Dict[str, Set[int]] = field(default_factory=dict)  # X -> ids of `self.X` nodes called
+    methods_inlined: Set[str] = field(default_factory=set)
     returns: List[FVal] = field(default_factory=list)
     paths: int = 0
     _live: Optional[Set[int]] = None
@@ -563,9 +566,14 @@ class ForwardExecutor:
     # -- expressions -----------------------------------------------------------
     def ev(self, expr, state: State) -> Results:
         method = getattr(self, "ev_" + type(expr).__name__, None)
-        if method is None:
-            return self._generic(expr, state)
-        return method(expr, state)
+        results = method(expr, state) if method is not None else self._generic(expr, state)
+        for s, value in results:
+            if value.facts is None:
+                # The path a value was computed on: a later value on the same
+                # path has facts that extend these; a value on a sibling path
+                # (the other side of a fork) does not.
+                value.facts = s.facts
+        return results
 
     def _generic(self, expr, state: State) -> Results:
         """Any other expression: a value depending on every name it reads."""
@@ -601,6 +609,7 @@ class ForwardExecutor:
         if _is_self(expr.value):
             attr = expr.attr.value
             self.flow.attr_reads.add(attr)
+            self.flow.attr_read_nodes.setdefault(attr, set()).add(id(expr))
             loc = Loc(self.interp.self_attribute(attr, self.world, _frame(self.cls)), expr, True)
             value = self.static(loc, expr)
             value.attr = attr
@@ -792,6 +801,8 @@ class ForwardExecutor:
         return self.layer_call(expr, callee, spec, state)
 
     def layer_call(self, expr: cst.Call, callee: FVal, spec: Optional[LayerSpec], state: State) -> Results:
+        if callee.attr and callee.node is not None:
+            self.flow.attr_called_nodes.setdefault(callee.attr, set()).add(id(callee.node))
         out = []
         for s, args, kwargs in self.eval_call_args(expr, state):
             value = self.new("layer", expr, (*args, *kwargs.values()), spec=spec, attr=callee.attr or "<module>",
@@ -908,6 +919,7 @@ class ForwardExecutor:
         method, _ = self.interp.find_method(self.cls, name)
         if method is None or self._depth >= MAX_INLINE_DEPTH or name in self._stack:
             return self.opaque_call(expr, self.new("unknown", expr, tensor=False), state)
+        self.flow.methods_inlined.add(name)
         return self.inline(expr, method, state, skip_self=True, label=name)
 
     def call_nested(self, expr: cst.Call, func: Optional[cst.FunctionDef], state: State) -> Results:

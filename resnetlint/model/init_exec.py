@@ -860,7 +860,7 @@ class Interpreter:
                 world.facts = saved
         if len(options) == 1:
             return options[0][1]
-        return self.here(AltV(tuple(options)), expr, frame)
+        return self.here(AltV(tuple(options), test=expr.test), expr, frame)
 
     def ev_NamedExpr(self, expr: cst.NamedExpr, world, frame) -> Loc:
         value = self.ev(expr.value, world, frame)

@@ -336,6 +336,16 @@ class Facts:
     def norm(self, num: Num) -> Num:
         return num.substitute(self.eq)
 
+    def extends(self, earlier: "Facts") -> bool:
+        """Whether these facts contain everything ``earlier`` knew: true for a
+        later point on the same path, false across the two sides of a fork."""
+        if any(self.truth.get(k) != v for k, v in earlier.truth.items()):
+            return False
+        if any(self.norm(Num.atom(k)) != self.norm(v) for k, v in earlier.eq.items()):
+            return False
+        normalized = {_pair(self.norm(a), self.norm(b)) for a, b in self.ne}
+        return all(_pair(self.norm(a), self.norm(b)) in normalized for a, b in earlier.ne)
+
     def equal(self, a: Optional[Num], b: Optional[Num]) -> Optional[bool]:
         """True/False when decidable under these facts, else None."""
         if a is None or b is None:

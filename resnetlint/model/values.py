@@ -117,6 +117,7 @@ class AltV(Value):
     forward dataflow look at each alternative under its own condition."""
 
     options: Tuple[Tuple[Cond, Loc], ...]
+    test: Optional[cst.CSTNode] = None  # the condition as written, when there is one
 
 
 @dataclass(frozen=True, eq=False)

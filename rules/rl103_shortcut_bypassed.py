@@ -1,0 +1,246 @@
+"""
+## What it does
+Finds a residual add that uses the raw block input although the block built a
+shortcut projection (`skip`, `shortcut`, `downsample`, ...) for exactly that
+case, or computed `identity = self.downsample(x)` and then added `x`.
+
+## Why is this bad?
+A projection exists because the input does not fit the main path's output
+(other channels or resolution). Adding the raw input instead either crashes
+(`The size of tensor a (64) must match the size of tensor b (32)`) or, when
+the shapes happen to agree, silently trains a projection that is never used.
+
+The rule is path-sensitive: adding `x` on the branch where the projection is
+`None` or `nn.Identity()` (the usual "no projection needed" case) is correct
+and is not reported.
+
+## Example
+```python
+class Block(nn.Module):
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x):
+        out = self.conv(x)
+        return torch.relu(out + x)
+```
+
+## Use instead
+```python
+        return torch.relu(out + self.shortcut(x))
+```
+
+## Fix safety
+The fix adds the projected shortcut (`self.shortcut(x)`, or the variable that
+already holds it) instead of the raw input. It is unsafe: the block's output
+changes.
+
+## References
+- He et al., *Deep Residual Learning for Image Recognition* (2015), option (B) projection shortcuts
+"""
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+from resnetlint.model.block import BlockModel, FileAnalysis, is_shortcut_name, residual_adds, strip_elementwise
+from resnetlint.model.forward_exec import AddEvent, Flow, FVal, ancestors
+from resnetlint.model.init_exec import World
+from resnetlint.model.symbolic import Facts
+from resnetlint.model.values import AltV, LayerV, Loc
+from resnetlint.nodes import code_of
+from resnetlint.rule import Invalid, Rule, Valid, Violation
+
+IDENTITY_FAMILIES = ("identity", "dropout", "float_functional")
+
+
+class ShortcutBypassed(Rule):
+    code = "RL103"
+    name = "shortcut-bypassed"
+    summary = "The residual add uses the raw input although a shortcut projection exists"
+    fix_availability = "sometimes"
+    fix_safety = "unsafe"
+
+    def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
+        for world, flow in block.flows():
+            for residual in residual_adds(flow):
+                for operand, node in ((residual.skip, residual.skip_node), (residual.main, residual.main_node)):
+                    if node is None or flow.input is None or strip_elementwise(operand) is not flow.input:
+                        continue
+                    shortcut = _present_shortcut(world, flow, residual.event)
+                    if shortcut is None:
+                        continue
+                    yield Violation(
+                        node,
+                        f"the residual add uses the raw input `{code_of(node)}` although the block builds the "
+                        f"shortcut `self.{shortcut}`: the projection is bypassed",
+                        help=f"add `self.{shortcut}({code_of(node)})` (or the variable holding it) instead",
+                        expect={"kind": "shape-or-dead", "layers": [shortcut]},
+                    )
+
+    VALID = (
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out, stride=1):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c_in, c_out, 3, stride, 1)
+                    self.shortcut = None
+                    if stride != 1 or c_in != c_out:
+                        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride)
+
+                def forward(self, x):
+                    out = self.conv(x)
+                    if self.shortcut is None:
+                        return out + x
+                    return out + self.shortcut(x)
+            """,
+            note="the raw input is added only where there is no projection",
+        ),
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+                    self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+                def forward(self, x):
+                    return self.conv(x) + self.skip(x)
+            """,
+        ),
+        Valid(
+            """
+            class Attention(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.qkv = nn.Linear(dim, dim * 3)
+                    self.proj = nn.Linear(dim, dim)
+
+                def forward(self, x):
+                    q, k, v = self.qkv(x).chunk(3, dim=-1)
+                    return x + self.proj(torch.softmax(q @ k.transpose(-2, -1), -1) @ v)
+            """,
+            note="`proj` is the main path's last layer, not a shortcut",
+        ),
+        Valid(
+            """
+            class Stage(nn.Module):
+                def __init__(self, c_in, c_out):
+                    super().__init__()
+                    self.downsample = nn.Conv2d(c_in, c_out, 2, stride=2)
+                    self.conv = nn.Conv2d(c_out, c_out, 3, padding=1)
+
+                def forward(self, x):
+                    x = self.downsample(x)
+                    return x + self.conv(x)
+            """,
+            note="a downsample at the start of the block feeds both paths",
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+                    self.shortcut = nn.Conv2d(c_in, c_out, 1)
+
+                def forward(self, x):
+                    out = self.conv(x)
+                    return torch.relu(out + x)
+            """,
+            expect=((9, 33),),
+            note="a projection that forward never uses",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c, downsample=None):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+                    self.downsample = downsample
+
+                def forward(self, x):
+                    identity = x
+                    if self.downsample is not None:
+                        identity = self.downsample(x)
+                    out = self.conv(x)
+                    out += x
+                    return out
+            """,
+            expect=((12, 16),),
+            note="identity computed, raw input added",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out, stride=1):
+                    super().__init__()
+                    self.block = nn.Conv2d(c_in, c_out, 3, stride, 1)
+                    if stride != 1 or c_in != c_out:
+                        self.skip = nn.Conv2d(c_in, c_out, 1, stride)
+                    else:
+                        self.skip = None
+
+                def forward(self, x):
+                    out = self.block(x)
+                    if self.skip is not None:
+                        out = self.skip(x)
+                    out += x
+                    return out
+            """,
+            expect=((14, 16),),
+            note="seed 003: out += x while self.skip exists",
+        ),
+    )
+
+
+def _is_real_module(loc: Loc, facts: Facts) -> Optional[bool]:
+    """True: a module with an effect; False: None/Identity/empty; None: unknown."""
+    value = loc.value
+    if isinstance(value, LayerV):
+        spec = value.spec
+        if spec.family in IDENTITY_FAMILIES:
+            return False
+        if spec.family == "container" and spec.children_complete and not spec.children:
+            return False
+        return True
+    if isinstance(value, AltV):
+        answers = {_is_real_module(option, facts) for cond, option in value.options if facts.evaluate(cond) is not False}
+        return answers.pop() if len(answers) == 1 else None
+    from resnetlint.model.values import NoneV
+
+    if isinstance(value, NoneV):
+        return False
+    return None
+
+
+def _present_shortcut(world: World, flow: Flow, add: AddEvent) -> Optional[str]:
+    """The name of a shortcut module that certainly exists on the add's path
+    and does not feed the main path, or None."""
+    main_ancestors = ancestors(add.result)
+    for name, assigned in world.attrs.items():
+        if not is_shortcut_name(name):
+            continue
+        calls = [v for v in flow.values if v.kind == "layer" and v.attr == name]
+        if any(id(v) in main_ancestors and not _is_operand_of(v, add) for v in calls):
+            continue  # it feeds the main path (a downsample at the start)
+        present = _is_real_module(assigned.loc, add.facts)
+        if present is None:
+            # Unknown statically (a constructor argument that may be None): it
+            # exists on this path only if forward called it on this path.
+            present = any(v.order < add.result.order and v.facts is not None and add.facts.extends(v.facts)
+                          for v in calls)
+        if present:
+            return name
+    return None
+
+
+def _is_operand_of(value: FVal, add: AddEvent) -> bool:
+    for operand in (add.left, add.right):
+        if strip_elementwise(operand) is value:
+            return True
+    return False

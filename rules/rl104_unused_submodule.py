@@ -1,0 +1,299 @@
+"""
+## What it does
+Finds a submodule (or `nn.Parameter`) created in `__init__` that `forward`
+never reaches on any path, or whose only use in `forward` is a value that is
+itself never used (the `conv1`/`bn1` of a block whose next layer was fed `x`).
+
+## Why is this bad?
+Its parameters never receive a gradient. Beyond the wasted memory and
+compute, this breaks `DistributedDataParallel`, which fails with *"Expected to
+have finished reduction in the prior iteration before starting a new one"*
+and lists the *"Parameters which did not receive grad"* (unless
+`find_unused_parameters=True` hides the problem at a cost). Usually it is the
+visible symptom of another bug: a layer that was meant to be on the path.
+
+Modules reached indirectly are not reported: through `getattr`,
+`self.modules()`/`children()`, a container iterated in `forward`, a hook, a
+helper method `forward` calls, another object that reads the attribute, or a
+subclass. Parameter-free layers (`nn.ReLU()`, pooling) are not reported either:
+nothing is lost.
+
+## Example
+```python
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+        self.bn = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return x + self.conv(x)   # self.bn is never used
+```
+
+## Use instead
+```python
+    def forward(self, x):
+        return x + self.bn(self.conv(x))
+```
+
+## Fix safety
+No automatic fix: removing the layer changes the `state_dict` keys (so
+checkpoints stop loading), and the right fix is usually to put the layer back
+on the path, which only the author knows.
+
+## References
+- [DistributedDataParallel: `find_unused_parameters`](https://pytorch.org/docs/stable/generated/torch.nn.parallel.DistributedDataParallel.html)
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterator, List, Optional, Set
+
+import libcst as cst
+
+from resnetlint.model.block import BlockModel, FileAnalysis
+from resnetlint.model.init_exec import AttrAssign
+from resnetlint.model.values import AltV, LayerSpec, LayerV, Loc
+from resnetlint.rule import Invalid, Rule, Valid, Violation
+
+NO_WEIGHT_FAMILIES = ("act", "dropout", "identity", "pool", "adaptive_pool", "float_functional", "container")
+
+
+class UnusedSubmodule(Rule):
+    code = "RL104"
+    name = "unused-submodule"
+    summary = "A submodule or parameter that forward never uses (no gradient; DDP errors)"
+
+    def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
+        if block.forward is None or not block.complete or not block.worlds:
+            return
+        facts = block.facts
+        if facts.reflective or any(w.world.dynamic for w in block.worlds):
+            return
+        if _has_subclass(block, analysis):
+            return
+        assignments = _weighted_attributes(block)
+        external = analysis.ctx.facts.external_attribute_loads
+        lineage = [analysis.ctx.class_facts(c.name.value) for c in _lineage(block, analysis)]
+        if any(f.reflective for f in lineage):
+            return
+        for name, assigned in assignments.items():
+            if name in external or any(name in f.literal_getattr or name in f.init_attribute_loads for f in lineage):
+                continue
+            readers = frozenset().union(*(f.load_methods.get(name, frozenset()) for f in lineage))
+            node = _target_node(assigned)
+            if node is None:
+                continue
+            if not readers:
+                yield Violation(
+                    node,
+                    f"`self.{name}` is created in `__init__` but never used: its parameters never receive a gradient",
+                    help="use it in `forward` (was it meant to be on the path?) or remove it",
+                    expect={"kind": "no-grad", "layers": [name]},
+                )
+            elif _only_dead_uses(block, name, readers):
+                yield Violation(
+                    node,
+                    f"`self.{name}` is only used to compute values that `forward` never uses: its parameters never "
+                    "receive a gradient",
+                    help="feed its output to the next layer (see the stale-input or residual-overwritten finding)",
+                    expect={"kind": "no-grad", "layers": [name]},
+                )
+
+    VALID = (
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+                    self.head = nn.Linear(c, 10)
+
+                def forward(self, x):
+                    return self.forward_head(x + self.conv(x))
+
+                def forward_head(self, x):
+                    return self.head(x.mean((2, 3)))
+            """,
+            note="used through a helper method forward calls",
+        ),
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c, n):
+                    super().__init__()
+                    for i in range(n):
+                        setattr(self, f"conv{i}", nn.Conv2d(c, c, 1))
+                    self.n = n
+
+                def forward(self, x):
+                    for i in range(self.n):
+                        x = getattr(self, f"conv{i}")(x)
+                    return x
+            """,
+            note="reached through getattr",
+        ),
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 1)
+                    self.extra = nn.Conv2d(c, c, 1)
+                    self.act = nn.ReLU()
+
+                def forward(self, x):
+                    for module in self.children():
+                        x = module(x)
+                    return x
+            """,
+            note="iterated through children()",
+        ),
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c, aux=False):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 1)
+                    self.aux_head = nn.Conv2d(c, 1, 1)
+                    self.aux = aux
+
+                def forward(self, x):
+                    out = self.conv(x)
+                    if self.aux:
+                        return out, self.aux_head(out)
+                    return out
+            """,
+            note="used on one path",
+        ),
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 1)
+                    self.unused_act = nn.ReLU()
+
+                def forward(self, x):
+                    return self.conv(x)
+            """,
+            note="a parameter-free layer loses nothing",
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+                    self.bn = nn.BatchNorm2d(c)
+
+                def forward(self, x):
+                    return x + self.conv(x)
+            """,
+            expect=((5, 9),),
+            note="never called",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(c, c, 1)
+                    self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+
+                def forward(self, x):
+                    out = self.conv1(x)
+                    out = self.conv2(x)
+                    return out + x
+            """,
+            expect=((4, 9),),
+            note="only use is a dead value",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.fc = nn.Linear(dim, dim)
+                    self.gamma = nn.Parameter(torch.ones(dim))
+
+                def forward(self, x):
+                    return x + self.fc(x)
+            """,
+            expect=((5, 9),),
+            note="an unused parameter",
+        ),
+    )
+
+
+def _has_weights(loc: Loc) -> Optional[bool]:
+    value = loc.value
+    if isinstance(value, LayerV):
+        spec = value.spec
+        if spec.family == "parameter":
+            return True
+        if spec.family in NO_WEIGHT_FAMILIES:
+            if spec.family == "container":
+                return any(_has_weights(c.loc) for c in spec.children) or not spec.children_complete
+            return bool(spec.ltype is not None and spec.ltype.has_weights)
+        return True  # convs, norms, linear, composite and unknown modules
+    if isinstance(value, AltV):
+        return any(_has_weights(option) for _, option in value.options)
+    return None
+
+
+def _weighted_attributes(block: BlockModel) -> Dict[str, AttrAssign]:
+    """Attributes that hold a module with parameters in some world."""
+    out: Dict[str, AttrAssign] = {}
+    for wf in block.worlds:
+        for name, assigned in wf.world.attrs.items():
+            if _has_weights(assigned.loc) and name not in out:
+                out[name] = assigned
+    return out
+
+
+def _target_node(assigned: AttrAssign) -> Optional[cst.CSTNode]:
+    stmt = assigned.stmt
+    if isinstance(stmt, cst.Assign):
+        for target in stmt.targets:
+            if isinstance(target.target, cst.Attribute):
+                return target.target
+    if isinstance(stmt, cst.AnnAssign):
+        return stmt.target
+    return None  # built through setattr/add_module or a helper: do not guess
+
+
+def _lineage(block: BlockModel, analysis: FileAnalysis) -> List[cst.ClassDef]:
+    """The class and its same-file bases: a method reading the attribute may
+    be inherited."""
+    out, queue = [], [block.cls]
+    while queue:
+        cls = queue.pop()
+        if any(c is cls for c in out):
+            continue
+        out.append(cls)
+        queue.extend(analysis.ctx.local_bases(cls))
+    return out
+
+
+def _has_subclass(block: BlockModel, analysis: FileAnalysis) -> bool:
+    name = block.name
+    return any(name in bases for bases in analysis.ctx.facts.subclass_bases.values())
+
+
+def _only_dead_uses(block: BlockModel, name: str, readers) -> bool:
+    """Every read of ``self.<name>`` is a call in forward (or a method it
+    inlines) and every such call's result is dead, in every world."""
+    calls = 0
+    inlined: Set[str] = {"forward"}
+    for _, flow in block.flows():
+        inlined |= flow.methods_inlined
+        if flow.attr_read_nodes.get(name, set()) - flow.attr_called_nodes.get(name, set()):
+            return False  # read without being called (passed on, .weight, ...)
+        for value in flow.values:
+            if value.kind == "layer" and value.attr == name:
+                calls += 1
+                if not flow.is_dead(value):
+                    return False
+    return calls > 0 and set(readers) <= inlined

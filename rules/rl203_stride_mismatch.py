@@ -1,0 +1,308 @@
+"""
+## What it does
+Finds residual blocks whose main path and shortcut change the spatial
+resolution differently:
+
+* the shortcut strides (or pools) and the main path never does;
+* the main path strides and the shortcut is the identity or a stride-1
+  projection;
+* the main path strides twice (the stride applied to two convs);
+* the guard that builds the projection tests only the channels
+  (`if in_channels != out_channels:`), so a block with equal widths and
+  `stride=2` keeps an identity shortcut at full resolution.
+
+## Why is this bad?
+The add fails with *"The size of tensor a (8) must match the size of tensor b
+(16) at non-singleton dimension 3"*, but only for `stride != 1`, so tests with
+the default stride pass. Strides are compared symbolically (`stride` vs `1`,
+`stride * stride` vs `stride`); a layer the model cannot read (an
+anti-aliasing module, `F.interpolate`) keeps the rule silent.
+
+## Example
+```python
+self.skip = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+self.block = nn.Sequential(
+    nn.Conv2d(c_in, c_out, 3, padding=1, stride=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+    nn.Conv2d(c_out, c_out, 3, padding=1, stride=1, bias=False), nn.BatchNorm2d(c_out))
+```
+
+## Use instead
+```python
+    nn.Conv2d(c_in, c_out, 3, padding=1, stride=stride, bias=False), ...
+```
+
+## Fix safety
+The fix moves the stride where it belongs: onto the first 3x3 conv of the main
+path when only the shortcut strides, onto the shortcut when only the main path
+does, off the second conv when the main path strides twice, and adds
+`stride != 1` to a guard that tests only the channels. Unsafe: the output
+resolution of configurations that ran before may change.
+
+## References
+- He et al., *Deep Residual Learning for Image Recognition* (2015), §3.3
+"""
+from __future__ import annotations
+
+from typing import Iterator, List, Optional, Tuple
+
+import libcst as cst
+
+from resnetlint.model.block import (GLOBAL, BlockModel, FileAnalysis, Residual, caller_provides_projection,
+                                    intended_residuals, is_shortcut_name, main_chain, stride_of, strip_elementwise)
+from resnetlint.model.forward_exec import Flow, FVal
+from resnetlint.model.init_exec import World
+from resnetlint.model.layers import summary_of
+from resnetlint.model.symbolic import Num, provably_different
+from resnetlint.model.values import AltV, LayerSpec, LayerV
+from resnetlint.nodes import code_of, report_node
+from resnetlint.rule import Invalid, Rule, Valid, Violation
+
+ONE = Num.const(1)
+
+
+class StrideMismatch(Rule):
+    code = "RL203"
+    name = "stride-mismatch"
+    summary = "The main path and the shortcut change the resolution differently"
+    fix_availability = "sometimes"
+    fix_safety = "unsafe"
+
+    def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
+        caller_projects = caller_provides_projection(block)
+        for world, flow in block.flows():
+            for residual in intended_residuals(flow):
+                if caller_projects and strip_elementwise(residual.skip) is flow.input:
+                    continue  # the caller passes a projection when the shapes change
+                found = _check(world, flow, residual)
+                if found is not None:
+                    yield found
+
+    VALID = (
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out, stride=1):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1)
+                    self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1)
+                    if stride != 1 or c_in != c_out:
+                        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride)
+                    else:
+                        self.shortcut = nn.Identity()
+
+                def forward(self, x):
+                    return self.conv2(torch.relu(self.conv1(x))) + self.shortcut(x)
+            """,
+        ),
+        Valid(
+            """
+            class AvgDown(nn.Module):
+                def __init__(self, c_in, c_out, stride=1):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c_in, c_out, 3, stride, 1)
+                    self.down = nn.Sequential(nn.AvgPool2d(stride, stride), nn.Conv2d(c_in, c_out, 1))
+
+                def forward(self, x):
+                    return self.conv(x) + self.down(x)
+            """,
+            note="ResNet-D: the shortcut pools then projects at stride 1",
+        ),
+        Valid(
+            """
+            class SE(nn.Module):
+                def __init__(self, c, stride=1):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, stride, 1)
+                    self.pool = nn.AdaptiveAvgPool2d(1)
+                    self.fc = nn.Conv2d(c, c, 1)
+                    self.shortcut = nn.Conv2d(c, c, 1, stride)
+
+                def forward(self, x):
+                    out = self.conv(x)
+                    out = out * torch.sigmoid(self.fc(self.pool(out)))
+                    return out + self.shortcut(x)
+            """,
+            note="a globally pooled gate broadcasts",
+        ),
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c, stride=1):
+                    super().__init__()
+                    self.aa = make_blur_pool(c, stride)
+                    self.conv = nn.Conv2d(c, c, 3, 1, 1)
+                    self.shortcut = nn.Conv2d(c, c, 1, stride)
+
+                def forward(self, x):
+                    return self.aa(self.conv(x)) + self.shortcut(x)
+            """,
+            note="the stride moved to a layer we cannot read",
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out, stride=1):
+                    super().__init__()
+                    self.skip = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+                    self.block = nn.Sequential(
+                        nn.Conv2d(c_in, c_out, 3, padding=1, stride=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                        nn.Conv2d(c_out, c_out, 3, padding=1, stride=1, bias=False), nn.BatchNorm2d(c_out))
+
+                def forward(self, x):
+                    return self.block(x) + self.skip(x)
+            """,
+            expect=((4, 68),),
+            note="seed 003: only the shortcut strides",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c, stride=2):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(c, c, 3, stride=stride, padding=1)
+                    self.conv2 = nn.Conv2d(c, c, 3, stride=stride, padding=1)
+                    self.down = nn.Conv2d(c, c, 1, stride=stride)
+
+                def forward(self, x):
+                    return self.conv2(self.conv1(x)) + self.down(x)
+            """,
+            expect=((5, 48),),
+            note="the main path strides twice",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out, stride=1):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c_in, c_out, 3, stride, 1)
+                    if c_in != c_out:
+                        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride)
+                    else:
+                        self.shortcut = nn.Identity()
+
+                def forward(self, x):
+                    return self.conv(x) + self.shortcut(x)
+            """,
+            expect=((5, 12),),
+            note="the guard tests only the channels",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c, stride=1):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, stride, 1)
+
+                def forward(self, x):
+                    return x + self.conv(x)
+            """,
+            expect=((4, 40),),
+            note="the main path strides and the shortcut is the raw input",
+        ),
+    )
+
+
+def _check(world: World, flow: Flow, residual: Residual) -> Optional[Violation]:
+    s_main, s_skip = stride_of(flow, residual.main), stride_of(flow, residual.skip)
+    if s_main is None or s_skip is None or GLOBAL in (s_main, s_skip):
+        return None
+    facts = residual.facts
+    main, skip = facts.norm(s_main), facts.norm(s_skip)
+    if not provably_different(main, skip):
+        return None
+    main_strided = _strided_sites(residual.main)
+    skip_strided = _strided_sites(residual.skip)
+    detail = f"the main path reduces the resolution by `{main.render()}` and the shortcut by `{skip.render()}`"
+    if main == ONE and skip_strided:
+        return Violation(skip_strided[-1][1], f"{detail}: the shortcut strides but the main path never does, so the "
+                         f"add fails whenever {skip.render()} != 1",
+                         help="apply the stride to the first 3x3 conv of the main path as well",
+                         expect={"kind": "shape-error", "stride": skip.render()})
+    if skip == ONE and main_strided:
+        guard = _channels_only_guard(world, residual, main)
+        if guard is not None:
+            return Violation(guard, f"{detail}: the projection is built only when `{code_of(guard)}`, so with equal "
+                             f"widths and {main.render()} != 1 the identity shortcut keeps the full resolution",
+                             help=f"also build the projection when {main.render()} != 1",
+                             expect={"kind": "shape-error", "stride": main.render()})
+        return Violation(main_strided[-1][1], f"{detail}: the main path strides but the shortcut does not, so the add "
+                         f"fails whenever {main.render()} != 1",
+                         help="give the shortcut the same stride (a strided 1x1 projection or pooling)",
+                         expect={"kind": "shape-error", "stride": main.render()})
+    if len(main_strided) >= 2:
+        return Violation(main_strided[-1][1], f"{detail}: the stride is applied twice on the main path",
+                         help="keep the stride on the first strided conv only",
+                         expect={"kind": "shape-error", "stride": main.render()})
+    return None
+
+
+def _strided_sites(value: FVal) -> List[Tuple[LayerSpec, cst.CSTNode]]:
+    """Layers on a path that change the resolution, input to output, with the
+    node to point at (their ``stride`` argument where written)."""
+    out: List[Tuple[LayerSpec, cst.CSTNode]] = []
+    for layer in reversed(main_chain(value)):
+        if layer.spec is not None:
+            out.extend(_strided_in(layer.spec))
+    return out
+
+
+def _strided_in(spec: LayerSpec) -> List[Tuple[LayerSpec, cst.CSTNode]]:
+    stride = spec.summary.stride
+    if stride is None or stride == ONE:
+        return []
+    if spec.family == "container":
+        found = []
+        for child in spec.children:
+            if isinstance(child.loc.value, LayerV):
+                found.extend(_strided_in(child.loc.value.spec))
+        return found
+    node = report_node(spec, spec.arg("stride")) if spec.family in ("conv", "pool") else spec.site
+    if spec.family == "pool" and (spec.arg("stride") is None or spec.arg("stride").node is None):
+        node = report_node(spec, spec.arg("kernel_size"))
+    return [(spec, node)] if node is not None else []
+
+
+def _channels_only_guard(world: World, residual: Residual, main_stride: Num) -> Optional[cst.CSTNode]:
+    """The test that chose an identity shortcut without looking at the stride."""
+    stride_atoms = main_stride.atoms()
+    for layer in main_chain(residual.skip) or []:
+        assigned = world.attrs.get(layer.attr or "")
+        if assigned is not None and isinstance(assigned.loc.value, AltV) and assigned.loc.value.test is not None:
+            if not _mentions(assigned.loc.value.options[0][0], stride_atoms):
+                return assigned.loc.value.test
+    for name, assigned in world.attrs.items():
+        if not is_shortcut_name(name) or not _identity_like(assigned.loc.value):
+            continue
+        calls_it = any(layer.attr == name for layer in main_chain(residual.skip))
+        if not calls_it and main_chain(residual.skip):
+            continue
+        for decision in assigned.decisions:
+            if not _mentions(decision.cond, stride_atoms):
+                return decision.node
+    return None
+
+
+def _identity_like(value) -> bool:
+    from resnetlint.model.values import NoneV
+
+    if isinstance(value, NoneV):
+        return True
+    return isinstance(value, LayerV) and (value.spec.family == "identity" or (
+        value.spec.family == "container" and value.spec.children_complete and not value.spec.children))
+
+
+def _mentions(cond, atoms) -> bool:
+    """Whether a condition refers to any of the atoms (so it tests the stride)."""
+    from resnetlint.model.symbolic import And, Cmp, Not, Or, Truth
+
+    if isinstance(cond, Cmp):
+        return bool((cond.left.atoms() | cond.right.atoms()) & atoms)
+    if isinstance(cond, (And, Or)):
+        return any(_mentions(c, atoms) for c in cond.items)
+    if isinstance(cond, Not):
+        return _mentions(cond.item, atoms)
+    if isinstance(cond, Truth):
+        return any(a in cond.key for a in atoms)
+    return True  # unknown: assume it does, stay silent

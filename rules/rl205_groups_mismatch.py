@@ -1,0 +1,176 @@
+"""
+## What it does
+Finds a convolution whose `groups` does not divide its `in_channels` (or its
+`out_channels`) as written: typically a depthwise conv with
+`groups=hidden_dim` whose `in_channels` is `inp`.
+
+## Why is this bad?
+`nn.Conv2d` checks this at construction: *"in_channels must be divisible by
+groups"*. The block cannot even be built for most arguments, and when it can
+(an expansion ratio of 1) the conv silently is not the depthwise conv that was
+meant. The rule only speaks when `groups` is itself a channel expression and
+the division is provably not exact as written (`inp / (inp * ratio)`); a
+cardinality such as `groups=32` or a `groups` argument is left to the caller.
+
+## Example
+```python
+hidden = inp * expand_ratio
+self.dw = nn.Conv2d(inp, hidden, 3, padding=1, groups=hidden)
+```
+
+## Use instead
+```python
+self.dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+```
+
+## Fix safety
+The fix sets `groups` to the `in_channels` expression (a depthwise conv),
+which divides both sides when the output is a multiple of the input. Unsafe:
+the conv's parameter shape changes.
+
+## References
+- [`torch.nn.Conv2d`: groups](https://pytorch.org/docs/stable/generated/torch.nn.Conv2d.html)
+"""
+from __future__ import annotations
+
+from typing import Iterator, Optional, Set
+
+from resnetlint.model.block import BlockModel, FileAnalysis
+from resnetlint.model.symbolic import Facts, Num
+from resnetlint.model.values import LayerSpec, as_num
+from resnetlint.nodes import report_node
+from resnetlint.rule import Invalid, Rule, Valid, Violation
+
+WIDTH_ARGS = ("in_channels", "out_channels", "num_features", "num_channels", "in_features", "out_features")
+
+
+class GroupsMismatch(Rule):
+    code = "RL205"
+    name = "groups-mismatch"
+    summary = "A conv's groups does not divide its channels"
+    fix_availability = "sometimes"
+    fix_safety = "unsafe"
+
+    def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
+        for wf in block.worlds:
+            world = wf.world
+            specs = list(block.layer_specs(world))
+            channel_atoms = _channel_atoms(specs, world.facts)
+            for spec in specs:
+                found = _check(spec, world.facts, channel_atoms)
+                if found is not None:
+                    yield found
+
+    VALID = (
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, inp, ratio, groups=1, cardinality=32):
+                    super().__init__()
+                    hidden = inp * ratio
+                    self.dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+                    self.mult = nn.Conv2d(inp, inp * 2, 3, padding=1, groups=inp)
+                    self.grouped = nn.Conv2d(inp, inp, 3, padding=1, groups=groups)
+                    self.resnext = nn.Conv2d(inp, inp, 3, padding=1, groups=32)
+                    self.card = nn.Conv2d(inp, inp, 3, padding=1, groups=cardinality)
+            """,
+        ),
+        Valid(
+            """
+            class Bottleneck(nn.Module):
+                def __init__(self, planes, groups=1, base_width=64):
+                    super().__init__()
+                    width = int(planes * (base_width / 64.0)) * groups
+                    self.conv2 = nn.Conv2d(width, width, 3, padding=1, groups=groups)
+            """,
+            note="torchvision's ResNeXt width",
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            class InvertedResidual(nn.Module):
+                def __init__(self, inp, oup, expand_ratio):
+                    super().__init__()
+                    hidden = inp * expand_ratio
+                    self.dw = nn.Conv2d(inp, hidden, 3, padding=1, groups=hidden)
+            """,
+            expect=((5, 63),),
+            note="groups=hidden but in_channels=inp",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, in_channels, out_channels):
+                    super().__init__()
+                    self.dw = nn.Conv2d(in_channels, out_channels, 3, padding=1, groups=out_channels)
+            """,
+            expect=((4, 77),),
+            note="groups follows the wrong side",
+        ),
+    )
+
+
+def _channel_atoms(specs, facts: Facts) -> Set[str]:
+    atoms: Set[str] = set()
+    for spec in specs:
+        for name in WIDTH_ARGS:
+            num = as_num(spec.arg(name))
+            if num is not None:
+                atoms |= facts.norm(num).atoms()
+    return atoms
+
+
+def _divides(divisor: Num, value: Num) -> Optional[bool]:
+    """Whether ``divisor`` divides ``value`` as written: None when unknowable."""
+    constant = divisor.const_value()
+    if constant is not None:
+        mine = value.const_value()
+        if mine is None or constant == 0:
+            return None
+        return mine % constant == 0
+    if len(divisor.terms) != 1:
+        return None
+    monomial = dict(divisor.terms[0][0])
+    for mono, _ in value.terms:
+        powers = dict(mono)
+        if any(powers.get(atom, 0) < power for atom, power in monomial.items()):
+            return False
+    return True
+
+
+def _check(spec: LayerSpec, facts: Facts, channel_atoms: Set[str]) -> Optional[Violation]:
+    if spec.family != "conv":
+        return None
+    groups_loc = spec.arg("groups")
+    groups = as_num(groups_loc)
+    if groups is None or groups.const_value() == 1:
+        return None
+    groups = facts.norm(groups)
+    if not groups.is_opaque_free():
+        return None
+    if groups.const_value() is None and not groups.atoms() <= channel_atoms:
+        return None  # a cardinality or a ``groups`` argument: the caller's business
+    sides = [("in_channels", as_num(spec.arg("in_channels")))]
+    in_channels = sides[0][1]
+    if in_channels is None or facts.norm(in_channels) != groups:
+        sides.append(("out_channels", as_num(spec.arg("out_channels"))))
+    for name, width in sides:
+        if width is None:
+            continue
+        width = facts.norm(width)
+        if not width.is_opaque_free():
+            continue
+        if _divides(groups, width) is False:
+            node = report_node(spec, groups_loc)
+            if node is None:
+                return None
+            return Violation(
+                node,
+                f"`groups={groups.render()}` does not divide `{name}={width.render()}`: `{spec.label}` raises "
+                f"\"{name} must be divisible by groups\" for most arguments",
+                help=f"use groups = in_channels ({as_num(spec.arg('in_channels')).render() if in_channels is not None else '?'}) "
+                     "for a depthwise conv, or make the widths match",
+                expect={"kind": "construction-error", "text": f"{name} must be divisible by groups"},
+            )
+    return None

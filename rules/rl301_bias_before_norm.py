@@ -1,0 +1,151 @@
+"""
+## What it does
+Finds a convolution with a bias (the default: `bias=True`) whose output goes
+straight into a `BatchNorm` or `InstanceNorm`, in an `nn.Sequential` or in
+`forward`.
+
+## Why is this bad?
+Batch and instance normalisation subtract the per-channel mean, so a
+per-channel bias added just before is cancelled exactly: dead parameters that
+cost memory and optimizer state and never change the output. GroupNorm and
+LayerNorm are not reported (GroupNorm's mean spans several channels; a
+LayerNorm is not per-channel over the conv's output), nor is a norm given as a
+parameter (`norm_layer`) that may be either, nor a bias written as an
+expression (`bias=not use_bn`).
+
+Note that removing the bias changes the module's `state_dict`: checkpoints
+saved with the bias stop loading with `strict=True`.
+
+## Example
+```python
+self.pointwise = nn.Sequential(nn.Conv2d(c_in, c_out, 1), nn.BatchNorm2d(c_out), nn.ReLU())
+```
+
+## Use instead
+```python
+self.pointwise = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+```
+
+## Fix safety
+The fix adds `bias=False`. It is unsafe: the outputs are unchanged, but
+existing checkpoints that contain the bias no longer load strictly.
+
+## References
+- Ioffe & Szegedy, *Batch Normalization* (2015), §3.2
+- [`torch.nn.BatchNorm2d`](https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html)
+"""
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+from resnetlint.model.block import BlockModel, FileAnalysis
+from resnetlint.model.values import BoolV, LayerSpec, LayerV
+from resnetlint.nodes import report_node
+from resnetlint.rule import Invalid, Rule, Valid, Violation
+
+MEAN_SUBTRACTING = ("batch", "instance")
+
+
+class BiasBeforeNorm(Rule):
+    code = "RL301"
+    name = "bias-before-norm"
+    summary = "A conv bias feeding BatchNorm/InstanceNorm is dead weight"
+    severity = "warning"
+    fix_availability = "always"
+    fix_safety = "unsafe"
+
+    def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
+        for wf in block.worlds:
+            for children in block.sequential_bodies(wf.world):
+                for before, after in zip(children, children[1:]):
+                    if before.segment != after.segment and after.segment is not None:
+                        continue
+                    found = _check(before.loc.value, after.loc.value)
+                    if found is not None:
+                        yield found
+        for _, flow in block.flows():
+            for value in flow.values:
+                if value.kind != "layer" or value.spec is None or not value.inputs:
+                    continue
+                source = value.inputs[0]
+                if source.kind == "layer" and source.spec is not None:
+                    found = _check(LayerV(source.spec), LayerV(value.spec))
+                    if found is not None:
+                        yield found
+
+    VALID = (
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c, norm_layer=nn.BatchNorm2d, use_bn=True):
+                    super().__init__()
+                    self.a = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+                    self.b = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.GroupNorm(8, c))
+                    self.c = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), norm_layer(c))
+                    self.d = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=not use_bn), nn.BatchNorm2d(c))
+                    self.e = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(c))
+            """,
+        ),
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 1)
+                    self.norm = nn.LayerNorm(c)
+
+                def forward(self, x):
+                    return self.norm(self.conv(x).permute(0, 2, 3, 1))
+            """,
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            class DepthwiseSeparableConv(nn.Module):
+                def __init__(self, in_channels, out_channels):
+                    super().__init__()
+                    self.pointwise = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1),
+                                                   nn.BatchNorm2d(out_channels),
+                                                   nn.LeakyReLU(0.1, inplace=True))
+            """,
+            expect=((4, 40),),
+            note="seed 004",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c_in, c_out):
+                    super().__init__()
+                    self.pointwise = nn.Conv2d(c_in, c_out, 1, bias=True)
+                    self.norm = nn.InstanceNorm2d(c_out)
+
+                def forward(self, x):
+                    return self.norm(self.pointwise(x))
+            """,
+            expect=((4, 57),),
+            note="explicit bias=True, in forward, before InstanceNorm",
+        ),
+    )
+
+
+def _check(before, after) -> Optional[Violation]:
+    if not (isinstance(before, LayerV) and isinstance(after, LayerV)):
+        return None
+    conv, norm = before.spec, after.spec
+    if conv.family != "conv" or norm.family != "norm" or norm.norm_kind not in MEAN_SUBTRACTING:
+        return None
+    bias = conv.arg("bias")
+    if bias is None or not isinstance(bias.value, BoolV) or bias.value.cond is not True:
+        return None
+    written = bias.node is not None
+    node = report_node(conv, bias) if written else conv.site
+    if node is None:
+        return None
+    how = "`bias=True`" if written else "a bias (the default)"
+    return Violation(
+        node,
+        f"`{conv.label}` has {how} but feeds `{norm.label}`, which subtracts the per-channel mean: the bias is dead weight",
+        help="pass `bias=False` (note: checkpoints saved with the bias will no longer load strictly)",
+        expect={"kind": "design"},
+    )

@@ -1,0 +1,209 @@
+"""
+## What it does
+Finds an in-place operation that mutates a tensor still needed later:
+`nn.ReLU(inplace=True)`, `F.relu(x, inplace=True)`, `.relu_()`, `.add_()` or an
+in-place activation at the head of an `nn.Sequential` applied to the block
+input while it is also kept as the identity (the pre-activation bug), and
+`x += ...` on the block input itself.
+
+## Why is this bad?
+The saved identity is the same tensor, so the residual add sees the mutated
+values: the block computes something else than written. Autograd usually
+notices and backward fails with *"one of the variables needed for gradient
+computation has been modified by an inplace operation"*; `x += ...` on the
+input also mutates the caller's tensor. `out += identity` on a freshly
+computed `out` is fine and is not reported.
+
+## Example
+```python
+def forward(self, x):
+    identity = x
+    out = self.relu(x)          # nn.ReLU(inplace=True): identity is now relu(x)
+    out = self.conv(out)
+    return out + identity
+```
+
+## Use instead
+```python
+self.relu = nn.ReLU(inplace=False)
+```
+
+## Fix safety
+The fix makes the operation out-of-place (`inplace=False`, `x = x + ...`,
+`x.relu()`). It is unsafe only in that it uses a little more memory; the
+result becomes what the code says.
+
+## References
+- [Autograd mechanics: in-place operations](https://pytorch.org/docs/stable/notes/autograd.html#in-place-operations-with-autograd)
+- He et al., *Identity Mappings in Deep Residual Networks* (2016) (pre-activation blocks)
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from resnetlint.model.block import BlockModel, FileAnalysis
+from resnetlint.model.forward_exec import Flow, FVal, InplaceEvent
+from resnetlint.nodes import code_of, layer_name
+from resnetlint.rule import Invalid, Rule, Valid, Violation
+
+
+class InplaceIdentity(Rule):
+    code = "RL302"
+    name = "inplace-identity"
+    summary = "An in-place op mutates a tensor still needed later (e.g. the identity)"
+    severity = "warning"
+    fix_availability = "sometimes"
+    fix_safety = "unsafe"
+
+    def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
+        for _, flow in block.flows():
+            for event in flow.inplace:
+                found = _check(flow, event)
+                if found is not None:
+                    yield found
+
+    VALID = (
+        Valid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+                    self.bn = nn.BatchNorm2d(c)
+                    self.relu = nn.ReLU(inplace=True)
+
+                def forward(self, x):
+                    identity = x
+                    out = self.relu(self.bn(self.conv(x)))
+                    out += identity
+                    return self.relu(out)
+            """,
+            note="in-place ops on fresh values",
+        ),
+        Valid(
+            """
+            class PreAct(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.bn = nn.BatchNorm2d(c)
+                    self.relu = nn.ReLU(inplace=True)
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+                def forward(self, x):
+                    out = self.relu(self.bn(x))
+                    return x + self.conv(out)
+            """,
+            note="the in-place activation acts on the norm's output",
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            class PreAct(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.relu = nn.ReLU(inplace=True)
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+                def forward(self, x):
+                    identity = x
+                    out = self.relu(x)
+                    out = self.conv(out)
+                    return out + identity
+            """,
+            expect=((9, 25),),
+            note="the pre-activation bug",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+                def forward(self, x):
+                    x += self.conv(x)
+                    return x
+            """,
+            expect=((7, 9),),
+            note="x += ... on the block input",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.body = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, padding=1))
+
+                def forward(self, x):
+                    return x + self.body(x)
+            """,
+            expect=((7, 30),),
+            note="an in-place activation first in a Sequential main path",
+        ),
+        Invalid(
+            """
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+                def forward(self, x):
+                    shortcut = x
+                    out = self.conv(x)
+                    out = F.relu(x, inplace=True)
+                    return out + shortcut
+            """,
+            expect=((9, 22),),
+            note="F.relu(..., inplace=True) on the saved input",
+        ),
+    )
+
+
+def _used_later(flow: Flow, event: InplaceEvent) -> bool:
+    """The mutated value is read again after the in-place op (by an aliasing
+    variable or directly), other than through the op's own result."""
+    target = event.target
+    for consumer in flow.consumers(target):
+        if consumer is event.result or consumer.order <= event.result.order:
+            continue
+        if consumer.facts is not None and not consumer.facts.extends(event.facts):
+            continue  # computed on another path (the other side of a fork)
+        if not consumer.tensor and consumer.kind == "func":
+            continue  # x.shape, x.size(): the shape does not change
+        return True
+    return False
+
+
+def _check(flow: Flow, event: InplaceEvent):
+    target = event.target
+    node = event.target_node
+    if node is None or not target.tensor:
+        return None
+    is_input = flow.input is not None and target is flow.input
+    if event.kind == "augassign":
+        if not is_input:
+            return None
+        target_text = code_of(node)
+        subject = (f"the block input `{target_text}`" if target_text == flow.input.name
+                   else f"`{target_text}` (which holds the block input here)")
+        return Violation(
+            node,
+            f"`{code_of(event.node)}` adds in place to {subject}: it mutates the caller's tensor "
+            "(and the values autograd saved for backward)",
+            help=f"write `{target_text} = {target_text} + ...`",
+            expect={"kind": "mutation"},
+        )
+    if event.result.kind == "layer" and flow.is_dead(event.result) and not flow.consumers(event.result):
+        return None  # called for its side effect on purpose
+    if not _used_later(flow, event):
+        return None
+    what = f"`{layer_name(event.result.attr, event.result.spec)}`" if event.kind == "layer" else f"`{code_of(event.node)}`"
+    subject = f"the block input `{code_of(node)}`" if is_input else f"`{code_of(node)}`"
+    return Violation(
+        node,
+        f"{what} works in place on {subject}, which is still used afterwards (e.g. as the identity): "
+        "the later use sees the mutated values",
+        help="make this operation out-of-place (inplace=False)",
+        expect={"kind": "mutation"},
+    )
