@@ -52,6 +52,28 @@ def collect_facts(tree: ast.Module) -> FileFacts:
     external: Set[str] = set()
     classes: Dict[str, ClassFacts] = {}
     bases: Dict[str, FrozenSet[str]] = {}
+    class_names = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+    calls: Dict[str, list] = {}
+    called_nodes: Set[int] = set()
+    loads: Dict[str, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in class_names:
+            called_nodes.add(id(node.func))
+            if any(isinstance(a, ast.Starred) for a in node.args):
+                calls.setdefault(node.func.id, []).append(None)
+            else:
+                # ``**dd`` (device/dtype) is left out: the facts drawn from call
+                # sites only ever silence a rule, never make one fire.
+                calls.setdefault(node.func.id, []).append(
+                    (tuple(ast.dump(a) for a in node.args),
+                     {k.arg: ast.dump(k.value) for k in node.keywords if k.arg is not None}))
+        elif isinstance(node, ast.Name) and node.id in class_names and isinstance(node.ctx, ast.Load):
+            loads[node.id] = loads.get(node.id, 0) + 1
+    call_sites = {}
+    for name, sites in calls.items():
+        # Only when every use of the name is a direct, bindable call.
+        direct = len(sites) == loads.get(name, 0) and all(site is not None for site in sites)
+        call_sites[name] = sites if direct else None
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
             classes[node.name] = _class_facts(node)
@@ -63,7 +85,8 @@ def collect_facts(tree: ast.Module) -> FileFacts:
             if not _is_name(node.args[0], "self") and isinstance(node.args[1], ast.Constant):
                 if isinstance(node.args[1].value, str):
                     external.add(node.args[1].value)
-    return FileFacts(external_attribute_loads=frozenset(external), classes=classes, subclass_bases=bases)
+    return FileFacts(external_attribute_loads=frozenset(external), classes=classes, subclass_bases=bases,
+                     call_sites=call_sites)
 
 
 def _class_facts(cls: ast.ClassDef) -> ClassFacts:

@@ -44,7 +44,8 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
-from resnetlint.model.block import BlockModel, FileAnalysis, is_shortcut_name, residual_adds, strip_elementwise
+from resnetlint.model.block import (BlockModel, FileAnalysis, is_shortcut_name, overwritten_main_paths, residual_adds,
+                                    strip_elementwise)
 from resnetlint.model.forward_exec import AddEvent, Flow, FVal, ancestors
 from resnetlint.model.init_exec import World
 from resnetlint.model.symbolic import Facts
@@ -70,6 +71,9 @@ class ShortcutBypassed(Rule):
                         continue
                     shortcut = _present_shortcut(world, flow, residual.event)
                     if shortcut is None:
+                        continue
+                    other = residual.main if operand is residual.skip else residual.skip
+                    if _is_the_main_path(other, shortcut, flow):
                         continue
                     yield Violation(
                         node,
@@ -237,6 +241,15 @@ def _present_shortcut(world: World, flow: Flow, add: AddEvent) -> Optional[str]:
         if present:
             return name
     return None
+
+
+def _is_the_main_path(other: FVal, shortcut: str, flow: Flow) -> bool:
+    """``x + self.skip1(x)`` where nothing else was computed: the module named
+    like a shortcut *is* the main path."""
+    core = strip_elementwise(other)
+    if not (core.kind == "layer" and core.attr == shortcut):
+        return False
+    return not any(event.new is other or event.new is core for event in overwritten_main_paths(flow))
 
 
 def _is_operand_of(value: FVal, add: AddEvent) -> bool:

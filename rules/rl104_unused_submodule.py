@@ -237,7 +237,9 @@ def _has_weights(loc: Loc) -> Optional[bool]:
             if spec.family == "container":
                 return any(_has_weights(c.loc) for c in spec.children) or not spec.children_complete
             return bool(spec.ltype is not None and spec.ltype.has_weights)
-        return True  # convs, norms, linear, composite and unknown modules
+        if spec.family == "unknown":
+            return None  # an external class: maybe not even a module (an enum, a config)
+        return True  # convs, norms, linear, same-file module classes
     if isinstance(value, AltV):
         return any(_has_weights(option) for _, option in value.options)
     return None

@@ -240,3 +240,82 @@ def test_too_many_paths_means_no_conclusion():
                 return self.conv(x)
     """, "B")
     assert not block.complete
+
+
+def test_a_condition_assumed_in_init_is_known_in_forward():
+    block = analyse("""
+        class B(nn.Module):
+            def __init__(self, cin, cout, stride):
+                super().__init__()
+                self.resize = (cin != cout) or (stride != 1)
+                self.conv = nn.Conv2d(cin, cout, 3, stride, 1)
+                if self.resize:
+                    self.proj = nn.Conv2d(cin, cout, 1, stride)
+
+            def forward(self, x):
+                identity = self.proj(x) if self.resize else x
+                return self.conv(x) + identity
+    """, "B")
+    # one path per world: forward never explores "not resize" where resize was assumed
+    assert [wf.flow.paths for wf in block.worlds] == [1, 1]
+
+
+def test_not_greater_than_one_means_one_for_strides():
+    block = analyse("""
+        class B(nn.Module):
+            def __init__(self, c, stride):
+                super().__init__()
+                self.pool = nn.AvgPool2d(stride) if stride > 1 else nn.Identity()
+                self.conv = nn.Conv2d(c, c, 1)
+
+            def forward(self, x):
+                return x + self.conv(self.pool(x))
+    """, "B")
+    flow = block.worlds[0].flow
+    strides = {stride_of(flow, r.main).render() for r in residual_adds(flow)}
+    assert strides == {"stride", "1"}
+    for residual in residual_adds(flow):
+        facts = residual.facts
+        assert facts.norm(stride_of(flow, residual.main)) == facts.norm(stride_of(flow, residual.skip)) or \
+            stride_of(flow, residual.main).render() == "stride"
+
+
+def test_list_element_replacement_is_modelled():
+    block = analyse("""
+        class B(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                rep = [nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, padding=1)]
+                rep[0] = nn.ReLU(inplace=False)
+                self.rep = nn.Sequential(*rep)
+    """, "B")
+    spec = layer(block.worlds[0].world, "rep")
+    assert not spec.inplace_first
+    assert spec.children[0].loc.value.spec.arg("inplace").value.cond is False
+
+
+def test_call_sites_that_pass_equal_widths_make_them_equal():
+    import ast
+
+    from resnetlint.api import Settings, check_source
+    from resnetlint.prefilter import collect_facts
+
+    block = textwrap.dedent("""
+        class P(nn.Module):
+            def __init__(self, cin, dim):
+                super().__init__()
+                self.proj = nn.Conv2d(cin, dim, 3, padding=1, groups=dim)
+    """)
+    users = textwrap.dedent("""
+        class M(nn.Module):
+            def __init__(self, dims):
+                super().__init__()
+                self.ps = nn.ModuleList([P(d, d, **extra) for d in dims])
+    """)
+    rl205 = Settings(select=["RL205"])
+    assert [f.code for f in check_source(PRELUDE + block, settings=rl205)] == ["RL205"]
+    assert check_source(PRELUDE + block + users, settings=rl205) == []
+    passed_around = users + "\nfactory = P\n"
+    assert [f.code for f in check_source(PRELUDE + block + passed_around, settings=rl205)] == ["RL205"]
+    facts = collect_facts(ast.parse(PRELUDE + block + users))
+    assert facts.call_sites["P"] == [(("Name(id='d', ctx=Load())",) * 2, {})]

@@ -7,7 +7,7 @@ matter, see :mod:`resnetlint.prefilter`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterator, List, Optional, Set
+from typing import Dict, FrozenSet, Iterator, List, Optional, Set, Tuple
 
 import libcst as cst
 
@@ -40,6 +40,10 @@ class FileFacts:
     string_constants: FrozenSet[str] = frozenset()
     classes: Dict[str, ClassFacts] = field(default_factory=dict)
     subclass_bases: Dict[str, FrozenSet[str]] = field(default_factory=dict)  # class -> names of its bases
+    # Direct calls ``Block(a, b, stride=2)`` of the file's classes: per class,
+    # one (positional argument texts, keyword argument texts) per call; None
+    # when the class is also used in other ways (passed as a value).
+    call_sites: Dict[str, Optional[List[Tuple[Tuple[str, ...], Dict[str, str]]]]] = field(default_factory=dict)
 
 
 class ModuleContext:

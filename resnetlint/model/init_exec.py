@@ -185,11 +185,32 @@ class Interpreter:
         frame = Frame(cls=cls, local=owner is cls, stack=(cls.name.value,))
         for name, loc in self._symbolic_params(init, frame):
             world.env[name] = loc
+        world.facts = self._call_site_facts(cls, init, world.facts)
         try:
             worlds = self.exec_block(init.body, [world], frame)
         except TooComplex as exc:
             return InitResult([], complete=False, reason=str(exc), init=init)
         return InitResult(worlds, init=init)
+
+    def _call_site_facts(self, cls: cst.ClassDef, init: cst.FunctionDef, facts: Facts) -> Facts:
+        """Parameters that every call in the file passes the same expression
+        for are equal by contract (``PosConv(dims[i], dims[i])``)."""
+        sites = self.ctx.facts.call_sites.get(cls.name.value)
+        if not sites:
+            return facts
+        names = [p.name.value for p in list(init.params.posonly_params) + list(init.params.params)][1:]
+        bound_sites = []
+        for positional, keywords in sites:
+            if len(positional) > len(names):
+                return facts
+            bound = dict(zip(names, positional))
+            bound.update(keywords)
+            bound_sites.append(bound)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if all(a in site and b in site and site[a] == site[b] for site in bound_sites):
+                    facts = facts.assume(Cmp("==", Num.atom(a), Num.atom(b)), True) or facts
+        return facts
 
     def _only_torch_bases(self, cls: cst.ClassDef) -> bool:
         return all(b.startswith("torch.") for b in self.ctx.external_bases(cls))
@@ -485,7 +506,21 @@ class Interpreter:
         elif isinstance(target, cst.Subscript):
             base = self.ev(target.value, world, frame)
             if isinstance(base.value, (ListV, DictV)) and isinstance(target.value, cst.Name):
-                world.env[target.value.value] = Loc(type(base.value)(base.value.items, False), target.value, frame.local)
+                world.env[target.value.value] = Loc(self._store_item(base.value, target, value, world, frame),
+                                                    target.value, frame.local)
+
+    def _store_item(self, container, target: cst.Subscript, value: Loc, world: World, frame: Frame):
+        """``layers[0] = nn.ReLU(inplace=False)``: replace a known element;
+        anything else makes the container incomplete."""
+        if isinstance(container, ListV) and container.complete and len(target.slice) == 1 \
+                and isinstance(target.slice[0].slice, cst.Index):
+            index = as_num(self.ev(target.slice[0].slice.value, world, frame))
+            position = index.int_value() if index is not None else None
+            items = list(container.items)
+            if position is not None and -len(items) <= position < len(items) and items[position].segment is None:
+                items[position] = Item(value, items[position].segment)
+                return ListV(tuple(items), True)
+        return type(container)(container.items, False)
 
     def _set_attr(self, world: World, name: str, value: Loc, stmt, frame: Frame, in_loop: bool = False) -> None:
         world.attrs[name] = AttrAssign(value, stmt, world.decisions, in_loop or frame.loop_depth > 0)

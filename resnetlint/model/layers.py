@@ -98,7 +98,7 @@ def container(
     )
     if ltype.name == "Sequential":
         spec.summary = compose(children, complete)
-        first = first_layer(children)
+        first = first_layer(children) if complete else None
         spec.inplace_first = bool(first and first.inplace_first)
     return spec
 

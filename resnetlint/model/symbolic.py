@@ -321,17 +321,22 @@ class Facts:
     and the truth of opaque keys.  Immutable: ``assume`` returns a new object,
     or ``None`` when the assumption is impossible (the branch is dead)."""
 
-    __slots__ = ("eq", "ne", "truth")
+    __slots__ = ("eq", "ne", "truth", "known")
 
     def __init__(
         self,
         eq: Optional[Dict[Atom, Num]] = None,
         ne: FrozenSet[Tuple[Num, Num]] = frozenset(),
         truth: Optional[Dict[str, bool]] = None,
+        known: Optional[Dict[Cond, bool]] = None,
     ):
         self.eq: Dict[Atom, Num] = eq or {}
         self.ne = ne
         self.truth: Dict[str, bool] = truth or {}
+        # Whole conditions assumed on this path, for what the parts cannot
+        # express (``a or b`` is true, ``stride > 1`` is false): testing the
+        # same condition again gives the same answer.
+        self.known: Dict[Cond, bool] = known or {}
 
     def norm(self, num: Num) -> Num:
         return num.substitute(self.eq)
@@ -340,6 +345,8 @@ class Facts:
         """Whether these facts contain everything ``earlier`` knew: true for a
         later point on the same path, false across the two sides of a fork."""
         if any(self.truth.get(k) != v for k, v in earlier.truth.items()):
+            return False
+        if any(self.known.get(k) != v for k, v in earlier.known.items()):
             return False
         if any(self.norm(Num.atom(k)) != self.norm(v) for k, v in earlier.eq.items()):
             return False
@@ -363,6 +370,8 @@ class Facts:
     def evaluate(self, cond: Cond) -> Optional[bool]:
         if cond is None or isinstance(cond, bool):
             return cond
+        if cond in self.known:
+            return self.known[cond]
         if isinstance(cond, Cmp):
             return self._evaluate_cmp(cond)
         if isinstance(cond, Not):
@@ -400,9 +409,12 @@ class Facts:
         if known is not None:
             return self if known == value else None
         try:
-            return self._assume(cond, value)
+            facts = self._assume(cond, value)
         except Contradiction:
             return None
+        known = dict(facts.known)
+        _remember(cond, value, known)
+        return Facts(facts.eq, facts.ne, facts.truth, known)
 
     def _assume(self, cond: Cond, value: bool) -> "Facts":
         if cond is None or isinstance(cond, bool):
@@ -428,14 +440,28 @@ class Facts:
         if isinstance(cond, Truth):
             if self.truth.get(cond.key, value) != value:
                 raise Contradiction
-            return Facts(self.eq, self.ne, {**self.truth, cond.key: value})
+            return Facts(self.eq, self.ne, {**self.truth, cond.key: value}, self.known)
         if isinstance(cond, Cmp):
             op = cond.op if value else _NEGATED_OPS[cond.op]
             if op == "==":
                 return self._with_equal(cond.left, cond.right)
             if op == "!=":
                 return self._with_unequal(cond.left, cond.right)
+            return self._with_bound(op, self.norm(cond.left), self.norm(cond.right))
+        return self
+
+    def _with_bound(self, op: str, left: Num, right: Num) -> "Facts":
+        """``stride <= 1`` (the false side of ``if stride > 1``) means
+        ``stride == 1``: the atoms compared this way are strides, widths and
+        ratios, which are at least 1.  Such facts only ever silence a rule."""
+        if right.single_atom() and left.is_const():
+            left, right = right, left
+            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[op]
+        bound = right.const_value()
+        if left.single_atom() is None or bound is None:
             return self
+        if (op == "<=" and bound == 1) or (op == "<" and bound == 2):
+            return self._with_equal(left, Num.const(1))
         return self
 
     def _with_equal(self, a: Num, b: Num) -> "Facts":
@@ -462,13 +488,31 @@ class Facts:
             if x == y:
                 raise Contradiction
             ne.add(_pair(x, y))
-        return Facts(eq, frozenset(ne), self.truth)
+        return Facts(eq, frozenset(ne), self.truth, self.known)
 
     def _with_unequal(self, a: Num, b: Num) -> "Facts":
         a, b = self.norm(a), self.norm(b)
         if a == b:
             raise Contradiction
-        return Facts(self.eq, self.ne | {_pair(a, b)}, self.truth)
+        return Facts(self.eq, self.ne | {_pair(a, b)}, self.truth, self.known)
+
+
+def _remember(cond: Cond, value: bool, known: Dict[Cond, bool]) -> None:
+    """Record a condition and every part whose truth follows from it."""
+    if cond is None or isinstance(cond, bool):
+        return
+    known[cond] = value
+    negated = negate(cond)
+    if negated is not None and not isinstance(negated, bool):
+        known[negated] = not value
+    if isinstance(cond, Not):
+        _remember(cond.item, not value, known)
+    elif isinstance(cond, And) and value:
+        for item in cond.items:
+            _remember(item, True, known)
+    elif isinstance(cond, Or) and not value:
+        for item in cond.items:
+            _remember(item, False, known)
 
 
 def _pair(a: Num, b: Num) -> Tuple[Num, Num]:
