@@ -154,6 +154,26 @@ class ResidualOverwritten(Rule):
         ),
         Invalid(
             """
+            class BasicBlock(nn.Module):
+                def __init__(self, inplanes, planes, stride=1, downsample=None):
+                    super().__init__()
+                    self.conv = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+                    self.bn = nn.BatchNorm2d(planes)
+                    self.downsample = downsample
+
+                def forward(self, x):
+                    identity = x
+                    out = self.bn(self.conv(x))
+                    if self.downsample is not None:
+                        out = self.downsample(x)
+                    out += identity
+                    return out
+            """,
+            expect=((12, 13),),
+            note="overwritten only on the path where the caller passed a projection",
+        ),
+        Invalid(
+            """
             class Block(nn.Module):
                 def __init__(self, c):
                     super().__init__()

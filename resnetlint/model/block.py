@@ -430,7 +430,9 @@ def overwritten_main_paths(flow: Flow) -> List[AssignEvent]:
     out = []
     for event in flow.assignments:
         dead = event.old
-        if dead is None or not flow.is_dead(dead) or not is_main_path(dead, flow):
+        # Judged on the path of the overwrite: ``if self.downsample is not
+        # None: out = self.downsample(x)`` loses the main path exactly there.
+        if dead is None or not flow.dead_on_path(dead, event.facts) or not is_main_path(dead, flow):
             continue
         if shortcut_kind(event.new, dead, flow) is None or not _add_follows(flow, event.new):
             continue

@@ -137,6 +137,7 @@ class Flow:
     inputs: List[FVal] = field(default_factory=list)
     values: List[FVal] = field(default_factory=list)
     sinks: Set[int] = field(default_factory=set)
+    sink_paths: Dict[int, List[Optional[Facts]]] = field(default_factory=dict)  # where each sink happened
     assignments: List[AssignEvent] = field(default_factory=list)
     adds: List[AddEvent] = field(default_factory=list)
     inplace: List[InplaceEvent] = field(default_factory=list)
@@ -170,7 +171,19 @@ class Flow:
         return self._live
 
     def is_dead(self, value: FVal) -> bool:
+        """Dead on every path (live = reaches a sink on some path)."""
         return id(value) not in self.live
+
+    def dead_on_path(self, value: FVal, facts: Facts) -> bool:
+        """Dead on the path described by ``facts`` (a later point of it): no
+        sink and no live consumer of ``value`` on that path.  Conservative:
+        a consumer live on some other path still counts."""
+        def on_path(other: Optional[Facts]) -> bool:
+            return other is None or facts.extends(other) or other.extends(facts)
+
+        if any(on_path(f) for f in self.sink_paths.get(id(value), ())):
+            return False
+        return not any(id(c) in self.live and on_path(c.facts) for c in self.consumers(value))
 
     def consumers(self, value: FVal) -> List[FVal]:
         if self._consumers is None:
@@ -271,9 +284,12 @@ class ForwardExecutor:
         self.flow.values.append(value)
         return value
 
-    def sink(self, value: Optional[FVal]) -> None:
+    def sink(self, value: Optional[FVal], facts: Optional[Facts] = None) -> None:
+        """``value`` is used for good (returned, stored, tested, handed to code
+        we cannot see); ``facts`` says on which path, None meaning any."""
         if value is not None:
             self.flow.sinks.add(id(value))
+            self.flow.sink_paths.setdefault(id(value), []).append(facts if facts is not None else value.facts)
 
     def static(self, loc: Loc, node) -> FVal:
         return self.new("static", node, static=loc, tensor=False)
@@ -355,7 +371,7 @@ class ForwardExecutor:
             out = []
             for s, value in self.ev(small.value, state):
                 if not self._is_pure_statement(small.value, value):
-                    self.sink(value)
+                    self.sink(value, s.facts)
                 out.append(s)
             return out
         if isinstance(small, cst.Return):
@@ -366,7 +382,7 @@ class ForwardExecutor:
             for s, value in results:
                 if self._depth == 0:
                     # Returned from forward itself (not from an inlined call).
-                    self.sink(value)
+                    self.sink(value, s.facts)
                     self.flow.returns.append(value)
                 s.retval = value
                 s.returned = True
@@ -551,11 +567,11 @@ class ForwardExecutor:
                 self.assign(element.value if not isinstance(element, cst.StarredElement) else element.value.value
                             if isinstance(element.value, cst.StarredElement) else element.value, part, state, stmt, record)
         elif isinstance(target, cst.Attribute):
-            self.sink(value)  # stored on self or on another object
+            self.sink(value, state.facts)  # stored on self or on another object
             for _ in self.ev(target.value, state):
                 pass
         elif isinstance(target, cst.Subscript):
-            self.sink(value)
+            self.sink(value, state.facts)
             if isinstance(target.value, cst.Name) and target.value.value in state.env:
                 container = state.env[target.value.value]
                 state.env[target.value.value] = self.new("container", target, (container, value), name="store",
