@@ -8,12 +8,14 @@
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Type
 
 from .discovery import discover
 from .engine import FileResult, check_text
 from .findings import FileError, Finding
+from .parallel import default_jobs, map_files
 from .rule import Rule
 from .selection import select_rules
 from .source import SourceError, read_source
@@ -33,7 +35,8 @@ class Settings:
     ignore: Sequence[str] = ()
     extend_select: Sequence[str] = ()
     exclude: Sequence[str] = ()
-    fast: bool = True  # parse with libcst only what the model needs
+    fast: bool = True  # build the model from the ast (libcst's own parser only for --fix)
+    jobs: int = 0  # worker processes; 0 = one per available core
 
     def rules(self) -> List[Rule]:
         return [cls() for cls in select_rules(all_rules(), self.select, self.ignore, self.extend_select)]
@@ -75,8 +78,9 @@ def check_paths(paths: Sequence[str], settings: Optional[Settings] = None) -> Ru
     found = discover(paths, settings.exclude)
     run = RunResult(missing=list(found.missing))
     run.errors.extend(FileError(p, m) for p, m in found.errors)
-    for path in found.files:
-        result = check_file(path, rules, fast=settings.fast)
+    check = functools.partial(check_file, rules=rules, fast=settings.fast)
+    for result in map_files(check, found.files, settings.jobs or default_jobs()):
+        path = result.path
         if result.error is not None:
             run.errors.append(FileError(path, result.error))
             continue
@@ -87,4 +91,5 @@ def check_paths(paths: Sequence[str], settings: Optional[Settings] = None) -> Ru
         if result.findings:
             run.sources[path] = result.text
     run.findings.sort(key=Finding.sort_key)
+    run.errors.sort(key=lambda e: e.path)
     return run

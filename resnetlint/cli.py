@@ -42,6 +42,7 @@ def main_command(
     list_rules: bool = typer.Option(False, "--list-rules", help="List the rules and exit."),
     explain: Optional[str] = typer.Option(None, "--explain", metavar="CODE", help="Show a rule's documentation and exit."),
     full: bool = typer.Option(False, "--full-parse", hidden=True, help="Parse whole files with libcst (slower; for debugging)."),
+    jobs: int = typer.Option(0, "-j", "--jobs", min=0, help="Worker processes (default: one per core)."),
     show_traceback: bool = typer.Option(False, "--show-traceback", help="Print the traceback of internal errors (RL999)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
 ) -> None:
@@ -59,6 +60,7 @@ def main_command(
             ignore=parse_selectors(ignore or []),
             extend_select=parse_selectors(extend_select or []),
             fast=not full,
+            jobs=jobs,
         )
     except SelectionError as exc:
         _usage_error(str(exc))

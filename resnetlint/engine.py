@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from .findings import Finding
+from .model import lite
 from .model.block import BlockModel, FileAnalysis
-from .prefilter import Reduction, collect_facts, reduce_source, split_lines
+from .model.syntax import LibcstIndex, SourceIndex
+from .nodes import using_index
+from .prefilter import FileScan, select_statements, split_lines
 from .rule import Rule, Violation
 
 SYNTAX_ERROR = ("RL000", "syntax-error")
@@ -34,7 +36,6 @@ class FileResult:
     classes: int = 0  # module classes analysed
     # For the trace and the fixer: which classes have findings and the module.
     module: Optional[cst.Module] = None
-    reduced: bool = False
     text: str = ""
     error: Optional[str] = None  # the file could not be read at all
 
@@ -56,45 +57,55 @@ def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True) -
         result.findings.append(_syntax_error(exc, path))
         return result
     lines = split_lines(text)
-    facts = collect_facts(tree)
-    reduction = reduce_source(text, tree, lines) if fast else Reduction(text, [(1, 1, len(lines) + 1)], complete=True)
+    scan = FileScan(tree)
+    facts = scan.facts()
     try:
-        module = cst.parse_module(reduction.source)
+        module, index = _front_end(text, scan, lines, fast)
     except cst.ParserSyntaxError as exc:
         # Python accepted it but libcst did not (a newer grammar feature).
-        result.findings.append(_libcst_error(exc, reduction, path))
+        result.findings.append(_libcst_error(exc, path))
         return result
     except RecursionError:
-        result.findings.append(_finding(*SYNTAX_ERROR, path, 1, 1, 1, 1, "", "too deeply nested for the parser"))
+        result.findings.append(_finding(*SYNTAX_ERROR, path, 1, 1, 1, 1, "", "the code is nested too deeply to analyse",
+                                        "resnetlint skipped this file"))
         return result
     result.module = module
-    result.reduced = not reduction.complete
     reported: List[_Reported] = []
-    try:
-        analysis = FileAnalysis(module, facts, path)
-        blocks = analysis.blocks()
-    except RecursionError:
-        return result  # pathologically nested code: nothing to say about it
-    except Exception as exc:  # noqa: BLE001 - contained, reported as RL999
-        result.findings.append(_internal_error(exc, path, 1, "the block model", ""))
-        result.tracebacks.append(traceback.format_exc())
-        return result
-    result.classes = len(blocks)
-    for block in blocks:
-        for rule in rules:
-            try:
-                for violation in rule.check(block, analysis):
-                    reported.append(_Reported(rule, block, violation))
-            except RecursionError:
-                continue
-            except Exception as exc:  # noqa: BLE001
-                line = _class_line(block, module, reduction)
-                result.findings.append(_internal_error(exc, path, line, f"rule {rule.code}", block.name))
-                result.tracebacks.append(traceback.format_exc())
+    with using_index(index):
+        try:
+            analysis = FileAnalysis(module, facts, path)
+            blocks = analysis.blocks()
+        except RecursionError:
+            return result  # pathologically nested code: nothing to say about it
+        except Exception as exc:  # noqa: BLE001 - contained, reported as RL999
+            result.findings.append(_internal_error(exc, path, 1, "the block model", ""))
+            result.tracebacks.append(traceback.format_exc())
+            return result
+        result.classes = len(blocks)
+        for block in blocks:
+            for rule in rules:
+                try:
+                    for violation in rule.check(block, analysis):
+                        reported.append(_Reported(rule, block, violation))
+                except RecursionError:
+                    continue
+                except Exception as exc:  # noqa: BLE001
+                    line = _class_line(block, index)
+                    result.findings.append(_internal_error(exc, path, line, f"rule {rule.code}", block.name))
+                    result.tracebacks.append(traceback.format_exc())
     if reported:
-        result.findings.extend(_locate(reported, module, reduction, path))
+        result.findings.extend(_locate(reported, index, path))
     result.findings = _dedupe(result.findings)
     return result
+
+
+def _front_end(text: str, scan: FileScan, lines: List[str], fast: bool) -> Tuple[cst.Module, SourceIndex]:
+    """The model's nodes: built from the ast (fast) or parsed by libcst."""
+    if fast:
+        selection = select_statements(scan)
+        return lite.build(lines, selection.statements, selection.members)
+    module = cst.parse_module(text)
+    return module, LibcstIndex(module)
 
 
 def _parse_ast(text: str) -> ast.Module:
@@ -111,40 +122,25 @@ def _parse_ast(text: str) -> ast.Module:
             gc.enable()
 
 
-def _locate(reported: List[_Reported], module: cst.Module, reduction: Reduction, path: str) -> List[Finding]:
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+def _locate(reported: List[_Reported], index: SourceIndex, path: str) -> List[Finding]:
     out = []
     for item in reported:
-        code_range = positions.get(item.violation.node)
-        if code_range is None:
+        position = index.position(item.violation.node)
+        if position is None:
             continue
-        start, end = code_range.start, code_range.end
+        line, column, end_line, end_column = position
         rule = item.rule
         assert rule is not None and item.block is not None
-        finding = _finding(
-            rule.code,
-            rule.name,
-            path,
-            reduction.original_line(start.line),
-            start.column + 1,
-            reduction.original_line(end.line),
-            end.column + 1,
-            item.block.name,
-            item.violation.message,
-            item.violation.help,
-            severity=rule.severity,
-        )
+        finding = _finding(rule.code, rule.name, path, line, column + 1, end_line, end_column + 1, item.block.name,
+                           item.violation.message, item.violation.help, severity=rule.severity)
         finding.expect = item.violation.expect
         out.append(finding)
     return out
 
 
-def _class_line(block: BlockModel, module: cst.Module, reduction: Reduction) -> int:
-    try:
-        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-        return reduction.original_line(positions[block.cls.name].start.line)
-    except Exception:  # noqa: BLE001
-        return 1
+def _class_line(block: BlockModel, index: SourceIndex) -> int:
+    position = index.position(block.cls.name)
+    return position[0] if position is not None else 1
 
 
 def _finding(code, rule, path, line, column, end_line, end_column, symbol, message, help_text="", severity="error") -> Finding:
@@ -159,8 +155,8 @@ def _syntax_error(exc: SyntaxError, path: str) -> Finding:
                     "resnetlint only checks files that Python can parse")
 
 
-def _libcst_error(exc: cst.ParserSyntaxError, reduction: Reduction, path: str) -> Finding:
-    line = reduction.original_line(exc.raw_line)
+def _libcst_error(exc: cst.ParserSyntaxError, path: str) -> Finding:
+    line = exc.raw_line
     message = str(exc.message) if hasattr(exc, "message") else str(exc).splitlines()[0]
     return _finding(*SYNTAX_ERROR, path, line, exc.raw_column + 1, line, exc.raw_column + 1, "",
                     f"libcst cannot parse this file: {message}",

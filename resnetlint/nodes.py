@@ -1,20 +1,35 @@
 """Small helpers over libcst nodes and layer specs that several rules share."""
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+import contextvars
+from typing import Iterator, Optional
 
 import libcst as cst
 
+from .model.syntax import SourceIndex
 from .model.values import LayerSpec, Loc
 
-_EMPTY = cst.Module([])
+# The index of the file whose rules are running (set by the engine), so that
+# messages can quote source text whichever front end built the nodes.
+_INDEX: contextvars.ContextVar[Optional[SourceIndex]] = contextvars.ContextVar("resnetlint_index", default=None)
+
+
+@contextlib.contextmanager
+def using_index(index: SourceIndex) -> Iterator[None]:
+    token = _INDEX.set(index)
+    try:
+        yield
+    finally:
+        _INDEX.reset(token)
 
 
 def code_of(node: Optional[cst.CSTNode], limit: int = 60) -> str:
     """Source text of a node on one line, shortened for messages."""
-    if node is None:
+    index = _INDEX.get()
+    if node is None or index is None:
         return "?"
-    text = " ".join(_EMPTY.code_for_node(node).split())
+    text = " ".join(index.text(node).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

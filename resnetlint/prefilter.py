@@ -6,14 +6,16 @@ It does three jobs, all without libcst (which costs ~50 µs per statement):
 2. :class:`FileFacts` that some rules need from the *whole* file (who reads
    ``self.conv1`` anywhere, reflective access), so the fast path and the full
    analysis see the same facts;
-3. the *reduction*: the top-level statements the model can need (imports,
-   module classes, and the helpers and constants they name, transitively),
-   concatenated with a line map.  libcst then parses only that.
+3. the *selection*: the top-level statements the model can need (imports,
+   module classes, and the helpers and constants they name, transitively) and,
+   inside classes, the methods reachable from ``__init__`` and ``forward``.
+   Only those are turned into model nodes (see :mod:`resnetlint.model.lite`).
 
-The reduction is sound by construction: the model resolves module-level names
-only through imports and top-level definitions, and every top-level statement
-binding a name the kept code mentions is kept.  A test runs both paths over the
-fixtures and a real corpus and asserts identical findings.
+The selection is sound by construction: the model resolves module-level names
+only through imports and top-level definitions, every top-level statement
+binding a name the kept code mentions is kept, and a method is dropped only if
+no kept code mentions it as ``self.<name>``.  A test runs both front ends over
+the fixtures and a real corpus and asserts identical findings.
 """
 from __future__ import annotations
 
@@ -27,124 +29,178 @@ REFLECTIVE_METHODS = {"modules", "children", "named_modules", "named_children", 
 FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
-@dataclass
-class Reduction:
-    """The kept part of a file and how its lines map back."""
-
-    source: str
-    # (first line in reduced source, first line in original, number of lines), 1-based
-    segments: List[Tuple[int, int, int]] = field(default_factory=list)
-    complete: bool = False  # True when nothing was dropped
-
-    def original_line(self, line: int) -> int:
-        for reduced_start, original_start, count in self.segments:
-            if reduced_start <= line < reduced_start + count:
-                return original_start + (line - reduced_start)
-        return line
-
-
 # ----------------------------------------------------------------------------
-# File facts
+# One pass over the file
 # ----------------------------------------------------------------------------
 
 
-def collect_facts(tree: ast.Module) -> FileFacts:
-    external: Set[str] = set()
-    classes: Dict[str, ClassFacts] = {}
-    bases: Dict[str, FrozenSet[str]] = {}
-    class_names = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
-    calls: Dict[str, list] = {}
-    called_nodes: Set[int] = set()
-    loads: Dict[str, int] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in class_names:
-            called_nodes.add(id(node.func))
+class _ClassScan:
+    __slots__ = ("loads", "init_passed_on", "literal_getattr", "reflective", "methods", "mentions")
+
+    def __init__(self):
+        self.mentions: Dict[str, Set[str]] = {}  # method -> the `self.X`/`cls.X` names it mentions
+        self.loads: Dict[str, Set[str]] = {}
+        self.init_passed_on: Set[str] = set()
+        self.literal_getattr: Set[str] = set()
+        self.reflective = False
+        self.methods: Set[str] = set()
+
+    def facts(self) -> ClassFacts:
+        return ClassFacts(
+            self_attribute_loads=frozenset(self.loads),
+            load_methods={k: frozenset(v) for k, v in self.loads.items()},
+            init_attribute_loads=frozenset(self.init_passed_on),
+            reflective=self.reflective,
+            literal_getattr=frozenset(self.literal_getattr),
+            methods=frozenset(self.methods),
+        )
+
+
+class FileScan:
+    """Everything the engine needs from the ``ast``, gathered in one iterative
+    pass (no recursion: deeply nested expressions must not crash us)."""
+
+    def __init__(self, tree: ast.Module):
+        self.tree = tree
+        body = tree.body
+        self.used: List[Set[str]] = [set() for _ in body]  # names read by each top-level statement
+        self.bound: List[Set[str]] = [set() for _ in body]  # names each top-level statement binds
+        self.self_attrs: List[Set[str]] = [set() for _ in body]  # `self.X` / `cls.X` names it mentions
+        self.external: Set[str] = set()
+        self.classes: Dict[str, _ClassScan] = {}
+        self.bases: Dict[str, FrozenSet[str]] = {}
+        self.class_names = set()
+        self._calls: Dict[str, list] = {}
+        self._class_loads: Dict[str, int] = {}
+        self._call_funcs: Set[int] = set()
+        self._scan()
+
+    # The traversal keeps, for each node, the top-level statement index, the
+    # innermost class scan, the method name inside it, and whether the node is
+    # the object of an attribute access (``self.conv`` in ``self.conv.weight``).
+    def _scan(self) -> None:
+        # ``scoped``: inside a def or class, where assignments bind no module name.
+        stack = [(stmt, index, None, None, False, False) for index, stmt in enumerate(self.tree.body)]
+        class_calls = []
+        while stack:
+            node, top, cls, method, is_base, scoped = stack.pop()
+            kind = type(node)
+            if kind is ast.Name:
+                if isinstance(node.ctx, ast.Load):
+                    self.used[top].add(node.id)
+                    self._class_loads[node.id] = self._class_loads.get(node.id, 0) + 1
+                elif not scoped:
+                    self.bound[top].add(node.id)
+                continue
+            if kind is ast.Attribute:
+                value = node.value
+                if type(value) is ast.Name and value.id in ("self", "cls"):
+                    self.self_attrs[top].add(node.attr)
+                    if cls is not None and method:
+                        cls.mentions.setdefault(method, set()).add(node.attr)
+                    if cls is not None and value.id == "self" and isinstance(node.ctx, ast.Load) and method:
+                        self._self_load(cls, method, node.attr, is_base)
+                elif isinstance(node.ctx, ast.Load):
+                    self.external.add(node.attr)
+                stack.append((value, top, cls, method, True, scoped))
+                continue
+            if kind is ast.ClassDef:
+                if not scoped:
+                    self.bound[top].add(node.name)
+                self.class_names.add(node.name)
+                scan = self.classes.setdefault(node.name, _ClassScan())
+                self.bases[node.name] = frozenset(n for n in map(_base_name, node.bases) if n)
+                for stmt in node.body:
+                    if isinstance(stmt, FUNCTION_NODES):
+                        scan.methods.add(stmt.name)
+                        if stmt.name == "__getattr__":
+                            scan.reflective = True
+                        for child in _children(stmt):
+                            stack.append((child, top, scan, stmt.name, False, True))
+                    else:
+                        stack.append((stmt, top, scan, None, False, True))
+                for child in node.bases + node.keywords + node.decorator_list:
+                    stack.append((child, top, cls, method, False, scoped))
+                continue
+            if kind in FUNCTION_NODES:
+                if not scoped:
+                    self.bound[top].add(node.name)
+                for child in _children(node):
+                    stack.append((child, top, cls, method, False, True))
+                continue
+            if kind in (ast.Import, ast.ImportFrom):
+                if not scoped:
+                    for alias in node.names:
+                        self.bound[top].add((alias.asname or alias.name).split(".")[0])
+                continue
+            if kind is ast.Call:
+                self._call(node, cls, method, class_calls)
+            for child in ast.iter_child_nodes(node):
+                stack.append((child, top, cls, method, False, scoped))
+        self._finish_calls(class_calls)
+
+    def _self_load(self, cls: _ClassScan, method: str, attr: str, is_base: bool) -> None:
+        if method == "__init__":
+            if not is_base:
+                cls.init_passed_on.add(attr)  # handed on, not just `self.conv.weight`
+            return
+        if attr in REFLECTIVE_METHODS:
+            cls.reflective = True
+        cls.loads.setdefault(attr, set()).add(method)
+
+    def _call(self, node: ast.Call, cls: Optional[_ClassScan], method: Optional[str], class_calls: list) -> None:
+        func = node.func
+        if type(func) is ast.Name:
+            if func.id in ("getattr", "setattr", "hasattr", "delattr") and node.args:
+                first = node.args[0]
+                literal = len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) \
+                    and isinstance(node.args[1].value, str)
+                if _is_name(first, "self"):
+                    if cls is not None and method not in (None, "__init__"):
+                        if not literal:
+                            cls.reflective = True
+                        elif func.id == "getattr":
+                            cls.literal_getattr.add(node.args[1].value)
+                elif literal and func.id == "getattr":
+                    self.external.add(node.args[1].value)
+            elif func.id == "vars" and cls is not None and method not in (None, "__init__"):
+                cls.reflective = True
+            class_calls.append(node)
+
+    def _finish_calls(self, class_calls: List[ast.Call]) -> None:
+        for node in class_calls:
+            name = node.func.id
+            if name not in self.class_names:
+                continue
             if any(isinstance(a, ast.Starred) for a in node.args):
-                calls.setdefault(node.func.id, []).append(None)
+                site = None
             else:
                 # ``**dd`` (device/dtype) is left out: the facts drawn from call
                 # sites only ever silence a rule, never make one fire.
-                calls.setdefault(node.func.id, []).append(
-                    (tuple(ast.dump(a) for a in node.args),
-                     {k.arg: ast.dump(k.value) for k in node.keywords if k.arg is not None}))
-        elif isinstance(node, ast.Name) and node.id in class_names and isinstance(node.ctx, ast.Load):
-            loads[node.id] = loads.get(node.id, 0) + 1
-    call_sites = {}
-    for name, sites in calls.items():
-        # Only when every use of the name is a direct, bindable call.
-        direct = len(sites) == loads.get(name, 0) and all(site is not None for site in sites)
-        call_sites[name] = sites if direct else None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef):
-            classes[node.name] = _class_facts(node)
-            bases[node.name] = frozenset(_base_name(b) for b in node.bases if _base_name(b))
-        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
-            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
-                external.add(node.attr)
-        elif isinstance(node, ast.Call) and _is_name(node.func, "getattr") and len(node.args) >= 2:
-            if not _is_name(node.args[0], "self") and isinstance(node.args[1], ast.Constant):
-                if isinstance(node.args[1].value, str):
-                    external.add(node.args[1].value)
-    return FileFacts(external_attribute_loads=frozenset(external), classes=classes, subclass_bases=bases,
-                     call_sites=call_sites)
+                site = (tuple(ast.dump(a) for a in node.args),
+                        {k.arg: ast.dump(k.value) for k in node.keywords if k.arg is not None})
+            self._calls.setdefault(name, []).append(site)
+
+    def facts(self) -> FileFacts:
+        call_sites = {}
+        for name, sites in self._calls.items():
+            # Only when every use of the name is a direct, bindable call.
+            direct = len(sites) == self._class_loads.get(name, 0) and all(site is not None for site in sites)
+            call_sites[name] = sites if direct else None
+        return FileFacts(
+            external_attribute_loads=frozenset(self.external),
+            classes={name: scan.facts() for name, scan in self.classes.items()},
+            subclass_bases=self.bases,
+            call_sites=call_sites,
+        )
 
 
-def _class_facts(cls: ast.ClassDef) -> ClassFacts:
-    loads: Dict[str, Set[str]] = {}
-    init_loads: Set[str] = set()
-    literal_getattr: Set[str] = set()
-    reflective = False
-    methods = set()
-    for stmt in cls.body:
-        if not isinstance(stmt, FUNCTION_NODES):
-            continue
-        methods.add(stmt.name)
-        if stmt.name == "__getattr__":
-            reflective = True
-        if stmt.name == "__init__":
-            init_loads |= _passed_on_in_init(stmt)
-            continue
-        for node in ast.walk(stmt):
-            if isinstance(node, ast.Attribute) and _is_name(node.value, "self"):
-                if isinstance(node.ctx, ast.Load):
-                    if node.attr in REFLECTIVE_METHODS:
-                        reflective = True
-                    loads.setdefault(node.attr, set()).add(stmt.name)
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "setattr", "hasattr", "delattr"):
-                if node.args and _is_name(node.args[0], "self"):
-                    if len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
-                        if node.func.id == "getattr":
-                            literal_getattr.add(node.args[1].value)
-                    else:
-                        reflective = True
-            elif isinstance(node, ast.Name) and node.id == "vars":
-                reflective = True
-    return ClassFacts(
-        self_attribute_loads=frozenset(loads),
-        load_methods={k: frozenset(v) for k, v in loads.items()},
-        init_attribute_loads=frozenset(init_loads),
-        reflective=reflective,
-        literal_getattr=frozenset(literal_getattr),
-        methods=frozenset(methods),
-    )
+def _children(node: ast.AST):
+    return ast.iter_child_nodes(node)
 
 
-def _passed_on_in_init(init: ast.AST) -> Set[str]:
-    """``self.X`` read in ``__init__`` other than to reach one of its own
-    attributes (``self.conv.weight`` is weight init; ``nn.Sequential(self.conv)``
-    hands the module on)."""
-    parents: Dict[int, ast.AST] = {}
-    for node in ast.walk(init):
-        for child in ast.iter_child_nodes(node):
-            parents[id(child)] = node
-    out: Set[str] = set()
-    for node in ast.walk(init):
-        if isinstance(node, ast.Attribute) and _is_name(node.value, "self") and isinstance(node.ctx, ast.Load):
-            parent = parents.get(id(node))
-            if isinstance(parent, ast.Attribute) and parent.value is node:
-                continue
-            out.add(node.attr)
-    return out
+def collect_facts(tree: ast.Module) -> FileFacts:
+    return FileScan(tree).facts()
 
 
 def _is_name(node: ast.AST, name: str) -> bool:
@@ -164,21 +220,30 @@ def _base_name(node: ast.AST) -> Optional[str]:
 # ----------------------------------------------------------------------------
 
 
-def reduce_source(source: str, tree: ast.Module, lines: Optional[List[str]] = None) -> Reduction:
-    """Keep imports, classes that may be modules, and what they need."""
-    body = tree.body
+@dataclass
+class Selection:
+    """What the lite front end builds: top-level statements in order, and for
+    trimmed classes the members kept (keyed by ``id`` of the ClassDef)."""
+
+    statements: List[ast.stmt]
+    members: Dict[int, List[ast.stmt]]
+    complete: bool  # nothing was left out
+
+
+def select_statements(scan: "FileScan") -> Selection:
+    """Keep imports, classes that may be modules, and what they need; inside
+    those classes keep only ``__init__``, ``forward``, the methods they reach
+    through ``self.X`` and the class attributes anything reads."""
+    body = scan.tree.body
     keep: Set[int] = set()
     needed: Set[str] = set()
     for index, stmt in enumerate(body):
-        if isinstance(stmt, (ast.Import, ast.ImportFrom)) or _holds_import(stmt):
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)) or _holds_import(stmt) or _may_hold_module_class(stmt):
             keep.add(index)
-            needed |= _names_used(stmt)
-        elif _may_hold_module_class(stmt):
-            keep.add(index)
-            needed |= _names_used(stmt)
+            needed |= scan.used[index]
     binders: Dict[str, List[int]] = {}
-    for index, stmt in enumerate(body):
-        for name in _names_bound(stmt):
+    for index in range(len(body)):
+        for name in scan.bound[index]:
             binders.setdefault(name, []).append(index)
     queue = list(needed)
     seen: Set[str] = set()
@@ -190,54 +255,64 @@ def reduce_source(source: str, tree: ast.Module, lines: Optional[List[str]] = No
         for index in binders.get(name, ()):
             if index not in keep:
                 keep.add(index)
-                queue.extend(_names_used(body[index]) - seen)
-    if len(keep) == len(body):
-        return Reduction(source, [(1, 1, source.count("\n") + 1)], complete=True)
-    if lines is None:
-        lines = split_lines(source)
-    return _assemble(lines, [body[i] for i in sorted(keep)], body)
+                queue.extend(scan.used[index] - seen)
+    statements = [body[i] for i in sorted(keep)]
+    members = _kept_members(scan, [s for s in statements if isinstance(s, ast.ClassDef)])
+    return Selection(statements, members, complete=len(keep) == len(body) and not members)
 
 
-def _assemble(lines: List[str], kept: List[ast.stmt], body: List[ast.stmt]) -> Reduction:
-    # Line ranges of the kept statements, widened so that no statement sharing
-    # a line with a kept one is cut in half.
-    ranges: List[List[int]] = []
-    for stmt in kept:
-        start = _first_line(stmt)
-        end = stmt.end_lineno or stmt.lineno
-        if ranges and start <= ranges[-1][1] + 0:
-            ranges[-1][1] = max(ranges[-1][1], end)
-        else:
-            ranges.append([start, end])
+def _kept_members(scan: "FileScan", classes: List[ast.ClassDef]) -> Dict[int, List[ast.stmt]]:
+    """For each top-level class whose body can be trimmed, the members to keep.
+
+    Methods reachable from ``__init__``/``forward`` through ``self.X`` (in any
+    class, since subclasses call their bases' helpers) are kept, to a fixpoint;
+    so are class attributes whose name is read as an attribute anywhere."""
+    reachable = {"__init__", "forward"}
+    attribute_names = set(scan.external)
+    for attrs in scan.self_attrs:
+        attribute_names |= attrs
     changed = True
     while changed:
         changed = False
-        for stmt in body:
-            start, end = _first_line(stmt), stmt.end_lineno or stmt.lineno
-            for r in ranges:
-                overlaps = start <= r[1] and end >= r[0]
-                if overlaps and (start < r[0] or end > r[1]):
-                    r[0], r[1] = min(r[0], start), max(r[1], end)
+        for cls in classes:
+            mentions = scan.classes.get(cls.name)
+            if mentions is None:
+                continue
+            for method, names in mentions.mentions.items():
+                if method in reachable and not names <= reachable:
+                    reachable |= names
                     changed = True
-        ranges.sort()
-        merged: List[List[int]] = []
-        for r in ranges:
-            if merged and r[0] <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], r[1])
-            else:
-                merged.append(r)
-        ranges = merged
-    parts: List[str] = []
-    segments: List[Tuple[int, int, int]] = []
-    reduced_line = 1
-    for start, end in ranges:
-        chunk = lines[start - 1:end]
-        if chunk and not chunk[-1].endswith(("\n", "\r")):
-            chunk = chunk[:-1] + [chunk[-1] + "\n"]
-        parts.extend(chunk)
-        segments.append((reduced_line, start, end - start + 1))
-        reduced_line += end - start + 1
-    return Reduction("".join(parts), segments, complete=False)
+    out: Dict[int, List[ast.stmt]] = {}
+    for cls in classes:
+        if not cls.body or cls.body[0].lineno == cls.lineno:
+            continue  # a one-line class: keep it whole
+        kept = []
+        for stmt in cls.body:
+            if isinstance(stmt, FUNCTION_NODES):
+                if stmt.name in reachable:
+                    kept.append(stmt)
+            elif _is_docstring(stmt):
+                continue
+            elif not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)) or \
+                    _assigned_names(stmt) & attribute_names:
+                kept.append(stmt)
+        if kept and len(kept) < len(cls.body):
+            out[id(cls)] = kept
+    return out
+
+
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+
+
+def _assigned_names(stmt: ast.stmt) -> Set[str]:
+    targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+    out = set()
+    for target in targets:
+        for node in ast.walk(target):
+            if isinstance(node, ast.Name):
+                out.add(node.id)
+    return out
 
 
 def split_lines(source: str) -> List[str]:
@@ -280,22 +355,3 @@ def _may_hold_module_class(stmt: ast.stmt) -> bool:
             if isinstance(node, ast.ClassDef) and node.bases:
                 return True
     return False
-
-
-def _names_used(stmt: ast.AST) -> Set[str]:
-    return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
-
-
-def _names_bound(stmt: ast.stmt) -> Set[str]:
-    if isinstance(stmt, (*FUNCTION_NODES, ast.ClassDef)):
-        return {stmt.name}
-    out: Set[str] = set()
-    for node in ast.walk(stmt):
-        if isinstance(node, (*FUNCTION_NODES, ast.ClassDef)):
-            out.add(node.name)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            out.add(node.id)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                out.add((alias.asname or alias.name).split(".")[0])
-    return out

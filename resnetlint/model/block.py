@@ -14,7 +14,7 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 import libcst as cst
 
 from .context import ClassFacts, FileFacts, ModuleContext
-from .forward_exec import AddEvent, AssignEvent, Flow, ForwardExecutor, FVal, ancestors
+from .forward_exec import AddEvent, AssignEvent, Budget, Flow, ForwardExecutor, FVal, ancestors
 from .init_exec import InitResult, Interpreter, World
 from .symbolic import Cond, Facts, Num
 from .layers import iter_layers, sequential_children
@@ -120,10 +120,14 @@ class FileAnalysis:
         init = self.interp.run_class(cls)
         forward, owner = self.interp.find_method(cls, "forward")
         model = BlockModel(cls, self.ctx, init, forward, owner)
+        budget = Budget()
         for world in init.worlds:
             flow = None
             if forward is not None:
-                flow = ForwardExecutor(self.ctx, self.interp, cls, world).run(forward)
+                if budget.left < 0:
+                    flow = Flow(world, complete=False, reason="forward is too long to explore")
+                else:
+                    flow = ForwardExecutor(self.ctx, self.interp, cls, world, budget).run(forward)
             model.worlds.append(WorldFlow(world, flow))
         return model
 
@@ -362,14 +366,18 @@ class Residual:
 def residual_adds(flow: Flow) -> List[Residual]:
     """Adds whose operands come from a common tensor: ``x + f(x)``,
     ``skip(x) + block(x)``.  ``x + self.pos_embed`` is not one."""
+    return flow.memo("residual_adds", _residual_adds)
+
+
+def _residual_adds(flow: Flow) -> List[Residual]:
     out = []
     by_id = {id(v): v for v in flow.values}
     for event in flow.adds:
         left, right = event.left, event.right
         if not (left.tensor and right.tensor):
             continue
-        anc_left = ancestors(left) | {id(left)}
-        anc_right = ancestors(right) | {id(right)}
+        anc_left = flow.ancestors(left) | {id(left)}
+        anc_right = flow.ancestors(right) | {id(right)}
         common = [by_id[i] for i in anc_left & anc_right if i in by_id and by_id[i].kind != "static"]
         if not common:
             continue
@@ -391,6 +399,10 @@ def intended_residuals(flow: Flow) -> List[Residual]:
     shortcut added to the input after the main path was overwritten), plus
     the add the author meant in that case: the overwritten main path against
     the shortcut that replaced it."""
+    return flow.memo("intended_residuals", _intended_residuals)
+
+
+def _intended_residuals(flow: Flow) -> List[Residual]:
     out = [r for r in residual_adds(flow) if not all(_is_shortcut_layer(v) for v in main_chain(r.main))]
     for event in overwritten_main_paths(flow):
         out.append(Residual(None, event.new, event.old, event.target, None, facts=event.facts, overwrite=event))
@@ -408,7 +420,7 @@ def is_main_path(value: FVal, flow: Flow) -> bool:
         return False
     if any(_is_shortcut_layer(layer) for layer in chain):
         return False
-    return id(flow.input) in ancestors(value)
+    return id(flow.input) in flow.ancestors(value)
 
 
 def shortcut_kind(value: FVal, dead: FVal, flow: Flow) -> Optional[str]:
@@ -418,7 +430,7 @@ def shortcut_kind(value: FVal, dead: FVal, flow: Flow) -> Optional[str]:
     if flow.input is not None and core is flow.input:
         return f"the block input `{flow.input.name}`"
     if core.kind == "layer" and _is_shortcut_layer(core):
-        if core.inputs and (core.inputs[0] is flow.input or id(core.inputs[0]) in ancestors(dead)):
+        if core.inputs and (core.inputs[0] is flow.input or id(core.inputs[0]) in flow.ancestors(dead)):
             name = f"self.{core.attr}" if core.attr and not core.attr.startswith("<") else "the shortcut"
             return f"the shortcut `{name}`"
     return None
@@ -427,22 +439,26 @@ def shortcut_kind(value: FVal, dead: FVal, flow: Flow) -> Optional[str]:
 def overwritten_main_paths(flow: Flow) -> List[AssignEvent]:
     """Assignments that replace a dead main-path result with the shortcut
     before a residual add (``out = self.skip(x)`` after ``out = self.block(x)``)."""
+    return flow.memo("overwritten_main_paths", _overwritten_main_paths)
+
+
+def _overwritten_main_paths(flow: Flow) -> List[AssignEvent]:
     out = []
     for event in flow.assignments:
         dead = event.old
+        if dead is None or shortcut_kind(event.new, dead, flow) is None or not is_main_path(dead, flow):
+            continue
         # Judged on the path of the overwrite: ``if self.downsample is not
         # None: out = self.downsample(x)`` loses the main path exactly there.
-        if dead is None or not flow.dead_on_path(dead, event.facts) or not is_main_path(dead, flow):
-            continue
-        if shortcut_kind(event.new, dead, flow) is None or not _add_follows(flow, event.new):
+        if not flow.dead_on_path(dead, event.facts) or not _add_follows(flow, event.new):
             continue
         out.append(event)
     return out
 
 
 def _add_follows(flow: Flow, value: FVal) -> bool:
-    return any(id(value) in (ancestors(add.result) | {id(add.left), id(add.right)}) for add in flow.adds
-               if add.result.order > value.order or add.left is value or add.right is value)
+    return any(add.left is value or add.right is value or id(value) in flow.ancestors(add.result)
+               for add in flow.adds if add.result.order > value.order or add.left is value or add.right is value)
 
 
 PROJECTION_PARAMETER = re.compile(r"^(downsample|down_sample|shortcut|skip|proj|projection|identity|residual)(_\w+)?$")

@@ -149,18 +149,20 @@ class ModuleContext:
         """The qualified name an expression refers to: ``nn.Conv2d`` ->
         ``torch.nn.Conv2d``; a same-file class or function -> ``<local>.Name``."""
         if isinstance(expr, cst.Name):
-            name = expr.value
-            if name in self.imports:
-                return self.imports[name]
-            if name in self.classes or name in self.functions:
-                return LOCAL_PREFIX + name
-            for star in self.star_imports:
-                if star in ("torch.nn", "torch.nn.modules"):
-                    return f"torch.nn.{name}"
-            return None
+            return self.qualify_name(expr.value)
         if isinstance(expr, cst.Attribute):
             base = self.qualify(expr.value)
             return f"{base}.{expr.attr.value}" if base else None
+        return None
+
+    def qualify_name(self, name: str) -> Optional[str]:
+        if name in self.imports:
+            return self.imports[name]
+        if name in self.classes or name in self.functions:
+            return LOCAL_PREFIX + name
+        for star in self.star_imports:
+            if star in ("torch.nn", "torch.nn.modules"):
+                return f"torch.nn.{name}"
         return None
 
     def is_ambiguous(self, name: str) -> bool:

@@ -22,6 +22,8 @@ from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 import libcst as cst
 
 from .context import LOCAL_PREFIX, ModuleContext
+from .lite import make
+from .syntax import walk
 from .init_exec import Frame, Interpreter, World, _is_self, _target_names
 from .symbolic import Cond, Facts, fresh_truth, negate
 from .torch_api import (
@@ -48,7 +50,18 @@ from .values import (
 
 MAX_PATHS = 64
 MAX_INLINE_DEPTH = 3
-MAX_STATEMENTS = 4000  # per world: a guard against pathological code
+FORWARD_BUDGET = 6000  # statements executed per class, all worlds and paths together
+
+
+class Budget:
+    """Work allowed for one class: a block whose forward takes more than this
+    to explore is given up (and its rules stay silent) rather than slowing the
+    whole run down; typical blocks use a few hundred."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, limit: int = FORWARD_BUDGET):
+        self.left = limit
 
 
 class FlowTooComplex(Exception):
@@ -150,6 +163,20 @@ class Flow:
     paths: int = 0
     _live: Optional[Set[int]] = None
     _consumers: Optional[Dict[int, List[FVal]]] = None
+    _ancestors: Dict[int, Set[int]] = field(default_factory=dict)
+    queries: Dict[str, object] = field(default_factory=dict)  # memo for block-level queries
+
+    def memo(self, key: str, compute):
+        if key not in self.queries:
+            self.queries[key] = compute(self)
+        return self.queries[key]
+
+    def ancestors(self, value: FVal) -> Set[int]:
+        found = self._ancestors.get(id(value))
+        if found is None:
+            found = ancestors(value)
+            self._ancestors[id(value)] = found
+        return found
 
     @property
     def input(self) -> Optional[FVal]:
@@ -242,7 +269,9 @@ Results = List[Tuple[State, FVal]]
 class ForwardExecutor:
     """Runs one class's ``forward`` in one world."""
 
-    def __init__(self, ctx: ModuleContext, interp: Interpreter, cls: cst.ClassDef, world: World):
+    def __init__(self, ctx: ModuleContext, interp: Interpreter, cls: cst.ClassDef, world: World,
+                 budget: Optional[Budget] = None):
+        self.budget = budget or Budget()
         self.ctx = ctx
         self.interp = interp
         self.cls = cls
@@ -295,8 +324,8 @@ class ForwardExecutor:
         return self.new("static", node, static=loc, tensor=False)
 
     def _count(self) -> None:
-        self._statements += 1
-        if self._statements > MAX_STATEMENTS:
+        self.budget.left -= 1
+        if self.budget.left < 0:
             raise FlowTooComplex("forward is too long to explore")
 
     # -- statements ----------------------------------------------------------
@@ -593,11 +622,12 @@ class ForwardExecutor:
 
     def _generic(self, expr, state: State) -> Results:
         """Any other expression: a value depending on every name it reads."""
+        names, self_attrs = self.interp.syntax("names", expr, _names_and_self_attrs)
         inputs = []
-        for name in _names_in(expr):
+        for name in names:
             if name in state.env:
                 inputs.append(state.env[name])
-        for attr in _self_attrs_in(expr):
+        for attr in self_attrs:
             self.flow.attr_reads.add(attr)
             self.flow.attr_escapes.add(attr)
         return [(state, self.new("unknown", expr, inputs, tensor=any(i.tensor for i in inputs)))]
@@ -946,7 +976,7 @@ class ForwardExecutor:
     def call_checkpoint(self, expr: cst.Call, state: State) -> Results:
         """``checkpoint(fn, *args)`` computes ``fn(*args)``."""
         first = expr.args[0].value
-        rest = cst.Call(func=first, args=expr.args[1:])
+        rest = make(cst.Call, func=first, args=expr.args[1:])  # never printed: positions come from `expr`
         created_before = len(self.flow.values)
         out: Results = []
         for s, fn in self.ev(first, state):
@@ -1044,28 +1074,13 @@ def _slice_expressions(slice_node) -> List[cst.BaseExpression]:
     return []
 
 
-class _NameCollector(cst.CSTVisitor):
-    def __init__(self):
-        self.names: List[str] = []
-        self.self_attrs: List[str] = []
-
-    def visit_Name(self, node: cst.Name) -> None:
-        self.names.append(node.value)
-
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        if _is_self(node.value):
-            self.self_attrs.append(node.attr.value)
-        node.value.visit(self)
-        return False
-
-
-def _names_in(expr) -> List[str]:
-    collector = _NameCollector()
-    expr.visit(collector)
-    return collector.names
-
-
-def _self_attrs_in(expr) -> List[str]:
-    collector = _NameCollector()
-    expr.visit(collector)
-    return collector.self_attrs
+def _names_and_self_attrs(expr) -> Tuple[List[str], List[str]]:
+    """Names an expression reads, and the ``self.X`` attributes it mentions."""
+    names: List[str] = []
+    self_attrs: List[str] = []
+    for node in walk(expr):
+        if isinstance(node, cst.Name):
+            names.append(node.value)
+        elif isinstance(node, cst.Attribute) and _is_self(node.value):
+            self_attrs.append(node.attr.value)
+    return names, self_attrs

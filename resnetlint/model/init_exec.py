@@ -25,6 +25,7 @@ import libcst as cst
 
 from . import layers as L
 from .context import LOCAL_PREFIX, ModuleContext
+from .syntax import iter_children
 from .symbolic import (
     EMPTY_FACTS,
     And,
@@ -73,6 +74,7 @@ from .values import (
 
 MAX_WORLDS = 32
 MAX_CALL_DEPTH = 5
+INIT_BUDGET = 20000  # statements executed while running one class's __init__ (helpers included)
 BUILTINS = {
     "int", "float", "round", "max", "min", "len", "range", "list", "tuple", "dict", "isinstance",
     "getattr", "setattr", "hasattr", "super", "print", "abs", "sum", "enumerate", "zip", "str",
@@ -172,6 +174,16 @@ class Interpreter:
         self._constants: Dict[str, Loc] = {}
         self._constant_stack: Set[str] = set()
         self._composites: Dict[Tuple, Loc] = {}
+        self._budget = INIT_BUDGET
+        self._syntax: Dict[Tuple[str, int], object] = {}
+
+    def syntax(self, kind: str, node, compute):
+        """A fact about a syntax node (names it reads, names it assigns),
+        computed once per file: worlds and paths ask for the same nodes."""
+        key = (kind, id(node))
+        if key not in self._syntax:
+            self._syntax[key] = (node, compute(node))  # keep the node alive: ids are reused
+        return self._syntax[key][1]
 
     # ------------------------------------------------------------------
     # Entry points
@@ -186,10 +198,13 @@ class Interpreter:
         for name, loc in self._symbolic_params(init, frame):
             world.env[name] = loc
         world.facts = self._call_site_facts(cls, init, world.facts)
+        outer_budget, self._budget = self._budget, INIT_BUDGET  # a helper class analysed on the way
         try:
             worlds = self.exec_block(init.body, [world], frame)
         except TooComplex as exc:
             return InitResult([], complete=False, reason=str(exc), init=init)
+        finally:
+            self._budget = outer_budget
         return InitResult(worlds, init=init)
 
     def _call_site_facts(self, cls: cst.ClassDef, init: cst.FunctionDef, facts: Facts) -> Facts:
@@ -290,6 +305,9 @@ class Interpreter:
         return worlds
 
     def exec_stmt(self, stmt: cst.CSTNode, world: World, frame: Frame) -> List[World]:
+        self._budget -= 1
+        if self._budget < 0:
+            raise TooComplex("__init__ is too long to explore")
         if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
             worlds = [world]
             for small in stmt.body:
@@ -405,7 +423,7 @@ class Interpreter:
         return out
 
     def exec_loop(self, stmt, world: World, frame: Frame) -> List[World]:
-        names, attrs = _assigned_in(stmt.body)
+        names, attrs = self.syntax("assigned", stmt.body, _assigned_in)
         if isinstance(stmt, cst.For):
             names |= _target_names(stmt.target)
         inner = world.fork()
@@ -459,7 +477,7 @@ class Interpreter:
         self.assign(target, value, world, frame, node)
 
     def _forget_assigned(self, node, world: World, frame: Frame) -> None:
-        names, attrs = _assigned_in(node)
+        names, attrs = self.syntax("assigned", node, _assigned_in)
         for name in names:
             world.env[name] = Loc(UnknownV("assigned in a block we do not model"), None, frame.local)
         for attr in attrs:
@@ -565,7 +583,7 @@ class Interpreter:
             return self._constant(name).value
         if name in BUILTINS:
             return QualV("builtins." + name)
-        qual = ctx.qualify(cst.Name(name))
+        qual = ctx.qualify_name(name)
         return QualV(qual) if qual else UnknownV(name)
 
     def _constant(self, name: str) -> Loc:
@@ -1502,7 +1520,12 @@ def _unstar(expr):
 
 
 def _code(node: cst.CSTNode) -> str:
-    return cst.Module([]).code_for_node(node)
+    """A dotted name (``torch.nn``) as text."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return f"{_code(node.value)}.{node.attr.value}"
+    return "?"
 
 
 def _decorator_name(decorator: cst.Decorator) -> str:
@@ -1530,56 +1553,41 @@ def _target_names(target: cst.BaseExpression) -> Set[str]:
     return out
 
 
-class _AssignmentCollector(cst.CSTVisitor):
-    def __init__(self):
-        self.names: Set[str] = set()
-        self.attrs: Set[str] = set()
-
-    def _target(self, target):
-        if isinstance(target, cst.Attribute) and _is_self(target.value):
-            self.attrs.add(target.attr.value)
-        else:
-            self.names |= _target_names(target)
-
-    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
-        self._target(node.target)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self._target(node.target)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        self._target(node.target)
-
-    def visit_For(self, node: cst.For) -> None:
-        self._target(node.target)
-
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self._target(node.target)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        # setattr(self, "x", ...) and self.add_module("x", ...)
-        func = node.func
-        name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
-        if name in ("setattr", "add_module", "register_module", "register_parameter") and node.args:
-            for arg in node.args:
-                if isinstance(arg.value, cst.SimpleString):
-                    value = arg.value.evaluated_value
-                    if isinstance(value, str):
-                        self.attrs.add(value)
-                    break
-
-    def visit_FunctionDef(self, node) -> bool:
-        return False
-
-    def visit_ClassDef(self, node) -> bool:
-        return False
-
-
 def _assigned_in(node) -> Tuple[Set[str], Set[str]]:
-    collector = _AssignmentCollector()
-    if isinstance(node, (list, tuple)):
-        for child in node:
-            child.visit(collector)
-    else:
-        node.visit(collector)
-    return collector.names, collector.attrs
+    """Local names and ``self`` attributes a block of code assigns
+    (``setattr(self, "x", ...)`` and ``self.add_module("x", ...)`` included),
+    not looking into nested functions or classes."""
+    names: Set[str] = set()
+    attrs: Set[str] = set()
+
+    def target(expr) -> None:
+        if isinstance(expr, cst.Attribute) and _is_self(expr.value):
+            attrs.add(expr.attr.value)
+        else:
+            names.update(_target_names(expr))
+
+    roots = list(node) if isinstance(node, (list, tuple)) else [node]
+    stack = roots[::-1]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, (cst.FunctionDef, cst.ClassDef)) and current not in roots:
+            continue
+        if isinstance(current, cst.AssignTarget):
+            target(current.target)
+        elif isinstance(current, (cst.AnnAssign, cst.AugAssign, cst.NamedExpr)):
+            target(current.target)
+        elif isinstance(current, (cst.For, cst.CompFor)):
+            target(current.target)
+        elif isinstance(current, cst.Call):
+            func = current.func
+            name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
+            if name in ("setattr", "add_module", "register_module", "register_parameter"):
+                for arg in current.args:
+                    if isinstance(arg.value, cst.SimpleString):
+                        text = arg.value.value
+                        if text[:1] in "'\"" and text[-1:] == text[:1]:
+                            attrs.add(text[1:-1])
+                        break
+        children = list(iter_children(current))
+        stack.extend(reversed(children))
+    return names, attrs
