@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 CONFIRMATION_STATUSES = ("confirmed", "not-confirmed", "unverified", "not-run")
 
@@ -18,15 +18,29 @@ class Confirmation:
         return {"status": self.status, "detail": self.detail}
 
 
+@dataclass(frozen=True)
+class Edit:
+    """Replace the text from (line, column) to (end_line, end_column) by
+    ``text``; lines and columns 1-based, end exclusive, columns in characters."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    text: str
+
+
 @dataclass
 class FixInfo:
     """A fix a finding offers: ``safety`` is ``safe`` (cannot change what
     correct code computes) or ``unsafe``; ``applied`` says whether this run
-    wrote it."""
+    wrote it; ``edits`` are the text changes (empty when the fix is only
+    described)."""
 
     safety: str
     description: str
     applied: bool = False
+    edits: List[Edit] = field(default_factory=list)
 
     def to_json(self) -> Dict[str, Any]:
         return {"safety": self.safety, "applied": self.applied, "description": self.description}
