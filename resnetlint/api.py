@@ -19,6 +19,7 @@ from .parallel import default_jobs, map_files
 from .rule import Rule
 from .selection import select_rules
 from .source import SourceError, read_source
+from .trace import TraceOptions, TraceReport, confirm
 
 
 def all_rules() -> List[Type[Rule]]:
@@ -37,6 +38,7 @@ class Settings:
     exclude: Sequence[str] = ()
     fast: bool = True  # build the model from the ast (libcst's own parser only for --fix)
     jobs: int = 0  # worker processes; 0 = one per available core
+    trace: TraceOptions = field(default_factory=lambda: TraceOptions(mode="off"))
 
     def rules(self) -> List[Rule]:
         return [cls() for cls in select_rules(all_rules(), self.select, self.ignore, self.extend_select)]
@@ -51,6 +53,7 @@ class RunResult:
     tracebacks: List[str] = field(default_factory=list)
     missing: List[str] = field(default_factory=list)
     sources: Dict[str, str] = field(default_factory=dict)  # text of files with findings
+    trace: Optional[TraceReport] = None
 
     @property
     def internal_errors(self) -> int:
@@ -79,8 +82,11 @@ def check_paths(paths: Sequence[str], settings: Optional[Settings] = None) -> Ru
     run = RunResult(missing=list(found.missing))
     run.errors.extend(FileError(p, m) for p, m in found.errors)
     check = functools.partial(check_file, rules=rules, fast=settings.fast)
+    traceable = []
     for result in map_files(check, found.files, settings.jobs or default_jobs()):
         path = result.path
+        if result.findings or (settings.trace.trace_all and any(b.residual for b in result.blocks.values())):
+            traceable.append(result)
         if result.error is not None:
             run.errors.append(FileError(path, result.error))
             continue
@@ -90,6 +96,13 @@ def check_paths(paths: Sequence[str], settings: Optional[Settings] = None) -> Ru
         run.tracebacks.extend(result.tracebacks)
         if result.findings:
             run.sources[path] = result.text
+    if settings.trace.mode != "off":
+        run.trace = confirm(traceable, settings.trace)
+        for finding in run.trace.new_findings:
+            run.findings.append(finding)
+            source = next((r.text for r in traceable if r.path == finding.path), None)
+            if source is not None:
+                run.sources[finding.path] = source
     run.findings.sort(key=Finding.sort_key)
     run.errors.sort(key=lambda e: e.path)
     return run

@@ -43,12 +43,19 @@ def main_command(
     explain: Optional[str] = typer.Option(None, "--explain", metavar="CODE", help="Show a rule's documentation and exit."),
     full: bool = typer.Option(False, "--full-parse", hidden=True, help="Parse whole files with libcst (slower; for debugging)."),
     jobs: int = typer.Option(0, "-j", "--jobs", min=0, help="Worker processes (default: one per core)."),
+    trace: Optional[bool] = typer.Option(None, "--trace/--no-trace",
+                                         help="Confirm findings by running the blocks (default: when torch is installed). "
+                                              "This imports and runs the code being checked."),
+    trace_all: bool = typer.Option(False, "--trace-all", help="Also trace residual blocks without static findings."),
+    device: str = typer.Option("cpu", "--device", help="Where the trace runs: cpu, cuda, meta or auto."),
+    trace_timeout: float = typer.Option(30.0, "--trace-timeout", min=1.0, help="Seconds allowed per traced class."),
     show_traceback: bool = typer.Option(False, "--show-traceback", help="Print the traceback of internal errors (RL999)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
 ) -> None:
     """Find, confirm and fix bugs in PyTorch residual blocks."""
     from .api import Settings, all_rules, check_paths
     from .selection import SelectionError, parse_selectors
+    from .trace import DEVICES, TraceOptions
 
     if list_rules:
         raise typer.Exit(_list_rules(all_rules()))
@@ -61,7 +68,15 @@ def main_command(
             extend_select=parse_selectors(extend_select or []),
             fast=not full,
             jobs=jobs,
+            trace=TraceOptions(
+                mode="off" if trace is False else "on" if trace or trace_all else "auto",
+                trace_all=trace_all,
+                device=device,
+                class_timeout=trace_timeout,
+            ),
         )
+        if device not in DEVICES:
+            raise SelectionError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
     except SelectionError as exc:
         _usage_error(str(exc))
     run = check_paths(list(paths) if paths else ["."], settings)
@@ -98,6 +113,9 @@ def _report(run, output_format: OutputFormat) -> None:
     for error in run.errors:
         stream.write(f"{paint(error.path + ':', text.BOLD)} {paint('error', text.RED, text.BOLD)}: {error.message}\n")
     stream.write(_summary(run, text) + "\n")
+    trace_line = _trace_summary(run.trace, text)
+    if trace_line:
+        stream.write(trace_line + "\n")
 
 
 def _summary(run, text) -> str:
@@ -112,6 +130,18 @@ def _summary(run, text) -> str:
             return "No Python files found."
         return f"All checks passed! ({text.plural(run.files, 'file')}, {text.plural(run.classes, 'module class').replace('classs', 'classes')})"
     return " ".join(parts)
+
+
+def _trace_summary(report, text) -> str:
+    if report is None or (not report.ran and report.reason == "nothing to trace"):
+        return ""
+    if not report.ran:
+        return f"Trace: not run ({report.reason})."
+    line = (f"Trace: {text.plural(report.classes, 'class').replace('classs', 'classes')} run on {report.device} "
+            f"(torch {report.torch}) in {report.seconds:.1f} s")
+    if report.unverified:
+        line += f"; {report.unverified} could not be run"
+    return line + "."
 
 
 def _list_rules(rules) -> int:

@@ -11,14 +11,15 @@ import ast
 import gc
 import traceback
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
 from .findings import Finding
 from .model import lite
-from .model.block import BlockModel, FileAnalysis
+from .model.block import BlockModel, FileAnalysis, consumes_directly, residual_adds
 from .model.syntax import LibcstIndex, SourceIndex
+from .model.values import as_num
 from .nodes import using_index
 from .prefilter import FileScan, select_statements, split_lines
 from .rule import Rule, Violation
@@ -26,6 +27,22 @@ from .rule import Rule, Violation
 SYNTAX_ERROR = ("RL000", "syntax-error")
 INTERNAL_ERROR = ("RL999", "internal-error")
 REPORT_REQUEST = "please report this at https://github.com/resnetlint/resnetlint/issues with the file if you can"
+
+
+@dataclass
+class BlockInfo:
+    """What the trace needs to know about a module class (plain data)."""
+
+    name: str
+    line: int
+    residual: bool  # forward has a residual add
+    input_hint: Optional[str]  # the attribute of the layer that first consumes the input
+    call_sites: List[dict]  # literal calls in the file: {"args", "kwargs", "origin"}
+    # Constructor parameters the model saw used as widths (those feeding the
+    # input layer listed separately) and as strides.
+    width_params: List[str] = field(default_factory=list)
+    input_params: List[str] = field(default_factory=list)
+    stride_params: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -38,6 +55,7 @@ class FileResult:
     module: Optional[cst.Module] = None
     text: str = ""
     error: Optional[str] = None  # the file could not be read at all
+    blocks: Dict[str, BlockInfo] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,6 +101,8 @@ def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True) -
             return result
         result.classes = len(blocks)
         for block in blocks:
+            result.blocks[block.name] = _block_info(block, index, scan)
+        for block in blocks:
             for rule in rules:
                 try:
                     for violation in rule.check(block, analysis):
@@ -97,6 +117,51 @@ def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True) -
         result.findings.extend(_locate(reported, index, path))
     result.findings = _dedupe(result.findings)
     return result
+
+
+def _block_info(block: BlockModel, index: SourceIndex, scan: FileScan) -> BlockInfo:
+    position = index.position(block.cls.name)
+    residual = False
+    hint = None
+    input_atoms: Set[str] = set()
+    for _, flow in block.flows():
+        residual = residual or bool(residual_adds(flow))
+        if flow.input is None:
+            continue
+        for value in flow.values:
+            if value.kind == "layer" and consumes_directly(value, flow.input):
+                if hint is None and value.attr and value.attr.isidentifier():
+                    hint = value.attr
+                if not input_atoms and value.spec is not None and value.spec.summary.in_channels is not None:
+                    # The first layer that states a width defines the input's.
+                    input_atoms = set(value.spec.summary.in_channels.atoms())
+    widths: Set[str] = set()
+    strides: Set[str] = set()
+    for wf in block.worlds:
+        for spec in block.layer_specs(wf.world):
+            for name in WIDTH_ARGS:
+                num = as_num(spec.arg(name))
+                if num is not None:
+                    widths |= num.atoms()
+            num = as_num(spec.arg("stride"))
+            if num is not None:
+                strides |= num.atoms()
+    params = _init_params(block)
+    return BlockInfo(block.name, position[0] if position else 1, residual, hint,
+                     list(scan.literal_sites.get(block.name, [])),
+                     width_params=sorted(widths & params), input_params=sorted(input_atoms & params),
+                     stride_params=sorted(strides & params - widths))
+
+
+WIDTH_ARGS = ("in_channels", "out_channels", "num_features", "num_channels", "in_features", "out_features")
+
+
+def _init_params(block: BlockModel) -> Set[str]:
+    init = block.init.init
+    if init is None:
+        return set()
+    return {p.name.value for p in list(init.params.posonly_params) + list(init.params.params) +
+            list(init.params.kwonly_params)}
 
 
 def _front_end(text: str, scan: FileScan, lines: List[str], fast: bool) -> Tuple[cst.Module, SourceIndex]:

@@ -71,6 +71,7 @@ class FileScan:
         self.bases: Dict[str, FrozenSet[str]] = {}
         self.class_names = set()
         self._calls: Dict[str, list] = {}
+        self.literal_sites: Dict[str, List[dict]] = {}  # class -> calls whose arguments are all literals
         self._class_loads: Dict[str, int] = {}
         self._call_funcs: Set[int] = set()
         self._scan()
@@ -180,6 +181,9 @@ class FileScan:
                 site = (tuple(ast.dump(a) for a in node.args),
                         {k.arg: ast.dump(k.value) for k in node.keywords if k.arg is not None})
             self._calls.setdefault(name, []).append(site)
+            literal = _literal_call(node)
+            if literal is not None:
+                self.literal_sites.setdefault(name, []).append(literal)
 
     def facts(self) -> FileFacts:
         call_sites = {}
@@ -193,6 +197,26 @@ class FileScan:
             subclass_bases=self.bases,
             call_sites=call_sites,
         )
+
+
+def _literal_call(node: ast.Call) -> Optional[dict]:
+    """``Bottleneck(256, 64, stride=2)`` as plain data, for the trace."""
+    try:
+        args = [_plain(ast.literal_eval(a)) for a in node.args]
+        kwargs = {k.arg: _plain(ast.literal_eval(k.value)) for k in node.keywords if k.arg is not None}
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if any(k.arg is None for k in node.keywords) or any(isinstance(a, ast.Starred) for a in node.args):
+        return None
+    return {"args": args, "kwargs": kwargs, "origin": f"the call on line {node.lineno}"}
+
+
+def _plain(value):
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    raise ValueError("not plain data")
 
 
 def _children(node: ast.AST):

@@ -63,7 +63,7 @@ class ChannelMismatch(Rule):
 
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for wf in block.worlds:
-            for children in block.sequential_bodies(wf.world):
+            for _, children in block.sequential_bodies(wf.world):
                 yield from _sequential_links(children, wf.world.facts)
         for _, flow in block.flows():
             yield from _forward_links(flow)

@@ -56,11 +56,12 @@ class BiasBeforeNorm(Rule):
 
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for wf in block.worlds:
-            for children in block.sequential_bodies(wf.world):
-                for before, after in zip(children, children[1:]):
+            for path, children in block.sequential_bodies(wf.world):
+                for index, (before, after) in enumerate(zip(children, children[1:])):
                     if before.segment != after.segment and after.segment is not None:
                         continue
-                    found = _check(before.loc.value, after.loc.value)
+                    module = f"{path}.{index}" if path else str(index)
+                    found = _check(before.loc.value, after.loc.value, module if before.segment is None else None)
                     if found is not None:
                         yield found
         for _, flow in block.flows():
@@ -69,7 +70,8 @@ class BiasBeforeNorm(Rule):
                     continue
                 source = value.inputs[0]
                 if source.kind == "layer" and source.spec is not None:
-                    found = _check(LayerV(source.spec), LayerV(value.spec))
+                    module = source.attr if source.attr and source.attr.isidentifier() else None
+                    found = _check(LayerV(source.spec), LayerV(value.spec), module)
                     if found is not None:
                         yield found
 
@@ -129,7 +131,7 @@ class BiasBeforeNorm(Rule):
     )
 
 
-def _check(before, after) -> Optional[Violation]:
+def _check(before, after, module: Optional[str]) -> Optional[Violation]:
     if not (isinstance(before, LayerV) and isinstance(after, LayerV)):
         return None
     conv, norm = before.spec, after.spec
@@ -147,5 +149,5 @@ def _check(before, after) -> Optional[Violation]:
         node,
         f"`{conv.label}` has {how} but feeds `{norm.label}`, which subtracts the per-channel mean: the bias is dead weight",
         help="pass `bias=False` (note: checkpoints saved with the bias will no longer load strictly)",
-        expect={"kind": "design"},
+        expect={"kind": "dead-bias", "module": module},
     )

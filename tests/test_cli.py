@@ -16,8 +16,10 @@ BUGGY = str(FIXTURES / "seeds" / "seed003_block.py")
 CLEAN = str(FIXTURES / "seeds" / "seed003_block_corrected.py")
 
 
-def invoke(*args, env=None):
-    return runner.invoke(app, list(args), env=env or {"NO_COLOR": "1"})
+def invoke(*args, env=None, trace=False):
+    """The CLI in-process; the trace is off unless a test is about it."""
+    extra = [] if trace else ["--no-trace"]
+    return runner.invoke(app, list(args) + extra, env=env or {"NO_COLOR": "1"})
 
 
 def test_exit_codes():
@@ -105,7 +107,23 @@ def test_list_rules_and_explain():
     assert invoke("--explain", "RL777").exit_code == 2
 
 
+def test_trace_line_in_the_summary_and_confirmations_in_json(monkeypatch):
+    pytest.importorskip("torch")
+    text = invoke(BUGGY, trace=True).output
+    assert "= trace: confirmed:" in text
+    assert text.rstrip().splitlines()[-1].startswith("Trace: 1 class run on cpu")
+    doc = json.loads(invoke(BUGGY, "--format", "json", trace=True).output)
+    assert doc["summary"]["trace"]["ran"] is True
+    assert {f["confirmation"]["status"] for f in doc["findings"]} <= {"confirmed", "not-confirmed"}
+
+
+def test_no_trace_leaves_findings_not_run():
+    doc = json.loads(invoke(BUGGY, "--format", "json").output)
+    assert {f["confirmation"]["status"] for f in doc["findings"]} == {"not-run"}
+    assert "trace" not in doc["summary"]
+
+
 def test_console_script_runs_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "resnetlint", CLEAN], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "resnetlint", CLEAN, "--no-trace"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "All checks passed!" in result.stdout

@@ -18,7 +18,7 @@ from .forward_exec import AddEvent, AssignEvent, Budget, Flow, ForwardExecutor, 
 from .init_exec import InitResult, Interpreter, World
 from .symbolic import Cond, Facts, Num
 from .layers import iter_layers, sequential_children
-from .values import Item, LayerSpec, Summary
+from .values import AltV, Item, LayerSpec, LayerV, Summary
 
 # Attribute names people give a shortcut branch.  ``proj`` alone is left out on
 # purpose: in attention and MLP blocks it names the main path's last layer.
@@ -83,16 +83,35 @@ class BlockModel:
             for item in world.seq_children[0]:
                 yield from iter_layers(item.loc)
 
-    def sequential_bodies(self, world: World) -> Iterator[List[Item]]:
-        """The children of every nn.Sequential in this world, in order."""
-        for spec in self.layer_specs(world):
-            children = sequential_children(spec)
-            if children and spec.children_complete and spec.site is not None:
-                yield children
+    def sequential_bodies(self, world: World) -> Iterator[Tuple[str, List[Item]]]:
+        """The children of every nn.Sequential built in this world, in order,
+        with its module path (``block``, ``body.2``; ``""`` for the class's
+        own body when it subclasses nn.Sequential)."""
+        for name, assigned in world.attrs.items():
+            yield from _sequentials_in(name, assigned.loc)
         if world.seq_children is not None:
             children, complete = world.seq_children
             if complete:
-                yield list(children)
+                yield "", list(children)
+                for index, child in enumerate(children):
+                    yield from _sequentials_in(str(index), child.loc)
+
+
+def _sequentials_in(path: str, loc) -> Iterator[Tuple[str, List[Item]]]:
+    value = loc.value
+    if isinstance(value, AltV):
+        for _, option in value.options:
+            yield from _sequentials_in(path, option)
+        return
+    if not isinstance(value, LayerV):
+        return
+    spec = value.spec
+    children = sequential_children(spec)
+    if children and spec.children_complete and spec.site is not None:
+        yield path, children
+        for index, child in enumerate(children):
+            if child.segment is None:
+                yield from _sequentials_in(f"{path}.{index}", child.loc)
 
 
 class FileAnalysis:

@@ -7,6 +7,11 @@ from typing import IO, Any, Dict
 
 def document(run, extra_summary: Dict[str, Any] = None) -> Dict[str, Any]:
     summary = {"files": run.files, "findings": len(run.findings)}
+    trace = getattr(run, "trace", None)
+    if trace is not None:
+        summary["trace"] = {"ran": trace.ran, "reason": trace.reason, "classes": trace.classes,
+                            "unverified": trace.unverified, "seconds": round(trace.seconds, 3),
+                            "device": trace.device, "torch": trace.torch}
     summary.update(extra_summary or {})
     return {
         "version": 1,

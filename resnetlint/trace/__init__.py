@@ -1,0 +1,188 @@
+"""The dynamic shape-trace: confirm static findings by running the blocks.
+
+**The trace executes the code being linted** (it imports the module and runs
+the block's ``__init__`` and ``forward``), the way running its tests would.
+It runs in a separate, resource-limited worker process with timeouts, never
+runs a module's ``if __name__ == "__main__":`` block, and is skipped when torch
+is not installed.  Turn it off with ``--no-trace`` (or ``trace = "off"`` in
+``[tool.resnetlint]``) for code you do not trust.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..findings import Confirmation, Finding
+from .verdict import CHANNEL_ERROR, judge, mismatched_dimension
+
+STATIC_ONLY = ("RL000", "RL999", "RL100")
+DEVICES = ("cpu", "cuda", "meta", "auto")
+
+
+@dataclass
+class TraceOptions:
+    mode: str = "auto"  # "auto": when torch is importable; "on"; "off"
+    trace_all: bool = False  # also trace residual blocks without findings
+    device: str = "cpu"
+    class_timeout: float = 30.0
+    total_timeout: float = 600.0
+    memory_mb: Optional[int] = 8192
+
+
+@dataclass
+class TraceReport:
+    ran: bool = False
+    reason: str = ""
+    classes: int = 0
+    unverified: int = 0
+    seconds: float = 0.0
+    torch: str = ""
+    device: str = ""
+    new_findings: List[Finding] = field(default_factory=list)
+
+
+def torch_available() -> bool:
+    """Without importing it: the parent process never imports torch."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def confirm(results, options: TraceOptions) -> TraceReport:
+    """Trace the classes with findings (all residual blocks with
+    ``trace_all``) and set each finding's ``confirmation``."""
+    from .runner import TraceRunner, WorkerUnavailable
+
+    report = TraceReport()
+    targets = _targets(results, options.trace_all)
+    if options.mode == "off":
+        report.reason = "tracing is off (--no-trace)"
+        return report
+    if not targets:
+        report.reason = "nothing to trace"
+        return report
+    if not torch_available():
+        report.reason = "torch is not installed (pip install 'resnetlint[trace]')"
+        _mark(targets, Confirmation("not-run", report.reason))
+        return report
+    started = time.monotonic()
+    device = "cpu" if options.device == "auto" else options.device
+    with TraceRunner(device, options.class_timeout, options.total_timeout, options.memory_mb) as runner:
+        try:
+            hello = runner.start()
+        except WorkerUnavailable as exc:
+            report.reason = str(exc)
+            _mark(targets, Confirmation("not-run", report.reason))
+            return report
+        if options.device == "auto":
+            runner.device = "cuda" if hello.get("cuda") else "cpu"
+        report.ran, report.torch, report.device = True, hello.get("torch", ""), runner.device
+        if runner.device == "cuda" and not hello.get("cuda"):
+            _mark(targets, Confirmation("unverified", "--device cuda was asked for but CUDA is not available here"))
+            report.unverified = len(targets)
+            return report
+        for (path, name), (info, findings) in targets.items():
+            response = runner.run(_request(path, name, info, options))
+            report.classes += 1
+            if response.get("status") != "ok":
+                report.unverified += 1
+            for finding in findings:
+                finding.confirmation = judge(finding, response)
+            if not findings and response.get("status") == "ok":
+                report.new_findings.extend(_trace_only_findings(path, name, info, response))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _targets(results, trace_all: bool) -> Dict[Tuple[str, str], Tuple[Any, List[Finding]]]:
+    targets: Dict[Tuple[str, str], Tuple[Any, List[Finding]]] = {}
+    for result in results:
+        blocks = getattr(result, "blocks", {}) or {}
+        for finding in result.findings:
+            if finding.code in STATIC_ONLY or not finding.symbol or finding.symbol not in blocks:
+                continue
+            targets.setdefault((result.path, finding.symbol), (blocks[finding.symbol], []))[1].append(finding)
+        if trace_all:
+            for name, info in blocks.items():
+                if info.residual:
+                    targets.setdefault((result.path, name), (info, []))
+    return targets
+
+
+def _mark(targets, confirmation: Confirmation) -> None:
+    for _, findings in targets.values():
+        for finding in findings:
+            finding.confirmation = Confirmation(confirmation.status, confirmation.detail)
+
+
+def package_location(path: str) -> Tuple[str, str]:
+    """(sys.path root, dotted module name) the way the code imports itself:
+    walk up while the directory is a package."""
+    path = os.path.abspath(path)
+    directory, filename = os.path.split(path)
+    stem = os.path.splitext(filename)[0]
+    parts = [] if stem == "__init__" else [stem]
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        parts.insert(0, os.path.basename(directory))
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return directory, ".".join(parts)
+
+
+def _request(path: str, name: str, info, options: TraceOptions) -> Dict[str, Any]:
+    root, dotted = package_location(path)
+    return {
+        "file": os.path.abspath(path),
+        "root": root,
+        "module": dotted,
+        "class": name,
+        "call_sites": info.call_sites,
+        "input_hint": info.input_hint,
+        "width_params": info.width_params,
+        "input_params": info.input_params,
+        "stride_params": info.stride_params,
+        "spatial": [16, 15],
+        "config_timeout": max(1.0, min(10.0, options.class_timeout / 4)),
+        "max_configs": 8,
+    }
+
+
+def _trace_only_findings(path: str, name: str, info, response) -> List[Finding]:
+    """With --trace-all: what a clean-looking block did at run time, in the
+    configurations any caller may use (its call sites, or equal widths at
+    stride 1)."""
+    found: List[Finding] = []
+    for config in response.get("runs", []):
+        natural = config.get("origin", "").startswith(("the call", "equal widths"))
+        for run in config.get("runs", []):
+            where = f"{config['config']} on input {tuple(run.get('input', ()))}"
+            error = run.get("forward_error", "")
+            code = None
+            if natural and error:
+                dim = mismatched_dimension(error, len(run.get("input", ())) or 4)
+                if dim is not None:
+                    code = "RL202" if dim == 1 else "RL203"
+                elif CHANNEL_ERROR.search(error):
+                    code = "RL201"
+            if code is None and run.get("input_mutated"):
+                code = "RL302"
+            if code is None:
+                continue
+            from ..rules import ALL_RULES
+
+            rule = next(r for r in ALL_RULES if r.code == code)
+            evidence = f"{where}: {run.get('raised_in') or 'forward'} raised {error}" if error else \
+                f"{where}: forward changed its input tensor in place"
+            finding = Finding(code, rule.name, rule.severity, path, info.line, 1, info.line, 1, name,
+                              f"found by the trace (not by static analysis): {evidence}",
+                              "run the block with these arguments to reproduce")
+            finding.confirmation = Confirmation("confirmed", f"from the trace: {evidence}")
+            found.append(finding)
+            return found
+    return found

@@ -1,0 +1,13 @@
+import os
+
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3)  # RL204
+        os._exit(3)
+
+    def forward(self, x):
+        return x + self.conv(x)
