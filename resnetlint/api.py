@@ -19,7 +19,8 @@ from .parallel import default_jobs, map_files
 from .rule import Rule
 from .selection import select_rules
 from .source import SourceError, read_source
-from .trace import TraceOptions, TraceReport, confirm
+from .fixer import FixOutcome
+from .trace import TraceOptions, TraceReport, confirm, torch_available
 
 
 def all_rules() -> List[Type[Rule]]:
@@ -39,6 +40,8 @@ class Settings:
     fast: bool = True  # build the model from the ast (libcst's own parser only for --fix)
     jobs: int = 0  # worker processes; 0 = one per available core
     trace: TraceOptions = field(default_factory=lambda: TraceOptions(mode="off"))
+    fix: str = "off"  # "off", "fix" (write files) or "diff" (show, write nothing)
+    unsafe_fixes: bool = False
 
     def rules(self) -> List[Rule]:
         return [cls() for cls in select_rules(all_rules(), self.select, self.ignore, self.extend_select)]
@@ -54,10 +57,99 @@ class RunResult:
     missing: List[str] = field(default_factory=list)
     sources: Dict[str, str] = field(default_factory=dict)  # text of files with findings
     trace: Optional[TraceReport] = None
+    fixes: List[FixOutcome] = field(default_factory=list)
+
+    @property
+    def fixed(self) -> int:
+        return sum(len(o.applied) for o in self.fixes if o.written or not o.error)
+
+    def unfixed_findings(self) -> List[Finding]:
+        return [f for f in self.findings if not (f.fix is not None and f.fix.applied)]
 
     @property
     def internal_errors(self) -> int:
         return sum(1 for f in self.findings if f.code == "RL999")
+
+
+def _fix(run: RunResult, results, rules, settings: Settings):
+    """Fix the files with fixable findings; returns the results to trace
+    (re-checked after writing)."""
+    from .fixer import FileChanged, allowed, fix_file, write_fixed
+
+    unsafe = settings.unsafe_fixes
+    prover = _fix_prover(rules, settings)
+    kept = []
+    by_path = {}
+    try:
+        for result in results:
+            if not any(allowed(f, unsafe) for f in result.findings):
+                kept.append(result)
+                continue
+            outcome = fix_file(result.path, rules, unsafe, trace=prover)
+            run.fixes.append(outcome)
+            if settings.fix == "fix" and outcome.changed and outcome.error is None:
+                try:
+                    write_fixed(outcome)
+                except (OSError, FileChanged, SourceError) as exc:
+                    outcome.error = str(exc) if not isinstance(exc, OSError) else f"cannot write: {exc.strerror or exc}"
+            if not outcome.written:
+                kept.append(result)
+                continue
+            by_path[result.path] = outcome
+            kept.append(check_file(result.path, rules, fast=settings.fast))
+    finally:
+        if prover is not None:
+            prover.close()
+    for outcome in run.fixes:
+        if outcome.error:
+            run.errors.append(FileError(outcome.path, f"not fixed: {outcome.error}"))
+    if by_path:
+        # Findings of fixed files: those fixed (marked applied, at their old
+        # place) and those that remain in the new text.
+        run.findings = [f for f in run.findings if f.path not in by_path]
+        for path, outcome in by_path.items():
+            for applied in outcome.applied:
+                applied.finding.fix.applied = True
+                run.findings.append(applied.finding)
+        for result in kept:
+            if result.path in by_path:
+                run.findings.extend(result.findings)
+                run.sources[result.path] = result.text
+    return [r for r in kept if r.findings or settings.trace.trace_all]
+
+
+class _FixProver:
+    """Runs fixed classes before and after (one trace worker for the run)."""
+
+    def __init__(self, rules, options: TraceOptions):
+        from .trace.runner import TraceRunner
+
+        self.rules = rules
+        self.options = options
+        self.runner = TraceRunner("cpu" if options.device == "auto" else options.device, options.class_timeout,
+                                  options.total_timeout, options.memory_mb)
+        self.started = False
+
+    def __call__(self, outcome):
+        from .trace import prove_fixes
+        from .trace.runner import WorkerUnavailable
+
+        if not self.started:
+            try:
+                self.runner.start()
+            except WorkerUnavailable:
+                return {}
+            self.started = True
+        return prove_fixes(outcome, self.runner, self.options, self.rules)
+
+    def close(self):
+        self.runner.stop()
+
+
+def _fix_prover(rules, settings: Settings):
+    if settings.trace.mode == "off" or not torch_available():
+        return None
+    return _FixProver(rules, settings.trace)
 
 
 def check_source(source: str, path: str = "<string>", settings: Optional[Settings] = None) -> List[Finding]:
@@ -96,6 +188,8 @@ def check_paths(paths: Sequence[str], settings: Optional[Settings] = None) -> Ru
         run.tracebacks.extend(result.tracebacks)
         if result.findings:
             run.sources[path] = result.text
+    if settings.fix != "off":
+        traceable = _fix(run, traceable, rules, settings)
     if settings.trace.mode != "off":
         run.trace = confirm(traceable, settings.trace)
         for finding in run.trace.new_findings:

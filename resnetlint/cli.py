@@ -49,6 +49,10 @@ def main_command(
     trace_all: bool = typer.Option(False, "--trace-all", help="Also trace residual blocks without static findings."),
     device: str = typer.Option("cpu", "--device", help="Where the trace runs: cpu, cuda, meta or auto."),
     trace_timeout: float = typer.Option(30.0, "--trace-timeout", min=1.0, help="Seconds allowed per traced class."),
+    fix: bool = typer.Option(False, "--fix", help="Apply safe fixes (with --unsafe-fixes, all fixes) to the files."),
+    unsafe_fixes: bool = typer.Option(False, "--unsafe-fixes", help="Also apply fixes that change what the code computes."),
+    diff: bool = typer.Option(False, "--diff", help="Show the fixes as a unified diff and write nothing (same with --fix)."),
+    show_fixes: bool = typer.Option(False, "--show-fixes", help="Show the available fix under each finding."),
     show_traceback: bool = typer.Option(False, "--show-traceback", help="Print the traceback of internal errors (RL999)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
 ) -> None:
@@ -68,6 +72,8 @@ def main_command(
             extend_select=parse_selectors(extend_select or []),
             fast=not full,
             jobs=jobs,
+            fix="diff" if diff else "fix" if (fix or unsafe_fixes) else "off",
+            unsafe_fixes=unsafe_fixes,
             trace=TraceOptions(
                 mode="off" if trace is False else "on" if trace or trace_all else "auto",
                 trace_all=trace_all,
@@ -84,7 +90,9 @@ def main_command(
         _error(f"{missing}: no such file or directory")
     if run.missing:
         raise typer.Exit(EXIT_ERROR)
-    _report(run, output_format)
+    if diff:
+        raise typer.Exit(_report_diff(run))
+    _report(run, output_format, show_fixes, unsafe_fixes)
     if show_traceback:
         for text in run.tracebacks:
             sys.stderr.write(text + "\n")
@@ -96,10 +104,26 @@ def _exit_code(run, exit_zero: bool) -> int:
         return EXIT_ERROR
     if exit_zero:
         return EXIT_CLEAN
-    return EXIT_FINDINGS if (run.findings or run.errors) else EXIT_CLEAN
+    return EXIT_FINDINGS if (run.unfixed_findings() or run.errors) else EXIT_CLEAN
 
 
-def _report(run, output_format: OutputFormat) -> None:
+def _report_diff(run) -> int:
+    """--diff: the unified diff of every fix, nothing written; exit 1 when
+    there is something to fix."""
+    changed = [o for o in run.fixes if o.changed]
+    for outcome in changed:
+        sys.stdout.write(outcome.diff())
+    count = sum(len(o.applied) for o in changed)
+    sys.stderr.write(f"Would fix {count} problem{'' if count == 1 else 's'} in {len(changed)} "
+                     f"file{'' if len(changed) == 1 else 's'}.\n" if count else "No fixes available.\n")
+    for outcome in run.fixes:
+        for rejected in outcome.rejected:
+            sys.stderr.write(f"{outcome.path}: fix rejected for {rejected.finding.code} in {rejected.finding.symbol}: "
+                             f"{rejected.rejected}\n")
+    return EXIT_FINDINGS if changed else EXIT_CLEAN
+
+
+def _report(run, output_format: OutputFormat, show_fixes: bool = False, unsafe: bool = False) -> None:
     stream = sys.stdout
     if output_format == OutputFormat.json:
         from .report import json_
@@ -109,7 +133,12 @@ def _report(run, output_format: OutputFormat) -> None:
     from .report import text
 
     paint = text.Painter(text.use_color(stream))
-    text.render(run.findings, run.sources, stream, paint, concise=output_format == OutputFormat.concise)
+    text.render(run.unfixed_findings(), run.sources, stream, paint, concise=output_format == OutputFormat.concise,
+                show_fixes=show_fixes)
+    for outcome in run.fixes:
+        for rejected in outcome.rejected:
+            stream.write(f"{paint(outcome.path + ':', text.BOLD)} fix rejected for {rejected.finding.code} "
+                         f"[{rejected.finding.rule}] in {rejected.finding.symbol}: {rejected.rejected}\n")
     for error in run.errors:
         stream.write(f"{paint(error.path + ':', text.BOLD)} {paint('error', text.RED, text.BOLD)}: {error.message}\n")
     stream.write(_summary(run, text) + "\n")
@@ -119,13 +148,24 @@ def _report(run, output_format: OutputFormat) -> None:
 
 
 def _summary(run, text) -> str:
+    remaining = run.unfixed_findings()
+    fixed = len(run.findings) - len(remaining)
     files_with = len({f.path for f in run.findings})
     parts = []
-    if run.findings:
+    if fixed:
+        parts.append(f"Found {text.plural(len(run.findings), 'problem')} in {text.plural(files_with, 'file')} "
+                     f"({fixed} fixed, {len(remaining)} remaining).")
+    elif run.findings:
         parts.append(f"Found {text.plural(len(run.findings), 'problem')} in {text.plural(files_with, 'file')}.")
+    unsafe_only = sum(1 for f in remaining if f.fix is not None and f.fix.edits and f.fix.safety == "unsafe")
+    safe = sum(1 for f in remaining if f.fix is not None and f.fix.edits and f.fix.safety == "safe")
+    if safe:
+        parts.append(f"{safe} fixable with --fix.")
+    if unsafe_only:
+        parts.append(f"{unsafe_only} more fixable with --unsafe-fixes.")
     if run.errors:
         parts.append(f"{text.plural(len(run.errors), 'file')} could not be checked.")
-    if not parts:
+    if not parts or (not run.findings and not run.errors):
         if run.files == 0:
             return "No Python files found."
         return f"All checks passed! ({text.plural(run.files, 'file')}, {text.plural(run.classes, 'module class').replace('classs', 'classes')})"

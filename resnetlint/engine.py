@@ -15,9 +15,12 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from .findings import Finding
+from .findings import Finding, FixInfo
+from .fixes import FixError, FixPlan, materialize
 from .model import lite
-from .model.block import BlockModel, FileAnalysis, consumes_directly, residual_adds
+from .model.block import (BlockModel, FileAnalysis, channels_of, consumes_directly, main_chain, residual_adds,
+                          strip_elementwise)
+from .model.symbolic import Num
 from .model.syntax import LibcstIndex, SourceIndex
 from .model.values import as_num
 from .nodes import using_index
@@ -43,6 +46,9 @@ class BlockInfo:
     width_params: List[str] = field(default_factory=list)
     input_params: List[str] = field(default_factory=list)
     stride_params: List[str] = field(default_factory=list)
+    # Widths under which the block's residual add of its raw input is well
+    # formed (``inplanes == planes * 4``): its natural configuration.
+    natural: Dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,7 +120,8 @@ def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True) -
                     result.findings.append(_internal_error(exc, path, line, f"rule {rule.code}", block.name))
                     result.tracebacks.append(traceback.format_exc())
     if reported:
-        result.findings.extend(_locate(reported, index, path))
+        newline = next((line[len(line.rstrip("\r\n")):] for line in lines if line.endswith(("\n", "\r"))), "\n")
+        result.findings.extend(_locate(reported, index, path, lines, newline))
     result.findings = _dedupe(result.findings)
     return result
 
@@ -141,19 +148,69 @@ def _block_info(block: BlockModel, index: SourceIndex, scan: FileScan) -> BlockI
         for spec in block.layer_specs(wf.world):
             for name in WIDTH_ARGS:
                 num = as_num(spec.arg(name))
-                if num is not None:
+                if num is not None and len(num.terms) == 1 and len(num.terms[0][0]) == 1:
+                    # `planes`, `planes * 4`: a width; not the `scale` of `width * scale`
                     widths |= num.atoms()
             num = as_num(spec.arg("stride"))
             if num is not None:
                 strides |= num.atoms()
     params = _init_params(block)
+    natural = _natural_widths(block, params)
     return BlockInfo(block.name, position[0] if position else 1, residual, hint,
                      list(scan.literal_sites.get(block.name, [])),
                      width_params=sorted(widths & params), input_params=sorted(input_atoms & params),
-                     stride_params=sorted(strides & params - widths))
+                     stride_params=sorted(strides & params - widths), natural=natural)
 
 
 WIDTH_ARGS = ("in_channels", "out_channels", "num_features", "num_channels", "in_features", "out_features")
+BASE_WIDTH = 16
+
+
+def _natural_widths(block: BlockModel, params: Set[str]) -> Dict[str, int]:
+    """Solve ``input width == output width`` for the add of the raw input
+    when both are one parameter times a constant."""
+    for _, flow in block.flows():
+        for residual in residual_adds(flow):
+            if strip_elementwise(residual.skip) is not flow.input:
+                continue
+            facts = residual.facts
+            width_out = channels_of(flow, residual.main, facts)
+            if not isinstance(width_out, Num):
+                continue
+            width_in = _first_input_width(flow)
+            if width_in is None:
+                continue
+            solved = _solve(facts.norm(width_in), facts.norm(width_out), params)
+            if solved:
+                return solved
+    return {}
+
+
+def _first_input_width(flow) -> Optional[Num]:
+    """The width of the first layer (in forward order) that reads the input."""
+    for value in flow.values:
+        if value.kind == "layer" and consumes_directly(value, flow.input) and value.spec is not None:
+            if value.spec.summary.in_channels is not None:
+                return value.spec.summary.in_channels
+    return None
+
+
+def _solve(a: Num, b: Num, params: Set[str]) -> Dict[str, int]:
+    def scaled_atom(num: Num):
+        if len(num.terms) == 1 and len(num.terms[0][0]) == 1 and num.terms[0][0][0][1] == 1:
+            return num.terms[0][0][0][0], num.terms[0][1]
+        return None
+
+    left, right = scaled_atom(a), scaled_atom(b)
+    if left is None or right is None or not {left[0], right[0]} <= params:
+        return {}
+    (atom_a, k_a), (atom_b, k_b) = left, right
+    if atom_a == atom_b:
+        return {atom_a: BASE_WIDTH} if k_a == k_b else {}
+    value_a = BASE_WIDTH * k_b / k_a  # k_a * a == k_b * b with b = BASE_WIDTH
+    if value_a.denominator != 1 or value_a <= 0:
+        return {}
+    return {atom_a: int(value_a), atom_b: BASE_WIDTH}
 
 
 def _init_params(block: BlockModel) -> Set[str]:
@@ -187,7 +244,7 @@ def _parse_ast(text: str) -> ast.Module:
             gc.enable()
 
 
-def _locate(reported: List[_Reported], index: SourceIndex, path: str) -> List[Finding]:
+def _locate(reported: List[_Reported], index: SourceIndex, path: str, lines: List[str], newline: str) -> List[Finding]:
     out = []
     for item in reported:
         position = index.position(item.violation.node)
@@ -199,8 +256,19 @@ def _locate(reported: List[_Reported], index: SourceIndex, path: str) -> List[Fi
         finding = _finding(rule.code, rule.name, path, line, column + 1, end_line, end_column + 1, item.block.name,
                            item.violation.message, item.violation.help, severity=rule.severity)
         finding.expect = item.violation.expect
+        finding.fix = _fix_info(item.violation.fix, index, lines, newline)
         out.append(finding)
     return out
+
+
+def _fix_info(plan: Optional[FixPlan], index: SourceIndex, lines: List[str], newline: str) -> Optional[FixInfo]:
+    if plan is None:
+        return None
+    try:
+        edits = materialize(plan, index, lines, newline)
+    except FixError:
+        return None
+    return FixInfo(plan.safety, plan.description, edits=edits)
 
 
 def _class_line(block: BlockModel, index: SourceIndex) -> int:

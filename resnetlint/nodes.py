@@ -68,3 +68,48 @@ def layer_name(attr: Optional[str], spec: Optional[LayerSpec]) -> str:
     if attr and not attr.startswith("<"):
         return f"self.{attr}"
     return spec.label if spec is not None else "the layer"
+
+
+def source_text(node: Optional[cst.CSTNode]) -> Optional[str]:
+    """The exact source text of a node (for fixes), or None."""
+    index = _INDEX.get()
+    if node is None or index is None or index.position(node) is None:
+        return None
+    return index.text(node)
+
+
+def written_argument(spec: LayerSpec, name: str) -> Optional[cst.CSTNode]:
+    """The expression written for a layer argument in this class, or None
+    when it is a default or was written inside a helper."""
+    arg = spec.arg(name)
+    if arg is not None and arg.local and arg.node is not None:
+        return arg.node
+    return None
+
+
+def local_call(spec: LayerSpec) -> Optional[cst.Call]:
+    """The constructor call when it is written in the class itself (not in a
+    helper), so a fix may edit it."""
+    call = spec.call
+    if isinstance(call, cst.Call) and spec.site is call:
+        return call
+    return None
+
+
+def torch_nn_alias(ctx) -> Optional[str]:
+    """How the file refers to ``torch.nn`` (``nn``, ``torch.nn``), if at all."""
+    for name, qualified in ctx.imports.items():
+        if qualified == "torch.nn":
+            return name
+    for name, qualified in ctx.imports.items():
+        if qualified == "torch":
+            return f"{name}.nn"
+    return None
+
+
+def parenthesize(text: str) -> str:
+    """``text`` safe to put next to an operator."""
+    stripped = text.strip()
+    if stripped.isidentifier() or stripped.replace(".", "").isidentifier():
+        return stripped
+    return f"({stripped})"

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import libcst as cst
 
+from .fixes import FixPlan
 from .model.block import BlockModel, FileAnalysis
 
 # Every example runs with these imports in front of it (not shown in docs).
@@ -51,12 +52,14 @@ PRELUDE_LINES = EXAMPLE_PRELUDE.count("\n")
 
 @dataclass
 class Violation:
-    """What ``check`` yields: the node to report and what to say."""
+    """What ``check`` yields: the node to report, what to say, what the trace
+    should look for (``expect``) and, when the rule can fix it, how."""
 
     node: cst.CSTNode
     message: str
     help: str = ""
     expect: Dict[str, Any] = field(default_factory=dict)
+    fix: Optional["FixPlan"] = None
 
 
 class Rule:

@@ -51,6 +51,7 @@ from typing import Iterator, List, Optional, Set
 
 from resnetlint.model.block import BlockModel, FileAnalysis, is_shortcut_name, main_chain, strip_elementwise
 from resnetlint.model.forward_exec import AssignEvent, Flow, FVal, ancestors
+from resnetlint.fixes import UNSAFE, FixPlan, replace
 from resnetlint.nodes import call_arg, code_of, layer_name
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -263,10 +264,14 @@ def _stale_call(new: FVal, dead: FVal, flow: Flow) -> Optional[FVal]:
     return None
 
 
-def _violation(layer: FVal, dead: FVal, holder: str, how: str) -> Optional[Violation]:
+def _violation(layer: FVal, dead: FVal, holder: str, how: str, flow: Flow) -> Optional[Violation]:
     arg = call_arg(layer.node)
     if arg is None:
         return None
+    fix = None
+    if _bound_before(flow, holder, layer):
+        fix = FixPlan(f"feed `{holder}` (the previous output) to `{layer_name(layer.attr, layer.spec)}`", UNSAFE,
+                      [replace(arg, holder)])
     name = layer_name(layer.attr, layer.spec)
     previous = main_chain(dead)[0]
     message = (
@@ -278,7 +283,16 @@ def _violation(layer: FVal, dead: FVal, holder: str, how: str) -> Optional[Viola
         message,
         help=f"did you mean `{code_of(layer.node.func)}({holder})`?",
         expect={"kind": "dead-chain", "stale_layer": layer.attr, "dead_layers": [v.attr for v in main_chain(dead)]},
+        fix=fix,
     )
+
+
+def _bound_before(flow: Flow, name: str, layer: FVal) -> bool:
+    """``name`` is assigned before the first evaluation of the stale call (a
+    loop's first iteration included), so the fix does not read an unbound
+    variable."""
+    first = min((v.order for v in flow.values if v.node is layer.node), default=layer.order)
+    return any(event.var == name and event.new.order < first for event in flow.assignments)
 
 
 def _evaluation(value: FVal):
@@ -312,7 +326,7 @@ def _overwritten_chains(flow: Flow, dead_everywhere: Set[tuple]) -> Iterator[Vio
             continue
         layer = _stale_call(event.new, dead, flow)
         if layer is not None:
-            found = _violation(layer, dead, event.var, "overwritten before it is used")
+            found = _violation(layer, dead, event.var, "overwritten before it is used", flow)
             if found is not None:
                 yield found
 
@@ -336,7 +350,7 @@ def _unread_chains(flow: Flow, dead_everywhere: Set[tuple]) -> Iterator[Violatio
             continue
         if flow.is_dead(following):
             continue
-        found = _violation(following, dead, event.var, "never used")
+        found = _violation(following, dead, event.var, "never used", flow)
         if found is not None:
             yield found
 

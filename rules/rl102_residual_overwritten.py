@@ -55,9 +55,12 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from resnetlint.model.block import BlockModel, FileAnalysis, main_chain, overwritten_main_paths, shortcut_kind
+from resnetlint.fixes import UNSAFE, FixPlan, insert_before, replace
+from resnetlint.model.block import (BlockModel, FileAnalysis, main_chain, overwritten_main_paths, shortcut_kind,
+                                    strip_elementwise)
 from resnetlint.model.forward_exec import Flow
-from resnetlint.nodes import code_of, layer_name
+from resnetlint.model.syntax import walk
+from resnetlint.nodes import code_of, layer_name, source_text
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 class ResidualOverwritten(Rule):
@@ -69,7 +72,7 @@ class ResidualOverwritten(Rule):
 
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for _, flow in block.flows():
-            yield from _overwritten_main_path(flow)
+            yield from _overwritten_main_path(flow, block)
             yield from _self_adds(flow)
 
     VALID = (
@@ -206,8 +209,9 @@ class ResidualOverwritten(Rule):
     )
 
 
-def _overwritten_main_path(flow: Flow) -> Iterator[Violation]:
-    for event in overwritten_main_paths(flow):
+def _overwritten_main_path(flow: Flow, block: BlockModel) -> Iterator[Violation]:
+    events = overwritten_main_paths(flow)
+    for event in events:
         kind = shortcut_kind(event.new, event.old, flow)
         yield Violation(
             event.stmt,
@@ -215,7 +219,64 @@ def _overwritten_main_path(flow: Flow) -> Iterator[Violation]:
             "the main path is lost",
             help=f"keep the main path in `{event.var}` and put the shortcut in its own variable (e.g. `identity`)",
             expect={"kind": "dead-chain", "dead_layers": [v.attr for v in main_chain(event.old)]},
+            fix=_identity_fix(flow, block, [e for e in events if e.var == event.var]),
         )
+
+
+def _identity_fix(flow: Flow, block: BlockModel, events) -> Optional[FixPlan]:
+    """Put the shortcut in its own variable wherever it overwrote the main
+    path.  Reuse the variable that already holds the block input when the
+    add uses it (``identity = x`` ... ``out += identity``); otherwise start a
+    fresh ``identity = x`` at the top of forward (so every path defines it)
+    and add it where the raw input was added."""
+    if flow.input is None or block.forward is None or not block.forward.body.body:
+        return None
+    values = []
+    for event in events:
+        if not isinstance(event.stmt, cst.Assign) or len(event.stmt.targets) != 1:
+            return None
+        value = source_text(event.stmt.value)
+        if value is None:
+            return None
+        values.append((event, value))
+    existing = _identity_variable(flow, events)
+    name = existing or _fresh_name(block.forward, ("identity", "shortcut", "residual", "skip_out"))
+    if name is None:
+        return None
+    operations = [replace(event.stmt, f"{name} = {value}") for event, value in values]
+    if existing is None:
+        operations.insert(0, insert_before(_first_statement(block.forward.body.body), f"{name} = {flow.input.name}"))
+        for add in flow.adds:
+            for operand, node in ((add.left, add.left_node), (add.right, add.right_node)):
+                if operand is flow.input and isinstance(node, cst.Name) and node.value == flow.input.name \
+                        and all(op.node is not node for op in operations):
+                    operations.append(replace(node, name))
+    return FixPlan(f"keep the main path and put the shortcut in `{name}`", UNSAFE, operations)
+
+
+def _identity_variable(flow: Flow, events) -> Optional[str]:
+    """A variable assigned the block input before the overwrite and added later."""
+    first = min(event.new.order for event in events)
+    for event in flow.assignments:
+        if event.new is flow.input and event.new.order <= first and event.var not in {e.var for e in events}:
+            for add in flow.adds:
+                if any(isinstance(n, cst.Name) and n.value == event.var for n in (add.left_node, add.right_node)):
+                    return event.var
+    return None
+
+
+def _fresh_name(function: cst.FunctionDef, candidates) -> Optional[str]:
+    taken = {node.value for node in walk(function) if isinstance(node, cst.Name)}
+    return next((name for name in candidates if name not in taken), None)
+
+
+def _first_statement(body):
+    first = body[0]
+    # A docstring stays first.
+    if isinstance(first, cst.SimpleStatementLine) and len(body) > 1 and isinstance(first.body[0], cst.Expr) \
+            and isinstance(first.body[0].value, (cst.SimpleString, cst.ConcatenatedString)):
+        return body[1]
+    return first
 
 
 def _self_adds(flow: Flow) -> Iterator[Violation]:

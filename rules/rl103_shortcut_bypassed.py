@@ -50,7 +50,10 @@ from resnetlint.model.forward_exec import AddEvent, Flow, FVal, ancestors
 from resnetlint.model.init_exec import World
 from resnetlint.model.symbolic import Facts
 from resnetlint.model.values import AltV, LayerV, Loc
-from resnetlint.nodes import code_of
+import libcst as cst
+
+from resnetlint.fixes import UNSAFE, FixPlan, replace
+from resnetlint.nodes import code_of, source_text
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 IDENTITY_FAMILIES = ("identity", "dropout", "float_functional")
@@ -81,6 +84,7 @@ class ShortcutBypassed(Rule):
                         f"shortcut `self.{shortcut}`: the projection is bypassed",
                         help=f"add `self.{shortcut}({code_of(node)})` (or the variable holding it) instead",
                         expect={"kind": "shape-or-dead", "layers": [shortcut]},
+                        fix=_projected_fix(block, flow, residual.event, node, shortcut),
                     )
 
     VALID = (
@@ -200,6 +204,37 @@ class ShortcutBypassed(Rule):
             note="seed 003: out += x while self.skip exists",
         ),
     )
+
+
+def _projected_fix(block: BlockModel, flow: Flow, add: AddEvent, node, shortcut: str) -> Optional[FixPlan]:
+    """Add the projection instead of the raw input: the variable that already
+    holds it when every assignment of that variable gives the input or the
+    projection, else a call, guarded when the projection may be None."""
+    raw = source_text(node)
+    if raw is None or not isinstance(node, cst.Name):
+        return None
+    calls = {id(v) for v in flow.values if v.kind == "layer" and v.attr == shortcut}
+    for event in flow.assignments:
+        if id(event.new) in calls and event.new.order < add.result.order:
+            assignments = [e for e in flow.assignments if e.var == event.var and e.new.order < add.result.order]
+            if all(id(e.new) in calls or strip_elementwise(e.new) is flow.input for e in assignments):
+                return FixPlan(f"add `{event.var}` (the projected input)", UNSAFE, [replace(node, event.var)])
+    may_be_none = any(not _always_module(wf.world.attrs.get(shortcut)) for wf in block.worlds)
+    text = f"self.{shortcut}({raw})"
+    if may_be_none:
+        text = f"({raw} if self.{shortcut} is None else self.{shortcut}({raw}))"
+    return FixPlan(f"add `{text}`", UNSAFE, [replace(node, text)])
+
+
+def _always_module(assigned) -> bool:
+    if assigned is None:
+        return False
+    value = assigned.loc.value
+    if isinstance(value, LayerV):
+        return True
+    if isinstance(value, AltV):
+        return all(isinstance(option.value, LayerV) for _, option in value.options)
+    return False
 
 
 def _is_real_module(loc: Loc, facts: Facts) -> Optional[bool]:

@@ -50,7 +50,8 @@ from resnetlint.model.forward_exec import Flow, FVal
 from resnetlint.model.layers import chain_links
 from resnetlint.model.symbolic import Facts, Num, provably_different
 from resnetlint.model.values import LayerSpec, LayerV
-from resnetlint.nodes import code_of, report_node, width_argument_name
+from resnetlint.fixes import SAFE, FixPlan, replace
+from resnetlint.nodes import code_of, report_node, source_text, width_argument_name, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 
@@ -202,7 +203,8 @@ class ChannelMismatch(Rule):
     )
 
 
-def _mismatch(consumer: LayerSpec, width: Num, facts: Facts, producer_label: str) -> Optional[Violation]:
+def _mismatch(consumer: LayerSpec, width: Num, facts: Facts, producer_label: str,
+              width_text: Optional[str] = None) -> Optional[Violation]:
     expected = summary_of_spec(consumer).in_channels
     if expected is None:
         return None
@@ -215,12 +217,31 @@ def _mismatch(consumer: LayerSpec, width: Num, facts: Facts, producer_label: str
     if node is None:
         return None
     what = f"`{arg_name}`" if arg_name else "its input width"
+    fix = None
+    if arg_name and written_argument(consumer, arg_name) is not None:
+        text = width_text or got.render()
+        fix = FixPlan(f"use `{text}` for `{arg_name}`", SAFE, [replace(written_argument(consumer, arg_name), text)])
     return Violation(
         node,
         f"`{consumer.label}` expects {what} = `{want.render()}` but {producer_label} produces `{got.render()}` channels",
         help=f"use `{got.render()}` (the width the previous layer produces)",
         expect={"kind": "channel-error", "expected": want.render(), "got": got.render()},
+        fix=fix,
     )
+
+
+def _width_text(producer) -> Optional[str]:
+    """The source text of the width the producer states (``out_channels``),
+    so the fix reads like the code around it."""
+    value = producer.loc.value
+    if not isinstance(value, LayerV):
+        return None
+    spec = value.spec
+    for name in ("out_channels", "out_features", "num_features", "num_channels"):
+        text = source_text(written_argument(spec, name))
+        if text is not None:
+            return text
+    return None
 
 
 def summary_of_spec(spec: LayerSpec):
@@ -234,7 +255,7 @@ def _sequential_links(children, facts: Facts) -> Iterator[Violation]:
         if not isinstance(consumer_value, LayerV):
             continue
         label = f"the previous layer `{producer_value.spec.label}`" if isinstance(producer_value, LayerV) else "the previous layer"
-        found = _mismatch(consumer_value.spec, width, facts, label)
+        found = _mismatch(consumer_value.spec, width, facts, label, _width_text(producer))
         if found is not None:
             yield found
 

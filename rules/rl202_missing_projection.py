@@ -57,11 +57,15 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
+from resnetlint.fixes import UNSAFE, FixPlan, insert_after, replace
 from resnetlint.model.block import (BlockModel, FileAnalysis, caller_provides_projection, channels_of,
-                                    is_shortcut_name, main_chain, residual_adds, strip_elementwise)
+                                    is_shortcut_name, main_chain, residual_adds, stride_of, strip_elementwise)
+from resnetlint.model.init_exec import _assigned_in
+from resnetlint.model.layers import iter_layers
+from resnetlint.model.values import LayerV, Loc
 from resnetlint.model.forward_exec import Flow, FVal
 from resnetlint.model.symbolic import Facts, Num, provably_different
-from resnetlint.nodes import code_of
+from resnetlint.nodes import code_of, parenthesize, torch_nn_alias
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 class MissingProjection(Rule):
@@ -92,6 +96,7 @@ class MissingProjection(Rule):
                     f"{b} channels with no projection: the add fails whenever {a} != {b}",
                     help=f"project the input with a 1x1 conv when {a} != {b} (or assert they are equal)",
                     expect={"kind": "shape-error", "dim": 1, "widths": [a, b]},
+                    fix=_projection_fix(block, analysis, flow, residual, facts.norm(width_in), facts.norm(width_out)),
                 )
 
     VALID = (
@@ -200,6 +205,60 @@ class MissingProjection(Rule):
             note="inplanes vs planes * 4",
         ),
     )
+
+
+def _projection_fix(block: BlockModel, analysis: FileAnalysis, flow: Flow, residual, width_in: Num,
+                    width_out: Num) -> Optional[FixPlan]:
+    """Build a 1x1 projection (with the block's BatchNorm, if it uses one)
+    when the widths (or the stride) differ, nn.Identity otherwise, and add
+    it instead of the raw input."""
+    nn = torch_nn_alias(analysis.ctx)
+    init = block.init.init
+    name = next((n for n in ("shortcut", "projection", "proj_shortcut") if
+                 all(n not in wf.world.attrs for wf in block.worlds) and block.interp_method(n) is None), None)
+    if nn is None or init is None or not init.body.body or name is None:
+        return None
+    atoms = width_in.atoms() | width_out.atoms()
+    stride = stride_of(flow, residual.main)
+    stride = None if stride is None or stride.const_value() == 1 else stride
+    if stride is not None:
+        atoms |= stride.atoms()
+    reassigned, _ = _assigned_in(init.body)
+    if not width_in.is_opaque_free() or not width_out.is_opaque_free() or atoms & reassigned:
+        return None  # the names would not mean the same at the end of __init__
+    dims = _conv_dims(flow, residual.main)
+    if dims is None:
+        return None
+    a, b = width_in.render(), width_out.render()
+    conv = f"{nn}.Conv{dims}d({a}, {b}, kernel_size=1{f', stride={stride.render()}' if stride else ''}, bias=False)"
+    uses_bn = any(spec.norm_kind == "batch" for wf in block.worlds for spec in block.layer_specs(wf.world))
+    projection = f"{nn}.Sequential({conv}, {nn}.BatchNorm{dims}d({b}))" if uses_bn else conv
+    condition = f"{parenthesize(a)} != {parenthesize(b)}" + (f" or {parenthesize(stride.render())} != 1" if stride else "")
+    operations = [insert_after(init.body.body[-1], f"self.{name} = {projection} if {condition} else {nn}.Identity()")]
+    operations.append(_use_projection(flow, residual.skip_node, name))
+    if operations[-1] is None:
+        return None
+    return FixPlan(f"add a 1x1 projection `self.{name}` used when {condition}", UNSAFE, operations)
+
+
+def _use_projection(flow: Flow, node, name: str):
+    """Apply the projection where the input is taken: at ``residual = x`` when
+    the add uses such a variable, else at the operand itself."""
+    if isinstance(node, cst.Name) and flow.input is not None:
+        if node.value == flow.input.name:
+            return replace(node, f"self.{name}({node.value})")
+        for event in flow.assignments:
+            if event.var == node.value and event.new is flow.input and isinstance(event.stmt, cst.Assign):
+                return replace(event.stmt.value, f"self.{name}({flow.input.name})")
+    return None
+
+
+def _conv_dims(flow: Flow, main: FVal) -> Optional[int]:
+    for layer in reversed(main_chain(main)):
+        for spec in iter_layers(Loc(LayerV(layer.spec))) if layer.spec is not None else ():
+            if spec.family == "conv" and spec.ltype is not None:
+                return spec.ltype.dims
+    return None
 
 
 def _input_width(flow: Flow, main: FVal, facts: Facts) -> Optional[Num]:

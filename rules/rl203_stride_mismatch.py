@@ -54,7 +54,9 @@ from resnetlint.model.init_exec import World
 from resnetlint.model.layers import summary_of
 from resnetlint.model.symbolic import Num, provably_different
 from resnetlint.model.values import AltV, LayerSpec, LayerV
-from resnetlint.nodes import code_of, report_node
+from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
+from resnetlint.model.values import as_int_pair
+from resnetlint.nodes import code_of, local_call, parenthesize, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 ONE = Num.const(1)
@@ -219,14 +221,16 @@ def _check(world: World, flow: Flow, residual: Residual) -> Optional[Violation]:
         return Violation(skip_strided[-1][1], f"{detail}: the shortcut strides but the main path never does, so the "
                          f"add fails whenever {skip.render()} != 1",
                          help="apply the stride to the first 3x3 conv of the main path as well",
-                         expect={"kind": "shape-error", "stride": skip.render()})
+                         expect={"kind": "shape-error", "stride": skip.render()},
+                         fix=_stride_onto_main_path(residual, skip_strided[-1][0]))
     if skip == ONE and main_strided:
         guard = _channels_only_guard(world, residual, main)
         if guard is not None:
             return Violation(guard, f"{detail}: the projection is built only when `{code_of(guard)}`, so with equal "
                              f"widths and {main.render()} != 1 the identity shortcut keeps the full resolution",
                              help=f"also build the projection when {main.render()} != 1",
-                             expect={"kind": "shape-error", "stride": main.render()})
+                             expect={"kind": "shape-error", "stride": main.render()},
+                             fix=_widen_guard(guard, main_strided[0][0]))
         return Violation(main_strided[-1][1], f"{detail}: the main path strides but the shortcut does not, so the add "
                          f"fails whenever {main.render()} != 1",
                          help="give the shortcut the same stride (a strided 1x1 projection or pooling)",
@@ -234,8 +238,65 @@ def _check(world: World, flow: Flow, residual: Residual) -> Optional[Violation]:
     if len(main_strided) >= 2:
         return Violation(main_strided[-1][1], f"{detail}: the stride is applied twice on the main path",
                          help="keep the stride on the first strided conv only",
-                         expect={"kind": "shape-error", "stride": main.render()})
+                         expect={"kind": "shape-error", "stride": main.render()},
+                         fix=_unstride(main_strided[-1][0]))
     return None
+
+
+STRIDE_INDEX = 3  # in_channels, out_channels, kernel_size, stride
+
+
+def _stride_text(spec: LayerSpec) -> Optional[str]:
+    return source_text(written_argument(spec, "stride"))
+
+
+def _stride_onto_main_path(residual: Residual, strided_shortcut: LayerSpec) -> Optional[FixPlan]:
+    """Give the main path's first spatial conv the shortcut's stride."""
+    stride = _stride_text(strided_shortcut)
+    if stride is None:
+        return None
+    for spec in _main_path_convs(residual.main):
+        kernel = as_int_pair(spec.arg("kernel_size"))
+        if kernel is not None and kernel.const_value() is not None and kernel.const_value() > 1:
+            call = local_call(spec)
+            if call is None:
+                return None
+            return FixPlan(f"stride the first {kernel.render()}x{kernel.render()} conv of the main path by `{stride}`",
+                           UNSAFE, [set_argument(call, "stride", stride, STRIDE_INDEX)])
+    return None
+
+
+def _main_path_convs(value: FVal) -> List[LayerSpec]:
+    out: List[LayerSpec] = []
+
+    def expand(spec: LayerSpec) -> None:
+        if spec.family == "container":
+            for child in spec.children:
+                if isinstance(child.loc.value, LayerV):
+                    expand(child.loc.value.spec)
+        elif spec.family == "conv":
+            out.append(spec)
+
+    for layer in reversed(main_chain(value)):
+        if layer.spec is not None:
+            expand(layer.spec)
+    return out
+
+
+def _widen_guard(guard: cst.CSTNode, strided: LayerSpec) -> Optional[FixPlan]:
+    stride, test = _stride_text(strided), source_text(guard)
+    if stride is None or test is None:
+        return None
+    text = f"{parenthesize(stride)} != 1 or {parenthesize(test) if ' and ' in test or ' or ' in test else test}"
+    return FixPlan(f"also build the projection when `{stride} != 1`", UNSAFE, [replace(guard, text)])
+
+
+def _unstride(spec: LayerSpec) -> Optional[FixPlan]:
+    call = local_call(spec)
+    if call is None or written_argument(spec, "stride") is None:
+        return None
+    return FixPlan("keep the stride on the first strided conv only", UNSAFE,
+                   [set_argument(call, "stride", "1", STRIDE_INDEX)])
 
 
 def _strided_sites(value: FVal) -> List[Tuple[LayerSpec, cst.CSTNode]]:

@@ -38,7 +38,8 @@ import libcst as cst
 
 from resnetlint.model.block import BlockModel, FileAnalysis, intended_residuals, main_chain
 from resnetlint.model.values import LayerSpec, LayerV, Loc, NumV, StrV, TupleV, as_int
-from resnetlint.nodes import report_node
+from resnetlint.fixes import SAFE, FixPlan, set_argument
+from resnetlint.nodes import local_call, parenthesize, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 
@@ -65,6 +66,7 @@ class PaddingShapeChange(Rule):
                         "the add fails",
                         help="use padding = dilation * (kernel_size - 1) // 2 (or padding=\"same\")",
                         expect={"kind": "shape-error"},
+                        fix=_padding_fix(spec),
                     )
 
     VALID = (
@@ -138,6 +140,33 @@ class PaddingShapeChange(Rule):
             note="dilation without matching padding",
         ),
     )
+
+
+PADDING_INDEX = 4  # in_channels, out_channels, kernel_size, stride, padding
+
+
+def _padding_fix(spec: LayerSpec) -> Optional[FixPlan]:
+    """``padding = dilation * (kernel_size - 1) // 2``, as a number when the
+    kernel and dilation are literals, else as an expression of what is written."""
+    call = local_call(spec)
+    if call is None:
+        return None
+    dims = spec.ltype.dims if spec.ltype is not None else 0
+    kernel = _per_dim(spec.arg("kernel_size"), dims)
+    dilation = _per_dim(spec.arg("dilation"), dims)
+    kernel_text = source_text(written_argument(spec, "kernel_size"))
+    dilation_text = source_text(written_argument(spec, "dilation"))
+    literal = lambda text: text is None or text.replace(" ", "").strip("()").replace(",", "").isdigit()
+    if kernel is not None and dilation is not None and literal(kernel_text) and literal(dilation_text):
+        values = [d * (k - 1) // 2 for k, d in zip(kernel, dilation)]
+        text = str(values[0]) if len(set(values)) == 1 else "(" + ", ".join(map(str, values)) + ")"
+    elif kernel_text is not None and kernel is None:
+        text = f"{parenthesize(kernel_text)} // 2"
+        if dilation_text is not None and dilation_text.strip() != "1":
+            text = f"{parenthesize(dilation_text)} * ({kernel_text} - 1) // 2"
+    else:
+        return None
+    return FixPlan(f"pad with `{text}` so the size is kept", SAFE, [set_argument(call, "padding", text, PADDING_INDEX)])
 
 
 def _path_convs(value) -> List[LayerSpec]:

@@ -38,9 +38,11 @@ from typing import Iterator, Optional, Set
 from resnetlint.model.block import BlockModel, FileAnalysis
 from resnetlint.model.symbolic import Facts, Num
 from resnetlint.model.values import LayerSpec, as_num
-from resnetlint.nodes import report_node
+from resnetlint.fixes import UNSAFE, FixPlan, set_argument
+from resnetlint.nodes import local_call, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
+GROUPS_INDEX = 6  # in_channels, out_channels, kernel_size, stride, padding, dilation, groups
 WIDTH_ARGS = ("in_channels", "out_channels", "num_features", "num_channels", "in_features", "out_features")
 
 
@@ -165,6 +167,11 @@ def _check(spec: LayerSpec, facts: Facts, channel_atoms: Set[str]) -> Optional[V
             node = report_node(spec, groups_loc)
             if node is None:
                 return None
+            fix = None
+            in_text = source_text(written_argument(spec, "in_channels"))
+            if in_text is not None and local_call(spec) is not None and name == "in_channels":
+                fix = FixPlan(f"group by the input width (`groups={in_text}`)", UNSAFE,
+                              [set_argument(local_call(spec), "groups", in_text, GROUPS_INDEX)])
             return Violation(
                 node,
                 f"`groups={groups.render()}` does not divide `{name}={width.render()}`: `{spec.label}` raises "
@@ -172,5 +179,6 @@ def _check(spec: LayerSpec, facts: Facts, channel_atoms: Set[str]) -> Optional[V
                 help=f"use groups = in_channels ({as_num(spec.arg('in_channels')).render() if in_channels is not None else '?'}) "
                      "for a depthwise conv, or make the widths match",
                 expect={"kind": "construction-error", "text": f"{name} must be divisible by groups"},
+                fix=fix,
             )
     return None

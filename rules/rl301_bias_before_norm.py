@@ -40,10 +40,12 @@ from typing import Iterator, Optional
 
 from resnetlint.model.block import BlockModel, FileAnalysis
 from resnetlint.model.values import BoolV, LayerSpec, LayerV
-from resnetlint.nodes import report_node
+from resnetlint.fixes import UNSAFE, FixPlan, set_argument
+from resnetlint.nodes import local_call, report_node
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 MEAN_SUBTRACTING = ("batch", "instance")
+BIAS_INDEX = 7  # in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
 
 
 class BiasBeforeNorm(Rule):
@@ -145,9 +147,15 @@ def _check(before, after, module: Optional[str]) -> Optional[Violation]:
     if node is None:
         return None
     how = "`bias=True`" if written else "a bias (the default)"
+    call = local_call(conv)
+    fix = None
+    if call is not None:
+        fix = FixPlan("pass `bias=False` (checkpoints saved with the bias will no longer load strictly)", UNSAFE,
+                      [set_argument(call, "bias", "False", BIAS_INDEX)])
     return Violation(
         node,
         f"`{conv.label}` has {how} but feeds `{norm.label}`, which subtracts the per-channel mean: the bias is dead weight",
         help="pass `bias=False` (note: checkpoints saved with the bias will no longer load strictly)",
         expect={"kind": "dead-bias", "module": module},
+        fix=fix,
     )

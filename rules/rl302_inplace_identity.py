@@ -39,11 +39,15 @@ result becomes what the code says.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Optional
 
+import libcst as cst
+
+from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
 from resnetlint.model.block import BlockModel, FileAnalysis
 from resnetlint.model.forward_exec import Flow, FVal, InplaceEvent
-from resnetlint.nodes import code_of, layer_name
+from resnetlint.model.values import LayerV
+from resnetlint.nodes import code_of, layer_name, local_call, parenthesize, source_text
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 
@@ -74,11 +78,11 @@ class InplaceIdentity(Rule):
 
                 def forward(self, x):
                     identity = x
-                    out = self.relu(self.bn(self.conv(x)))
+                    out = self.bn(self.conv(x))
                     out += identity
                     return self.relu(out)
             """,
-            note="in-place ops on fresh values",
+            note="in-place add on a BatchNorm output (its backward does not need it), then an in-place ReLU",
         ),
         Valid(
             """
@@ -143,6 +147,23 @@ class InplaceIdentity(Rule):
         ),
         Invalid(
             """
+            class ResSkip(nn.Module):
+                def __init__(self, c_in, c_out):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+                    self.relu = nn.ReLU(inplace=True)
+                    self.shortcut = nn.Conv2d(c_in, c_out, 1)
+
+                def forward(self, x):
+                    out = self.relu(self.conv(x))
+                    out += self.shortcut(x)
+                    return out
+            """,
+            expect=((10, 9),),
+            note="adding in place to the ReLU output that backward needs (seed 000)",
+        ),
+        Invalid(
+            """
             class Block(nn.Module):
                 def __init__(self, c):
                     super().__init__()
@@ -175,11 +196,41 @@ def _used_later(flow: Flow, event: InplaceEvent) -> bool:
     return False
 
 
+# Operations whose backward reads their *output*: changing that output in place
+# makes backward fail.  (Measured: LeakyReLU and ELU save their output only
+# when they ran in place; GELU, SiLU, Hardswish, BatchNorm read their input.)
+SAVES_OUTPUT_LAYERS = {"ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"}
+SAVES_OUTPUT_IF_INPLACE = {"LeakyReLU", "ELU", "CELU", "SELU"}
+SAVES_OUTPUT_CALLS = {"relu", "sigmoid", "tanh", "softmax", "log_softmax", "exp", "relu_", "sigmoid_", "tanh_", "exp_"}
+
+
+def _saved_output_of(value: FVal) -> Optional[str]:
+    """The operation that saved ``value`` for its backward, if any."""
+    if value.kind == "layer" and value.spec is not None and value.spec.ltype is not None:
+        name = value.spec.ltype.name
+        if name in SAVES_OUTPUT_LAYERS or (name in SAVES_OUTPUT_IF_INPLACE and value.spec.inplace_first):
+            return layer_name(value.attr, value.spec)
+    if value.kind in ("func", "method") and value.name in SAVES_OUTPUT_CALLS:
+        return f"{value.name}()"
+    return None
+
+
 def _check(flow: Flow, event: InplaceEvent):
     target = event.target
     node = event.target_node
     if node is None or not target.tensor:
         return None
+    saver = _saved_output_of(target)
+    if saver is not None and flow.input is not None and target is not flow.input:
+        return Violation(
+            node,
+            f"`{code_of(event.node)}` changes in place the output of `{saver}`, which autograd saved for the backward "
+            "pass: backward() raises \"one of the variables needed for gradient computation has been modified by an "
+            "inplace operation\"",
+            help="make this operation out-of-place (`out = out + ...`)",
+            expect={"kind": "mutation"},
+            fix=_augmented_fix(event.node) if event.kind == "augassign" else _out_of_place_fix(flow, event),
+        )
     is_input = flow.input is not None and target is flow.input
     if event.kind == "augassign":
         if not is_input:
@@ -193,6 +244,7 @@ def _check(flow: Flow, event: InplaceEvent):
             "(and the values autograd saved for backward)",
             help=f"write `{target_text} = {target_text} + ...`",
             expect={"kind": "mutation"},
+            fix=_augmented_fix(event.node),
         )
     if event.result.kind == "layer" and flow.is_dead(event.result) and not flow.consumers(event.result):
         return None  # called for its side effect on purpose
@@ -206,4 +258,57 @@ def _check(flow: Flow, event: InplaceEvent):
         "the later use sees the mutated values",
         help="make this operation out-of-place (inplace=False)",
         expect={"kind": "mutation"},
+        fix=_out_of_place_fix(flow, event),
     )
+
+
+OPERATORS = {"AddAssign": "+", "SubtractAssign": "-", "MultiplyAssign": "*", "DivideAssign": "/"}
+
+
+def _augmented_fix(node) -> Optional[FixPlan]:
+    """``x += y`` -> ``x = x + y``: a new tensor instead of a mutation."""
+    if not isinstance(node, cst.AugAssign) or type(node.operator).__name__ not in OPERATORS:
+        return None
+    target, value = source_text(node.target), source_text(node.value)
+    if target is None or value is None:
+        return None
+    operator = OPERATORS[type(node.operator).__name__]
+    text = f"{target} = {target} {operator} {parenthesize(value)}"
+    return FixPlan(f"write `{text}`", UNSAFE, [replace(node, text)])
+
+
+def _inplace_layer(spec) -> Optional[object]:
+    """The activation whose ``inplace=True`` makes this layer call mutate."""
+    if spec is None:
+        return None
+    if spec.family == "act" and spec.inplace_first:
+        return spec
+    if spec.family == "container" and spec.children:
+        first = spec.children[0].loc.value
+        return _inplace_layer(first.spec) if isinstance(first, LayerV) else None
+    return None
+
+
+def _out_of_place_fix(flow: Flow, event: InplaceEvent) -> Optional[FixPlan]:
+    if event.kind == "layer":
+        act = _inplace_layer(event.result.spec)
+        call = local_call(act) if act is not None else None
+        if call is None or act.ltype is None:
+            return None
+        index = act.ltype.params.index("inplace")
+        return FixPlan(f"make `{act.label}` out-of-place (`inplace=False`)", UNSAFE,
+                       [set_argument(call, "inplace", "False", index)])
+    if event.kind == "function" and isinstance(event.node, cst.Call):
+        if any(a.keyword is not None and a.keyword.value == "inplace" for a in event.node.args):
+            return FixPlan("pass `inplace=False`", UNSAFE, [set_argument(event.node, "inplace", "False")])
+        return None
+    if event.kind == "method" and isinstance(event.node, cst.Call) and isinstance(event.node.func, cst.Attribute):
+        if not flow.consumers(event.result) and id(event.result) not in flow.sinks:
+            return None  # called for its effect: an out-of-place call would be discarded
+        receiver = source_text(event.node.func.value)
+        name = event.node.func.attr.value
+        if receiver is None:
+            return None
+        return FixPlan(f"call `{name[:-1]}` instead of `{name}`", UNSAFE,
+                       [replace(event.node.func, f"{receiver}.{name[:-1]}")])
+    return None

@@ -38,7 +38,9 @@ def test_text_output_has_location_frame_help_and_summary():
     assert "^^^^^^^^^^^^^^^^^^" in out
     assert "= help:" in out
     assert "\033[" not in out  # no colour when not a terminal / NO_COLOR
-    assert out.rstrip().endswith("in 1 file.")
+    summary = out.rstrip().splitlines()[-1]
+    assert summary.startswith("Found 7 problems in 1 file.")
+    assert "1 fixable with --fix." in summary and "5 more fixable with --unsafe-fixes." in summary
 
 
 def test_concise_output_is_one_line_per_finding():

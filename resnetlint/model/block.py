@@ -65,6 +65,13 @@ class BlockModel:
         """Every way of constructing and running it was explored."""
         return self.init.complete and all(w.flow is None or w.flow.complete for w in self.worlds)
 
+    def interp_method(self, name: str):
+        """A method of the class (or a same-file base) by name, or None."""
+        for stmt in self.cls.body.body:
+            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
+                return stmt
+        return None
+
     @property
     def own_forward(self) -> bool:
         return self.forward is not None and self.forward_owner is self.cls

@@ -147,6 +147,7 @@ def _request(path: str, name: str, info, options: TraceOptions) -> Dict[str, Any
         "width_params": info.width_params,
         "input_params": info.input_params,
         "stride_params": info.stride_params,
+        "natural": info.natural,
         "spatial": [16, 15],
         "config_timeout": max(1.0, min(10.0, options.class_timeout / 4)),
         "max_configs": 8,
@@ -155,11 +156,12 @@ def _request(path: str, name: str, info, options: TraceOptions) -> Dict[str, Any
 
 def _trace_only_findings(path: str, name: str, info, response) -> List[Finding]:
     """With --trace-all: what a clean-looking block did at run time, in the
-    configurations any caller may use (its call sites, or equal widths at
-    stride 1)."""
+    configurations any caller may use: its literal call sites, or its natural
+    configuration (equal widths at stride 1; a bottleneck's input as wide as
+    its expanded output)."""
     found: List[Finding] = []
     for config in response.get("runs", []):
-        natural = config.get("origin", "").startswith(("the call", "equal widths"))
+        natural = config.get("origin", "").startswith(("the call", "natural:"))
         for run in config.get("runs", []):
             where = f"{config['config']} on input {tuple(run.get('input', ()))}"
             error = run.get("forward_error", "")
@@ -186,3 +188,95 @@ def _trace_only_findings(path: str, name: str, info, response) -> List[Finding]:
             found.append(finding)
             return found
     return found
+
+
+def prove_fixes(outcome, runner, options: TraceOptions, rules) -> Dict[str, Tuple[List[str], str]]:
+    """Run every fixed class before and after its fixes; a class whose fixes
+    do not hold up rejects them: ``{class: (codes, why)}``."""
+    from ..engine import check_text
+
+    before_blocks = check_text(outcome.original, outcome.path, rules).blocks
+    after_blocks = check_text(outcome.fixed, outcome.path, rules).blocks
+    rejected: Dict[str, Tuple[List[str], str]] = {}
+    for name in sorted({a.finding.symbol for a in outcome.applied}):
+        if name not in before_blocks or name not in after_blocks:
+            continue
+        fixed = [a.finding for a in outcome.applied if a.finding.symbol == name]
+        remaining = [f for f in outcome.remaining if f.symbol == name]
+        before = runner.run(_request(outcome.path, name, before_blocks[name], options))
+        after_request = _request(outcome.path, name, after_blocks[name], options)
+        after_request["source"] = outcome.fixed
+        after = runner.run(after_request)
+        why = regression(before, after, fixed, remaining)
+        if why is not None:
+            rejected[name] = (sorted({f.code for f in fixed}), why)
+    return rejected
+
+
+def regression(before: Dict[str, Any], after: Dict[str, Any], fixed: List[Finding],
+               remaining: List[Finding]) -> Optional[str]:
+    """Why the fixed block does not hold up, or None.  Per configuration: one
+    that ran cleanly must still run; the error that was a fixed finding's
+    evidence must be gone; a new error must be explained by a finding that
+    remains (it is then a separate, still reported problem)."""
+    if before.get("status") != "ok":
+        return None  # nothing to compare with: the static re-check stands alone
+    if after.get("status") != "ok":
+        return f"the fixed block could not be run ({after.get('error', after.get('status'))})"
+    configs_before = {c["config"]: c for c in before.get("runs", [])}
+    modes_before = {_mode(error) for c in before.get("runs", []) for error in _errors(c)}
+    for config in after.get("runs", []):
+        old = configs_before.get(config["config"])
+        if old is None:
+            continue
+        errors_before, errors_after = _errors(old), _errors(config)
+        for error in sorted(errors_after):
+            if error in errors_before:
+                if _is_evidence_of(fixed, old, error):
+                    return f"{config['config']} still fails: {error}"
+                continue
+            if not errors_before:
+                return f"{config['config']} ran before the fix and now fails: {error}"
+            if _mode(error) in modes_before or _explained(remaining, config, error):
+                # A failure the block already had in another configuration
+                # (a caller contract, e.g. no projection passed), or a
+                # problem that is still reported: the fix uncovered it.
+                continue
+            return f"{config['config']} fails differently after the fix: {error}"
+    return None
+
+
+def _mode(error: str) -> str:
+    """An error with its numbers blanked: the same failure at other sizes."""
+    import re
+
+    return re.sub(r"\d+", "N", error)
+
+
+def _errors(config: Dict[str, Any]) -> set:
+    found = set()
+    if config.get("construct_error"):
+        found.add(config["construct_error"])
+    for run in config.get("runs", []):
+        for key in ("forward_error", "backward_error"):
+            if run.get(key):
+                found.add(run[key])
+    return found
+
+
+def _only(config: Dict[str, Any], error: str) -> Dict[str, Any]:
+    """A response holding just the runs of ``config`` that raised ``error``."""
+    trimmed = {k: v for k, v in config.items() if k != "runs"}
+    trimmed["runs"] = [r for r in config.get("runs", []) if error in (r.get("forward_error"), r.get("backward_error"))]
+    if config.get("construct_error") != error:
+        trimmed.pop("construct_error", None)
+    return {"status": "ok", "runs": [trimmed]}
+
+
+def _is_evidence_of(findings: List[Finding], config, error: str) -> bool:
+    response = _only(config, error)
+    return any(judge(f, response).status == "confirmed" and error in judge(f, response).detail for f in findings)
+
+
+def _explained(findings: List[Finding], config, error: str) -> bool:
+    return _is_evidence_of(findings, config, error)

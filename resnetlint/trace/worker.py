@@ -117,6 +117,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def import_module(request: Dict[str, Any], cache: Dict[str, Any]):
+    if request.get("source") is not None:
+        return _module_from_source(request)
     path = request["file"]
     if path in cache:
         return cache[path]
@@ -152,6 +154,32 @@ def import_module(request: Dict[str, Any], cache: Dict[str, Any]):
     return module
 
 
+def _module_from_source(request: Dict[str, Any]):
+    """A module built from text that is not on disk yet (a proposed fix),
+    inside the file's package so its relative imports still work."""
+    import types
+
+    path, root, dotted = request["file"], request.get("root"), request.get("module") or ""
+    if root and root not in sys.path:
+        sys.path.insert(0, root)
+    directory = os.path.dirname(os.path.abspath(path))
+    if directory not in sys.path:
+        sys.path.append(directory)
+    package = dotted.rpartition(".")[0]
+    name = f"{dotted or 'module'}__resnetlint_candidate_{request.get('id', 0)}"
+    module = types.ModuleType(name)
+    module.__file__ = path
+    module.__package__ = package
+    sys.modules[name] = module
+    try:
+        if package:
+            importlib.import_module(package)
+        exec(compile(request["source"], path, "exec"), module.__dict__)
+    except BaseException as exc:  # noqa: BLE001
+        return [f"loading the fixed source: {_describe(exc)}"]
+    return module
+
+
 # ----------------------------------------------------------------------------
 # Configurations
 # ----------------------------------------------------------------------------
@@ -184,13 +212,25 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
         ("different widths, stride 2", 16, 32, 2),
     ]
     if expansion:
-        variants.insert(1, ("bottleneck widths", 16 * expansion, 16, 1))
+        # The natural configuration of a bottleneck: its input as wide as its output.
+        variants.insert(0, ("natural: bottleneck widths", 16 * expansion, 16, 1))
+        variants[1] = ("equal widths", 16, 16, 1)
+    else:
+        variants[0] = ("natural: equal widths", 16, 16, 1)
     missing = None
+    natural = request.get("natural") or {}
+    if natural:
+        # The widths the static model found make the residual add well formed.
+        kwargs = _fill(params, natural, request)
+        if kwargs is not None and not any(c["kwargs"] == kwargs for c in configs):
+            configs.insert(len([c for c in configs if c["origin"].startswith("the call")]),
+                           {"kwargs": kwargs, "origin": "natural: widths that match the residual add"})
+            variants = [v for v in variants if not v[0].startswith("natural:")]
     projection = next((p for p in params if PROJECTION.match(p.name) and p.default is None), None)
     if projection is not None:
         # The caller's side of a torchvision-style block: a 1x1 projection
         # to the block's output width when the widths or the stride differ.
-        variants += [(f"{label}, with a `{projection.name}` projection", w_in, w_out, stride)
+        variants += [(f"{label.replace('natural: ', '')}, with a `{projection.name}` projection", w_in, w_out, stride)
                      for label, w_in, w_out, stride in list(variants)]
     for label, width_in, width_out, stride in variants:
         kwargs: Dict[str, Any] = {}
@@ -220,6 +260,21 @@ def _projection(width_in: int, width_out: int, stride: int):
     module = nn.Sequential(nn.Conv2d(width_in, width_out, 1, stride=stride, bias=False), nn.BatchNorm2d(width_out))
     module.resnetlint_label = f"<1x1 conv {width_in}->{width_out}, stride {stride}>"
     return module
+
+
+def _fill(params, fixed: Dict[str, int], hints: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """A configuration with these widths, stride 1, and the rest as usual."""
+    kwargs: Dict[str, Any] = {}
+    for param in params:
+        if param.name in fixed:
+            kwargs[param.name] = fixed[param.name]
+            continue
+        value, known = _value_for(param, 16, 16, 1, hints)
+        if known:
+            kwargs[param.name] = value
+        elif param.default is inspect.Parameter.empty:
+            return None
+    return kwargs
 
 
 def _value_for(param, width_in: int, width_out: int, stride: int, hints: Dict[str, Any]):

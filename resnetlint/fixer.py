@@ -1,0 +1,200 @@
+"""``--fix``, ``--unsafe-fixes`` and ``--diff``: rewriting files, with proof.
+
+For one file:
+
+1. check it with the libcst front end (exact spans), take the fixes allowed
+   by the safety level, at most one per class (fixes in one class can
+   interact: an RL201 fix may make an RL205 finding disappear), apply them as
+   text edits;
+2. re-parse the result with ``ast`` and libcst; a fix that breaks the syntax
+   is dropped and remembered;
+3. repeat until no fix applies (at most :data:`MAX_PASSES` passes);
+4. when tracing is on, run the fixed classes before and after: a fix whose
+   class now fails where it did not, or fails differently, is rolled back
+   and reported as ``fix rejected``;
+5. write the file atomically (temporary file in the same directory, then
+   ``os.replace``), in its own encoding, BOM and line endings, keeping its
+   permissions, and only if it did not change on disk meanwhile.
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+
+from .engine import check_text
+from .findings import Finding
+from .fixes import SAFE, apply_edits, overlaps
+from .prefilter import split_lines
+from .rule import Rule
+from .source import SourceError, SourceFile, decode_source, read_source
+
+MAX_PASSES = 8
+
+
+@dataclass
+class Applied:
+    finding: Finding  # as found in the text the fix was applied to
+    rejected: str = ""  # why the fix was rolled back, if it was
+
+
+@dataclass
+class FixOutcome:
+    path: str
+    original: str
+    fixed: str
+    applied: List[Applied] = field(default_factory=list)
+    rejected: List[Applied] = field(default_factory=list)
+    remaining: List[Finding] = field(default_factory=list)  # findings of the fixed text
+    error: Optional[str] = None  # could not fix or write (read-only, changed on disk...)
+    written: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.fixed != self.original
+
+    def diff(self) -> str:
+        return "".join(difflib.unified_diff(
+            split_lines(self.original), split_lines(self.fixed), fromfile=f"a/{self.path}", tofile=f"b/{self.path}"))
+
+
+def allowed(finding: Finding, unsafe: bool) -> bool:
+    fix = finding.fix
+    return fix is not None and bool(fix.edits) and (fix.safety == SAFE or unsafe)
+
+
+def fix_text(text: str, path: str, rules: Sequence[Rule], unsafe: bool,
+             blocked: Optional[Set[Tuple[str, str]]] = None) -> FixOutcome:
+    """Apply fixes to source text until none applies (no trace, no writing).
+    ``blocked`` lists (class, rule code) pairs not to fix."""
+    blocked = blocked or set()
+    outcome = FixOutcome(path, text, text)
+    refused: Set[Tuple[str, str, str]] = set()  # (class, code, description) that broke the syntax
+    for _ in range(MAX_PASSES):
+        findings = check_text(outcome.fixed, path, rules, fast=False).findings
+        if any(f.code == "RL000" for f in findings):
+            break
+        chosen = _choose(findings, unsafe, blocked, refused)
+        if not chosen:
+            break
+        lines = split_lines(outcome.fixed)
+        candidate = apply_edits(outcome.fixed, lines, [e for f in chosen for e in f.fix.edits])
+        if _syntax_problem(candidate) is not None:
+            # Find the culprits one at a time; never write code that does not parse.
+            good = []
+            for finding in chosen:
+                problem = _syntax_problem(apply_edits(outcome.fixed, lines, finding.fix.edits))
+                if problem is None:
+                    good.append(finding)
+                else:
+                    refused.add(_key(finding))
+                    outcome.rejected.append(Applied(finding, f"it produced code that does not parse ({problem})"))
+            if not good:
+                continue
+            chosen = good[:1]
+            candidate = apply_edits(outcome.fixed, lines, chosen[0].fix.edits)
+        outcome.fixed = candidate
+        outcome.applied.extend(Applied(f) for f in chosen)
+    outcome.remaining = check_text(outcome.fixed, path, rules, fast=False).findings
+    return outcome
+
+
+def _key(finding: Finding) -> Tuple[str, str, str]:
+    return (finding.symbol, finding.code, finding.fix.description if finding.fix else "")
+
+
+def _choose(findings: List[Finding], unsafe: bool, blocked, refused) -> List[Finding]:
+    """One fix per class per pass, in rule-code order, never two that overlap."""
+    chosen: List[Finding] = []
+    classes = set()
+    for finding in sorted(findings, key=lambda f: (f.code, f.line, f.column)):
+        if not allowed(finding, unsafe) or finding.symbol in classes:
+            continue
+        if (finding.symbol, finding.code) in blocked or _key(finding) in refused:
+            continue
+        if any(overlaps(finding.fix.edits, other.fix.edits) for other in chosen):
+            continue
+        chosen.append(finding)
+        classes.add(finding.symbol)
+    return chosen
+
+
+def _syntax_problem(text: str) -> Optional[str]:
+    try:
+        ast.parse(text)
+        cst.parse_module(text)
+    except SyntaxError as exc:
+        return f"line {exc.lineno}: {exc.msg}"
+    except cst.ParserSyntaxError as exc:
+        return f"line {exc.raw_line}: {exc.message}"
+    except (RecursionError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def fix_file(path: str, rules: Sequence[Rule], unsafe: bool, trace=None,
+             blocked: Optional[Set[Tuple[str, str]]] = None) -> FixOutcome:
+    """Fix one file in memory; prove it with the trace when ``trace`` (a
+    started :class:`~resnetlint.trace.runner.TraceRunner` factory) is given."""
+    try:
+        source = read_source(path)
+    except SourceError as exc:
+        outcome = FixOutcome(path, "", "")
+        outcome.error = str(exc)
+        return outcome
+    outcome = fix_text(source.text, path, rules, unsafe, blocked)
+    outcome.source = source  # type: ignore[attr-defined]
+    if trace is not None and outcome.changed:
+        rejected = trace(outcome)
+        if rejected:
+            blocked = set(blocked or set()) | {(symbol, code) for symbol, (codes, _) in rejected.items() for code in codes}
+            retry = fix_text(source.text, path, rules, unsafe, blocked)
+            for symbol, (codes, why) in rejected.items():
+                for applied in outcome.applied:
+                    if applied.finding.symbol == symbol and applied.finding.code in codes:
+                        retry.rejected.append(Applied(applied.finding, why))
+            retry.source = source  # type: ignore[attr-defined]
+            outcome = retry
+    return outcome
+
+
+class FileChanged(Exception):
+    pass
+
+
+def write_fixed(outcome: FixOutcome) -> None:
+    """Atomically replace the file with the fixed text, in its own encoding
+    and BOM; refuse when it is read-only or changed since it was read."""
+    source: SourceFile = getattr(outcome, "source")
+    path = outcome.path
+    if not os.access(path, os.W_OK):
+        raise PermissionError("the file is read-only; not fixed")
+    with open(path, "rb") as handle:
+        if handle.read() != source.raw:
+            raise FileChanged("the file changed on disk while it was being fixed; not written")
+    data = outcome.fixed.encode(source.encoding)
+    if source.bom:
+        data = b"\xef\xbb\xbf" + data
+    decode_source(data, path)  # what we write must read back as Python source
+    mode = os.stat(path).st_mode & 0o7777
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".resnetlint", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    outcome.written = True

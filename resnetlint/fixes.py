@@ -1,0 +1,152 @@
+"""What a fix is, and how it becomes text.
+
+A rule describes its fix as a :class:`FixPlan`: a description, a safety level
+and a few operations on syntax nodes (replace a node, insert a statement
+before/after one, set a keyword argument of a call).  The engine turns the
+operations into :class:`~resnetlint.findings.Edit` text replacements using the
+nodes' exact spans, so everything outside the edited spans stays byte for
+byte as it was (comments, blank lines, line continuations, tabs, CRLF).
+Inserted statements copy the indentation of the statement they sit next to
+and use the file's own line ending.
+
+Safety follows Ruff: ``safe`` fixes cannot change what correct code computes
+(they only change configurations that crashed); ``unsafe`` ones may, and are
+applied only with ``--unsafe-fixes``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+import libcst as cst
+
+from .findings import Edit
+from .model.syntax import SourceIndex
+
+SAFE, UNSAFE = "safe", "unsafe"
+
+
+@dataclass
+class Operation:
+    kind: str  # "replace" | "insert-before" | "insert-after" | "set-argument"
+    node: cst.CSTNode
+    text: str
+    name: str = ""  # set-argument: the keyword
+    index: Optional[int] = None  # set-argument: its position when passed positionally
+
+
+@dataclass
+class FixPlan:
+    description: str
+    safety: str
+    operations: List[Operation] = field(default_factory=list)
+
+
+def replace(node: cst.CSTNode, text: str) -> Operation:
+    return Operation("replace", node, text)
+
+
+def insert_before(statement: cst.CSTNode, text: str) -> Operation:
+    return Operation("insert-before", statement, text)
+
+
+def insert_after(statement: cst.CSTNode, text: str) -> Operation:
+    return Operation("insert-after", statement, text)
+
+
+def set_argument(call: cst.Call, name: str, text: str, index: Optional[int] = None) -> Operation:
+    """Give a call's argument ``name`` (positional ``index`` if passed that
+    way) the value ``text``, adding ``name=text`` when it is not passed."""
+    return Operation("set-argument", call, text, name=name, index=index)
+
+
+class FixError(Exception):
+    """A fix cannot be turned into edits (a node without a position)."""
+
+
+def materialize(plan: FixPlan, index: SourceIndex, lines: Sequence[str], newline: str) -> List[Edit]:
+    edits: List[Edit] = []
+    for operation in plan.operations:
+        edits.extend(_edits(operation, index, lines, newline))
+    return sorted(edits, key=lambda e: (e.line, e.column, e.end_line, e.end_column))
+
+
+def _span(node, index: SourceIndex):
+    position = index.position(node)
+    if position is None:
+        raise FixError(f"no position for {type(node).__name__}")
+    line, column, end_line, end_column = position
+    return line, column + 1, end_line, end_column + 1
+
+
+def _indent(lines: Sequence[str], line: int) -> str:
+    text = lines[line - 1]
+    return text[: len(text) - len(text.lstrip(" \t"))]
+
+
+def _line_length(lines: Sequence[str], line: int) -> int:
+    return len(lines[line - 1].rstrip("\r\n"))
+
+
+def _edits(operation: Operation, index: SourceIndex, lines: Sequence[str], newline: str) -> List[Edit]:
+    kind = operation.kind
+    if kind == "replace":
+        line, column, end_line, end_column = _span(operation.node, index)
+        return [Edit(line, column, end_line, end_column, operation.text)]
+    if kind == "insert-before":
+        line, _, _, _ = _span(operation.node, index)
+        indent = _indent(lines, line)
+        return [Edit(line, 1, line, 1, f"{indent}{operation.text}{newline}")]
+    if kind == "insert-after":
+        _, _, end_line, _ = _span(operation.node, index)
+        start_line, _, _, _ = _span(operation.node, index)
+        end = _line_length(lines, end_line) + 1  # after any trailing comment
+        return [Edit(end_line, end, end_line, end, f"{newline}{_indent(lines, start_line)}{operation.text}")]
+    if kind == "set-argument":
+        return [_set_argument(operation, index)]
+    raise FixError(kind)
+
+
+def _set_argument(operation: Operation, index: SourceIndex) -> Edit:
+    call = operation.node
+    assert isinstance(call, cst.Call)
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == operation.name:
+            line, column, end_line, end_column = _span(arg.value, index)
+            return Edit(line, column, end_line, end_column, operation.text)
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if operation.index is not None and operation.index < len(positional):
+        line, column, end_line, end_column = _span(positional[operation.index].value, index)
+        return Edit(line, column, end_line, end_column, operation.text)
+    if call.args:
+        _, _, end_line, end_column = _span(call.args[-1].value, index)
+        return Edit(end_line, end_column, end_line, end_column, f", {operation.name}={operation.text}")
+    _, _, end_line, end_column = _span(call, index)  # `f()`: just before the closing parenthesis
+    return Edit(end_line, end_column - 1, end_line, end_column - 1, f"{operation.name}={operation.text}")
+
+
+def apply_edits(text: str, lines: Sequence[str], edits: Sequence[Edit]) -> str:
+    """Apply non-overlapping edits (the caller drops overlapping ones)."""
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+
+    def offset(line: int, column: int) -> int:
+        return offsets[line - 1] + column - 1
+
+    out = text
+    for edit in sorted(edits, key=lambda e: (e.line, e.column, e.end_line, e.end_column), reverse=True):
+        start, end = offset(edit.line, edit.column), offset(edit.end_line, edit.end_column)
+        out = out[:start] + edit.text + out[end:]
+    return out
+
+
+def overlaps(a: Sequence[Edit], b: Sequence[Edit]) -> bool:
+    def key(edit: Edit, start: bool):
+        return (edit.line, edit.column) if start else (edit.end_line, edit.end_column)
+
+    for x in a:
+        for y in b:
+            if key(x, True) <= key(y, False) and key(y, True) <= key(x, False):
+                return True
+    return False
