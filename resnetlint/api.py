@@ -58,10 +58,18 @@ class RunResult:
     sources: Dict[str, str] = field(default_factory=dict)  # text of files with findings
     trace: Optional[TraceReport] = None
     fixes: List[FixOutcome] = field(default_factory=list)
+    found_before_fixing: Optional[int] = None  # findings before --fix rewrote files
 
     @property
-    def fixed(self) -> int:
-        return sum(len(o.applied) for o in self.fixes if o.written or not o.error)
+    def fixes_applied(self) -> int:
+        return sum(len(o.applied) for o in self.fixes if o.written)
+
+    @property
+    def resolved(self) -> int:
+        """Problems that the fixes made disappear (their own or by consequence)."""
+        if self.found_before_fixing is None:
+            return 0
+        return max(self.found_before_fixing - len(self.unfixed_findings()), 0)
 
     def unfixed_findings(self) -> List[Finding]:
         return [f for f in self.findings if not (f.fix is not None and f.fix.applied)]
@@ -74,7 +82,7 @@ class RunResult:
 def _fix(run: RunResult, results, rules, settings: Settings):
     """Fix the files with fixable findings; returns the results to trace
     (re-checked after writing)."""
-    from .fixer import FileChanged, allowed, fix_file, write_fixed
+    from .fixer import FileChanged, ReadOnly, allowed, fix_file, write_fixed
 
     unsafe = settings.unsafe_fixes
     prover = _fix_prover(rules, settings)
@@ -90,7 +98,7 @@ def _fix(run: RunResult, results, rules, settings: Settings):
             if settings.fix == "fix" and outcome.changed and outcome.error is None:
                 try:
                     write_fixed(outcome)
-                except (OSError, FileChanged, SourceError) as exc:
+                except (OSError, FileChanged, ReadOnly, SourceError) as exc:
                     outcome.error = str(exc) if not isinstance(exc, OSError) else f"cannot write: {exc.strerror or exc}"
             if not outcome.written:
                 kept.append(result)
@@ -103,6 +111,7 @@ def _fix(run: RunResult, results, rules, settings: Settings):
     for outcome in run.fixes:
         if outcome.error:
             run.errors.append(FileError(outcome.path, f"not fixed: {outcome.error}"))
+    run.found_before_fixing = len(run.findings)
     if by_path:
         # Findings of fixed files: those fixed (marked applied, at their old
         # place) and those that remain in the new text.

@@ -149,11 +149,12 @@ def _report(run, output_format: OutputFormat, show_fixes: bool = False, unsafe: 
 
 def _summary(run, text) -> str:
     remaining = run.unfixed_findings()
-    fixed = len(run.findings) - len(remaining)
+    fixed = run.resolved
     files_with = len({f.path for f in run.findings})
     parts = []
     if fixed:
-        parts.append(f"Found {text.plural(len(run.findings), 'problem')} in {text.plural(files_with, 'file')} "
+        found = len(remaining) + fixed
+        parts.append(f"Found {text.plural(found, 'problem')} in {text.plural(files_with, 'file')} "
                      f"({fixed} fixed, {len(remaining)} remaining).")
     elif run.findings:
         parts.append(f"Found {text.plural(len(run.findings), 'problem')} in {text.plural(files_with, 'file')}.")

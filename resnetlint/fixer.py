@@ -167,13 +167,18 @@ class FileChanged(Exception):
     pass
 
 
+class ReadOnly(Exception):
+    pass
+
+
 def write_fixed(outcome: FixOutcome) -> None:
     """Atomically replace the file with the fixed text, in its own encoding
     and BOM; refuse when it is read-only or changed since it was read."""
     source: SourceFile = getattr(outcome, "source")
     path = outcome.path
-    if not os.access(path, os.W_OK):
-        raise PermissionError("the file is read-only; not fixed")
+    if not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222:
+        # No write bit at all means read-only, even for root who could write it.
+        raise ReadOnly("the file is read-only; not fixed")
     with open(path, "rb") as handle:
         if handle.read() != source.raw:
             raise FileChanged("the file changed on disk while it was being fixed; not written")

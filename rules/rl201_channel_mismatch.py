@@ -49,7 +49,7 @@ from resnetlint.model.block import BlockModel, FileAnalysis, channels_of, strip_
 from resnetlint.model.forward_exec import Flow, FVal
 from resnetlint.model.layers import chain_links
 from resnetlint.model.symbolic import Facts, Num, provably_different
-from resnetlint.model.values import LayerSpec, LayerV
+from resnetlint.model.values import Item, LayerSpec, LayerV, Loc
 from resnetlint.fixes import SAFE, FixPlan, replace
 from resnetlint.nodes import code_of, report_node, source_text, width_argument_name, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -274,7 +274,8 @@ def _forward_links(flow: Flow) -> Iterator[Violation]:
             continue
         producer = _producer(source)
         label = f"`{code_of(producer.node.func)}`" if producer is not None and producer.node is not None else "the previous layer"
-        found = _mismatch(value.spec, width, facts, label)
+        text = _width_text(Item(Loc(LayerV(producer.spec)))) if producer is not None and producer.spec is not None else None
+        found = _mismatch(value.spec, width, facts, label, text)
         if found is not None:
             yield found
 

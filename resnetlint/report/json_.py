@@ -6,7 +6,11 @@ from typing import IO, Any, Dict
 
 
 def document(run, extra_summary: Dict[str, Any] = None) -> Dict[str, Any]:
-    summary = {"files": run.files, "findings": len(run.findings)}
+    remaining = run.unfixed_findings() if hasattr(run, "unfixed_findings") else run.findings
+    summary = {"files": run.files, "findings": len(remaining)}
+    if getattr(run, "found_before_fixing", None) is not None:
+        summary["fixed"] = run.resolved
+        summary["fixes_applied"] = run.fixes_applied
     trace = getattr(run, "trace", None)
     if trace is not None:
         summary["trace"] = {"ran": trace.ran, "reason": trace.reason, "classes": trace.classes,
