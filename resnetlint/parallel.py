@@ -8,13 +8,12 @@ workers costs more than checking a handful of files.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterator, List, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, List, Sequence
 
-from .engine import FileResult
+if TYPE_CHECKING:  # pragma: no cover
+    from .results import FileResult
 
 PARALLEL_MIN_FILES = 24
 BATCHES_PER_WORKER = 4
@@ -33,11 +32,32 @@ def map_files(check: Callable[[str], FileResult], paths: Sequence[str], jobs: in
     if jobs <= 1 or len(paths) < PARALLEL_MIN_FILES:
         yield from _run_batch(check, list(paths))
         return
+    # Imported here: a run that checks a few files (or none: all from the
+    # cache) does not pay for multiprocessing's import.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     batches = _batches(paths, jobs * BATCHES_PER_WORKER)
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         for results in pool.map(_run_batch, [check] * len(batches), batches):
             yield from results
+
+
+def _die_with_parent(parent: int) -> None:
+    """Killed (SIGTERM, SIGKILL), resnetlint cannot shut its pool down, and
+    idle workers would wait for work forever: on Linux they die with it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the prctl
+        os._exit(1)
 
 
 def _batches(paths: Sequence[str], count: int) -> List[List[str]]:

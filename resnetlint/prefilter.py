@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
-from .model.context import ClassFacts, FileFacts
+if TYPE_CHECKING:  # pragma: no cover
+    # Imported where used: model.context imports libcst, which the text
+    # report (it uses split_lines) must not import on a run from the cache.
+    from .model.context import ClassFacts, FileFacts
 
 REFLECTIVE_METHODS = {"modules", "children", "named_modules", "named_children", "_modules", "apply", "__dict__"}
 FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -46,6 +49,8 @@ class _ClassScan:
         self.methods: Set[str] = set()
 
     def facts(self) -> ClassFacts:
+        from .model.context import ClassFacts
+
         return ClassFacts(
             self_attribute_loads=frozenset(self.loads),
             load_methods={k: frozenset(v) for k, v in self.loads.items()},
@@ -186,6 +191,8 @@ class FileScan:
                 self.literal_sites.setdefault(name, []).append(literal)
 
     def facts(self) -> FileFacts:
+        from .model.context import FileFacts
+
         call_sites = {}
         for name, sites in self._calls.items():
             # Only when every use of the name is a direct, bindable call.
