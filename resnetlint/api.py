@@ -9,18 +9,31 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Type
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Type
 
 from .discovery import discover
-from .engine import FileResult, check_text
 from .findings import FileError, Finding
 from .parallel import default_jobs, map_files
-from .rule import Rule
+from .results import FileResult
 from .selection import select_rules
 from .source import SourceError, read_source
-from .fixer import FixOutcome
 from .trace import TraceOptions, TraceReport, confirm, torch_available
+from .cache import open_cache
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .fixer import FixOutcome
+    from .rule import Rule
+
+
+def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True, **options) -> FileResult:
+    """:func:`resnetlint.engine.check_text`, imported on first use: the
+    engine imports libcst and the block model, which a run whose files all
+    come from the cache never needs."""
+    from .engine import check_text as engine_check_text
+
+    return engine_check_text(text, path, rules, fast=fast, **options)
 
 
 def all_rules() -> List[Type[Rule]]:
@@ -42,9 +55,47 @@ class Settings:
     trace: TraceOptions = field(default_factory=lambda: TraceOptions(mode="off"))
     fix: str = "off"  # "off", "fix" (write files) or "diff" (show, write nothing)
     unsafe_fixes: bool = False
+    per_file_ignores: Dict[str, Sequence[str]] = field(default_factory=dict)  # glob -> codes
+    config_root: Optional[str] = None  # directory per-file-ignores and excludes are relative to
+    respect_gitignore: bool = True
+    cache: bool = False  # the CLI turns it on; the API leaves the disk alone by default
+    cache_dir: Optional[str] = None  # default: .resnetlint_cache beside the configuration (or cwd)
+    force_exclude: bool = False  # apply exclude/.gitignore to files named explicitly (pre-commit)
 
     def rules(self) -> List[Rule]:
         return [cls() for cls in select_rules(all_rules(), self.select, self.ignore, self.extend_select)]
+
+    def rules_for(self, path: str, rules: Sequence[Rule]) -> Sequence[Rule]:
+        """``rules`` minus the codes ``per-file-ignores`` turns off for ``path``."""
+        ignored = per_file_ignored(path, self.per_file_ignores, self.config_root)
+        if not ignored:
+            return rules
+        return [rule for rule in rules if not any(_code_matches(rule.code, code) for code in ignored)]
+
+
+def _code_matches(code: str, selector: str) -> bool:
+    return selector == "ALL" or code.startswith(selector)
+
+
+def per_file_ignored(path: str, table: Dict[str, Sequence[str]], root: Optional[str]) -> List[str]:
+    """The codes ``per-file-ignores`` turns off for ``path``.  A pattern
+    with a ``/`` matches the path relative to ``root`` (the configuration's
+    directory), one without matches the file name; ``**`` spans
+    directories."""
+    if not table:
+        return []
+    import fnmatch
+    import os
+
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute, root or os.getcwd()).replace(os.sep, "/")
+    name = os.path.basename(absolute)
+    out: List[str] = []
+    for pattern, codes in table.items():
+        target = relative if "/" in pattern else name
+        if fnmatch.fnmatch(target, pattern) or fnmatch.fnmatch(target, pattern.replace("**/", "")):
+            out.extend(codes)
+    return out
 
 
 @dataclass
@@ -59,6 +110,7 @@ class RunResult:
     trace: Optional[TraceReport] = None
     fixes: List[FixOutcome] = field(default_factory=list)
     found_before_fixing: Optional[int] = None  # findings before --fix rewrote files
+    cached: int = 0  # files whose results came from the cache (not re-analysed)
 
     @property
     def fixes_applied(self) -> int:
@@ -93,7 +145,7 @@ def _fix(run: RunResult, results, rules, settings: Settings):
             if not any(allowed(f, unsafe) for f in result.findings):
                 kept.append(result)
                 continue
-            outcome = fix_file(result.path, rules, unsafe, trace=prover)
+            outcome = fix_file(result.path, settings.rules_for(result.path, rules), unsafe, trace=prover)
             run.fixes.append(outcome)
             if settings.fix == "fix" and outcome.changed and outcome.error is None:
                 try:
@@ -104,7 +156,7 @@ def _fix(run: RunResult, results, rules, settings: Settings):
                 kept.append(result)
                 continue
             by_path[result.path] = outcome
-            kept.append(check_file(result.path, rules, fast=settings.fast))
+            kept.append(check_file(result.path, settings.rules_for(result.path, rules), fast=settings.fast))
     finally:
         if prover is not None:
             prover.close()
@@ -164,7 +216,19 @@ def _fix_prover(rules, settings: Settings):
 def check_source(source: str, path: str = "<string>", settings: Optional[Settings] = None) -> List[Finding]:
     """Findings for one piece of source code."""
     settings = settings or Settings()
-    return check_text(source, path, settings.rules(), fast=settings.fast).findings
+    return check_text(source, path, settings.rules_for(path, settings.rules()), fast=settings.fast).findings
+
+
+class _Checker:
+    """``check_file`` with the rules that apply to each path (picklable, for
+    the process pool)."""
+
+    def __init__(self, rules: Sequence[Rule], settings: Settings):
+        self.rules = rules
+        self.settings = settings
+
+    def __call__(self, path: str) -> FileResult:
+        return check_file(path, self.settings.rules_for(path, self.rules), fast=self.settings.fast)
 
 
 def check_file(path: str, rules: Sequence[Rule], fast: bool = True) -> FileResult:
@@ -175,16 +239,32 @@ def check_file(path: str, rules: Sequence[Rule], fast: bool = True) -> FileResul
     return check_text(source.text, path, rules, fast=fast)
 
 
+def _ignore_check(settings: Settings):
+    if not settings.respect_gitignore:
+        return None
+    from .gitignore import GitIgnore
+
+    return GitIgnore().is_ignored
+
+
 def check_paths(paths: Sequence[str], settings: Optional[Settings] = None) -> RunResult:
     """Check every Python file under ``paths``."""
     settings = settings or Settings()
-    rules = settings.rules()
-    found = discover(paths, settings.exclude)
+    found = discover(paths, settings.exclude, _ignore_check(settings), settings.config_root, settings.force_exclude)
     run = RunResult(missing=list(found.missing))
     run.errors.extend(FileError(p, m) for p, m in found.errors)
-    check = functools.partial(check_file, rules=rules, fast=settings.fast)
+    # Cache hits skip the engine (and its imports); see resnetlint/cache.py.
+    cache = open_cache(settings)
+    hits, todo = cache.lookup(found.files) if cache is not None else ([], found.files)
+    rules = []
+    if todo or settings.fix != "off":
+        from . import engine  # noqa: F401 - once, before the pool forks: the workers share it
+        rules = settings.rules()
+    check = _Checker(rules, settings)
     traceable = []
-    for result in map_files(check, found.files, settings.jobs or default_jobs()):
+    for result in itertools.chain(hits, map_files(check, todo, settings.jobs or default_jobs())):
+        if cache is not None:
+            cache.store((result,))  # now: --fix and the trace change findings later
         path = result.path
         if result.findings or (settings.trace.trace_all and any(b.residual for b in result.blocks.values())):
             traceable.append(result)
@@ -197,6 +277,9 @@ def check_paths(paths: Sequence[str], settings: Optional[Settings] = None) -> Ru
         run.tracebacks.extend(result.tracebacks)
         if result.findings:
             run.sources[path] = result.text
+    if cache is not None:
+        cache.save()
+        run.cached = cache.hits
     if settings.fix != "off":
         traceable = _fix(run, traceable, rules, settings)
     if settings.trace.mode != "off":
@@ -208,4 +291,32 @@ def check_paths(paths: Sequence[str], settings: Optional[Settings] = None) -> Ru
                 run.sources[finding.path] = source
     run.findings.sort(key=Finding.sort_key)
     run.errors.sort(key=lambda e: e.path)
+    return run
+
+
+def check_stdin(source: str, path: str, settings: Optional[Settings] = None) -> RunResult:
+    """Check (and with ``settings.fix``, fix) source text that has no file:
+    ``resnetlint - --stdin-filename path.py``.  The fixed text is in
+    ``run.fixes[0].fixed``.  The trace needs a module it can import, so it
+    does not run here."""
+    from .fixer import fix_text
+
+    settings = settings or Settings()
+    rules = settings.rules_for(path, settings.rules())
+    result = check_text(source, path, rules, fast=settings.fast)
+    run = RunResult(findings=list(result.findings), files=1, classes=result.classes,
+                    tracebacks=list(result.tracebacks), sources={path: source})
+    if settings.trace.mode == "on":
+        run.trace = TraceReport(ran=False, reason="the source came from stdin")
+    if settings.fix != "off" and any(f.code != "RL000" for f in result.findings):
+        outcome = fix_text(source, path, rules, settings.unsafe_fixes)
+        outcome.written = settings.fix == "fix" and outcome.changed  # "written" to stdout
+        run.fixes.append(outcome)
+        run.found_before_fixing = len(run.findings)
+        if outcome.written:
+            for applied in outcome.applied:
+                applied.finding.fix.applied = True
+            run.findings = [a.finding for a in outcome.applied] + list(outcome.remaining)
+            run.sources[path] = outcome.fixed
+    run.findings.sort(key=Finding.sort_key)
     return run

@@ -1,6 +1,7 @@
 """Finding the Python files to check."""
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 from dataclasses import dataclass, field
@@ -26,12 +27,19 @@ def discover(
     paths: Sequence[str],
     exclude: Sequence[str] = (),
     is_ignored: Optional[Callable[[str, bool], bool]] = None,
+    exclude_root: Optional[str] = None,
+    force_exclude: bool = False,
 ) -> Discovery:
-    """Files under ``paths``: explicit files are always checked; directories
-    are walked, skipping excluded names, virtualenvs and ignored paths."""
+    """Files under ``paths``: explicit files are always checked (unless
+    ``force_exclude``, for pre-commit, which passes every staged file);
+    directories are walked, skipping excluded names, virtualenvs and ignored
+    paths.  ``exclude`` patterns match a file or directory name, its path
+    below the walked directory, or its path below ``exclude_root`` (the
+    directory of the configuration file)."""
     found = Discovery()
     seen = set()
     patterns = tuple(DEFAULT_EXCLUDES) + tuple(exclude)
+    user_patterns = tuple(exclude)
 
     def add(path: str) -> None:
         key = os.path.normcase(os.path.abspath(path))
@@ -44,26 +52,63 @@ def discover(
             found.missing.append(path)
             continue
         if os.path.isdir(path):
-            _walk(path, patterns, is_ignored, add, found)
+            _walk(path, patterns, is_ignored, add, found, exclude_root)
         elif os.path.isfile(path):
+            if force_exclude and (_explicitly_excluded(path, user_patterns, exclude_root)
+                                  or (is_ignored is not None and is_ignored(path, False))):
+                continue
             if not path.endswith(PYTHON_SUFFIXES) and not _has_python_shebang(path):
                 found.errors.append((path, "not a Python source file (expected a .py file); skipped"))
             else:
                 add(path)
         else:
-            found.errors.append((path, "not a regular file or directory (a broken link?); skipped"))
+            found.errors.append((path, _not_a_file(path)))
     return found
 
 
-def _excluded(name: str, relpath: str, patterns: Iterable[str]) -> bool:
+def _not_a_file(path: str) -> str:
+    """Why an explicit path that exists is neither a file nor a directory.
+    (In a walk such paths are skipped silently: editors leave dangling
+    links such as Emacs's ``.#x.py`` lock files.)"""
+    if os.path.islink(path):
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "a symbolic link loop; skipped"
+            return f"a broken symbolic link (to {os.readlink(path)!r}); skipped"
+    return "not a regular file or directory; skipped"
+
+
+def _excluded(name: str, relpath: str, patterns: Iterable[str], rootpath: Optional[str] = None) -> bool:
     for pattern in patterns:
         pattern = pattern.rstrip("/")
         if fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(relpath, pattern):
             return True
+        if rootpath is not None and fnmatch.fnmatch(rootpath, pattern):
+            return True
     return False
 
 
-def _walk(root: str, patterns, is_ignored, add, found: Discovery) -> None:
+def _root_relative(path: str, exclude_root: Optional[str]) -> Optional[str]:
+    if exclude_root is None:
+        return None
+    relative = os.path.relpath(os.path.abspath(path), exclude_root)
+    return None if relative.startswith("..") else relative.replace(os.sep, "/")
+
+
+def _explicitly_excluded(path: str, patterns: Sequence[str], exclude_root: Optional[str]) -> bool:
+    """--force-exclude: the file or any directory above it is excluded."""
+    relative = _root_relative(path, exclude_root) or os.path.normpath(path).replace(os.sep, "/")
+    parts = relative.split("/")
+    for depth in range(len(parts), 0, -1):
+        prefix = "/".join(parts[:depth])
+        if _excluded(parts[depth - 1], prefix, patterns):
+            return True
+    return False
+
+
+def _walk(root: str, patterns, is_ignored, add, found: Discovery, exclude_root: Optional[str] = None) -> None:
     def on_error(exc: OSError) -> None:
         found.errors.append((exc.filename or root, f"cannot read directory: {(exc.strerror or str(exc)).lower()}"))
 
@@ -72,7 +117,8 @@ def _walk(root: str, patterns, is_ignored, add, found: Discovery) -> None:
         for name in sorted(dirnames):
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root)
-            if _excluded(name, rel, patterns) or os.path.exists(os.path.join(full, "pyvenv.cfg")):
+            if _excluded(name, rel, patterns, _root_relative(full, exclude_root)) or \
+                    os.path.exists(os.path.join(full, "pyvenv.cfg")):
                 continue
             if is_ignored is not None and is_ignored(full, True):
                 continue
@@ -83,7 +129,7 @@ def _walk(root: str, patterns, is_ignored, add, found: Discovery) -> None:
                 continue
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root)
-            if _excluded(name, rel, patterns):
+            if _excluded(name, rel, patterns, _root_relative(full, exclude_root)):
                 continue
             if is_ignored is not None and is_ignored(full, False):
                 continue

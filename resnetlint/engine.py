@@ -16,6 +16,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from .findings import Finding, FixInfo
+from .results import BlockInfo, FileResult
 from .fixes import FixError, FixPlan, materialize
 from .model import lite
 from .model.block import (BlockModel, FileAnalysis, channels_of, consumes_directly, main_chain, residual_adds,
@@ -23,6 +24,7 @@ from .model.block import (BlockModel, FileAnalysis, channels_of, consumes_direct
 from .model.symbolic import Num
 from .model.syntax import LibcstIndex, SourceIndex
 from .model.values import as_num
+from . import noqa
 from .nodes import using_index
 from .prefilter import FileScan, select_statements, split_lines
 from .rule import Rule, Violation
@@ -32,36 +34,7 @@ INTERNAL_ERROR = ("RL999", "internal-error")
 REPORT_REQUEST = "please report this at https://github.com/resnetlint/resnetlint/issues with the file if you can"
 
 
-@dataclass
-class BlockInfo:
-    """What the trace needs to know about a module class (plain data)."""
-
-    name: str
-    line: int
-    residual: bool  # forward has a residual add
-    input_hint: Optional[str]  # the attribute of the layer that first consumes the input
-    call_sites: List[dict]  # literal calls in the file: {"args", "kwargs", "origin"}
-    # Constructor parameters the model saw used as widths (those feeding the
-    # input layer listed separately) and as strides.
-    width_params: List[str] = field(default_factory=list)
-    input_params: List[str] = field(default_factory=list)
-    stride_params: List[str] = field(default_factory=list)
-    # Widths under which the block's residual add of its raw input is well
-    # formed (``inplanes == planes * 4``): its natural configuration.
-    natural: Dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class FileResult:
-    path: str
-    findings: List[Finding] = field(default_factory=list)
-    tracebacks: List[str] = field(default_factory=list)  # details of RL999 findings
-    classes: int = 0  # module classes analysed
-    # For the trace and the fixer: which classes have findings and the module.
-    module: Optional[cst.Module] = None
-    text: str = ""
-    error: Optional[str] = None  # the file could not be read at all
-    blocks: Dict[str, BlockInfo] = field(default_factory=dict)
+# Plain-data results live in .results (importable without libcst); re-exported here.
 
 
 @dataclass
@@ -73,7 +46,23 @@ class _Reported:
 
 def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True) -> FileResult:
     """Check Python source text; ``fast`` parses with libcst only what the
-    model can need (see :mod:`resnetlint.prefilter`)."""
+    model can need (see :mod:`resnetlint.prefilter`).  Never raises: a
+    failure of resnetlint itself anywhere on the way becomes an ``RL999``
+    finding (rules and the block model are contained more finely below)."""
+    try:
+        return _check_text(text, path, rules, fast)
+    except Exception as exc:  # noqa: BLE001 - contained, reported as RL999
+        result = FileResult(path, text=text)
+        result.findings.append(_internal_error(exc, path, 1, "resnetlint", ""))
+        result.tracebacks.append(_traceback(path, "resnetlint"))
+        return result
+
+
+def _traceback(path: str, where: str) -> str:
+    return f"{path}: internal error in {where}:\n{traceback.format_exc().rstrip()}"
+
+
+def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool) -> FileResult:
     result = FileResult(path, text=text)
     try:
         tree = _parse_ast(text)
@@ -103,7 +92,7 @@ def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True) -
             return result  # pathologically nested code: nothing to say about it
         except Exception as exc:  # noqa: BLE001 - contained, reported as RL999
             result.findings.append(_internal_error(exc, path, 1, "the block model", ""))
-            result.tracebacks.append(traceback.format_exc())
+            result.tracebacks.append(_traceback(path, "the block model"))
             return result
         result.classes = len(blocks)
         for block in blocks:
@@ -118,12 +107,26 @@ def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True) -
                 except Exception as exc:  # noqa: BLE001
                     line = _class_line(block, index)
                     result.findings.append(_internal_error(exc, path, line, f"rule {rule.code}", block.name))
-                    result.tracebacks.append(traceback.format_exc())
+                    result.tracebacks.append(_traceback(path, f"rule {rule.code} (class {block.name})"))
     if reported:
         newline = next((line[len(line.rstrip("\r\n")):] for line in lines if line.endswith(("\n", "\r"))), "\n")
         result.findings.extend(_locate(reported, index, path, lines, newline))
-    result.findings = _dedupe(result.findings)
+    result.findings = _dedupe(_suppress(result.findings, text, rules, path))
     return result
+
+
+def _suppress(findings: List[Finding], text: str, rules: Sequence[Rule], path: str) -> List[Finding]:
+    """Drop what ``# noqa`` comments suppress; RL100 reports those that
+    suppressed nothing (see :mod:`resnetlint.noqa`)."""
+    outcome = noqa.apply(findings, text)
+    if not outcome.directives:
+        return findings
+    kept = outcome.kept
+    unused_rule = next((rule for rule in rules if getattr(rule, "file_level", False) and rule.code == "RL100"), None)
+    if unused_rule is not None:
+        enabled = {rule.code for rule in rules}
+        kept = kept + noqa.apply(unused_rule.report(outcome.directives, enabled, path, split_lines(text)), text).kept
+    return kept
 
 
 def _block_info(block: BlockModel, index: SourceIndex, scan: FileScan) -> BlockInfo:
@@ -233,12 +236,21 @@ def _front_end(text: str, scan: FileScan, lines: List[str], fast: bool) -> Tuple
 def _parse_ast(text: str) -> ast.Module:
     # Parsing allocates many objects; the cyclic GC would otherwise scan them
     # over and over (3x slower on a large corpus).
+    nul = text.find("\0")
+    if nul >= 0:  # Python refuses them, with a position or none depending on the version
+        start = text.rfind("\n", 0, nul) + 1
+        raise SyntaxError("source code cannot contain null bytes", ("", text.count("\n", 0, nul) + 1, nul - start + 1, ""))
     enabled = gc.isenabled()
     gc.disable()
     try:
         return ast.parse(text)
-    except ValueError as exc:  # NUL bytes on older Pythons
+    except ValueError as exc:  # other invalid source on some Pythons
         raise SyntaxError(str(exc)) from None
+    except (RecursionError, MemoryError) as exc:
+        # Nesting deeper than Python's parser allows (thousands of operators
+        # or brackets): Python itself cannot compile the file either.
+        why = "RecursionError" if isinstance(exc, RecursionError) else "MemoryError: its parser stack overflowed"
+        raise SyntaxError(f"too deeply nested for Python's parser ({why})") from None
     finally:
         if enabled:
             gc.enable()

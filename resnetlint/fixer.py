@@ -14,14 +14,22 @@ For one file:
    and reported as ``fix rejected``;
 5. write the file atomically (temporary file in the same directory, then
    ``os.replace``), in its own encoding, BOM and line endings, keeping its
-   permissions, and only if it did not change on disk meanwhile.
+   permissions and owner (a symbolic link stays a link: its target is
+   rewritten), and only if it did not change on disk meanwhile.  Ctrl-C or
+   SIGTERM during the write takes effect once the file is replaced, so an
+   interrupted ``--fix`` leaves each file either as it was or fully fixed,
+   and no temporary file behind (SIGKILL can leave a ``.x.py.*.resnetlint``
+   temporary, never a ``*.py``).
 """
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import os
+import signal
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
@@ -113,7 +121,9 @@ def _choose(findings: List[Finding], unsafe: bool, blocked, refused) -> List[Fin
     chosen: List[Finding] = []
     classes = set()
     for finding in sorted(findings, key=lambda f: (f.code, f.line, f.column)):
-        if not allowed(finding, unsafe) or finding.symbol in classes:
+        if not allowed(finding, unsafe):
+            continue
+        if finding.symbol in classes and finding.code != "RL100":  # comment-only edits never interact
             continue
         if (finding.symbol, finding.code) in blocked or _key(finding) in refused:
             continue
@@ -175,8 +185,12 @@ def write_fixed(outcome: FixOutcome) -> None:
     """Atomically replace the file with the fixed text, in its own encoding
     and BOM; refuse when it is read-only or changed since it was read."""
     source: SourceFile = getattr(outcome, "source")
-    path = outcome.path
-    if not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222:
+    path = os.path.realpath(outcome.path)  # through a symbolic link: the link stays a link
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        raise FileChanged("the file was deleted while it was being fixed; not written") from None
+    if not os.access(path, os.W_OK) or not status.st_mode & 0o222:
         # No write bit at all means read-only, even for root who could write it.
         raise ReadOnly("the file is read-only; not fixed")
     with open(path, "rb") as handle:
@@ -186,20 +200,46 @@ def write_fixed(outcome: FixOutcome) -> None:
     if source.bom:
         data = b"\xef\xbb\xbf" + data
     decode_source(data, path)  # what we write must read back as Python source
-    mode = os.stat(path).st_mode & 0o7777
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".resnetlint", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
+    directory = os.path.dirname(path)
+    with _signals_deferred():
+        # Never left half done: an interrupt (Ctrl-C, SIGTERM) waits until the
+        # file is replaced and the temporary gone, then takes effect.
+        handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".resnetlint",
+                                             dir=directory)
         try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.chmod(temporary, status.st_mode & 0o7777)
+            if hasattr(os, "chown") and (status.st_uid, status.st_gid) != (os.geteuid(), os.getegid()):
+                try:
+                    os.chown(temporary, status.st_uid, status.st_gid)  # root fixing someone else's file
+                except OSError:
+                    pass
+            os.replace(temporary, path)
+        except BaseException:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+            raise
     outcome.written = True
+
+
+_DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+                          if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Block the signals that end a run while the body runs (main thread,
+    POSIX); a signal that arrives meanwhile is delivered when it ends."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -10,11 +10,19 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable, List, Optional, Sequence, Type
+from typing import TYPE_CHECKING, Iterable, List, Optional, Sequence, Type
 
-from .rule import Rule
+if TYPE_CHECKING:  # pragma: no cover - the rule module imports libcst and the block model
+    from .rule import Rule
 
 CODE_PATTERN = re.compile(r"^(ALL|RL\d{0,3})$")
+
+
+# Every rule code, so selectors can be validated without importing the rules
+# (and libcst) on a run served from the cache; a test keeps it equal to
+# ``rules.ALL_RULES``.
+KNOWN_CODES = ("RL100", "RL101", "RL102", "RL103", "RL104", "RL201", "RL202", "RL203", "RL204", "RL205",
+               "RL301", "RL302", "RL303")
 
 
 class SelectionError(ValueError):
@@ -31,6 +39,8 @@ def parse_selectors(values: Iterable[str]) -> List[str]:
             part = part.upper()
             if not CODE_PATTERN.match(part):
                 raise SelectionError(f"{part!r} is not a rule code or prefix (expected e.g. RL101, RL2 or ALL)")
+            if part != "ALL" and not any(code.startswith(part) for code in KNOWN_CODES):
+                raise SelectionError(f"{part!r} matches no rule (see --list-rules)")
             out.append(part)
     return out
 

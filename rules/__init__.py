@@ -4,6 +4,7 @@ To add a rule, write ``rules/rlNNN_<name>.py`` with a :class:`resnetlint.rule.Ru
 subclass (docs in the module docstring, VALID/INVALID examples on the class)
 and list it here.  The test suite picks it up from this list.
 """
+from .rl100_unused_noqa import UnusedNoqa
 from .rl101_stale_input import StaleInput
 from .rl102_residual_overwritten import ResidualOverwritten
 from .rl103_shortcut_bypassed import ShortcutBypassed
@@ -18,6 +19,7 @@ from .rl302_inplace_identity import InplaceIdentity
 from .rl303_nonlinear_bottleneck import NonlinearBottleneck
 
 ALL_RULES = [
+    UnusedNoqa,
     StaleInput,
     ResidualOverwritten,
     ShortcutBypassed,

@@ -14,7 +14,9 @@ def _cases(kind):
 
 
 def _findings(rule, source):
-    result = check_text(example_source(source), "example.py", [rule()])
+    # A rule judged against the others (RL100) runs with the whole catalog.
+    rules = [r() for r in ALL_RULES] if getattr(rule, "examples_need_all_rules", False) else [rule()]
+    result = check_text(example_source(source), "example.py", rules)
     return [f for f in result.findings if f.code == rule.code], result
 
 
@@ -53,3 +55,46 @@ def test_rule_metadata_and_docs(rule):
 def test_codes_and_names_are_unique():
     assert len({r.code for r in ALL_RULES}) == len(ALL_RULES)
     assert len({r.name for r in ALL_RULES}) == len(ALL_RULES)
+
+
+def test_known_codes_list_matches_the_catalog():
+    from resnetlint.selection import KNOWN_CODES
+
+    assert KNOWN_CODES == tuple(r.code for r in ALL_RULES)
+
+
+def _fixable_cases():
+    for rule in ALL_RULES:
+        if rule.fix_availability == "none":
+            continue
+        for index, example in enumerate(rule.INVALID):
+            yield pytest.param(rule, example, id=f"{rule.code}-fix-{index}")
+
+
+@pytest.mark.parametrize("rule,example", list(_fixable_cases()))
+def test_fixes_of_invalid_examples_do_what_the_docs_say(rule, example):
+    """Where the rule's fix applies to its own example, the fixed code parses,
+    no longer has the finding, fixing again changes nothing, and, when the
+    example spells out the fixed text, it is exactly that."""
+    from resnetlint.fixer import fix_text
+
+    rules = [r() for r in ALL_RULES] if getattr(rule, "examples_need_all_rules", False) else [rule()]
+    source = example_source(example.source)
+    outcome = fix_text(source, "example.py", rules, unsafe=True)
+    if example.fixed is not None:
+        assert outcome.fixed == example_source(example.fixed)
+    if not outcome.changed:
+        assert example.fixed is None
+        return
+    compile(outcome.fixed, "example.py", "exec")
+    fixed_codes = {a.finding.code for a in outcome.applied}
+    assert not [f for f in outcome.remaining if f.code in fixed_codes and f.code == rule.code]
+    assert fix_text(outcome.fixed, "example.py", rules, unsafe=True).fixed == outcome.fixed
+
+
+@pytest.mark.parametrize("rule", [r for r in ALL_RULES if r.fix_availability != "none"], ids=lambda r: r.code)
+def test_every_fixable_rule_fixes_one_of_its_examples(rule):
+    from resnetlint.fixer import fix_text
+
+    rules = [r() for r in ALL_RULES] if getattr(rule, "examples_need_all_rules", False) else [rule()]
+    assert any(fix_text(example_source(e.source), "example.py", rules, unsafe=True).changed for e in rule.INVALID)
