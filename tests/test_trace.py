@@ -102,9 +102,13 @@ def test_without_torch_findings_are_not_run_with_the_reason(monkeypatch):
     import resnetlint.trace as trace
 
     monkeypatch.setattr(trace, "torch_available", lambda: False)
-    run = check_paths([str(FIXTURES / "seeds" / "seed003_block.py")], Settings(trace=TraceOptions(mode="auto")))
-    assert run.findings
-    for finding in run.findings:
+    path = str(FIXTURES / "seeds" / "seed003_block.py")
+    run = check_paths([path], Settings(trace=TraceOptions(mode="auto")))
+    assert run.findings and not run.trace.ran and "torch is not installed" in run.trace.reason
+    for finding in run.findings:  # "auto": said once, in the summary
+        assert finding.confirmation.status == "not-run" and finding.confirmation.detail == ""
+    run = check_paths([path], Settings(trace=TraceOptions(mode="on")))
+    for finding in run.findings:  # asked for: said under every finding
         assert finding.confirmation.status == "not-run"
         assert "torch is not installed" in finding.confirmation.detail
 

@@ -67,7 +67,8 @@ def confirm(results, options: TraceOptions) -> TraceReport:
         return report
     if not torch_available():
         report.reason = "torch is not installed (pip install 'resnetlint[trace]')"
-        _mark(targets, Confirmation("not-run", report.reason))
+        if options.mode == "on":  # asked for explicitly: say so under each finding; "auto" says it once
+            _mark(targets, Confirmation("not-run", report.reason))
         return report
     started = time.monotonic()
     device = "cpu" if options.device == "auto" else options.device
@@ -88,7 +89,8 @@ def confirm(results, options: TraceOptions) -> TraceReport:
         for (path, name), (info, findings) in targets.items():
             response = runner.run(_request(path, name, info, options))
             report.classes += 1
-            if response.get("status") != "ok":
+            if response.get("status") != "ok" or (not findings and not _ran_cleanly(response)):
+                # A block without findings that never ran once proves nothing either.
                 report.unverified += 1
             for finding in findings:
                 finding.confirmation = judge(finding, response)
@@ -111,6 +113,16 @@ def _targets(results, trace_all: bool) -> Dict[Tuple[str, str], Tuple[Any, List[
                 if info.residual:
                     targets.setdefault((result.path, name), (info, []))
     return targets
+
+
+def _ran_cleanly(response: Dict[str, Any]) -> bool:
+    """Some configuration was built and its forward ran without an error."""
+    for config in response.get("runs", []):
+        if config.get("construct_error"):
+            continue
+        if any(not run.get("forward_error") for run in config.get("runs", [])):
+            return True
+    return False
 
 
 def _mark(targets, confirmation: Confirmation) -> None:
@@ -154,6 +166,9 @@ def _request(path: str, name: str, info, options: TraceOptions) -> Dict[str, Any
     }
 
 
+TRUSTED_NATURAL = "natural: widths that match the residual add"  # see worker.synthesize
+
+
 def _trace_only_findings(path: str, name: str, info, response) -> List[Finding]:
     """With --trace-all: what a clean-looking block did at run time, in the
     configurations any caller may use: its literal call sites, or its natural
@@ -161,13 +176,18 @@ def _trace_only_findings(path: str, name: str, info, response) -> List[Finding]:
     its expanded output)."""
     found: List[Finding] = []
     for config in response.get("runs", []):
-        natural = config.get("origin", "").startswith(("the call", "natural:"))
+        # Only configurations a caller really uses (a literal call) or that the
+        # static model derived; a guessed grid point (a token count, an even
+        # kernel the model never uses) proves nothing about the block.
+        origin = config.get("origin", "")
+        trusted = origin.startswith("the call") or origin == TRUSTED_NATURAL
         for run in config.get("runs", []):
             where = f"{config['config']} on input {tuple(run.get('input', ()))}"
             error = run.get("forward_error", "")
             code = None
-            if natural and error:
-                dim = mismatched_dimension(error, len(run.get("input", ())) or 4)
+            image_like = len(run.get("input", ())) == 4  # NCHW: dimension 1 channels, 2-3 space
+            if trusted and error and image_like:
+                dim = mismatched_dimension(error, 4)
                 if dim is not None:
                     code = "RL202" if dim == 1 else "RL203"
                 elif CHANNEL_ERROR.search(error):
