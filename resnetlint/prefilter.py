@@ -20,6 +20,7 @@ the fixtures and a real corpus and asserts identical findings.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
@@ -346,23 +347,13 @@ def _assigned_names(stmt: ast.stmt) -> Set[str]:
     return out
 
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
 def split_lines(source: str) -> List[str]:
-    """Lines as Python's tokenizer sees them: only \\n, \\r\\n and \\r end a line."""
-    out: List[str] = []
-    start = 0
-    i = 0
-    n = len(source)
-    while i < n:
-        ch = source[i]
-        if ch == "\n" or ch == "\r":
-            if ch == "\r" and i + 1 < n and source[i + 1] == "\n":
-                i += 1
-            out.append(source[start:i + 1])
-            start = i + 1
-        i += 1
-    if start < n:
-        out.append(source[start:])
-    return out
+    """Lines as Python's tokenizer sees them: only \\n, \\r\\n and \\r end a
+    line (``str.splitlines`` also splits at form feeds and other separators)."""
+    return _LINE.findall(source)
 
 
 def _first_line(stmt: ast.stmt) -> int:
