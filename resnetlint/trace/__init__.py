@@ -185,7 +185,9 @@ def _trace_only_findings(path: str, name: str, info, response) -> List[Finding]:
             where = f"{config['config']} on input {tuple(run.get('input', ()))}"
             error = run.get("forward_error", "")
             code = None
-            image_like = len(run.get("input", ())) == 4  # NCHW: dimension 1 channels, 2-3 space
+            # NCHW as read off the block (not a layout tried after it refused another):
+            # dimension 1 channels, 2-3 space.
+            image_like = len(run.get("input", ())) == 4 and not run.get("layout")
             if trusted and error and image_like:
                 dim = mismatched_dimension(error, 4)
                 if dim is not None:

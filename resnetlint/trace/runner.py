@@ -47,6 +47,7 @@ class TraceRunner:
         if self.memory_mb and self.device != "cuda":  # CUDA needs a huge address space
             env["RESNETLINT_TRACE_MEMORY_MB"] = str(self.memory_mb)
         env.setdefault("OMP_NUM_THREADS", "1")
+        env["RESNETLINT_TRACE_PARENT"] = str(os.getpid())
         self.process = subprocess.Popen(
             [self.python, "-m", "resnetlint.trace.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

@@ -68,7 +68,9 @@ def judge(finding: Finding, response: Dict[str, Any]) -> Confirmation:
     check = CHECKS.get(kind)
     if check is None:
         return Confirmation("not-confirmed", "a design rule: no run of the block can show it")
-    evidence = check(finding, configs)
+    # A configuration with dropout at work is random: it shows in-place
+    # damage (dropout after a saved activation), never missing gradients.
+    evidence = check(finding, configs if kind == "mutation" else [c for c in configs if not c.get("stochastic")])
     if evidence is not None:
         return Confirmation("confirmed", evidence)
     built = [c for c in configs if "construct_error" not in c and "input_error" not in c]

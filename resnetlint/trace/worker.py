@@ -24,6 +24,7 @@ This module is the only one in resnetlint that imports torch.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import io
@@ -54,6 +55,7 @@ class _Timeout(Exception):
 
 
 def main() -> None:
+    _die_with_parent()
     protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     _silence_user_output()
     _limit_memory()
@@ -92,6 +94,23 @@ def _silence_user_output() -> None:
     sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), write_through=True)
 
 
+def _die_with_parent() -> None:
+    """If resnetlint is killed (SIGKILL, SIGTERM: no chance to stop us), do
+    not live on running a block that never returns (Linux)."""
+    parent = os.environ.get("RESNETLINT_TRACE_PARENT")
+    if not sys.platform.startswith("linux") or not parent:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != parent:  # it died before the prctl
+        os._exit(1)
+
+
 def _limit_memory() -> None:
     """Cap the address space so a block that allocates absurd tensors fails
     with an error instead of taking the machine down."""
@@ -126,8 +145,7 @@ def import_module(request: Dict[str, Any], cache: Dict[str, Any]):
     errors = []
     root, dotted = request.get("root"), request.get("module")
     if root and dotted:
-        if root not in sys.path:
-            sys.path.insert(0, root)
+        _expose(root, dotted)
         try:
             module = importlib.import_module(dotted)
             if os.path.realpath(getattr(module, "__file__", "") or "") != os.path.realpath(path):
@@ -140,7 +158,7 @@ def import_module(request: Dict[str, Any], cache: Dict[str, Any]):
         name = "_resnetlint_traced_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
         directory = os.path.dirname(os.path.abspath(path))
         if directory not in sys.path:
-            sys.path.insert(0, directory)
+            sys.path.append(directory)  # last: its siblings never shadow an installed module
         try:
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
@@ -154,14 +172,50 @@ def import_module(request: Dict[str, Any], cache: Dict[str, Any]):
     return module
 
 
+class _TracedPackages:
+    """A meta-path finder for the traced packages' top-level names only.
+
+    Putting a package's parent folder first on ``sys.path`` would let every
+    sibling folder there shadow installed modules (an unbuilt ``torchvision/``
+    beside ``timm/`` breaks ``import torchvision`` inside timm).  This finder
+    resolves just the traced top-level name from its folder; submodules and
+    relative imports follow the package's ``__path__`` as usual."""
+
+    def __init__(self) -> None:
+        self.roots: Dict[str, str] = {}
+
+    def find_spec(self, fullname, path=None, target=None):
+        root = self.roots.get(fullname)
+        if root is None:
+            return None
+        return importlib.machinery.PathFinder.find_spec(fullname, [root])
+
+    def invalidate_caches(self) -> None:
+        pass
+
+
+_TRACED = _TracedPackages()
+
+
+def _expose(root: str, dotted: str) -> None:
+    """Make ``dotted``'s top-level package importable from ``root`` without
+    shadowing anything else: the folder itself goes last on ``sys.path`` (for
+    absolute imports of modules that live only there)."""
+    _TRACED.roots[dotted.partition(".")[0]] = root
+    if _TRACED not in sys.meta_path:
+        sys.meta_path.insert(0, _TRACED)
+    if root not in sys.path:
+        sys.path.append(root)
+
+
 def _module_from_source(request: Dict[str, Any]):
     """A module built from text that is not on disk yet (a proposed fix),
     inside the file's package so its relative imports still work."""
     import types
 
     path, root, dotted = request["file"], request.get("root"), request.get("module") or ""
-    if root and root not in sys.path:
-        sys.path.insert(0, root)
+    if root and dotted:
+        _expose(root, dotted)
     directory = os.path.dirname(os.path.abspath(path))
     if directory not in sys.path:
         sys.path.append(directory)
@@ -198,6 +252,14 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
     """Constructor configurations to try: literal call sites first, then a
     small grid over widths and strides around the defaults."""
     params = _parameters(cls)
+    spatial = (request.get("spatial") or [16])[0]
+    window = next((p.default for p in params if "window" in p.name.lower() and isinstance(p.default, int)
+                   and not isinstance(p.default, bool) and p.default > 1), None)
+    if window and spatial % window:
+        # A block built for one feature-map size (`input_resolution`) that it cuts
+        # into windows: a size the windows tile.
+        request = dict(request, spatial=[window * max(1, spatial // window)])
+    request = dict(request, _params=[p.name for p in params])
     configs: List[Dict[str, Any]] = []
     for site in request.get("call_sites", []):
         bound = _bind_site(params, site)
@@ -223,8 +285,9 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
         # The widths the static model found make the residual add well formed.
         kwargs = _fill(params, natural, request)
         if kwargs is not None and not any(c["kwargs"] == kwargs for c in configs):
+            origin = _guessed("natural: widths that match the residual add", kwargs)
             configs.insert(len([c for c in configs if c["origin"].startswith("the call")]),
-                           {"kwargs": kwargs, "origin": "natural: widths that match the residual add"})
+                           {"kwargs": kwargs, "origin": origin})
             variants = [v for v in variants if not v[0].startswith("natural:")]
     projection = next((p for p in params if PROJECTION.match(p.name) and p.default is None), None)
     if projection is not None:
@@ -248,10 +311,65 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
             kwargs[param.name] = value
         else:
             if not any(c["kwargs"] == kwargs for c in configs):
-                configs.append({"kwargs": kwargs, "origin": label})
+                configs.append({"kwargs": kwargs, "origin": _guessed(label, kwargs)})
     if not configs:
         return [], f"cannot choose a value for the constructor argument `{missing}`" if missing else "no configuration"
-    return configs[: request.get("max_configs", 8)], None
+    for config in configs:
+        config["spatial"] = _spatial_of(config["kwargs"], request)
+    limit = request.get("max_configs", 8)
+    dropout = _with_dropout(params, configs)
+    if dropout is not None:
+        return configs[: limit - 1] + [dropout], None
+    return configs[:limit], None
+
+
+def _spatial_of(kwargs: Dict[str, Any], hints: Dict[str, Any]) -> Optional[List[int]]:
+    """The one input size a block built for a fixed feature-map size takes
+    (``input_resolution=(16, 16)``), else None: the usual sizes."""
+    widths = set(hints.get("width_params", ())) | set(hints.get("input_params", ()))
+    for name, value in kwargs.items():
+        if not SPATIAL_PARAM.match(name.lower()) or name in widths:
+            continue
+        sizes = list(value) if isinstance(value, (tuple, list)) else [value]
+        if sizes and all(isinstance(v, int) and not isinstance(v, bool) for v in sizes) \
+                and len(set(sizes)) == 1 and 1 < sizes[0] <= 64:
+            return [sizes[0]]
+    return None
+
+
+def _guessed(origin: str, kwargs: Dict[str, Any]) -> str:
+    """The origin, saying which arguments are layers resnetlint chose (a
+    configuration with guessed layers is no caller's: no trace-only finding
+    comes from it)."""
+    guessed = [name for name, value in kwargs.items()
+               if getattr(value, GUESSED, False) or any(value is layer for layer in _layer_classes())]
+    return origin + "".join(f", with a guessed `{name}`" for name in guessed)
+
+
+def _layer_classes():
+    import torch.nn as nn
+
+    return (nn.BatchNorm2d, nn.ReLU, nn.Conv2d)
+
+
+def _with_dropout(params, configs) -> Optional[Dict[str, Any]]:
+    """The first synthesized configuration again with every dropout and
+    drop-path rate at 0.1: an in-place dropout after a saved activation only
+    shows when it really drops.  Its runs are random, so verdicts take only
+    in-place evidence from it (``stochastic``)."""
+    import copy
+
+    drops = [p.name for p in params if _is_rate(p)]
+    if not drops:
+        return None
+    base = next((c for c in configs if not c["origin"].startswith("the call")), configs[0])
+    try:
+        kwargs = copy.deepcopy(base["kwargs"])
+    except Exception:  # noqa: BLE001 - an argument that cannot be copied: no dropout configuration
+        return None
+    kwargs.update({name: 0.1 for name in drops})
+    return {"kwargs": kwargs, "origin": f"dropout 0.1, else as {base['origin']}", "stochastic": True,
+            "spatial": base.get("spatial")}
 
 
 def _projection(width_in: int, width_out: int, stride: int):
@@ -277,37 +395,151 @@ def _fill(params, fixed: Dict[str, int], hints: Dict[str, Any]) -> Optional[Dict
     return kwargs
 
 
+# Names that are never channel counts, whatever the static model saw them feed.
+HEADS = re.compile(r"^(num_?heads|n_?heads?|heads|nhead|num_head)$")
+PADDING = re.compile(r"^(padding|pad)$")
+KERNEL = re.compile(r"(kernel|window|^ks?$|ksize|pool_size)")
+SHIFT = re.compile(r"^shift(_size)?$")
+COUNT = re.compile(r"(level|depth|reps|repeat|num_blocks|num_layers|n_layers|iters)")
+DROP = re.compile(r"(drop(?!_?block)|stochastic)")
+LAYER_SCALE = re.compile(r"(layer_?scale|^ls_|_ls_|init_values?$|layerscale)")
+SPATIAL_PARAM = re.compile(r"^(feat_size|feature_size|fmap_size|input_resolution|input_size|resolution)$")
+# A block that wraps a module it is given: `Residual(fn)`.
+WRAPPED = re.compile(r"^(fn|m|module|main|block|body|branch|layer|sublayer|net)$")
+# `norm_layer`, `act_layer`...: the class the block instantiates.
+LAYER_PARAM = re.compile(r"^(?:\w+_)?(norm|act|activation|nonlinearity|conv)_layer$")
+GUESSED = "resnetlint_guess"
+
+
+def _annotation(param) -> str:
+    """The annotation as text: a type, or a string (``from __future__ import annotations``)."""
+    annotation = param.annotation
+    if annotation is inspect.Parameter.empty:
+        return ""
+    if isinstance(annotation, str):
+        return annotation
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation)  # typing.Optional[...]
+
+
+def _is_sequence(annotation: str) -> bool:
+    """A tuple or list and no plain int: ``Optional[Tuple[int, int]]``, not ``int | tuple[int, int]``."""
+    text = re.sub(r"^(Optional|Union)\[(.*)\]$", r"\2", annotation.replace("typing.", "").strip())
+    while re.search(r"\[[^\[\]]*\]", text):
+        text = re.sub(r"\[[^\[\]]*\]", "", text)  # keep the outer names only
+    names = [part.strip().rsplit(".", 1)[-1].lower() for part in re.split(r"[|,]", text)]
+    return "int" not in names and any(n in ("tuple", "list", "sequence") for n in names)
+
+
+def _by_name(param, name: str):
+    """A value for the parameters whose name says what they are: these
+    names win over what the static model saw (a window or a head count
+    feeding a layer is not a channel count).  None: not one of them."""
+    default = param.default
+    required = default is inspect.Parameter.empty  # a None default often means "none": it is kept
+    annotation = _annotation(param)
+    if LAYER_PARAM.match(name) and not ("norm" in name and "act" in name):
+        if required:
+            return _layer_class(name), True
+        return default, False  # a None default is filled in only when the constructor needs it
+    if HEADS.match(name):
+        return 2, True
+    if _is_rate(param):
+        # `drop_path=None` in timm stands for a layer: a None default is a rate only when annotated so.
+        return (0.0, True) if required or default is None else (default, False)
+    if LAYER_SCALE.search(name) and not isinstance(default, bool):
+        return (1e-6, True) if required else (default, False)
+    if PADDING.match(name):
+        return (1, True) if required else (default, False)
+    if SHIFT.match(name):
+        return ([0, 0] if _is_sequence(annotation) else 0, True) if required else (default, False)
+    if KERNEL.search(name) and not isinstance(default, bool):
+        return ([3, 3] if _is_sequence(annotation) else 3, True) if required else (default, False)
+    if COUNT.search(name) and not isinstance(default, bool):
+        return (2, True) if required else (default, False)
+    if (required and name in ("dilation", "reduction", "scale")) or re.match(r"^(life|survival|keep)_prob", name):
+        value = {"dilation": 1, "reduction": 4}.get(name, 1.0)  # a probability to keep: always keep
+        return (value, True) if required else (default, False)
+    return None
+
+
+def _is_rate(param) -> bool:
+    """A dropout or drop-path probability (not a dropout layer)."""
+    name, default = param.name.lower(), param.default
+    if not DROP.search(name) or name.endswith("_layer") or isinstance(default, bool):
+        return False
+    if default is None:
+        return re.search(r"\b(float|int)\b", _annotation(param)) is not None
+    if default is inspect.Parameter.empty:
+        return not re.search(r"Module|Callable|Type", _annotation(param))
+    return isinstance(default, (int, float))
+
+
+def _spatial_value(param, spatial: int):
+    default = param.default
+    if isinstance(default, (tuple, list)):
+        return type(default)([spatial] * len(default))
+    if isinstance(default, int) and not isinstance(default, bool):
+        return spatial
+    annotation = _annotation(param)
+    return spatial if annotation == "int" else (spatial, spatial)
+
+
+def _layer_class(name: str):
+    import torch.nn as nn
+
+    if "norm" in name:
+        return nn.BatchNorm2d
+    if "conv" in name:
+        return nn.Conv2d
+    return nn.ReLU
+
+
+def _wrapped(width: int):
+    """A module for a wrapper block to wrap: a 3x3 conv that keeps the width."""
+    import torch.nn as nn
+
+    module = nn.Conv2d(width, width, 3, padding=1)
+    module.resnetlint_label = f"<3x3 conv {width}->{width}>"
+    setattr(module, GUESSED, True)
+    return module
+
+
 def _value_for(param, width_in: int, width_out: int, stride: int, hints: Dict[str, Any]):
-    """A value for one constructor parameter: what the static model saw it
-    used as (a width feeding the input layer, another width, a stride) comes
-    first, then its name, then its default."""
+    """A value for one constructor parameter: what its name says when it is
+    never a width (heads, kernels, dropout...), then what the static model
+    saw it used as (a width feeding the input layer, another width, a
+    stride), then its name, then its default."""
     name = param.name.lower()
     default = param.default
-    if param.name in hints.get("stride_params", ()):
-        return stride, True
+    by_name = _by_name(param, name)
+    if by_name is not None:
+        return by_name
+    if param.name in hints.get("stride_params", ()) or STRIDE.match(name):
+        return ((stride, stride) if _is_sequence(_annotation(param)) else stride), True
     if param.name in hints.get("input_params", ()):
         return width_in, True
     if param.name in hints.get("width_params", ()):
         return width_out if not INPUT_WIDTH.match(name) else width_in, True
-    if STRIDE.match(name):
-        return stride, True
     if INPUT_WIDTH.match(name):
         return width_in, True
     if OUTPUT_WIDTH.match(name):
         return width_out, True
+    if name == "input_size" and "hidden_size" in hints.get("_params", ()):
+        return width_in, True  # a recurrent cell's input width, as in nn.GRU
+    if SPATIAL_PARAM.match(name):
+        return _spatial_value(param, (hints.get("spatial") or [16])[0]), True
     if default is not inspect.Parameter.empty:
         return default, False
+    annotation = _annotation(param)
     if RATIO.search(name):
         return 4, True
-    if name in ("kernel_size", "k", "ksize"):
-        return 3, True
     if name in ("groups", "num_groups"):
         return 1, True
-    if name in ("num_heads", "heads"):
-        return 2, True
-    if name.startswith(("use_", "with_", "has_", "is_")):
+    if name.startswith(("use_", "with_", "has_", "is_")) or annotation == "bool":
         return False, True
-    if param.annotation is int:
+    if (WRAPPED.match(name) or re.search(r"\bModule\b", annotation)) and not re.search(r"Type|Callable", annotation):
+        return _wrapped(width_in), True  # a module to wrap, not a class to instantiate
+    if annotation == "int":
         return 16, True
     return None, False
 
@@ -326,7 +558,12 @@ def _bind_site(params, site: Dict[str, Any]) -> Optional[Dict[str, Any]]:
 
 
 def describe_config(cls, kwargs: Dict[str, Any]) -> str:
-    inner = ", ".join(f"{k}={getattr(v, 'resnetlint_label', None) or repr(v)}" for k, v in kwargs.items())
+    def label(value) -> str:
+        if isinstance(value, type):
+            return value.__name__
+        return getattr(value, "resnetlint_label", None) or repr(value)
+
+    inner = ", ".join(f"{k}={label(v)}" for k, v in kwargs.items())
     return f"{cls.__name__}({inner})"
 
 
@@ -350,42 +587,167 @@ def handle(request: Dict[str, Any], cache: Dict[str, Any]) -> Dict[str, Any]:
     device = request.get("device", "cpu")
     runs = []
     for config in configs:
-        runs.append(run_config(cls, config, request, device))
+        record = run_config(cls, config, request, device)
+        runs.append(record)
+        if record.get("construct_error", "").startswith(_Timeout.__name__):
+            break  # a constructor too slow at these sizes is as slow at the next ones
+        retry = _retry(cls, config, record.get("construct_error", ""), request)
+        if retry is not None:
+            # The failed configuration stays: its error may be a finding's evidence.
+            runs.append(run_config(cls, retry, request, device))
     return {"status": "ok", "runs": runs}
 
 
-def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str) -> Dict[str, Any]:
+def _retry(cls, config: Dict[str, Any], error: str, request: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """One more configuration when construction failed for want of a value
+    the grid does not try: a layer class for a ``*_layer=None`` argument the
+    constructor calls anyway, or widths divisible by a head or group size."""
+    kwargs = config["kwargs"]
+    if "'NoneType' object is not callable" in error:
+        layers = {p.name: _layer_class(p.name.lower()) for p in _parameters(cls)
+                  if p.default is None and p.name not in kwargs and LAYER_PARAM.match(p.name.lower())
+                  and not ("norm" in p.name.lower() and "act" in p.name.lower())}
+        if layers:
+            return dict(config, kwargs={**kwargs, **layers}, origin=_guessed(config["origin"], layers))
+    if ("divisible" in error or "negative dimension" in error) and not config.get("wider"):
+        import torch.nn as nn
+
+        if any(isinstance(v, nn.Module) for v in kwargs.values()):
+            return None  # a projection built for the old widths
+        widths = set(request.get("width_params", ())) | set(request.get("input_params", ()))
+        wider = {k: v * 8 for k, v in kwargs.items()
+                 if isinstance(v, int) and not isinstance(v, bool) and v > 1
+                 and (k in widths or INPUT_WIDTH.match(k.lower()) or OUTPUT_WIDTH.match(k.lower()))}
+        if wider:
+            return dict(config, kwargs={**kwargs, **wider}, wider=True,
+                        origin=f"{config['origin']}, widths x8 (the constructor needs wider or divisible widths)")
+    return None
+
+
+def _build(cls, kwargs: Dict[str, Any], request: Dict[str, Any], device: str):
     import torch
 
-    kwargs = config["kwargs"]
-    record: Dict[str, Any] = {"config": describe_config(cls, kwargs), "origin": config["origin"], "runs": []}
     torch.manual_seed(0)
     try:
         with _soft_timeout(request.get("config_timeout", 0)):
             if device == "meta":
                 with torch.device("meta"):
-                    block = cls(**kwargs)
-            else:
-                block = cls(**kwargs).to(device)
+                    return cls(**kwargs), None
+            return cls(**kwargs).to(device), None
     except BaseException as exc:  # noqa: BLE001
         if isinstance(exc, (KeyboardInterrupt,)):
             raise
-        record["construct_error"] = _describe(exc)
+        return None, _describe(exc)
+
+
+# Errors that say the input has the wrong number of dimensions (or their order).
+RANK_ERROR = re.compile(r"not enough values to unpack|too many values to unpack|permute|Dimension out of range|"
+                        r"\b[2-5]D\b|\b[2-5]-dimensional", re.IGNORECASE)
+# Constructor arguments that are the number of tokens a block expects.
+TOKENS = re.compile(r"^(seq_len|seq_length|num_tokens|n_tokens|num_patches|tokens)$")
+# `forward` arguments that are the spatial size of a token sequence.
+SIZE_ARG = re.compile(r"^(size|hw|hw_shape|hw_size|feat_size|input_size|spatial_size|spatial_shape|shape|"
+                      r"resolution|grid_size)$")
+
+
+def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str) -> Dict[str, Any]:
+    kwargs = config["kwargs"]
+    record: Dict[str, Any] = {"config": describe_config(cls, kwargs), "origin": config["origin"], "runs": []}
+    if config.get("stochastic"):
+        record["stochastic"] = True
+    block, error = _build(cls, kwargs, request, device)
+    if error is not None:
+        record["construct_error"] = error
         return record
     block.train()
-    shape = input_shape(block, request.get("input_hint"))
+    layer, exact = _input_layer(block, request.get("input_hint"))
+    shape = input_shape(block, request.get("input_hint"), layer)
+    width_arg = next((k for k, v in kwargs.items() if isinstance(v, int) and not isinstance(v, bool)
+                      and (INPUT_WIDTH.match(k.lower()) or k in request.get("input_params", ()))), None)
+    guess = ""  # why the input is not simply what the block's first layer says
     if shape is None:
-        record["input_error"] = "cannot tell the input's shape from the block's first layer"
-        return record
-    for spatial in request.get("spatial", [16, 15]):
-        size = [2, shape[1]] + [spatial] * (shape[0] - 2) if shape[0] > 2 else [2, 8, shape[1]]
-        record["runs"].append(run_once(block, size, device, request))
+        # No layer states a width (a norm with raw parameters, a pooling): an image.
+        shape, guess = (4, kwargs[width_arg] if width_arg else 16), "guessed NCHW"
+    elif not exact and width_arg and shape[1] != kwargs[width_arg]:
+        # The first layer found inside the block reads part of the input (a split
+        # branch, a position-bias MLP): the block's input width argument says more.
+        shape, guess = (shape[0], kwargs[width_arg]), f"width of `{width_arg}`"
+    layout = {2: "tokens", 4: "NCHW"}.get(shape[0], "")
+    extras = _forward_extras(block)
+    tokens = next((v for k, v in kwargs.items() if TOKENS.match(k.lower()) and isinstance(v, int)), None)
+    if tokens is None and (config.get("spatial") or extras):
+        tokens = 0  # the tokens of an s x s feature map
+    for index, spatial in enumerate(config.get("spatial") or request.get("spatial", [16, 15])):
+        extra = {name: value(spatial) for name, value in extras.items()}
+        result = run_once(block, _size(layout, shape, spatial, tokens), device, request, extra)
+        if index == 0 and RANK_ERROR.search(result.get("forward_error", "")):
+            # The block does not take the layout its first layer suggests: try the others once.
+            for other in _other_layouts(layout, layer):
+                # Judged at a size unlike the width: (2, 16, 16, 16) reads the same either way.
+                probe = spatial - 1 if spatial == shape[1] and not config.get("spatial") else spatial
+                probe_extra = {name: value(probe) for name, value in extras.items()}
+                attempt = run_once(block, _size(other, shape, probe, tokens or 0), device, request, probe_extra)
+                if probe != spatial and _ran(attempt):
+                    attempt = run_once(block, _size(other, shape, spatial, tokens or 0), device, request, extra)
+                if _ran(attempt):
+                    layout, tokens, result = other, tokens or 0, attempt
+                    guess = ", ".join(filter(None, [guess, f"{other} (tried after the first layout failed)"]))
+                    break
+        if guess:
+            result["layout"] = guess  # verdicts and trace-only findings know it was a guess
+        record["runs"].append(result)
     return record
 
 
-def input_shape(block, hint: Optional[str]) -> Optional[Tuple[int, int]]:
-    """(rank, channels) of the input: from the layer the static model saw
-    consuming the input, else the first layer that states a width."""
+def _ran(result: Dict[str, Any]) -> bool:
+    return not result.get("forward_error") and not result.get("backward_error")
+
+
+def _size(layout: str, shape: Tuple[int, int], spatial: int, tokens: Optional[int]) -> List[int]:
+    rank, channels = shape
+    if layout == "tokens":
+        return [2, tokens or (spatial * spatial if tokens == 0 else 8), channels]
+    if layout == "NHWC":
+        return [2, spatial, spatial, channels]
+    if layout == "NCHW":
+        return [2, channels, spatial, spatial]
+    return [2, channels] + [spatial] * (rank - 2)
+
+
+def _other_layouts(layout: str, layer) -> List[str]:
+    import torch.nn as nn
+
+    if layout == "tokens":
+        # A plain LayerNorm first normalizes the last dimension: channels last.
+        return ["NHWC", "NCHW"] if type(layer) is nn.LayerNorm else ["NCHW", "NHWC"]
+    if layout.startswith("NCHW"):
+        return ["tokens"]
+    return []
+
+
+def _forward_extras(block) -> Dict[str, Any]:
+    """Values for the required ``forward`` arguments after the input that
+    are its spatial size (``size``, ``H`` and ``W``)."""
+    try:
+        params = list(inspect.signature(block.forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return {}
+    extras: Dict[str, Any] = {}
+    for param in params:
+        if param.default is not inspect.Parameter.empty or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        name = param.name.lower()
+        if SIZE_ARG.match(name):
+            extras[param.name] = lambda s: (s, s)
+        elif name in ("h", "w", "height", "width"):
+            extras[param.name] = lambda s: s
+    return extras
+
+
+def _input_layer(block, hint: Optional[str]):
+    """(layer, exact): the layer the static model saw consuming the input,
+    else the first layer that states a width; exact when it is the one the
+    static model named."""
     import torch.nn as nn
 
     candidates = []
@@ -398,25 +760,38 @@ def input_shape(block, hint: Optional[str]) -> Optional[Tuple[int, int]]:
         except (AttributeError, IndexError, TypeError, KeyError):
             pass
     candidates.append(block)
+    widths = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
+              nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm2d, nn.GroupNorm, nn.Linear)
     for root in candidates:
         if not isinstance(root, nn.Module):
             continue
         for layer in root.modules():
-            if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                                  nn.ConvTranspose3d)):
-                rank = {nn.Conv1d: 3, nn.ConvTranspose1d: 3, nn.Conv3d: 5, nn.ConvTranspose3d: 5}.get(type(layer), 4)
-                return rank, layer.in_channels
-            if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm2d, nn.GroupNorm)):
-                rank = {nn.BatchNorm1d: 3, nn.BatchNorm3d: 5}.get(type(layer), 4)
-                return rank, getattr(layer, "num_features", getattr(layer, "num_channels", 0))
-            if isinstance(layer, nn.Linear):
-                return 2, layer.in_features
-            if isinstance(layer, nn.LayerNorm) and len(layer.normalized_shape) == 1:
-                return 2, layer.normalized_shape[0]
+            if isinstance(layer, widths) or (isinstance(layer, nn.LayerNorm) and len(layer.normalized_shape) == 1):
+                return layer, layer is candidates[0] and len(candidates) > 1
+    return None, False
+
+
+def input_shape(block, hint: Optional[str], layer=None) -> Optional[Tuple[int, int]]:
+    """(rank, channels) of the input, from its first layer (see ``_input_layer``)."""
+    import torch.nn as nn
+
+    layer = layer if layer is not None else _input_layer(block, hint)[0]
+    if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                          nn.ConvTranspose3d)):
+        rank = {nn.Conv1d: 3, nn.ConvTranspose1d: 3, nn.Conv3d: 5, nn.ConvTranspose3d: 5}.get(type(layer), 4)
+        return rank, layer.in_channels
+    if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm2d, nn.GroupNorm)):
+        rank = {nn.BatchNorm1d: 3, nn.BatchNorm3d: 5}.get(type(layer), 4)
+        return rank, getattr(layer, "num_features", getattr(layer, "num_channels", 0))
+    if isinstance(layer, nn.Linear):
+        return 2, layer.in_features
+    if isinstance(layer, nn.LayerNorm):
+        return 2, layer.normalized_shape[0]
     return None
 
 
-def run_once(block, size: List[int], device: str, request: Dict[str, Any]) -> Dict[str, Any]:
+def run_once(block, size: List[int], device: str, request: Dict[str, Any],
+             extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     import torch
 
     result: Dict[str, Any] = {"input": list(size)}
@@ -445,7 +820,7 @@ def run_once(block, size: List[int], device: str, request: Dict[str, Any]) -> Di
         x = base * 1.0  # not a leaf: in-place changes are allowed and visible in _version
         version = x._version
         with _soft_timeout(request.get("config_timeout", 0)):
-            out = block(x)
+            out = block(x, **(extra or {}))
         if device == "cuda":
             torch.cuda.synchronize()
     except BaseException as exc:  # noqa: BLE001

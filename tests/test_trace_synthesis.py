@@ -1,0 +1,326 @@
+"""The trace's configurations and imports: what a block is built with and
+fed, and that the traced package (only it) is imported from its folder."""
+from __future__ import annotations
+
+import inspect
+import textwrap
+from typing import Optional, Tuple
+
+import pytest
+
+from resnetlint.api import Settings, check_paths
+from resnetlint.findings import Confirmation, Finding
+from resnetlint.trace import TraceOptions, _trace_only_findings
+from resnetlint.trace.verdict import judge
+
+from helpers import ROOT
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+pytestmark = pytest.mark.trace
+
+from resnetlint.trace import worker  # noqa: E402  (imports torch lazily, but only with torch installed)
+
+DATA = ROOT / "tests" / "data" / "trace"
+REQUEST = {"call_sites": [], "input_hint": None, "width_params": [], "input_params": [], "stride_params": [],
+           "natural": {}, "spatial": [16, 15], "config_timeout": 0, "max_configs": 8}
+
+
+def traced(paths, **options):
+    options.setdefault("mode", "on")
+    return check_paths([str(p) for p in paths], Settings(trace=TraceOptions(**options)))
+
+
+def value(signature: str, name: str, hints=None, width_in=16, width_out=32, stride=1):
+    """_value_for of parameter ``name`` of ``def f(signature)``."""
+    namespace = {"Optional": Optional, "Tuple": Tuple, "nn": nn}
+    exec(f"def f({signature}): pass", namespace)
+    param = inspect.signature(namespace["f"]).parameters[name]
+    return worker._value_for(param, width_in, width_out, stride, dict(REQUEST, **(hints or {})))
+
+
+def run(cls, request=None):
+    """Every configuration of ``cls``, built and run in this process."""
+    request = dict(REQUEST, **(request or {}))
+    configs, problem = worker.synthesize(cls, request)
+    assert configs, problem
+    records = []
+    for config in configs:
+        records.append(worker.run_config(cls, config, request, "cpu"))
+        retry = worker._retry(cls, config, records[-1].get("construct_error", ""), request)
+        if retry is not None:
+            records.append(worker.run_config(cls, retry, request, "cpu"))
+    return records
+
+
+def clean(records):
+    return [(r["config"], run["input"]) for r in records if "construct_error" not in r
+            for run in r["runs"] if not run.get("forward_error") and not run.get("backward_error")]
+
+
+# ----------------------------------------------------------------------------
+# Import isolation
+# ----------------------------------------------------------------------------
+
+BLOCK = """
+    import colorsys  # a stdlib module the worker has not imported yet
+
+    import torch.nn as nn
+
+    from .helpers import WIDTH
+
+
+    class Block(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv = nn.Conv2d(c, c * WIDTH, 3)  # no padding: the add fails
+
+        def forward(self, x):
+            return x + self.conv(x)
+"""
+
+
+def test_a_sibling_folder_does_not_shadow_installed_modules(tmp_path):
+    # An unbuilt copy of a library beside the traced package (torchvision/ beside
+    # timm/) used to win over the installed one: every import failed.
+    (tmp_path / "colorsys").mkdir()
+    (tmp_path / "colorsys" / "__init__.py").write_text("raise ImportError('the shadowing copy was imported')\n")
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("WIDTH = 1\n")
+    (package / "block.py").write_text(textwrap.dedent(BLOCK))
+    run = traced([package / "block.py"])
+    statuses = [(f.code, f.confirmation.status, f.confirmation.detail) for f in run.findings]
+    assert statuses and all(status == "confirmed" for _, status, _ in statuses), statuses  # relative import too
+
+
+def test_a_loose_file_still_loads_by_path_with_its_siblings(tmp_path):
+    (tmp_path / "widths.py").write_text("WIDTH = 1\n")
+    (tmp_path / "loose.py").write_text(textwrap.dedent(BLOCK).replace("from .helpers import", "from widths import"))
+    run = traced([tmp_path / "loose.py"])
+    assert run.findings and all(f.confirmation.status == "confirmed" for f in run.findings), \
+        [f.confirmation for f in run.findings]
+
+
+# ----------------------------------------------------------------------------
+# Values for constructor arguments
+# ----------------------------------------------------------------------------
+
+
+def test_head_counts_kernels_and_padding_are_never_widths():
+    assert value("dim, num_heads", "num_heads", {"width_params": ["num_heads"]}) == (2, True)
+    assert value("dim, heads=8", "heads") == (2, True)
+    assert value("dim, focal_window: int, focal_level: int", "focal_window", {"width_params": ["focal_window"]}) \
+        == (3, True)
+    assert value("dim, focal_window: int, focal_level: int", "focal_level") == (2, True)
+    assert value("dim, kernel_size, padding", "padding") == (1, True)
+    assert value("dim, window_size=7", "window_size") == (7, False)  # a default is kept
+    assert value("dim, window_size: List[int]", "window_size") == ([3, 3], True)
+
+
+def test_dropout_rates_and_layer_scale():
+    assert value("dim, dropout: float", "dropout") == (0.0, True)
+    assert value("dim, drop_path", "drop_path") == (0.0, True)
+    assert value("dim, drop_path: Optional[float] = None", "drop_path") == (0.0, True)
+    # timm's `drop_path=None` is a DropPath module: the default stays
+    assert value("dim, drop_path: Optional[nn.Module] = None", "drop_path") == (None, False)
+    assert value("dim, drop_block=None", "drop_block") == (None, False)
+    assert value("dim, layer_scale: float", "layer_scale") == (1e-6, True)
+    assert value("dim, ls_init_value=None", "ls_init_value") == (None, False)
+
+
+def test_layer_arguments_get_a_layer_class():
+    assert value("dim, norm_layer", "norm_layer") == (nn.BatchNorm2d, True)
+    assert value("dim, act_layer", "act_layer") == (nn.ReLU, True)
+    assert value("dim, activation_layer", "activation_layer") == (nn.ReLU, True)
+    assert value("dim, conv_layer", "conv_layer") == (nn.Conv2d, True)
+    assert value("dim, norm_layer=None", "norm_layer") == (None, False)  # filled in only when called anyway
+
+
+def test_string_annotations_and_spatial_sizes():
+    # (this module has `from __future__ import annotations`: they are all strings)
+    assert value("dim, feat_size", "feat_size") == ((16, 16), True)
+    assert value("dim, input_resolution: Tuple[int, int]", "input_resolution") == ((16, 16), True)
+    assert value("dim, resolution=14", "resolution") == (16, True)
+    assert value("dim, q_stride: Optional[Tuple[int, int]] = None", "q_stride", {"stride_params": ["q_stride"]},
+                 stride=2) == ((2, 2), True)
+    assert value("dim, flag: bool", "flag") == (False, True)
+    assert value("dim, count: int", "count") == (16, True)
+    # a recurrent cell's input_size is a width, as in nn.GRU
+    assert value("input_size, hidden_size", "input_size", {"_params": ["input_size", "hidden_size"]}) == (16, True)
+
+
+# ----------------------------------------------------------------------------
+# Building and running
+# ----------------------------------------------------------------------------
+
+
+class NoneNorm(nn.Module):
+    def __init__(self, dim, norm_layer=None, act_layer=None):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+        self.norm = norm_layer(dim)
+        self.act = act_layer()
+
+    def forward(self, x):
+        return x + self.act(self.norm(self.conv(x)))
+
+
+class Grouped(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+        self.norm = nn.GroupNorm(32, dim)
+
+    def forward(self, x):
+        return x + self.norm(self.conv(x))
+
+
+def test_a_layer_argument_the_constructor_calls_anyway_is_retried_with_a_layer():
+    records = run(NoneNorm)
+    assert "NoneType" in records[0]["construct_error"]
+    retried = records[1]
+    assert retried["config"] == "NoneNorm(dim=16, norm_layer=BatchNorm2d, act_layer=ReLU)"
+    assert "guessed `norm_layer`" in retried["origin"]  # no caller's: no trace-only finding from it
+    assert clean(records)
+
+
+def test_widths_that_must_be_divisible_are_retried_wider_and_the_failure_stays():
+    records = run(Grouped)
+    assert "divisible" in records[0]["construct_error"]  # still there: it may be a finding's evidence
+    assert records[1]["config"] == "Grouped(dim=128)" and clean([records[1]])
+
+
+class WrapsModule(nn.Module):
+    def __init__(self, fn: nn.Module):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x) + x
+
+
+class TakesSize(nn.Module):
+    """Tokens with their H and W (xcit, twins, coat)."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.proj = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+
+    def forward(self, x, H, W):
+        B, N, C = x.shape
+        feat = x.transpose(1, 2).reshape(B, C, H, W)
+        return x + self.proj(feat).flatten(2).transpose(1, 2)
+
+
+class ChannelsLast(nn.Module):
+    """NHWC with a LayerNorm first (swin, convnext blocks)."""
+
+    def __init__(self, dim, input_resolution):
+        super().__init__()
+        self.input_resolution = input_resolution
+        self.norm = nn.LayerNorm(dim)
+        self.mlp = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, H, W, C = x.shape
+        assert (H, W) == tuple(self.input_resolution)
+        return x + self.mlp(self.norm(x))
+
+
+class Image(nn.Module):
+    """NCHW although the first layer found is a LayerNorm over channels."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        return x + self.conv(self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+
+
+def test_a_wrapper_block_wraps_a_conv():
+    records = run(WrapsModule)
+    assert records[0]["config"] == "WrapsModule(fn=<3x3 conv 16->16>)" and clean(records)
+
+
+def test_forward_size_arguments_get_the_spatial_size():
+    records = run(TakesSize)
+    assert clean(records)
+    assert records[0]["runs"][0]["input"] == [2, 256, 16]  # 16 x 16 tokens for H = W = 16
+
+
+def test_a_block_built_for_one_size_runs_at_that_size_channels_last():
+    records = run(ChannelsLast)
+    assert records[0]["config"] == "ChannelsLast(dim=16, input_resolution=(16, 16))"
+    assert [run["input"] for run in records[0]["runs"]] == [[2, 16, 16, 16]]  # one size, NHWC after tokens
+    assert "NHWC" in records[0]["runs"][0]["layout"]
+    assert clean(records)
+
+
+def test_a_refused_layout_is_retried_once_in_another():
+    records = run(Image)
+    first = records[0]["runs"]
+    assert [run["input"] for run in first] == [[2, 16, 16, 16], [2, 16, 15, 15]]
+    assert all("NCHW" in run["layout"] and not run.get("forward_error") for run in first)
+
+
+# ----------------------------------------------------------------------------
+# The dropout configuration and what verdicts take from it
+# ----------------------------------------------------------------------------
+
+
+def test_an_inplace_dropout_after_softmax_is_confirmed_by_the_dropout_configuration():
+    run = traced([DATA / "inplace_dropout.py"])
+    (finding,) = [f for f in run.findings if f.code == "RL302"]
+    assert finding.confirmation.status == "confirmed", finding.confirmation
+    assert "attn_drop=0.1" in finding.confirmation.detail
+    assert "modified by an inplace operation" in finding.confirmation.detail
+
+
+def test_the_dropout_configuration_is_one_more_and_random():
+    class Drops(nn.Module):
+        def __init__(self, dim, drop_path: float = 0.0, proj_drop=0.0, drop_layer=nn.Dropout):
+            super().__init__()
+            self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+
+        def forward(self, x):
+            return x + self.conv(x)
+
+    configs, _ = worker.synthesize(Drops, dict(REQUEST))
+    dropout = [c for c in configs if c.get("stochastic")]
+    assert len(dropout) == 1 and configs[-1] is dropout[0]
+    assert dropout[0]["kwargs"] == {"dim": 16, "drop_path": 0.1, "proj_drop": 0.1}
+    assert not dropout[0]["origin"].startswith(("the call", "natural"))
+
+
+def _finding(kind, **expect):
+    finding = Finding("RL104", "unused-module", "warning", "x.py", 1, 1, 1, 1, "Block", "m", "h")
+    finding.expect = {"kind": kind, **expect}
+    return finding
+
+
+def test_verdicts_take_only_in_place_evidence_from_random_runs():
+    dropped = {"config": "Block(p=0.1)", "origin": "dropout 0.1, else as natural", "stochastic": True,
+               "runs": [{"input": [2, 16, 16, 16], "no_grad": ["branch"], "input_mutated": True}]}
+    steady = {"config": "Block()", "origin": "natural: equal widths",
+              "runs": [{"input": [2, 16, 16, 16], "no_grad": []}]}
+    response = {"status": "ok", "runs": [steady, dropped]}
+    assert judge(_finding("no-grad", layers=["branch"]), response).status == "not-confirmed"
+    assert judge(_finding("mutation"), response).status == "confirmed"
+
+
+def test_runs_in_a_guessed_layout_give_no_trace_only_shape_findings():
+    class Info:
+        line = 1
+
+    error = "RuntimeError: The size of tensor a (16) must match the size of tensor b (8) at non-singleton dimension 3"
+    config = {"config": "Block(dim=16)", "origin": "natural: widths that match the residual add",
+              "runs": [{"input": [2, 16, 16, 16], "forward_error": error, "layout": "NHWC (tried after ...)"}]}
+    assert _trace_only_findings("x.py", "Block", Info, {"status": "ok", "runs": [config]}) == []
+    del config["runs"][0]["layout"]
+    (finding,) = _trace_only_findings("x.py", "Block", Info, {"status": "ok", "runs": [config]})
+    assert finding.code == "RL203" and isinstance(finding.confirmation, Confirmation)
