@@ -7,8 +7,11 @@ For one file:
    interact: an RL201 fix may make an RL205 finding disappear), apply them as
    text edits;
 2. re-parse the result with ``ast`` and libcst; a fix that breaks the syntax
-   is dropped and remembered;
-3. repeat until no fix applies (at most :data:`MAX_PASSES` passes);
+   (or changes nothing) is dropped and remembered;
+3. repeat until no fix applies (at most :data:`MAX_PASSES` passes); fixes
+   that bring the text back to an earlier state undo one another (a layer
+   used two ways): that rule is not fixed in that class, and the file is
+   fixed again from the start without it, so fixing is idempotent;
 4. when tracing is on, run the fixed classes before and after: a fix whose
    class now fails where it did not, or fails differently, is rolled back
    and reported as ``fix rejected``;
@@ -35,20 +38,21 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from .engine import check_text
+from .engine import REPORT_REQUEST, check_text
 from .findings import Finding
 from .fixes import SAFE, apply_edits, overlaps
 from .prefilter import split_lines
 from .rule import Rule
 from .source import SourceError, SourceFile, decode_source, read_source
 
-MAX_PASSES = 8
+MAX_PASSES = 16  # one fix per class per pass: a class with many problems needs many
 
 
 @dataclass
 class Applied:
     finding: Finding  # as found in the text the fix was applied to
     rejected: str = ""  # why the fix was rolled back, if it was
+    step: int = 0  # applied to the text after this many rewrites (fixes of one pass share it)
 
 
 @dataclass
@@ -61,6 +65,7 @@ class FixOutcome:
     remaining: List[Finding] = field(default_factory=list)  # findings of the fixed text
     error: Optional[str] = None  # could not fix or write (read-only, changed on disk...)
     written: bool = False
+    passes: int = 0  # analyses that chose fixes (MAX_PASSES: stopped by the limit)
 
     @property
     def changed(self) -> bool:
@@ -82,7 +87,8 @@ def fix_text(text: str, path: str, rules: Sequence[Rule], unsafe: bool,
     ``blocked`` lists (class, rule code) pairs not to fix."""
     blocked = blocked or set()
     outcome = FixOutcome(path, text, text)
-    refused: Set[Tuple[str, str, str]] = set()  # (class, code, description) that broke the syntax
+    refused: Set[Tuple] = set()  # fixes (class, code, description, edits) that broke the syntax or did nothing
+    seen = {text}
     for _ in range(MAX_PASSES):
         findings = check_text(outcome.fixed, path, rules, fast=False).findings
         if any(f.code == "RL000" for f in findings):
@@ -90,7 +96,14 @@ def fix_text(text: str, path: str, rules: Sequence[Rule], unsafe: bool,
         chosen = _choose(findings, unsafe, blocked, refused)
         if not chosen:
             break
+        outcome.passes += 1
         lines = split_lines(outcome.fixed)
+        idle = [f for f in chosen if apply_edits(outcome.fixed, lines, f.fix.edits) == outcome.fixed]
+        if idle:  # a fix that changes nothing is no fix (and would be offered again and again)
+            refused.update(_key(f) for f in idle)
+            chosen = [f for f in chosen if f not in idle]
+            if not chosen:
+                continue
         candidate = apply_edits(outcome.fixed, lines, [e for f in chosen for e in f.fix.edits])
         if _syntax_problem(candidate) is not None:
             # Find the culprits one at a time; never write code that does not parse.
@@ -106,14 +119,30 @@ def fix_text(text: str, path: str, rules: Sequence[Rule], unsafe: bool,
                 continue
             chosen = good[:1]
             candidate = apply_edits(outcome.fixed, lines, chosen[0].fix.edits)
+        if candidate in seen:
+            # Back to an earlier text: these fixes undo one another (one layer
+            # used in two ways); start again without fixing those rules there.
+            cycle = {(f.symbol, f.code) for f in chosen}
+            retry = fix_text(text, path, rules, unsafe, set(blocked) | cycle)
+            retry.rejected.extend(Applied(f, "its fixes undo one another here; fix it by hand")
+                                  for f in chosen if f.symbol and not any(r.finding.code == f.code and r.finding.symbol
+                                                                          == f.symbol for r in retry.rejected))
+            return retry
+        outcome.applied.extend(Applied(f, step=len(seen) - 1) for f in chosen)
+        seen.add(candidate)
         outcome.fixed = candidate
-        outcome.applied.extend(Applied(f) for f in chosen)
     outcome.remaining = check_text(outcome.fixed, path, rules, fast=False).findings
+    # A fix refused at one place may have worked later, on the text other fixes made.
+    done = {_key(a.finding)[:3] for a in outcome.applied}
+    outcome.rejected = [r for r in outcome.rejected if _key(r.finding)[:3] not in done]
     return outcome
 
 
-def _key(finding: Finding) -> Tuple[str, str, str]:
-    return (finding.symbol, finding.code, finding.fix.description if finding.fix else "")
+def _key(finding: Finding) -> Tuple:
+    """A fix, by its class, rule, description and exact edits: refusing one
+    never refuses the same fix elsewhere or on text other fixes changed."""
+    fix = finding.fix
+    return (finding.symbol, finding.code, fix.description if fix else "", tuple(fix.edits) if fix else ())
 
 
 def _choose(findings: List[Finding], unsafe: bool, blocked, refused) -> List[Finding]:
@@ -157,19 +186,25 @@ def fix_file(path: str, rules: Sequence[Rule], unsafe: bool, trace=None,
         outcome = FixOutcome(path, "", "")
         outcome.error = str(exc)
         return outcome
-    outcome = fix_text(source.text, path, rules, unsafe, blocked)
-    outcome.source = source  # type: ignore[attr-defined]
-    if trace is not None and outcome.changed:
-        rejected = trace(outcome)
-        if rejected:
-            blocked = set(blocked or set()) | {(symbol, code) for symbol, (codes, _) in rejected.items() for code in codes}
-            retry = fix_text(source.text, path, rules, unsafe, blocked)
-            for symbol, (codes, why) in rejected.items():
-                for applied in outcome.applied:
-                    if applied.finding.symbol == symbol and applied.finding.code in codes:
-                        retry.rejected.append(Applied(applied.finding, why))
-            retry.source = source  # type: ignore[attr-defined]
-            outcome = retry
+    try:
+        outcome = fix_text(source.text, path, rules, unsafe, blocked)
+        outcome.source = source  # type: ignore[attr-defined]
+        if trace is not None and outcome.changed:
+            rejected = trace(outcome)
+            if rejected:
+                blocked = set(blocked or set()) | {(symbol, code) for symbol, (codes, _) in rejected.items()
+                                                   for code in codes}
+                retry = fix_text(source.text, path, rules, unsafe, blocked)
+                for symbol, (codes, why) in rejected.items():
+                    for applied in outcome.applied:
+                        if applied.finding.symbol == symbol and applied.finding.code in codes:
+                            retry.rejected.append(Applied(applied.finding, why))
+                retry.source = source  # type: ignore[attr-defined]
+                outcome = retry
+    except Exception as exc:  # noqa: BLE001 - a bug of ours costs this file its fixes, not the run
+        outcome = FixOutcome(path, source.text, source.text)
+        outcome.error = f"internal error in the fixer: {type(exc).__name__}: {exc}".splitlines()[0][:300] + \
+            f"; {REPORT_REQUEST}"
     return outcome
 
 

@@ -68,7 +68,15 @@ def materialize(plan: FixPlan, index: SourceIndex, lines: Sequence[str], newline
     edits: List[Edit] = []
     for operation in plan.operations:
         edits.extend(_edits(operation, index, lines, newline))
-    return sorted(edits, key=lambda e: (e.line, e.column, e.end_line, e.end_column))
+    # The same operation reached twice (from two paths through forward) is one
+    # edit; two different edits of one span would garble the text.
+    edits = sorted(set(edits), key=lambda e: (e.line, e.column, e.end_line, e.end_column))
+    for first, second in zip(edits, edits[1:]):
+        if (second.line, second.column) < (first.end_line, first.end_column) or \
+                (first.line, first.column, first.end_line, first.end_column) == \
+                (second.line, second.column, second.end_line, second.end_column):
+            raise FixError("overlapping edits")
+    return edits
 
 
 def _span(node, index: SourceIndex):

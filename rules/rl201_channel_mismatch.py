@@ -43,7 +43,7 @@ changes are those that crashed.
 """
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Dict, Iterator, Optional, Set
 
 from resnetlint.model.block import BlockModel, FileAnalysis, channels_of, strip_elementwise
 from resnetlint.model.forward_exec import Flow, FVal
@@ -66,8 +66,12 @@ class ChannelMismatch(Rule):
         for wf in block.worlds:
             for _, children in block.sequential_bodies(wf.world):
                 yield from _sequential_links(children, wf.world.facts)
+        fed = _widths_fed(block)
         for _, flow in block.flows():
-            yield from _forward_links(flow)
+            for found in _forward_links(flow):
+                if len(fed.get(id(found.node), ())) > 1:
+                    found.fix = None  # fed different widths in different places: no one value fits them all
+                yield found
 
     VALID = (
         Valid(
@@ -278,6 +282,24 @@ def _forward_links(flow: Flow) -> Iterator[Violation]:
         found = _mismatch(value.spec, width, facts, label, text)
         if found is not None:
             yield found
+
+
+def _widths_fed(block: BlockModel) -> Dict[int, Set[str]]:
+    """For each layer ``forward`` calls (by its reported node): the widths of
+    the inputs it gets, wherever it is called ("?" when unknown)."""
+    fed: Dict[int, Set[str]] = {}
+    for _, flow in block.flows():
+        for value in flow.values:
+            if value.kind != "layer" or value.spec is None or not value.inputs:
+                continue
+            arg_name = width_argument_name(value.spec)
+            node = report_node(value.spec, value.spec.arg(arg_name) if arg_name else None)
+            if node is None:
+                continue
+            facts = value.facts or flow.world.facts
+            width = channels_of(flow, value.inputs[0], facts)
+            fed.setdefault(id(node), set()).add(facts.norm(width).render() if isinstance(width, Num) else "?")
+    return fed
 
 
 def _producer(value: FVal) -> Optional[FVal]:

@@ -230,7 +230,7 @@ def _check(world: World, flow: Flow, residual: Residual) -> Optional[Violation]:
                              f"widths and {main.render()} != 1 the identity shortcut keeps the full resolution",
                              help=f"also build the projection when {main.render()} != 1",
                              expect={"kind": "shape-error", "stride": main.render()},
-                             fix=_widen_guard(guard, main_strided[0][0]))
+                             fix=_widen_guard(guard, main_strided[0][0]) if len(main_strided) == 1 else None)
         return Violation(main_strided[-1][1], f"{detail}: the main path strides but the shortcut does not, so the add "
                          f"fails whenever {main.render()} != 1",
                          help="give the shortcut the same stride (a strided 1x1 projection or pooling)",
@@ -239,7 +239,9 @@ def _check(world: World, flow: Flow, residual: Residual) -> Optional[Violation]:
         return Violation(main_strided[-1][1], f"{detail}: the stride is applied twice on the main path",
                          help="keep the stride on the first strided conv only",
                          expect={"kind": "shape-error", "stride": main.render()},
-                         fix=_unstride(main_strided[-1][0]))
+                         # the same layer applied twice: unstriding it would unstride both
+                         fix=None if any(spec is main_strided[-1][0] for spec, _ in main_strided[:-1])
+                         else _unstride(main_strided[-1][0]))
     return None
 
 
@@ -255,12 +257,13 @@ def _stride_onto_main_path(residual: Residual, strided_shortcut: LayerSpec) -> O
     stride = _stride_text(strided_shortcut)
     if stride is None:
         return None
-    for spec in _main_path_convs(residual.main):
+    convs = _main_path_convs(residual.main)
+    for spec in convs:
         kernel = as_int_pair(spec.arg("kernel_size"))
         if kernel is not None and kernel.const_value() is not None and kernel.const_value() > 1:
             call = local_call(spec)
-            if call is None:
-                return None
+            if call is None or sum(other is spec for other in convs) > 1:
+                return None  # (a layer applied twice would stride twice)
             return FixPlan(f"stride the first {kernel.render()}x{kernel.render()} conv of the main path by `{stride}`",
                            UNSAFE, [set_argument(call, "stride", stride, STRIDE_INDEX)])
     return None
@@ -285,8 +288,8 @@ def _main_path_convs(value: FVal) -> List[LayerSpec]:
 
 def _widen_guard(guard: cst.CSTNode, strided: LayerSpec) -> Optional[FixPlan]:
     stride, test = _stride_text(strided), source_text(guard)
-    if stride is None or test is None:
-        return None
+    if stride is None or test is None or f"{parenthesize(stride)} != 1" in test:
+        return None  # the guard already tests it: the stride comes from elsewhere
     text = f"{parenthesize(stride)} != 1 or {parenthesize(test) if ' and ' in test or ' or ' in test else test}"
     return FixPlan(f"also build the projection when `{stride} != 1`", UNSAFE, [replace(guard, text)])
 

@@ -158,6 +158,8 @@ def _padding_fix(spec: LayerSpec) -> Optional[FixPlan]:
     dilation_text = source_text(written_argument(spec, "dilation"))
     literal = lambda text: text is None or text.replace(" ", "").strip("()").replace(",", "").isdigit()
     if kernel is not None and dilation is not None and literal(kernel_text) and literal(dilation_text):
+        if any(d * (k - 1) % 2 for k, d in zip(kernel, dilation)):
+            return None  # an even kernel: no symmetric padding keeps the size
         values = [d * (k - 1) // 2 for k, d in zip(kernel, dilation)]
         text = str(values[0]) if len(set(values)) == 1 else "(" + ", ".join(map(str, values)) + ")"
     elif kernel_text is not None and kernel is None:
@@ -217,8 +219,8 @@ def _shrinking(spec: LayerSpec) -> Optional[Tuple[cst.CSTNode, str]]:
         padding = [0] * dims if padding_loc.value.text == "valid" else None
     else:
         padding = _per_dim(padding_loc, dims)
-    if padding is None:
-        return None
+    if padding is None or min(kernel) < 1 or min(dilation) < 1 or min(padding) < 0:
+        return None  # not a valid conv at all: constructing it raises
     for k, p, d in zip(kernel, padding, dilation):
         if 2 * p != d * (k - 1):
             k_text = kernel[0] if len(set(kernel)) == 1 else tuple(kernel)

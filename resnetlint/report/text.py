@@ -54,6 +54,7 @@ def code_frame(finding: Finding, lines: List[str], paint: Painter) -> List[str]:
     start = max(finding.column - 1, 0)
     end = finding.end_column - 1 if finding.end_line == finding.line else len(raw)
     end = max(end, start + 1)
+    raw, start, end = _window(raw, start, end)
     shown, offset_start = _expand(raw, start)
     _, offset_end = _expand(raw, min(end, len(raw)))
     width = max(offset_end - offset_start, 1)
@@ -66,6 +67,21 @@ def code_frame(finding: Finding, lines: List[str], paint: Painter) -> List[str]:
         paint(f"{pad} |", BLUE) + " " + " " * offset_start + paint("^" * width, colour, BOLD),
     ]
     return out
+
+
+FRAME_WIDTH = 160  # characters of a long line shown around the span
+
+
+def _window(raw: str, start: int, end: int):
+    """A long line (generated or minified code) cut to the part around the
+    span, with an ellipsis for what is left out."""
+    if len(raw) <= FRAME_WIDTH:
+        return raw, start, end
+    left = max(0, min(start - FRAME_WIDTH // 4, len(raw) - FRAME_WIDTH))
+    right = left + FRAME_WIDTH
+    shown = ("…" if left else "") + raw[left:right] + ("…" if right < len(raw) else "")
+    shift = left - (1 if left else 0)
+    return shown, start - shift, max(min(end, right) - shift, start - shift + 1)
 
 
 def _expand(line: str, column: int):
