@@ -117,6 +117,16 @@ def _convert(value: str, kind: str, formats) -> Optional[object]:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    try:
+        _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C: one line, not a traceback.  Files being fixed are either
+        # old or new (writes hold signals off while a file is swapped in).
+        sys.stderr.write("resnetlint: interrupted\n")
+        raise SystemExit(130)
+
+
+def _main(argv: Optional[List[str]]) -> None:
     argv = sys.argv[1:] if argv is None else argv
     options = fast_parse(argv)
     if options is None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import fnmatch
 import os
 import re
@@ -53,7 +54,7 @@ def discover(
             found.missing.append(path)
             continue
         if os.path.isdir(path):
-            _walk(path, patterns, is_ignored, add, found, exclude_root)
+            _walk(path, patterns, _below(is_ignored, path), add, found, exclude_root)
         elif os.path.isfile(path):
             if force_exclude and (_explicitly_excluded(path, user_patterns, exclude_root)
                                   or (is_ignored is not None and is_ignored(path, False))):
@@ -65,6 +66,16 @@ def discover(
         else:
             found.errors.append((path, _not_a_file(path)))
     return found
+
+
+def _below(is_ignored, walked: str):
+    """``is_ignored`` judging only what lies below the directory the user
+    named (see :meth:`resnetlint.gitignore.GitIgnore.is_ignored`)."""
+    from .gitignore import GitIgnore
+
+    if isinstance(getattr(is_ignored, "__self__", None), GitIgnore):
+        return functools.partial(is_ignored, walked=walked)
+    return is_ignored
 
 
 def _not_a_file(path: str) -> str:

@@ -107,26 +107,33 @@ class GitIgnore:
 
     def __init__(self) -> None:
         self._rules: Dict[str, List[IgnoreRule]] = {}
-        self._directories: Dict[str, bool] = {}
+        self._directories: Dict[tuple, bool] = {}
 
-    def is_ignored(self, path: str, is_dir: bool) -> bool:
+    def is_ignored(self, path: str, is_dir: bool, walked: Optional[str] = None) -> bool:
+        """``walked``: the directory the user named.  Only what lies below it
+        can be ignored: naming a directory that an enclosing repository
+        ignores (a pyenv tree, a vendored checkout) means "check this"."""
         full = os.path.abspath(path)
         parent = os.path.dirname(full)
         top = _repository_top(parent) or parent
         if full == top:
             return False
-        if parent != top and self._directory_ignored(parent, top):
+        below = os.path.abspath(walked) if walked is not None else None
+        if parent != top and parent != below and self._directory_ignored(parent, top, below):
             return True  # inside an ignored directory: nothing can bring it back
         parts = os.path.relpath(full, top).split(os.sep)
         return self._matches(top, parts, is_dir)
 
-    def _directory_ignored(self, directory: str, top: str) -> bool:
-        verdict = self._directories.get(directory)
+    def _directory_ignored(self, directory: str, top: str, below: Optional[str] = None) -> bool:
+        if below is not None and not directory.startswith(below + os.sep):
+            return False  # the named directory itself, or above it
+        key = (directory, below)
+        verdict = self._directories.get(key)
         if verdict is None:
             parent = os.path.dirname(directory)
-            verdict = (parent != top and self._directory_ignored(parent, top)) or \
+            verdict = (parent != top and self._directory_ignored(parent, top, below)) or \
                 self._matches(top, os.path.relpath(directory, top).split(os.sep), True)
-            self._directories[directory] = verdict
+            self._directories[key] = verdict
         return verdict
 
     def _matches(self, top: str, parts: List[str], is_dir: bool) -> bool:

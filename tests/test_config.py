@@ -282,3 +282,13 @@ def test_statistics_and_output_file(tmp_path):
 def test_every_format_from_the_command_line(fmt, marker):
     result = invoke(str(FIXTURES / "seeds" / "seed003_block.py"), "--format", fmt)
     assert result.exit_code == 1 and marker in result.output
+
+
+def test_a_directory_named_explicitly_is_checked_even_if_an_enclosing_repo_ignores_it(tmp_path):
+    # e.g. a pyenv tree (its .gitignore has /versions) or a vendored checkout.
+    root = project(tmp_path, "", {"versions/lib/block.py": STALE, "versions/lib/out/gen.py": STALE})
+    os.makedirs(root / ".git")
+    (root / ".gitignore").write_text("/versions\nout/\n")
+    assert invoke(".", cwd=root).exit_code == 0  # ignored when walking from the top
+    found = {name for _, name, _ in codes_in(invoke("versions/lib", "--format", "json", cwd=root).output)}
+    assert found == {"block.py"}  # named: checked; what lies below it still honours .gitignore
