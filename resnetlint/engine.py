@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import gc
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
@@ -19,7 +19,7 @@ from .findings import Finding, FixInfo
 from .results import BlockInfo, FileResult
 from .fixes import FixError, FixPlan, materialize
 from .model import lite
-from .model.block import (BlockModel, FileAnalysis, channels_of, consumes_directly, main_chain, residual_adds,
+from .model.block import (BlockModel, FileAnalysis, channels_of, consumes_directly, residual_adds,
                           strip_elementwise)
 from .model.symbolic import Num
 from .model.syntax import LibcstIndex, SourceIndex

@@ -50,7 +50,7 @@ from __future__ import annotations
 from typing import Iterator, List, Optional, Set
 
 from resnetlint.model.block import BlockModel, FileAnalysis, is_shortcut_name, main_chain, strip_elementwise
-from resnetlint.model.forward_exec import AssignEvent, Flow, FVal, ancestors
+from resnetlint.model.forward_exec import Flow, FVal, ancestors
 from resnetlint.fixes import UNSAFE, FixPlan, replace
 from resnetlint.nodes import call_arg, code_of, layer_name
 from resnetlint.rule import Invalid, Rule, Valid, Violation

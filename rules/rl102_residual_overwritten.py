@@ -56,11 +56,10 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from resnetlint.fixes import UNSAFE, FixPlan, insert_before, replace
-from resnetlint.model.block import (BlockModel, FileAnalysis, main_chain, overwritten_main_paths, shortcut_kind,
-                                    strip_elementwise)
+from resnetlint.model.block import (BlockModel, FileAnalysis, main_chain, overwritten_main_paths, shortcut_kind)
 from resnetlint.model.forward_exec import Flow
 from resnetlint.model.syntax import walk
-from resnetlint.nodes import code_of, layer_name, source_text
+from resnetlint.nodes import code_of, source_text
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 class ResidualOverwritten(Rule):

@@ -52,7 +52,7 @@ import libcst as cst
 
 from resnetlint.model.block import BlockModel, FileAnalysis
 from resnetlint.model.init_exec import AttrAssign
-from resnetlint.model.values import AltV, LayerSpec, LayerV, Loc
+from resnetlint.model.values import AltV, LayerV, Loc
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 NO_WEIGHT_FAMILIES = ("act", "dropout", "identity", "pool", "adaptive_pool", "float_functional", "container")

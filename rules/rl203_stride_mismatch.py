@@ -51,7 +51,6 @@ from resnetlint.model.block import (GLOBAL, BlockModel, FileAnalysis, Residual, 
                                     intended_residuals, is_shortcut_name, main_chain, stride_of, strip_elementwise)
 from resnetlint.model.forward_exec import Flow, FVal
 from resnetlint.model.init_exec import World
-from resnetlint.model.layers import summary_of
 from resnetlint.model.symbolic import Num, provably_different
 from resnetlint.model.values import AltV, LayerSpec, LayerV
 from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument

@@ -37,7 +37,7 @@ from typing import Iterator, List, Optional, Tuple
 import libcst as cst
 
 from resnetlint.model.block import BlockModel, FileAnalysis, intended_residuals, main_chain
-from resnetlint.model.values import LayerSpec, LayerV, Loc, NumV, StrV, TupleV, as_int
+from resnetlint.model.values import LayerSpec, LayerV, Loc, StrV, TupleV, as_int
 from resnetlint.fixes import SAFE, FixPlan, set_argument
 from resnetlint.nodes import local_call, parenthesize, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation

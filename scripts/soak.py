@@ -32,7 +32,6 @@ import argparse
 import ast
 import json
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig

@@ -1,6 +1,5 @@
 """The command line: exit codes, output formats, bad paths and syntax errors."""
 import json
-import os
 import subprocess
 import sys
 

@@ -15,7 +15,7 @@ from resnetlint.cli import app
 from resnetlint.fixer import FileChanged, fix_file, fix_text, write_fixed
 from resnetlint.fixes import FixPlan, replace
 from resnetlint.rule import Rule, Violation
-from resnetlint.trace import TraceOptions, torch_available
+from resnetlint.trace import TraceOptions
 
 from helpers import FIXTURES
 

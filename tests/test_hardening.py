@@ -15,7 +15,6 @@ import os
 import random
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -29,9 +28,8 @@ import pytest
 
 from resnetlint.api import Settings, check_paths
 from resnetlint.engine import check_text
-from resnetlint.source import MAX_FILE_BYTES
 
-from helpers import FIXTURES, ROOT
+from helpers import FIXTURES
 
 BUGGY = FIXTURES / "seeds" / "seed003_block.py"
 SCRIPT = Path(sys.executable).with_name("resnetlint")

@@ -1,11 +1,9 @@
 """The built wheel works on its own: a non-editable install into a fresh
 virtualenv (without torch) gives a ``resnetlint`` with every rule."""
 import json
-import os
 import subprocess
 import sys
 import venv
-from pathlib import Path
 
 import pytest
 

@@ -3,7 +3,6 @@ world, and how forward's values flow."""
 import textwrap
 
 import libcst as cst
-import pytest
 
 from resnetlint.model.block import FileAnalysis, channels_of, input_channels, residual_adds, stride_of
 from resnetlint.model.layers import sequential_children, summary_of

@@ -1,6 +1,5 @@
 """The dynamic shape-trace: confirmations on the fixtures, containment of
 hostile user code, degradation without torch, devices."""
-import os
 import shutil
 import subprocess
 import sys

@@ -21,7 +21,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import libcst as cst
 
-from .context import LOCAL_PREFIX, ModuleContext
+from .context import ModuleContext
 from .lite import make
 from .syntax import walk
 from .init_exec import Frame, Interpreter, World, _is_self, _target_names
@@ -765,7 +765,6 @@ class ForwardExecutor:
                             cond = self.interp._compare(type(comparison.operator).__name__, lhs.static, rhs.static)
                         else:
                             cond = None
-                            conds_inputs = (lhs, rhs)
                         nxt.append((s2, rhs, conds + [(cond, lhs, rhs)]))
                 results = nxt
             for s2, _, conds in results:

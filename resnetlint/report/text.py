@@ -7,7 +7,7 @@ pre-commit invocation and must start fast.
 from __future__ import annotations
 
 import os
-from typing import IO, List, Optional
+from typing import IO, List
 
 from ..findings import Finding
 
