@@ -303,6 +303,19 @@ def fetch_wheels(cache: Path, wheelhouse: Optional[Path]) -> Dict[str, Path]:
     return wheels
 
 
+def extract_python_sources(wheel: Path, target: Path) -> None:
+    """The wheel's ``*.py`` files under ``target`` (paths that would leave it
+    are skipped).  Also used by tests/test_corpus.py."""
+    with zipfile.ZipFile(wheel) as archive:
+        for member in archive.namelist():
+            parts = Path(member).parts
+            if not member.endswith(".py") or member.startswith("/") or ".." in parts:
+                continue
+            destination = target.joinpath(*parts)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(archive.read(member))
+
+
 def unpack_corpus(cache: Path, wheels: Dict[str, Path]) -> List[PackageInfo]:
     """Unpack each wheel's ``*.py`` files into ``<cache>/corpus/<package>/``
     (once: a stamp under ``<cache>/stamps`` records what was unpacked)."""
@@ -319,14 +332,7 @@ def unpack_corpus(cache: Path, wheels: Dict[str, Path]) -> List[PackageInfo]:
                 continue
         log(f"unpacking {wheel.name} ...")
         tmp = Path(tempfile.mkdtemp(dir=tmp_root))
-        with zipfile.ZipFile(wheel) as archive:
-            for member in archive.namelist():
-                parts = Path(member).parts
-                if not member.endswith(".py") or member.startswith("/") or ".." in parts:
-                    continue
-                destination = tmp.joinpath(*parts)
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                destination.write_bytes(archive.read(member))
+        extract_python_sources(wheel, tmp)
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
         files, lines = count_tree(target)

@@ -125,7 +125,8 @@ def _suppress(findings: List[Finding], text: str, rules: Sequence[Rule], path: s
     unused_rule = next((rule for rule in rules if getattr(rule, "file_level", False) and rule.code == "RL100"), None)
     if unused_rule is not None:
         enabled = {rule.code for rule in rules}
-        kept = kept + noqa.apply(unused_rule.report(outcome.directives, enabled, path, split_lines(text)), text).kept
+        unused = unused_rule.report(outcome.directives, enabled, path, split_lines(text))
+        kept = kept + noqa.apply(unused, text, outcome.directives).kept  # `# noqa: RL100` silences RL100
     return kept
 
 

@@ -38,6 +38,7 @@ LINE_DIRECTIVE = re.compile(rf"#\s*noqa(?::\s*(?P<codes>{CODE}(?:[,\s]+{CODE})*)
 FILE_DIRECTIVE = re.compile(rf"#\s*resnetlint\s*:\s*noqa(?::\s*(?P<codes>{CODE}(?:[,\s]+{CODE})*))?", re.IGNORECASE)
 CLASS_LINE = re.compile(r"^\s*class\s+(?P<name>[A-Za-z_]\w*)")
 OUR_CODE = re.compile(r"^RL[0-9]+$")
+ANY_NOQA = re.compile("noqa", re.IGNORECASE)
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Directive:
 def directives(text: str) -> List[Directive]:
     """Every suppression comment in ``text`` (empty when it has none or does
     not tokenize)."""
-    if "noqa" not in text and "NOQA" not in text.upper():
+    if ANY_NOQA.search(text) is None:  # most files: one scan, no copy, no tokenizing
         return []
     lines = text.splitlines(True)
     found: List[Directive] = []
@@ -118,9 +119,10 @@ class Suppressed:
     directives: List[Directive]
 
 
-def apply(findings: List[Finding], text: str) -> Suppressed:
-    """Drop suppressed findings, recording which directive codes were used."""
-    found = directives(text)
+def apply(findings: List[Finding], text: str, found: Optional[List[Directive]] = None) -> Suppressed:
+    """Drop suppressed findings, recording which directive codes were used
+    (``found``: the file's directives when already parsed)."""
+    found = directives(text) if found is None else found
     if not found:
         return Suppressed(findings, 0, found)
     by_line: Dict[int, List[Directive]] = {}

@@ -33,7 +33,6 @@ import os
 import re
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -143,15 +142,13 @@ def _fetch_wheels() -> List[Path]:
 def _unpack(wheels: List[Path], target: Path) -> None:
     """Every ``*.py`` of every wheel under ``target`` (the packages' own
     top-level directories: timm/, torchvision/, ...)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    try:
+        from bench import extract_python_sources  # the bench's own unpacking (stdlib only)
+    finally:
+        sys.path.pop(0)
     for wheel in wheels:
-        with zipfile.ZipFile(wheel) as archive:
-            for member in archive.namelist():
-                parts = Path(member).parts
-                if not member.endswith(".py") or member.startswith("/") or ".." in parts:
-                    continue
-                destination = target.joinpath(*parts)
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                destination.write_bytes(archive.read(member))
+        extract_python_sources(wheel, target)
     # A project of its own: no configuration from above applies.
     (target / "pyproject.toml").write_text("[tool.resnetlint]\n")
 
