@@ -85,34 +85,45 @@ def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool) -> File
     result.module = module
     reported: List[_Reported] = []
     with using_index(index):
+        analysis = None
         try:
             analysis = FileAnalysis(module, facts, path)
-            blocks = analysis.blocks()
+            _run_rules(analysis, rules, index, scan, path, result, reported)
         except RecursionError:
             return result  # pathologically nested code: nothing to say about it
         except Exception as exc:  # noqa: BLE001 - contained, reported as RL999
             result.findings.append(_internal_error(exc, path, 1, "the block model", ""))
             result.tracebacks.append(_traceback(path, "the block model"))
             return result
-        result.classes = len(blocks)
-        for block in blocks:
-            result.blocks[block.name] = _block_info(block, index, scan)
-        for block in blocks:
-            for rule in rules:
-                try:
-                    for violation in rule.check(block, analysis):
-                        reported.append(_Reported(rule, block, violation))
-                except RecursionError:
-                    continue
-                except Exception as exc:  # noqa: BLE001
-                    line = _class_line(block, index)
-                    result.findings.append(_internal_error(exc, path, line, f"rule {rule.code}", block.name))
-                    result.tracebacks.append(_traceback(path, f"rule {rule.code} (class {block.name})"))
+        finally:
+            if analysis is not None:
+                analysis.release()
     if reported:
         newline = next((line[len(line.rstrip("\r\n")):] for line in lines if line.endswith(("\n", "\r"))), "\n")
         result.findings.extend(_locate(reported, index, path, lines, newline))
     result.findings = _dedupe(_suppress(result.findings, text, rules, path))
     return result
+
+
+def _run_rules(analysis: FileAnalysis, rules: Sequence[Rule], index: SourceIndex, scan: FileScan, path: str,
+               result: FileResult, reported: List[_Reported]) -> None:
+    """Model every module class, then run each rule on each block; a rule
+    that fails becomes an RL999 finding and the others go on."""
+    blocks = analysis.blocks()
+    result.classes = len(blocks)
+    for block in blocks:
+        result.blocks[block.name] = _block_info(block, index, scan)
+    for block in blocks:
+        for rule in rules:
+            try:
+                for violation in rule.check(block, analysis):
+                    reported.append(_Reported(rule, block, violation))
+            except RecursionError:
+                continue
+            except Exception as exc:  # noqa: BLE001
+                line = _class_line(block, index)
+                result.findings.append(_internal_error(exc, path, line, f"rule {rule.code}", block.name))
+                result.tracebacks.append(_traceback(path, f"rule {rule.code} (class {block.name})"))
 
 
 def _suppress(findings: List[Finding], text: str, rules: Sequence[Rule], path: str) -> List[Finding]:

@@ -562,6 +562,13 @@ def _snapshot(root: Path):
             if p.is_file() and not p.name.endswith(".resnetlint")}
 
 
+def _diff(expected: bytes, actual: bytes) -> str:
+    import difflib
+
+    return "".join(difflib.unified_diff(expected.decode(errors="replace").splitlines(True),
+                                        actual.decode(errors="replace").splitlines(True), "fixed", "found"))[-3000:]
+
+
 def test_interrupted_fix_leaves_every_file_old_or_fully_fixed(tmp_path):
     original_root = tmp_path / "original"
     _fixable_tree(original_root)
@@ -605,7 +612,8 @@ def test_interrupted_fix_leaves_every_file_old_or_fully_fixed(tmp_path):
             if now[name] == original[name]:
                 outcomes["old"] += name in changed
             else:
-                assert now[name] == reference[name], f"{name} is neither old nor fixed after {sig!r}"
+                assert now[name] == reference[name], \
+                    f"{name} is neither old nor fixed after {sig!r}:\n" + _diff(reference[name], now[name])
                 outcomes["new"] += 1
         if sig != signal.SIGKILL:
             leftovers = [p.name for p in root.rglob(".*") if p.name.endswith(".resnetlint")]
