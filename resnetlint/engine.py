@@ -129,11 +129,13 @@ def _run_rules(analysis: FileAnalysis, rules: Sequence[Rule], index: SourceIndex
 def _suppress(findings: List[Finding], text: str, rules: Sequence[Rule], path: str) -> List[Finding]:
     """Drop what ``# noqa`` comments suppress; RL100 reports those that
     suppressed nothing (see :mod:`resnetlint.noqa`)."""
+    unused_rule = next((rule for rule in rules if getattr(rule, "file_level", False) and rule.code == "RL100"), None)
+    if not findings and (unused_rule is None or not noqa.may_name_our_codes(text)):
+        return findings  # nothing to suppress and no directive RL100 could report
     outcome = noqa.apply(findings, text)
     if not outcome.directives:
         return findings
     kept = outcome.kept
-    unused_rule = next((rule for rule in rules if getattr(rule, "file_level", False) and rule.code == "RL100"), None)
     if unused_rule is not None:
         enabled = {rule.code for rule in rules}
         unused = unused_rule.report(outcome.directives, enabled, path, split_lines(text))

@@ -39,6 +39,16 @@ FILE_DIRECTIVE = re.compile(rf"#\s*resnetlint\s*:\s*noqa(?::\s*(?P<codes>{CODE}(
 CLASS_LINE = re.compile(r"^\s*class\s+(?P<name>[A-Za-z_]\w*)")
 OUR_CODE = re.compile(r"^RL[0-9]+$")
 ANY_NOQA = re.compile("noqa", re.IGNORECASE)
+# A directive naming one of our codes has ``noqa:`` and then ``RL<digit>`` on
+# its line.  A superset (it ignores comments vs strings), cheap to search.
+MAY_NAME_OUR_CODES = re.compile(r"noqa\s*:[^\r\n]*?rl[0-9]", re.IGNORECASE)
+
+
+def may_name_our_codes(text: str) -> bool:
+    """False when no suppression comment in ``text`` can name a resnetlint
+    code: a file with no findings then has nothing for RL100 to judge, and is
+    not tokenized."""
+    return MAY_NAME_OUR_CODES.search(text) is not None
 
 
 @dataclass

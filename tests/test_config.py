@@ -223,6 +223,19 @@ def test_unused_noqa_is_reported_and_fixed(tmp_path):
     assert invoke(str(path), "--select", "RL100,RL101,RL202").exit_code == 0
 
 
+def test_a_clean_file_is_only_tokenized_when_a_comment_may_name_our_codes(tmp_path):
+    from resnetlint.noqa import may_name_our_codes
+
+    assert may_name_our_codes("x = 1  # noqa:rl104\n") and may_name_our_codes("# resnetlint: NOQA: E501, RL3\n")
+    assert not may_name_our_codes("import os  # noqa: F401\nx = 1  # noqa\n# RL101 elsewhere\n")
+    clean = STALE.replace("out = self.conv2(x)", "out = self.conv2(out)")\
+        .replace("nn.Conv2d(c, c, 3, padding=1)\n", "nn.Conv2d(c, c, 3, padding=1, bias=False)\n")
+    assert codes_in(_lint_text(tmp_path, clean + "import os  # noqa: F401\n", "--select", "RL1").output) == []
+    # Lower case, on a file with no findings at all: still judged.
+    found = codes_in(_lint_text(tmp_path, "# resnetlint: noqa: rl202\n" + clean, "--select", "RL1,RL2").output)
+    assert found == [("RL100", "block.py", 1)]
+
+
 def test_add_noqa_suppresses_everything_and_is_idempotent(tmp_path):
     path = tmp_path / "block.py"
     path.write_text(STALE.replace("out = self.conv2(x)", "out = self.conv2(x)  # noqa: E501"))

@@ -23,6 +23,7 @@ import libcst as cst
 
 from .context import ModuleContext
 from .lite import make
+from .records import record
 from .syntax import walk
 from .init_exec import Frame, Interpreter, World, _is_self, _target_names
 from .symbolic import Cond, Facts, fresh_truth, negate
@@ -108,7 +109,7 @@ class FVal:
         return self.kind == "layer"
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class AssignEvent:
     var: str
     old: Optional[FVal]
@@ -118,7 +119,7 @@ class AssignEvent:
     facts: Facts
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class AddEvent:
     node: cst.CSTNode  # BinaryOperation, AugAssign or Call
     left: FVal
@@ -130,7 +131,7 @@ class AddEvent:
     facts: Facts
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class InplaceEvent:
     node: cst.CSTNode  # the call or augmented assignment that mutates
     target: FVal  # the value mutated

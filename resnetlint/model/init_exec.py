@@ -25,6 +25,7 @@ import libcst as cst
 
 from . import layers as L
 from .context import LOCAL_PREFIX, ModuleContext
+from .records import record
 from .syntax import iter_children
 from .symbolic import (
     EMPTY_FACTS,
@@ -86,14 +87,14 @@ class TooComplex(Exception):
     """The class has more alternative constructions than we explore."""
 
 
-@dataclass(frozen=True)
+@record(eq=True)
 class Decision:
     cond: Cond
     taken: bool
     node: cst.CSTNode
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class AttrAssign:
     """One assignment of ``self.<name>``."""
 

@@ -22,9 +22,10 @@ its guard.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Dict, FrozenSet, Iterable, Optional, Tuple, Union
+
+from .records import record
 
 Atom = str
 Monomial = Tuple[Tuple[Atom, int], ...]
@@ -222,29 +223,29 @@ def provably_different(a: Optional[Num], b: Optional[Num]) -> bool:
 # ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(eq=True)
 class Cmp:
     op: str  # "==", "!=", "<", "<=", ">", ">="
     left: Num
     right: Num
 
 
-@dataclass(frozen=True)
+@record(eq=True)
 class And:
     items: Tuple["Cond", ...]
 
 
-@dataclass(frozen=True)
+@record(eq=True)
 class Or:
     items: Tuple["Cond", ...]
 
 
-@dataclass(frozen=True)
+@record(eq=True)
 class Not:
     item: "Cond"
 
 
-@dataclass(frozen=True)
+@record(eq=True)
 class Truth:
     """An opaque boolean with a stable key (``self.training``, ``downsample is None``).
 

@@ -15,6 +15,7 @@ from typing import Dict, FrozenSet, Optional, Tuple, Union
 
 import libcst as cst
 
+from .records import record
 from .symbolic import Cond, Num
 from .torch_api import LayerType
 
@@ -28,7 +29,7 @@ class Value:
         return type(self).__name__
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class Loc:
     """A value and where it was written.
 
@@ -45,7 +46,7 @@ class Loc:
         return Loc(value, self.node, self.local)
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class NumV(Value):
     num: Num
 
@@ -53,12 +54,12 @@ class NumV(Value):
         return self.num.render()
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class BoolV(Value):
     cond: Cond
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class NoneV(Value):
     def describe(self) -> str:
         return "None"
@@ -67,17 +68,17 @@ class NoneV(Value):
 NONE = NoneV()
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class StrV(Value):
     text: str
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class TupleV(Value):
     items: Tuple[Loc, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class Item:
     """One element of a list being built; ``segment`` groups the items a loop
     appended in one iteration (chains are only compared inside a segment)."""
@@ -86,7 +87,7 @@ class Item:
     segment: Optional[int] = None
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class ListV(Value):
     items: Tuple[Item, ...] = ()
     complete: bool = True  # False once something unknown was added or removed
@@ -104,13 +105,13 @@ class ListV(Value):
         return ListV(self.items, False)
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class DictV(Value):
     items: Tuple[Tuple[str, Loc], ...] = ()
     complete: bool = True
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class AltV(Value):
     """``A if cond else B`` with an undecided ``cond``: alternatives, each with
     the condition under which it is the value.  Never merged: rules and the
@@ -120,7 +121,7 @@ class AltV(Value):
     test: Optional[cst.CSTNode] = None  # the condition as written, when there is one
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class ParamV(Value):
     """A constructor (or helper) parameter that is not used as a number, or an
     attribute of one (``block.expansion``)."""
@@ -132,7 +133,7 @@ class ParamV(Value):
         return self.name
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class SelfV(Value):
     pass
 
@@ -140,12 +141,12 @@ class SelfV(Value):
 SELF = SelfV()
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class SuperV(Value):
     pass
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class QualV(Value):
     """A dotted name we can resolve (``torch.nn``, ``torch.nn.Conv2d``,
     ``functools.partial``, ``<local>.conv3x3``)."""
@@ -153,14 +154,14 @@ class QualV(Value):
     qualname: str
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class MethodV(Value):
     """A bound method of ``self`` defined in the class (or a same-file base)."""
 
     name: str
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class BoundMethodV(Value):
     """``value.method`` for a non-self receiver (``layers.append``)."""
 
@@ -168,14 +169,14 @@ class BoundMethodV(Value):
     name: str
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class PartialV(Value):
     func: Loc
     args: Tuple[Loc, ...]
     kwargs: Tuple[Tuple[str, Loc], ...]
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class OpaqueV(Value):
     """The result of a call we cannot interpret.  Used as a number it becomes
     an opaque atom (``make_divisible(c * 4, 8)``), so two identical calls
@@ -185,7 +186,7 @@ class OpaqueV(Value):
     args: Tuple[Loc, ...] = ()
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class UnknownV(Value):
     reason: str = ""
 
@@ -193,7 +194,7 @@ class UnknownV(Value):
 UNKNOWN = UnknownV()
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class LayerV(Value):
     spec: "LayerSpec"
 
@@ -201,7 +202,7 @@ class LayerV(Value):
         return self.spec.label
 
 
-@dataclass(frozen=True)
+@record(eq=True)
 class Summary:
     """How a layer transforms a tensor, as far as we know.
 
