@@ -3,6 +3,7 @@ world, and how forward's values flow."""
 import textwrap
 
 import libcst as cst
+import pytest
 
 from resnetlint.model.block import FileAnalysis, channels_of, input_channels, residual_adds, stride_of
 from resnetlint.model.layers import sequential_children, summary_of
@@ -318,3 +319,30 @@ def test_call_sites_that_pass_equal_widths_make_them_equal():
     assert [f.code for f in check_source(PRELUDE + block + passed_around, settings=rl205)] == ["RL205"]
     facts = collect_facts(ast.parse(PRELUDE + block + users))
     assert facts.call_sites["P"] == [(("Name(id='d', ctx=Load())",) * 2, {})]
+
+
+def test_records_are_frozen_dataclasses_with_the_same_construction_rules():
+    import dataclasses
+    import pickle
+
+    from resnetlint.model.records import record
+    from resnetlint.model.symbolic import Cmp, Num
+
+    @record
+    class Point:
+        x: int
+        y: int = 2
+        tags: list = dataclasses.field(default_factory=list)
+
+    first, second = Point(1), Point(1, 3, ["a"])
+    assert (first.x, first.y, first.tags, second.y, second.tags) == (1, 2, [], 3, ["a"])
+    assert first.tags is not Point(1).tags  # a fresh default per instance
+    assert dataclasses.replace(second, x=5).x == 5 and repr(first).endswith("Point(x=1, y=2, tags=[])")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.x = 3
+    with pytest.raises(TypeError):
+        Point()  # a required field stays required
+    condition = Cmp("==", Num.atom("c"), Num.const(1))
+    same = Cmp("==", Num.atom("c"), Num.const(1))
+    assert condition == same and hash(condition) == hash(same) and len({condition, same}) == 1
+    assert "_record_hash" not in pickle.loads(pickle.dumps(condition)).__dict__
