@@ -142,7 +142,7 @@ class FileScan:
                 continue
             if kind is ast.Call:
                 self._call(node, cls, method, class_calls)
-            for child in ast.iter_child_nodes(node):
+            for child in _children(node):
                 stack.append((child, top, cls, method, False, scoped))
         self._finish_calls(class_calls)
 
@@ -227,8 +227,30 @@ def _plain(value):
     raise ValueError("not plain data")
 
 
-def _children(node: ast.AST):
-    return ast.iter_child_nodes(node)
+# Fields that never hold a node (or hold only an expression context, which
+# the scan has no use for): skipped without being read.  Not ``name``: a
+# string mostly, but a node in ``type X = ...`` (Python 3.12).
+_LEAF_FIELDS = frozenset({"ctx", "id", "attr", "asname", "module", "level", "arg", "kind", "conversion",
+                          "is_async", "type_comment", "simple", "lineno"})
+_NODE_FIELDS: Dict[type, tuple] = {}
+
+
+def _children(node: ast.AST) -> List[ast.AST]:
+    """The child nodes, in ``ast.iter_child_nodes`` order but without
+    expression contexts; ~2x faster than it (no generators, fields that
+    cannot hold a node are not read)."""
+    kind = type(node)
+    fields = _NODE_FIELDS.get(kind)
+    if fields is None:
+        fields = _NODE_FIELDS[kind] = tuple(f for f in kind._fields if f not in _LEAF_FIELDS)
+    out: List[ast.AST] = []
+    for name in fields:
+        value = getattr(node, name, None)
+        if type(value) is list:
+            out.extend(item for item in value if isinstance(item, ast.AST))
+        elif isinstance(value, ast.AST):
+            out.append(value)
+    return out
 
 
 def collect_facts(tree: ast.Module) -> FileFacts:

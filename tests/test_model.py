@@ -346,3 +346,27 @@ def test_records_are_frozen_dataclasses_with_the_same_construction_rules():
     same = Cmp("==", Num.atom("c"), Num.const(1))
     assert condition == same and hash(condition) == hash(same) and len({condition, same}) == 1
     assert "_record_hash" not in pickle.loads(pickle.dumps(condition)).__dict__
+
+
+def test_the_prefilter_walks_the_same_children_as_ast_in_the_same_order():
+    import ast
+    from pathlib import Path
+
+    from resnetlint.prefilter import _children
+
+    snippet = textwrap.dedent("""\
+        @decorator(x)
+        class A(B, metaclass=M):
+            def f(self, a, *b, c=1, **d) -> int:
+                match a:
+                    case [1, *rest] if rest:
+                        return {**d, "k": f"{a!r:>{c}}"}
+                    case {"k": v, **other}:
+                        pass
+                return [y async for y in b] if a else lambda q: q
+    """)
+    sources = [snippet] + [p.read_text() for p in sorted(Path(__file__).parent.parent.glob("resnetlint/**/*.py"))]
+    for source in sources:
+        for node in ast.walk(ast.parse(source)):
+            expected = [c for c in ast.iter_child_nodes(node) if not isinstance(c, ast.expr_context)]
+            assert _children(node) == expected, ast.dump(node)[:200]

@@ -61,40 +61,20 @@ class LiteBuilder:
     def __init__(self, lines: Sequence[str]):
         self.lines = lines
         self.index = LiteIndex(list(lines))
-        self._ascii: Dict[int, bool] = {}
 
     # -- positions ------------------------------------------------------------
-    def _column(self, line: int, byte_column: int) -> int:
-        """ast columns are UTF-8 byte offsets; ours count characters."""
-        if not (1 <= line <= len(self.lines)):
-            return byte_column
-        text = self.lines[line - 1]
-        ascii_only = self._ascii.get(line)
-        if ascii_only is None:
-            ascii_only = self._ascii[line] = text.isascii()
-        if ascii_only:
-            return byte_column
-        return len(text.encode("utf-8")[:byte_column].decode("utf-8", errors="ignore"))
-
-    def _position(self, node: ast.AST) -> Optional[Position]:
-        line = getattr(node, "lineno", None)
-        if line is None:
-            return None
-        end_line = node.end_lineno or line
-        return (line, self._column(line, node.col_offset), end_line, self._column(end_line, node.end_col_offset or 0))
-
+    # Each node records the ast node it was built from; the index turns that
+    # into a position only when asked (for the few nodes that are reported).
     def _mk(self, cls, source: Optional[ast.AST], **fields):
         node = make(cls, **fields)
         if source is not None:
-            position = self._position(source)
-            if position is not None:
-                self.index.record(node, position)
+            self.index.record(node, source)
         return node
 
     def _name(self, value: str, source: Optional[ast.AST] = None, position: Optional[Position] = None):
         node = make(cst.Name, value=value)
         if source is not None:
-            self.index.record(node, self._position(source))
+            self.index.record(node, source)
         elif position is not None:
             self.index.record(node, position)
         return node
@@ -329,7 +309,7 @@ class LiteBuilder:
         result = values[0]
         for source, value in zip(node.values[1:], values[1:]):
             result = make(cst.BooleanOperation, left=result, operator=make(operator), right=value)
-        self.index.record(result, self._position(node))
+        self.index.record(result, node)
         return result
 
     def expr_Compare(self, node: ast.Compare):

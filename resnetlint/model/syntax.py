@@ -162,20 +162,47 @@ class LibcstIndex(SourceIndex):
 
 
 class LiteIndex(SourceIndex):
-    """For modules built by the lite front end: positions recorded from the
-    ``ast`` (byte columns turned into character columns), text sliced from the
-    source lines."""
+    """For modules built by the lite front end: positions read from the
+    ``ast`` node each lite node was built from (byte columns turned into
+    character columns) when first asked for, since only reported nodes ever
+    are; text sliced from the source lines."""
 
     def __init__(self, lines: List[str]):
         self.lines = lines
-        self.positions: Dict[int, Tuple[cst.CSTNode, Position]] = {}
+        # id(node) -> (node, its position or the ast node to read it from)
+        self.positions: Dict[int, Tuple[cst.CSTNode, object]] = {}
 
-    def record(self, node, position: Position) -> None:
-        self.positions[id(node)] = (node, position)
+    def record(self, node, where) -> None:
+        """``where``: a :data:`Position`, or an ``ast`` node with one."""
+        self.positions[id(node)] = (node, where)
 
     def position(self, node) -> Optional[Position]:
         found = self.positions.get(id(node))
-        return found[1] if found is not None else None
+        if found is None:
+            return None
+        where = found[1]
+        if where is None or type(where) is tuple:
+            return where
+        position = self._ast_position(where)
+        self.positions[id(node)] = (node, position)
+        return position
+
+    def _ast_position(self, source) -> Optional[Position]:
+        line = getattr(source, "lineno", None)
+        if line is None:
+            return None
+        end_line = source.end_lineno or line
+        return (line, self._column(line, source.col_offset), end_line,
+                self._column(end_line, source.end_col_offset or 0))
+
+    def _column(self, line: int, byte_column: int) -> int:
+        """ast columns are UTF-8 byte offsets; ours count characters."""
+        if not (1 <= line <= len(self.lines)):
+            return byte_column
+        text = self.lines[line - 1]
+        if text.isascii():
+            return byte_column
+        return len(text.encode("utf-8")[:byte_column].decode("utf-8", errors="ignore"))
 
     def text(self, node) -> str:
         position = self.position(node)
