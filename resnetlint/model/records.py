@@ -25,7 +25,9 @@ def record(cls: Optional[type] = None, *, eq: bool = False) -> Any:
     ``__init__`` (and, with ``eq``, a cached hash)."""
     def wrap(target: type) -> type:
         own_init = "__init__" in target.__dict__
-        made = dataclasses.dataclass(frozen=True, eq=eq)(target)
+        # init=False: dataclasses need not generate (exec) an __init__ that
+        # is replaced at once; import time counts for the pre-commit case.
+        made = dataclasses.dataclass(frozen=True, eq=eq, init=False)(target)
         if not own_init:
             made.__init__ = _fast_init(made)
         if eq:
