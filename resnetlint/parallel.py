@@ -77,6 +77,8 @@ def _batches(paths: Sequence[str], count: int) -> List[List[str]]:
 def _run_batch(check: Callable[[str], FileResult], paths: List[str]) -> List[FileResult]:
     # The model allocates many short-lived objects; reference counting frees
     # them, and the cyclic collector would only rescan them over and over.
+    # A collection now and then catches the few cycles; what survives it
+    # (the results so far) is frozen, so the next one does not scan it again.
     enabled = gc.isenabled()
     gc.disable()
     results = []
@@ -87,7 +89,9 @@ def _run_batch(check: Callable[[str], FileResult], paths: List[str]) -> List[Fil
             results.append(result)
             if index % 64 == 63:
                 gc.collect()
+                gc.freeze()
     finally:
+        gc.unfreeze()
         if enabled:
             gc.enable()
     return results

@@ -24,6 +24,14 @@ from .syntax import LiteIndex, Position
 
 _new = object.__new__
 _set = object.__setattr__
+# Slot setters of the most frequent nodes (what ``make`` does, minus the
+# keyword-argument dictionary and the attribute lookup by name).
+_set_name_value = cst.Name.value.__set__
+_set_attribute_value = cst.Attribute.value.__set__
+_set_attribute_attr = cst.Attribute.attr.__set__
+_set_arg_value = cst.Arg.value.__set__
+_set_arg_keyword = cst.Arg.keyword.__set__
+_set_arg_star = cst.Arg.star.__set__
 
 
 def make(cls, **fields):
@@ -99,10 +107,9 @@ class LiteBuilder:
         return make(cst.Else, body=self.block(statements)) if statements else None
 
     def statement(self, node: ast.stmt):
-        kind = type(node)
-        method = getattr(self, "stmt_" + kind.__name__, None)
+        method = _STATEMENTS.get(type(node).__name__)
         if method is not None:
-            return method(node)
+            return method(self, node)
         small = self.small(node)
         return self._mk(cst.SimpleStatementLine, node, body=[small])
 
@@ -110,10 +117,10 @@ class LiteBuilder:
         kind = type(node)
         if kind in _SIMPLE_STATEMENTS:
             return self._mk(_SIMPLE_STATEMENTS[kind], node)
-        method = getattr(self, "small_" + kind.__name__, None)
+        method = _SMALL_STATEMENTS.get(kind.__name__)
         if method is None:
             return self._mk(cst.Pass, node)  # global/nonlocal and newer forms: nothing for the model
-        return method(node)
+        return method(self, node)
 
     def small_Assign(self, node: ast.Assign):
         targets = [make(cst.AssignTarget, target=self.expr(t)) for t in node.targets]
@@ -252,14 +259,19 @@ class LiteBuilder:
         return self.expr(node) if node is not None else None
 
     def expr(self, node: ast.AST):
-        method = getattr(self, "expr_" + type(node).__name__, None)
+        method = _EXPRESSIONS.get(type(node).__name__)
         if method is None:
             # Anything newer than the model knows: a name that resolves to nothing.
             return self._mk(cst.Name, node, value="<unsupported>")
-        return method(node)
+        return method(self, node)
 
+    # The most frequent nodes skip ``make``'s keyword arguments and set their
+    # slots directly (names alone are a third of all nodes).
     def expr_Name(self, node: ast.Name):
-        return self._mk(cst.Name, node, value=node.id)
+        name = _new(cst.Name)
+        _set_name_value(name, node.id)
+        self.index.record(name, node)
+        return name
 
     def expr_Constant(self, node: ast.Constant):
         value = node.value
@@ -281,7 +293,13 @@ class LiteBuilder:
         return self._mk(cst.FormattedString, node, parts=parts)
 
     def expr_Attribute(self, node: ast.Attribute):
-        return self._mk(cst.Attribute, node, value=self.expr(node.value), attr=self._name(node.attr))
+        attribute = _new(cst.Attribute)
+        _set_attribute_value(attribute, self.expr(node.value))
+        attr = _new(cst.Name)
+        _set_name_value(attr, node.attr)
+        _set_attribute_attr(attribute, attr)
+        self.index.record(attribute, node)
+        return attribute
 
     def expr_Call(self, node: ast.Call):
         args = []
@@ -289,7 +307,11 @@ class LiteBuilder:
             if isinstance(arg, ast.Starred):
                 args.append(make(cst.Arg, value=self.expr(arg.value), keyword=None, star="*"))
             else:
-                args.append(make(cst.Arg, value=self.expr(arg), keyword=None, star=""))
+                positional = _new(cst.Arg)
+                _set_arg_value(positional, self.expr(arg))
+                _set_arg_keyword(positional, None)
+                _set_arg_star(positional, "")
+                args.append(positional)
         for keyword in node.keywords:
             name = self._name(keyword.arg) if keyword.arg is not None else None
             args.append(make(cst.Arg, value=self.expr(keyword.value), keyword=name,
@@ -397,6 +419,11 @@ class LiteBuilder:
 
     def expr_YieldFrom(self, node):
         return self._mk(cst.Yield, node, value=make(cst.From, item=self.expr(node.value)))
+
+
+_STATEMENTS = {name[len("stmt_"):]: f for name, f in vars(LiteBuilder).items() if name.startswith("stmt_")}
+_SMALL_STATEMENTS = {name[len("small_"):]: f for name, f in vars(LiteBuilder).items() if name.startswith("small_")}
+_EXPRESSIONS = {name[len("expr_"):]: f for name, f in vars(LiteBuilder).items() if name.startswith("expr_")}
 
 
 def build(lines: Sequence[str], statements: Sequence[ast.stmt], members: Dict[int, List[ast.stmt]]):
