@@ -142,8 +142,18 @@ class FileScan:
                 continue
             if kind is ast.Call:
                 self._call(node, cls, method, class_calls)
+            # Names and constants (half of all nodes) are handled here rather
+            # than pushed and popped: the same effect as the branch above.
             for child in _children(node):
-                stack.append((child, top, cls, method, False, scoped))
+                child_kind = type(child)
+                if child_kind is ast.Name:
+                    if type(child.ctx) is ast.Load:
+                        self.used[top].add(child.id)
+                        self._class_loads[child.id] = self._class_loads.get(child.id, 0) + 1
+                    elif not scoped:
+                        self.bound[top].add(child.id)
+                elif child_kind is not ast.Constant:
+                    stack.append((child, top, cls, method, False, scoped))
         self._finish_calls(class_calls)
 
     def _self_load(self, cls: _ClassScan, method: str, attr: str, is_base: bool) -> None:
@@ -247,7 +257,10 @@ def _children(node: ast.AST) -> List[ast.AST]:
     for name in fields:
         value = getattr(node, name, None)
         if type(value) is list:
-            out.extend(item for item in value if isinstance(item, ast.AST))
+            if None in value or (value and type(value[0]) is str):  # dict keys with **, global names
+                out.extend(item for item in value if isinstance(item, ast.AST))
+            else:
+                out.extend(value)
         elif isinstance(value, ast.AST):
             out.append(value)
     return out

@@ -358,6 +358,7 @@ def test_the_prefilter_walks_the_same_children_as_ast_in_the_same_order():
         @decorator(x)
         class A(B, metaclass=M):
             def f(self, a, *b, c=1, **d) -> int:
+                global counter, total
                 match a:
                     case [1, *rest] if rest:
                         return {**d, "k": f"{a!r:>{c}}"}
