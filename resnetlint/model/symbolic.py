@@ -32,6 +32,13 @@ Monomial = Tuple[Tuple[Atom, int], ...]
 OPAQUE_PREFIX = "@"
 
 
+_ZERO, _ONE = Fraction(0), Fraction(1)
+_CACHED_CONSTANT_LIMIT = 4096  # constants made once: the small ones (widths, kernels, strides)
+_CACHED_ATOMS_LIMIT = 65536  # atoms made once, up to this many (a per-process table)
+_CONSTANTS: Dict[Union[int, Fraction], "Num"] = {}
+_ATOMS: Dict[Atom, "Num"] = {}
+
+
 class Num:
     """A canonical polynomial with rational coefficients over named atoms."""
 
@@ -43,13 +50,25 @@ class Num:
         self._hash = hash(cleaned)
 
     # -- construction -------------------------------------------------------
+    # Nums are immutable, so the small constants and the atoms that every
+    # expression starts from are made once (they were ~4% of a run).
     @staticmethod
     def const(value: Union[int, Fraction]) -> "Num":
-        return Num({(): Fraction(value)})
+        made = _CONSTANTS.get(value)
+        if made is None:
+            made = Num({(): Fraction(value)})
+            if -_CACHED_CONSTANT_LIMIT <= value <= _CACHED_CONSTANT_LIMIT:
+                _CONSTANTS[value] = made
+        return made
 
     @staticmethod
     def atom(name: Atom) -> "Num":
-        return Num({((name, 1),): Fraction(1)})
+        made = _ATOMS.get(name)
+        if made is None:
+            made = Num({((name, 1),): _ONE})
+            if len(_ATOMS) < _CACHED_ATOMS_LIMIT:
+                _ATOMS[name] = made
+        return made
 
     @staticmethod
     def opaque(func: str, args: Iterable["Num"]) -> "Num":
@@ -63,7 +82,7 @@ class Num:
     def const_value(self) -> Optional[Fraction]:
         if not self.is_const():
             return None
-        return self.terms[0][1] if self.terms else Fraction(0)
+        return self.terms[0][1] if self.terms else _ZERO
 
     def int_value(self) -> Optional[int]:
         value = self.const_value()
@@ -92,7 +111,7 @@ class Num:
     def __add__(self, other: "Num") -> "Num":
         out = dict(self.terms)
         for m, c in other.terms:
-            out[m] = out.get(m, Fraction(0)) + c
+            out[m] = out.get(m, _ZERO) + c
         return Num(out)
 
     def __neg__(self) -> "Num":
@@ -106,7 +125,7 @@ class Num:
         for m1, c1 in self.terms:
             for m2, c2 in other.terms:
                 m = _mono_mul(m1, m2)
-                out[m] = out.get(m, Fraction(0)) + c1 * c2
+                out[m] = out.get(m, _ZERO) + c1 * c2
         return Num(out)
 
     def truediv(self, other: "Num") -> "Num":
