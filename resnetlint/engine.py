@@ -112,8 +112,6 @@ def _run_rules(analysis: FileAnalysis, rules: Sequence[Rule], index: SourceIndex
     blocks = analysis.blocks()
     result.classes = len(blocks)
     for block in blocks:
-        result.blocks[block.name] = _block_info(block, index, scan)
-    for block in blocks:
         for rule in rules:
             try:
                 for violation in rule.check(block, analysis):
@@ -124,6 +122,9 @@ def _run_rules(analysis: FileAnalysis, rules: Sequence[Rule], index: SourceIndex
                 line = _class_line(block, index)
                 result.findings.append(_internal_error(exc, path, line, f"rule {rule.code}", block.name))
                 result.tracebacks.append(_traceback(path, f"rule {rule.code} (class {block.name})"))
+    flagged = {item.block.name for item in reported if item.block is not None}
+    for block in blocks:
+        result.blocks[block.name] = _block_info(block, index, scan, block.name in flagged)
 
 
 def _suppress(findings: List[Finding], text: str, rules: Sequence[Rule], path: str) -> List[Finding]:
@@ -143,13 +144,17 @@ def _suppress(findings: List[Finding], text: str, rules: Sequence[Rule], path: s
     return kept
 
 
-def _block_info(block: BlockModel, index: SourceIndex, scan: FileScan) -> BlockInfo:
+def _block_info(block: BlockModel, index: SourceIndex, scan: FileScan, flagged: bool) -> BlockInfo:
+    """What the trace needs to run the class.  It runs only classes with
+    findings (``flagged``) and residual blocks (``--trace-all``): for the
+    others (most classes) only that they are not residual is worked out."""
+    residual = any(residual_adds(flow) for _, flow in block.flows())
+    if not (residual or flagged):
+        return BlockInfo(block.name, 0, False, None, [])
     position = index.position(block.cls.name)
-    residual = False
     hint = None
     input_atoms: Set[str] = set()
     for _, flow in block.flows():
-        residual = residual or bool(residual_adds(flow))
         if flow.input is None:
             continue
         for value in flow.values:
