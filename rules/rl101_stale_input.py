@@ -47,7 +47,7 @@ checkpoint trained with the bug will behave differently.
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Set
+from typing import Callable, Iterator, List, Optional, Set
 
 from resnetlint.model.block import BlockModel, FileAnalysis, is_shortcut_name, main_chain, strip_elementwise
 from resnetlint.model.forward_exec import Flow, FVal, ancestors
@@ -65,7 +65,13 @@ class StaleInput(Rule):
 
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         flows = [flow for _, flow in block.flows()]
-        dead_everywhere = _dead_in_every_world(flows)
+        found: List[Set[tuple]] = []
+
+        def dead_everywhere() -> Set[tuple]:  # only worked out once a flow has a dead candidate (rarely)
+            if not found:
+                found.append(_dead_in_every_world(flows))
+            return found[0]
+
         for flow in flows:
             yield from _overwritten_chains(flow, dead_everywhere)
             yield from _unread_chains(flow, dead_everywhere)
@@ -317,12 +323,12 @@ def _dead_in_every_world(flows: List[Flow]) -> Set[tuple]:
     return seen - live_somewhere
 
 
-def _overwritten_chains(flow: Flow, dead_everywhere: Set[tuple]) -> Iterator[Violation]:
+def _overwritten_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -> Iterator[Violation]:
     for event in flow.assignments:
         dead = event.old
         if dead is None or not _is_computed(dead) or not flow.is_dead(dead):
             continue
-        if _evaluation(dead) not in dead_everywhere:
+        if _evaluation(dead) not in dead_everywhere():
             continue
         layer = _stale_call(event.new, dead, flow)
         if layer is not None:
@@ -331,14 +337,14 @@ def _overwritten_chains(flow: Flow, dead_everywhere: Set[tuple]) -> Iterator[Vio
                 yield found
 
 
-def _unread_chains(flow: Flow, dead_everywhere: Set[tuple]) -> Iterator[Violation]:
+def _unread_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -> Iterator[Violation]:
     """``y = f(x); z = g(x)`` with ``y`` never read: ``g`` should take ``y``."""
     killed: Set[int] = {id(e.old) for e in flow.assignments if e.old is not None}
     for event in flow.assignments:
         dead = event.new
         if id(dead) in killed or not flow.is_dead(dead) or flow.consumers(dead):
             continue
-        if strip_elementwise(dead).kind != "layer" or _evaluation(dead) not in dead_everywhere:
+        if strip_elementwise(dead).kind != "layer" or _evaluation(dead) not in dead_everywhere():
             continue
         following = _next_layer_call(flow, dead)
         if following is None or not following.inputs:
