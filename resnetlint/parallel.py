@@ -79,7 +79,10 @@ def _run_batch(check: Callable[[str], FileResult], paths: List[str]) -> List[Fil
     # them, and the cyclic collector would only rescan them over and over.
     # A collection now and then catches the few cycles; what survives it
     # (the results so far) is frozen, so the next one does not scan it again.
+    # Not when the caller (this may be an application's process) froze
+    # objects of its own: unfreezing at the end would thaw those too.
     enabled = gc.isenabled()
+    freeze = gc.get_freeze_count() == 0
     gc.disable()
     results = []
     try:
@@ -89,9 +92,11 @@ def _run_batch(check: Callable[[str], FileResult], paths: List[str]) -> List[Fil
             results.append(result)
             if index % 64 == 63:
                 gc.collect()
-                gc.freeze()
+                if freeze:
+                    gc.freeze()
     finally:
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
         if enabled:
             gc.enable()
     return results

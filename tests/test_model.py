@@ -371,3 +371,21 @@ def test_the_prefilter_walks_the_same_children_as_ast_in_the_same_order():
         for node in ast.walk(ast.parse(source)):
             expected = [c for c in ast.iter_child_nodes(node) if not isinstance(c, ast.expr_context)]
             assert _children(node) == expected, ast.dump(node)[:200]
+
+
+def test_a_batch_thaws_what_it_froze_and_leaves_a_callers_frozen_objects_alone(tmp_path):
+    import gc
+
+    from resnetlint.parallel import _run_batch
+    from resnetlint.results import FileResult
+
+    paths = [str(tmp_path / f"f{i}.py") for i in range(130)]  # two collections
+    assert _run_batch(FileResult, paths)[-1].path == paths[-1]
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        _run_batch(FileResult, paths)
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
