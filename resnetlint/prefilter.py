@@ -241,7 +241,7 @@ def _plain(value):
 # the scan has no use for): skipped without being read.  Not ``name``: a
 # string mostly, but a node in ``type X = ...`` (Python 3.12).
 _LEAF_FIELDS = frozenset({"ctx", "id", "attr", "asname", "module", "level", "arg", "kind", "conversion",
-                          "is_async", "type_comment", "simple", "lineno"})
+                          "is_async", "type_comment", "simple"})
 _NODE_FIELDS: Dict[type, tuple] = {}
 
 

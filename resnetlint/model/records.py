@@ -13,9 +13,7 @@ conditions are hashed over and over as dictionary keys.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, Optional, TypeVar
-
-T = TypeVar("T")
+from typing import Any, Callable, Dict, Optional
 
 _CACHED_HASH = "_record_hash"
 
