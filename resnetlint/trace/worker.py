@@ -655,10 +655,12 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
     record: Dict[str, Any] = {"config": describe_config(cls, kwargs), "origin": config["origin"], "runs": []}
     if config.get("stochastic"):
         record["stochastic"] = True
+    record["bound"] = bound_arguments(cls, kwargs)
     block, error = _build(cls, kwargs, request, device)
     if error is not None:
         record["construct_error"] = error
         return record
+    record["attrs"] = plain_attributes(block)
     block.train()
     layer, exact = _input_layer(block, request.get("input_hint"))
     shape = input_shape(block, request.get("input_hint"), layer)
@@ -697,6 +699,49 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
             result["layout"] = guess  # verdicts and trace-only findings know it was a guess
         record["runs"].append(result)
     return record
+
+
+def bound_arguments(cls, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """Every constructor argument of this configuration, defaults included,
+    as JSON values (what a finding's conditions are evaluated over; other
+    values are named by their type)."""
+    try:
+        signature = inspect.signature(cls.__init__)
+        bound = signature.bind(None, **kwargs)
+        bound.apply_defaults()
+    except (TypeError, ValueError):
+        return {name: _plain(value) for name, value in kwargs.items()}
+    names = list(signature.parameters)
+    return {name: _plain(value) for name, value in list(bound.arguments.items())[1:]
+            if name != names[0] and signature.parameters[name].kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                                             inspect.Parameter.VAR_KEYWORD)}
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)) and len(value) <= 8 and all(
+            v is None or isinstance(v, (bool, int, float, str)) for v in value):
+        return list(value)
+    return f"<{type(value).__name__}>"
+
+
+def plain_attributes(block) -> Dict[str, Any]:
+    """The block's numeric attributes (``self.expansion``, ``self.stride``):
+    a condition may name them."""
+    found: Dict[str, Any] = {}
+    names = set(getattr(block, "__dict__", {})) | {n for n in dir(type(block)) if not n.startswith("_")}
+    for name in sorted(names):
+        if name.startswith("_") or name in ("training", "dump_patches", "call_super_init"):
+            continue
+        try:
+            value = getattr(block, name)
+        except Exception:  # noqa: BLE001 - a property that raises
+            continue
+        if isinstance(value, (bool, int, float)) or (isinstance(value, tuple) and len(value) <= 4
+                                                     and all(isinstance(v, int) for v in value)):
+            found[name] = list(value) if isinstance(value, tuple) else value
+    return found
 
 
 def _ran(result: Dict[str, Any]) -> bool:
@@ -852,8 +897,9 @@ def run_once(block, size: List[int], device: str, request: Dict[str, Any],
     result["dead_calls"] = sorted({name for i, (name, _) in enumerate(calls) if i not in reached})
     live_calls = {name for i, (name, _) in enumerate(calls) if i in reached}
     result["live_calls"] = sorted(live_calls)
-    result["no_grad"] = sorted({n.rsplit(".", 1)[0] if "." in n else n for n, p in block.named_parameters()
-                                if p.requires_grad and p.grad is None})
+    owner = lambda n: n.rsplit(".", 1)[0] if "." in n else n  # noqa: E731 - `conv.weight` -> `conv`
+    result["no_grad"] = sorted({owner(n) for n, p in block.named_parameters() if p.requires_grad and p.grad is None})
+    result["grad"] = sorted({owner(n) for n, p in block.named_parameters() if p.grad is not None})
     result["zero_bias"] = sorted(
         name for name, module in block.named_modules()
         if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)) and module.bias is not None
