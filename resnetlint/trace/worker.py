@@ -141,6 +141,9 @@ def import_module(request: Dict[str, Any], cache: Dict[str, Any]):
     path = request["file"]
     if path in cache:
         return cache[path]
+    for folder in reversed(request.get("trace_paths") or ()):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)  # as the project does itself
     module = None
     errors = []
     root, dotted = request.get("root"), request.get("module")
@@ -577,13 +580,14 @@ def handle(request: Dict[str, Any], cache: Dict[str, Any]) -> Dict[str, Any]:
 
     module = import_module(request, cache)
     if isinstance(module, list):
-        return {"status": "import-error", "error": "; ".join(module)}
+        return {"status": "import-error", "error": import_problem(module, request)}
     cls = getattr(module, request["class"], None)
     if cls is None or not isinstance(cls, type) or not issubclass(cls, torch.nn.Module):
-        return {"status": "class-not-found", "error": f"{request['class']} is not an nn.Module in the imported module"}
+        return {"status": "class-not-found", "local_modules": local_modules(request),
+                "error": f"{request['class']} is not an nn.Module in the imported module"}
     configs, problem = synthesize(cls, request)
     if not configs:
-        return {"status": "no-config", "error": problem}
+        return {"status": "no-config", "error": problem, "local_modules": local_modules(request)}
     device = request.get("device", "cpu")
     runs = []
     for config in configs:
@@ -595,7 +599,43 @@ def handle(request: Dict[str, Any], cache: Dict[str, Any]) -> Dict[str, Any]:
         if retry is not None:
             # The failed configuration stays: its error may be a finding's evidence.
             runs.append(run_config(cls, retry, request, device))
-    return {"status": "ok", "runs": runs}
+    return {"status": "ok", "runs": runs, "local_modules": local_modules(request)}
+
+
+def import_problem(errors: List[str], request: Dict[str, Any]) -> str:
+    """What went wrong importing the module, naming a missing module and
+    what to do about it."""
+    text = "; ".join(errors)
+    match = re.search(r"No module named '([^']+)'", text)
+    if match is None:
+        return text
+    missing = match.group(1)
+    top = missing.partition(".")[0]
+    directory = os.path.dirname(os.path.abspath(request["file"]))
+    while True:
+        if os.path.isdir(os.path.join(directory, top)) or os.path.isfile(os.path.join(directory, top + ".py")):
+            return (f"could not import {missing}: it is the project's own `{top}` in {directory}; add "
+                    f"`--trace-path {directory}` (or `trace-path` in the configuration) ({text})")
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return f"could not import {missing}: install the project's dependencies in this environment ({text})"
+
+
+def local_modules(request: Dict[str, Any]) -> List[str]:
+    """The files of the project's modules imported so far (under the
+    package root, the file's folder or a trace path): what the runs of the
+    request depend on besides the file."""
+    roots = {request.get("root"), os.path.dirname(os.path.abspath(request["file"]))}
+    roots |= set(request.get("trace_paths") or ())
+    prefixes = tuple(os.path.join(os.path.abspath(r), "") for r in roots if r)
+    found = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path.endswith(".py") and path.startswith(prefixes):
+            found.add(os.path.abspath(path))
+    return sorted(found)
 
 
 def _retry(cls, config: Dict[str, Any], error: str, request: Dict[str, Any]) -> Optional[Dict[str, Any]]:
