@@ -276,7 +276,7 @@ def _trace_only_findings(path: str, name: str, info, response) -> List[Finding]:
         # static model derived; a guessed grid point (a token count, an even
         # kernel the model never uses) proves nothing about the block.
         origin = config.get("origin", "")
-        trusted = origin.startswith("the call") or origin == TRUSTED_NATURAL
+        trusted = origin.startswith(("the call", "the network")) or origin == TRUSTED_NATURAL
         for run in config.get("runs", []):
             where = f"{config['config']} on input {tuple(run.get('input', ()))}"
             error = run.get("forward_error", "")

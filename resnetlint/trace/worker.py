@@ -37,6 +37,8 @@ import sys
 import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
+from .inputs import SIDE_ARG, SIZE_ARG, forward_extras
+
 PROTOCOL_VERSION = 1
 MESSAGE_LIMIT = 400
 
@@ -262,12 +264,17 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
         # A block built for one feature-map size (`input_resolution`) that it cuts
         # into windows: a size the windows tile.
         request = dict(request, spatial=[window * max(1, spatial // window)])
-    request = dict(request, _params=[p.name for p in params])
+    request = dict(request, _params=[p.name for p in params],
+                   _globals=vars(sys.modules[cls.__module__]) if cls.__module__ in sys.modules else {})
     configs: List[Dict[str, Any]] = []
     for site in request.get("call_sites", []):
         bound = _bind_site(params, site)
         if bound is not None:
             configs.append({"kwargs": bound, "origin": site.get("origin", "a call site")})
+    for recorded in request.get("_network", []):
+        # Built by the network that uses the block: its real arguments and input.
+        configs.append({key: recorded[key] for key in ("kwargs", "origin", "input", "extra_shapes", "extra_args")
+                        if key in recorded})
     expansion = getattr(cls, "expansion", None)
     expansion = expansion if isinstance(expansion, int) and expansion > 1 else None
     variants = [
@@ -289,7 +296,7 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
         kwargs = _fill(params, natural, request)
         if kwargs is not None and not any(c["kwargs"] == kwargs for c in configs):
             origin = _guessed("natural: widths that match the residual add", kwargs)
-            configs.insert(len([c for c in configs if c["origin"].startswith("the call")]),
+            configs.insert(len([c for c in configs if c["origin"].startswith(("the call", "the network"))]),
                            {"kwargs": kwargs, "origin": origin})
             variants = [v for v in variants if not v[0].startswith("natural:")]
     projection = next((p for p in params if PROJECTION.match(p.name) and p.default is None), None)
@@ -399,7 +406,12 @@ def _fill(params, fixed: Dict[str, int], hints: Dict[str, Any]) -> Optional[Dict
 
 
 # Names that are never channel counts, whatever the static model saw them feed.
-HEADS = re.compile(r"^(num_?heads|n_?heads?|heads|nhead|num_head)$")
+HEADS = re.compile(r"^(num_?heads|n_?heads?|heads|nhead|num_head|num_attention_heads|attention_heads)$")
+# The width of one attention head: a multiple of 8 keeps every split whole.
+HEAD_DIM = re.compile(r"^(dim_?head|head_?dim|d_head|attention_head_dim|num_head_channels|head_channels|"
+                      r"dim_per_head|channels_per_head)$")
+# Other names of a width (`context_dim`, `time_embed_dim`, `hidden_features`).
+WIDTH_NAME = re.compile(r"(_dim|_channels|_features|_chs|_ch|_chans|_size|^d_model|^embed_dim|^n_embd)$")
 PADDING = re.compile(r"^(padding|pad)$")
 KERNEL = re.compile(r"(kernel|window|^ks?$|ksize|pool_size)")
 SHIFT = re.compile(r"^shift(_size)?$")
@@ -446,6 +458,10 @@ def _by_name(param, name: str):
         return default, False  # a None default is filled in only when the constructor needs it
     if HEADS.match(name):
         return 2, True
+    if PROJECTION.match(name) and required and not annotation:
+        return None, True  # no projection: the identity shortcut (a projection is tried separately)
+    if HEAD_DIM.match(name):
+        return (8, True) if required or default is None else (default, False)
     if _is_rate(param):
         # `drop_path=None` in timm stands for a layer: a None default is a rate only when annotated so.
         return (0.0, True) if required or default is None else (default, False)
@@ -542,9 +558,35 @@ def _value_for(param, width_in: int, width_out: int, stride: int, hints: Dict[st
         return False, True
     if (WRAPPED.match(name) or re.search(r"\bModule\b", annotation)) and not re.search(r"Type|Callable", annotation):
         return _wrapped(width_in), True  # a module to wrap, not a class to instantiate
-    if annotation == "int":
+    if annotation == "int" or (not annotation and WIDTH_NAME.search(name)):
         return 16, True
+    if name in ("eps", "epsilon", "norm_eps", "layer_norm_eps"):
+        return 1e-5, True
+    config = _config_object(param, hints)
+    if config is not None:
+        return config, True
     return None, False
+
+
+def _config_object(param, hints: Dict[str, Any]):
+    """A configuration object for an argument annotated with a class whose
+    constructor needs nothing (a dataclass with defaults, a ``PretrainedConfig``):
+    built with its defaults."""
+    annotation = param.annotation
+    if isinstance(annotation, str):
+        name = re.sub(r"^(Optional|typing\.Optional)\[(.*)\]$", r"\2", annotation.strip()).strip("'\"")
+        annotation = (hints.get("_globals") or {}).get(name)
+    if not isinstance(annotation, type) or annotation in (int, float, bool, str, tuple, list, dict,
+                                                           inspect.Parameter.empty):
+        return None
+    import torch.nn as nn
+
+    if issubclass(annotation, nn.Module):
+        return None
+    try:
+        return annotation()
+    except Exception:  # noqa: BLE001 - it needs arguments: not a plain configuration
+        return None
 
 
 def _bind_site(params, site: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -564,7 +606,11 @@ def describe_config(cls, kwargs: Dict[str, Any]) -> str:
     def label(value) -> str:
         if isinstance(value, type):
             return value.__name__
-        return getattr(value, "resnetlint_label", None) or repr(value)
+        found = getattr(value, "resnetlint_label", None)
+        if found:
+            return found
+        text = repr(value)
+        return text if len(text) <= 60 and "\n" not in text else f"<{type(value).__name__}>"
 
     inner = ", ".join(f"{k}={label(v)}" for k, v in kwargs.items())
     return f"{cls.__name__}({inner})"
@@ -585,7 +631,10 @@ def handle(request: Dict[str, Any], cache: Dict[str, Any]) -> Dict[str, Any]:
     if cls is None or not isinstance(cls, type) or not issubclass(cls, torch.nn.Module):
         return {"status": "class-not-found", "local_modules": local_modules(request),
                 "error": f"{request['class']} is not an nn.Module in the imported module"}
-    configs, problem = synthesize(cls, request)
+    networks = cache.setdefault(("networks", request["file"]), {})
+    with _soft_timeout(0):
+        recorded = network_records(module, cls, request, networks)
+    configs, problem = synthesize(cls, dict(request, _network=recorded))
     if not configs:
         return {"status": "no-config", "error": problem, "local_modules": local_modules(request)}
     device = request.get("device", "cpu")
@@ -600,6 +649,20 @@ def handle(request: Dict[str, Any], cache: Dict[str, Any]) -> Dict[str, Any]:
             # The failed configuration stays: its error may be a finding's evidence.
             runs.append(run_config(cls, retry, request, device))
     return {"status": "ok", "runs": runs, "local_modules": local_modules(request)}
+
+
+def network_records(module, cls, request: Dict[str, Any], state: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The block's configurations as its module's network builds it (see
+    :mod:`resnetlint.trace.networks`); none when that fails."""
+    from . import networks
+
+    if request.get("source") is not None or not request.get("networks", True):
+        return []
+    budget = max(1.0, request.get("config_timeout", 10.0) / 2)
+    try:
+        return networks.record(module, cls, request.get("device", "cpu"), budget, _soft_timeout, state)
+    except Exception:  # noqa: BLE001 - user code: the block's own configurations still run
+        return []
 
 
 def import_problem(errors: List[str], request: Dict[str, Any]) -> str:
@@ -643,6 +706,17 @@ def _retry(cls, config: Dict[str, Any], error: str, request: Dict[str, Any]) -> 
     the grid does not try: a layer class for a ``*_layer=None`` argument the
     constructor calls anyway, or widths divisible by a head or group size."""
     kwargs = config["kwargs"]
+    if "NoneType" in error and "'NoneType' object is not callable" not in error:
+        # An option left at None that the constructor uses anyway (`context_dim=None`): a value by its role.
+        filled = {}
+        for param in _parameters(cls):
+            if param.default is None and param.name not in kwargs:
+                value, known = _value_for(param.replace(default=inspect.Parameter.empty), 16, 16, 1, request)
+                if known and value is not None and not isinstance(value, type):
+                    filled[param.name] = value
+        if filled:
+            return dict(config, kwargs={**kwargs, **filled}, origin=f"{config['origin']}, with "
+                        + ", ".join(f"`{k}`" for k in filled) + " set (the constructor needs a value)")
     if "'NoneType' object is not callable" in error:
         layers = {p.name: _layer_class(p.name.lower()) for p in _parameters(cls)
                   if p.default is None and p.name not in kwargs and LAYER_PARAM.match(p.name.lower())
@@ -685,9 +759,8 @@ RANK_ERROR = re.compile(r"not enough values to unpack|too many values to unpack|
                         r"\b[2-5]D\b|\b[2-5]-dimensional", re.IGNORECASE)
 # Constructor arguments that are the number of tokens a block expects.
 TOKENS = re.compile(r"^(seq_len|seq_length|num_tokens|n_tokens|num_patches|tokens)$")
-# `forward` arguments that are the spatial size of a token sequence.
-SIZE_ARG = re.compile(r"^(size|hw|hw_shape|hw_size|feat_size|input_size|spatial_size|spatial_shape|shape|"
-                      r"resolution|grid_size)$")
+# Errors of a call whose extra arguments did not suit: try the other values.
+ARGUMENT_ERROR = re.compile(r"NoneType|argument|positional|TypeError|AttributeError", re.IGNORECASE)
 
 
 def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str) -> Dict[str, Any]:
@@ -715,19 +788,30 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
         # branch, a position-bias MLP): the block's input width argument says more.
         shape, guess = (shape[0], kwargs[width_arg]), f"width of `{width_arg}`"
     layout = {2: "tokens", 4: "NCHW"}.get(shape[0], "")
-    extras = _forward_extras(block)
+    if config.get("input"):
+        record["runs"].append(_run_recorded(block, config, device, request))
+        return record
+    alternatives = forward_extras(block, device, shape[1])
+    extras = alternatives[0]
     tokens = next((v for k, v in kwargs.items() if TOKENS.match(k.lower()) and isinstance(v, int)), None)
-    if tokens is None and (config.get("spatial") or extras):
+    sized = any(SIZE_ARG.match(name.lower()) or SIDE_ARG.match(name) for name in extras)
+    if tokens is None and (config.get("spatial") or sized):
         tokens = 0  # the tokens of an s x s feature map
     for index, spatial in enumerate(config.get("spatial") or request.get("spatial", [16, 15])):
-        extra = {name: value(spatial) for name, value in extras.items()}
+        extra = {name: value(spatial, tokens) for name, value in extras.items()}
         result = run_once(block, _size(layout, shape, spatial, tokens), device, request, extra)
+        if index == 0 and len(alternatives) > 1 and ARGUMENT_ERROR.search(result.get("forward_error", "")):
+            # Optional arguments left out (or a mask as None) did not do: the other values.
+            other = {name: value(spatial, tokens) for name, value in alternatives[1].items()}
+            attempt = run_once(block, _size(layout, shape, spatial, tokens), device, request, other)
+            if _ran(attempt):
+                extras, result = alternatives[1], attempt
         if index == 0 and RANK_ERROR.search(result.get("forward_error", "")):
             # The block does not take the layout its first layer suggests: try the others once.
             for other in _other_layouts(layout, layer):
                 # Judged at a size unlike the width: (2, 16, 16, 16) reads the same either way.
                 probe = spatial - 1 if spatial == shape[1] and not config.get("spatial") else spatial
-                probe_extra = {name: value(probe) for name, value in extras.items()}
+                probe_extra = {name: value(probe, tokens) for name, value in extras.items()}
                 attempt = run_once(block, _size(other, shape, probe, tokens or 0), device, request, probe_extra)
                 if probe != spatial and _ran(attempt):
                     attempt = run_once(block, _size(other, shape, spatial, tokens or 0), device, request, extra)
@@ -739,6 +823,25 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
             result["layout"] = guess  # verdicts and trace-only findings know it was a guess
         record["runs"].append(result)
     return record
+
+
+def _run_recorded(block, config: Dict[str, Any], device: str, request: Dict[str, Any]) -> Dict[str, Any]:
+    """One run on the input the network gave the block (batch 2, so batch
+    statistics exist), its extra tensors at their recorded shapes."""
+    import torch
+
+    def batched(shape):
+        return [2] + list(shape[1:]) if shape and shape[0] == 1 else list(shape)
+
+    extra = {name: torch.randn(*batched(shape), device=device) for name, shape in config.get("extra_shapes", {}).items()}
+    params = []
+    try:
+        params = list(inspect.signature(block.forward).parameters)[1:]
+    except (TypeError, ValueError):
+        pass
+    for name, shape in zip(params, config.get("extra_args", [])):
+        extra[name] = torch.randn(*batched(shape), device=device) if shape is not None else None
+    return run_once(block, batched(config["input"]), device, request, extra)
 
 
 def bound_arguments(cls, kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -808,25 +911,6 @@ def _other_layouts(layout: str, layer) -> List[str]:
     if layout.startswith("NCHW"):
         return ["tokens"]
     return []
-
-
-def _forward_extras(block) -> Dict[str, Any]:
-    """Values for the required ``forward`` arguments after the input that
-    are its spatial size (``size``, ``H`` and ``W``)."""
-    try:
-        params = list(inspect.signature(block.forward).parameters.values())[1:]
-    except (TypeError, ValueError):
-        return {}
-    extras: Dict[str, Any] = {}
-    for param in params:
-        if param.default is not inspect.Parameter.empty or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        name = param.name.lower()
-        if SIZE_ARG.match(name):
-            extras[param.name] = lambda s: (s, s)
-        elif name in ("h", "w", "height", "width"):
-            extras[param.name] = lambda s: s
-    return extras
 
 
 def _input_layer(block, hint: Optional[str]):
