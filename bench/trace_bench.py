@@ -73,12 +73,13 @@ def _reason(response) -> str:
     except ImportError:  # an older resnetlint: its statuses only
         status = response.get("status")
         if status != "ok":
-            return status
+            return status, response.get("error", "")
         configs = response.get("runs", [])
-        return "forward-raised" if any("construct_error" not in c for c in configs) else "constructor-raised"
+        built = any("construct_error" not in c for c in configs)
+        return ("forward-raised" if built else "constructor-raised"), ""
     reason, detail = unrunnable_reason(response, False) or ("?", "")
     missing = missing_module(detail) if reason == "import-error" else None
-    return f"{reason} ({missing})" if missing else reason
+    return (f"{reason} ({missing})" if missing else reason), detail
 
 
 def _package_blocks(package: str, limit: int):
@@ -120,11 +121,11 @@ def coverage(args) -> int:
                 times.append(time.perf_counter() - start)
                 clean = _ran_cleanly(response)
                 ran += clean
-                reason = "" if clean else _reason(response)
+                reason, detail = ("", "") if clean else _reason(response)
                 if reason:
                     reasons[reason] = reasons.get(reason, 0) + 1
                 records.append({"package": name, "path": path, "class": cls, "ran": clean, "reason": reason,
-                                "error": response.get("error", ""), "seconds": round(times[-1], 3)})
+                                "error": detail, "seconds": round(times[-1], 3)})
         total = len(targets)
         rows.append((name, total, ran, time.perf_counter() - began, statistics.median(times) if times else 0.0,
                      reasons))

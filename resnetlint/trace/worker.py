@@ -49,7 +49,7 @@ OUTPUT_WIDTH = re.compile(r"^(out_?(channels?|chs?|planes|features|dim|c)|planes
                           r"output_dim|out_chans|no|hidden_?(dim|channels|features)?|mid_?(channels|chs)?)$")
 STRIDE = re.compile(r"^(stride|strides|downsample_stride)$")
 PROJECTION = re.compile(r"^(downsample|down_sample|shortcut|skip|proj|projection)$")
-RATIO = re.compile(r"(expan|ratio|expand|mult)")
+RATIO = re.compile(r"(expan|ratio|expand|mult|^exp_|factor)")
 
 
 class _Timeout(Exception):
@@ -424,6 +424,10 @@ WRAPPED = re.compile(r"^(fn|m|module|main|block|body|branch|layer|sublayer|net)$
 # `norm_layer`, `act_layer`...: the class the block instantiates.
 LAYER_PARAM = re.compile(r"^(?:\w+_)?(norm|act|activation|nonlinearity|conv)_layer$")
 GUESSED = "resnetlint_guess"
+# A layer (a class or a function returning one) named by its role alone.
+LAYER_ROLE = re.compile(r"^(activation|act|normalization|norm|nonlinearity|act_fn|norm_fn|activation_fn)$")
+# Lists of widths or rates per branch (`out_channels_list`, `dilations`).
+LIST_PARAM = re.compile(r"(_list$|^dilations$|^channels_list|_per_branch$)")
 
 
 def _annotation(param) -> str:
@@ -452,6 +456,10 @@ def _by_name(param, name: str):
     default = param.default
     required = default is inspect.Parameter.empty  # a None default often means "none": it is kept
     annotation = _annotation(param)
+    if LAYER_ROLE.match(name) and required and not re.search(r"\b(bool|str|int|float)\b", annotation):
+        return _layer_class(name), True  # pytorchcv's `activation`, `normalization`: a layer factory
+    if LIST_PARAM.search(name) and required:
+        return ([1, 1] if "dilation" in name else [16, 16]), True
     if LAYER_PARAM.match(name) and not ("norm" in name and "act" in name):
         if required:
             return _layer_class(name), True
