@@ -50,22 +50,28 @@ def conditions_of(finding) -> Optional[List[str]]:
     if kind == "shape-error":
         if expect.get("widths") and len(expect["widths"]) == 2:
             a, b = expect["widths"]
-            return [f"({a}) != ({b})"]
+            return [f"{_group(a)} != {_group(b)}"]
         if expect.get("stride"):
-            return [f"({expect['stride']}) != 1"]
+            return [f"{_group(expect['stride'])} != 1"]
         if finding.code == "RL204":
             return []  # a padding that loses the border: at every stride and width
         return None
     if kind == "channel-error" and expect.get("expected") and expect.get("got"):
-        return [f"({expect['expected']}) != ({expect['got']})"]
+        return [f"{_group(expect['expected'])} != {_group(expect['got'])}"]
     if kind == "construction-error":
         match = _GROUPS_MESSAGE.search(finding.message)
-        return [f"({match['width']}) % ({match['groups']}) != 0"] if match else None
+        return [f"{_group(match['width'])} % {_group(match['groups'])} != 0"] if match else None
     if kind in ("dead-chain", "no-grad", "shape-or-dead"):
         # A layer whose output never reaches the result: in every configuration
         # (the stale layer's channel error is a second, width-dependent sign).
         return []
     return None
+
+
+def _group(expression: str) -> str:
+    """Parenthesized unless it is one name or number."""
+    expression = str(expression).strip()
+    return expression if re.fullmatch(r"[\w.]+", expression) else f"({expression})"
 
 
 def evaluate(condition: str, names: Dict[str, Any]) -> bool:
