@@ -70,15 +70,20 @@ def candidates(module, cls) -> List[str]:
             return True
         return any(other in local and other not in seen and builds(other, seen | {other}) for other in names)
 
-    found = []
+    module_classes = {name for name, obj in local.items() if inspect.isclass(obj) and issubclass(obj, nn.Module)}
+    naming, others = [], []
     for name, obj in local.items():
         if obj is cls or name.startswith("_") or not _callable_without_arguments(obj):
             continue
         if inspect.isclass(obj) and (not issubclass(obj, nn.Module) or issubclass(cls, obj)):
             continue
         if builds(name, {name}):
-            found.append(name)
-    return sorted(found, key=_size_key)
+            naming.append(name)
+        elif inspect.isfunction(obj) and direct.get(name, set()) & (module_classes | set(local)):
+            # A factory of the module that builds some network of it (the block may
+            # be reached through a configuration class: torchvision's `MBConvConfig`).
+            others.append(name)
+    return sorted(naming, key=_size_key) + sorted(others, key=_size_key)
 
 
 def _size_key(name: str):

@@ -418,12 +418,17 @@ SHIFT = re.compile(r"^shift(_size)?$")
 COUNT = re.compile(r"(level|depth|reps|repeat|num_blocks|num_layers|n_layers|iters)")
 DROP = re.compile(r"(drop(?!_?block)|stochastic)")
 LAYER_SCALE = re.compile(r"(layer_?scale|^ls_|_ls_|init_values?$|layerscale)")
-SPATIAL_PARAM = re.compile(r"^(feat_size|feature_size|fmap_size|input_resolution|input_size|resolution)$")
+SPATIAL_PARAM = re.compile(r"^(feat_size|feature_size|fmap_size|input_resolution|input_size|resolution|image_size|"
+                           r"img_size)$")
 # A block that wraps a module it is given: `Residual(fn)`.
 WRAPPED = re.compile(r"^(fn|m|module|main|block|body|branch|layer|sublayer|net)$")
 # `norm_layer`, `act_layer`...: the class the block instantiates.
 LAYER_PARAM = re.compile(r"^(?:\w+_)?(norm|act|activation|nonlinearity|conv)_layer$")
 GUESSED = "resnetlint_guess"
+# The number of spatial dimensions a block is built for (monai's `spatial_dims`).
+DIMENSIONS = re.compile(r"^(spatial_dims|dimensions|n_?dims|num_spatial_dims|dims)$")
+# A layer given by its name (a string: `norm_name="batch"`).
+NAMED_LAYER = re.compile(r"^(norm|act|activation)_(name|type)$")
 # A layer (a class or a function returning one) named by its role alone.
 LAYER_ROLE = re.compile(r"^(activation|act|normalization|norm|nonlinearity|act_fn|norm_fn|activation_fn)$")
 # Lists of widths or rates per branch (`out_channels_list`, `dilations`).
@@ -456,8 +461,14 @@ def _by_name(param, name: str):
     default = param.default
     required = default is inspect.Parameter.empty  # a None default often means "none": it is kept
     annotation = _annotation(param)
+    if (LAYER_ROLE.match(name) or NAMED_LAYER.match(name)) and required and re.search(r"\bstr\b", annotation):
+        return ("batch" if "norm" in name else "relu"), True  # a layer by name (monai's `norm="batch"`)
+    if NAMED_LAYER.match(name) and required:
+        return ("batch" if "norm" in name else "relu"), True
     if LAYER_ROLE.match(name) and required and not re.search(r"\b(bool|str|int|float)\b", annotation):
         return _layer_class(name), True  # pytorchcv's `activation`, `normalization`: a layer factory
+    if DIMENSIONS.match(name) and (required or default is None):
+        return 2, True  # images: the grid the other values are made for
     if LIST_PARAM.search(name) and required:
         return ([1, 1] if "dilation" in name else [16, 16]), True
     if LAYER_PARAM.match(name) and not ("norm" in name and "act" in name):
@@ -568,7 +579,7 @@ def _value_for(param, width_in: int, width_out: int, stride: int, hints: Dict[st
         return _wrapped(width_in), True  # a module to wrap, not a class to instantiate
     if annotation == "int" or (not annotation and WIDTH_NAME.search(name)):
         return 16, True
-    if name in ("eps", "epsilon", "norm_eps", "layer_norm_eps"):
+    if name in ("eps", "epsilon") or name.endswith("_eps"):
         return 1e-5, True
     config = _config_object(param, hints)
     if config is not None:
