@@ -39,7 +39,11 @@ def _names_in(code: types.CodeType, depth: int = 0) -> Set[str]:
 
 def _code_of(obj) -> Optional[types.CodeType]:
     if inspect.isfunction(obj):
-        return obj.__code__
+        try:
+            obj = inspect.unwrap(obj)  # a registered or decorated factory: its own code
+        except ValueError:
+            pass
+        return getattr(obj, "__code__", None)
     if inspect.isclass(obj):
         init = obj.__dict__.get("__init__")
         return init.__code__ if inspect.isfunction(init) else None
