@@ -207,7 +207,7 @@ def clean_runs(cls, request=None):
     found = []
     for entry in configs:
         records = [worker.run_config(cls, entry, request, "cpu")]
-        retry = worker._retry(cls, entry, records[0].get("construct_error", ""), request)
+        retry = worker._retry(cls, entry, worker._failure(records[0]), request)
         if retry is not None:
             records.append(worker.run_config(cls, retry, request, "cpu"))
         found += [(r["config"], run) for r in records if "construct_error" not in r for run in r["runs"]

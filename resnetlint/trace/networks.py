@@ -98,7 +98,7 @@ def _size_key(name: str):
 def record(module, cls, device: str, timeout: float, soft_timeout,
            state: Dict[str, Any]) -> List[Dict[str, Any]]:
     """The recorded configurations of ``cls`` (``{"kwargs", "input",
-    "extra_shapes", "extra_args", "origin"}``), from the first networks of
+    "extra_kwargs", "extra_args", "origin"}``), from the first networks of
     its module that build; ``state`` keeps what was recorded (for every
     class of the module) and which networks were tried, per module."""
     import torch
@@ -182,6 +182,20 @@ def _copy(arguments: Dict[str, Any]) -> Dict[str, Any]:
         return dict(arguments)
 
 
+def _described(value) -> Dict[str, Any]:
+    """A forward argument as the worker can make it again: a tensor's shape
+    and dtype, or a plain value (a size, a flag)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return {"shape": list(value.shape), "dtype": str(value.dtype).replace("torch.", "")}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return {"value": value}
+    if isinstance(value, (tuple, list)) and all(isinstance(v, (bool, int, float)) for v in value):
+        return {"value": list(value), "tuple": isinstance(value, tuple)}
+    return {"value": None}
+
+
 def _run_with_hooks(network, instances: Dict[int, Dict[str, Any]], device: str) -> None:
     import torch
 
@@ -194,8 +208,8 @@ def _run_with_hooks(network, instances: Dict[int, Dict[str, Any]], device: str) 
         entry = by_module.get(id(module))
         if entry is not None and "input" not in entry and args and isinstance(args[0], torch.Tensor):
             entry["input"] = list(args[0].shape)
-            entry["extra_shapes"] = {k: list(v.shape) for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
-            entry["extra_args"] = [list(a.shape) if isinstance(a, torch.Tensor) else None for a in args[1:]]
+            entry["extra_kwargs"] = {k: _described(v) for k, v in kwargs.items()}
+            entry["extra_args"] = [_described(a) for a in args[1:]]
 
     for module in network.modules():
         if id(module) in by_module:

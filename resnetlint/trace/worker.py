@@ -273,7 +273,7 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
             configs.append({"kwargs": bound, "origin": site.get("origin", "a call site")})
     for recorded in request.get("_network", []):
         # Built by the network that uses the block: its real arguments and input.
-        configs.append({key: recorded[key] for key in ("kwargs", "origin", "input", "extra_shapes", "extra_args")
+        configs.append({key: recorded[key] for key in ("kwargs", "origin", "input", "extra_kwargs", "extra_args")
                         if key in recorded})
     expansion = getattr(cls, "expansion", None)
     expansion = expansion if isinstance(expansion, int) and expansion > 1 else None
@@ -663,7 +663,7 @@ def handle(request: Dict[str, Any], cache: Dict[str, Any]) -> Dict[str, Any]:
         runs.append(record)
         if record.get("construct_error", "").startswith(_Timeout.__name__):
             break  # a constructor too slow at these sizes is as slow at the next ones
-        retry = _retry(cls, config, record.get("construct_error", ""), request)
+        retry = _retry(cls, config, _failure(record), request)
         if retry is not None:
             # The failed configuration stays: its error may be a finding's evidence.
             runs.append(run_config(cls, retry, request, device))
@@ -720,6 +720,34 @@ def local_modules(request: Dict[str, Any]) -> List[str]:
     return sorted(found)
 
 
+# A forward that refuses the widths it was given (a group or head count that
+# must divide them): worth a wider configuration.
+WIDTH_CONTRACT = re.compile(r"divisible|AssertionError|multiple of|negative dimension|num_heads|groups", re.IGNORECASE)
+
+
+def _failure(record: Dict[str, Any]) -> str:
+    """The constructor's error, else forward's when every run failed (and
+    with a width contract), else ""."""
+    if record.get("construct_error"):
+        return record["construct_error"]
+    errors = [run.get("forward_error", "") for run in record.get("runs", [])]
+    if errors and all(errors) and WIDTH_CONTRACT.search(errors[0]):
+        return errors[0]
+    return ""
+
+
+def _wider_factor(kwargs: Dict[str, Any], cls) -> int:
+    """x8 (widths of 128) unless a head or group count of the configuration
+    (or its defaults) does not divide that: then x24 (384 = 2^7 * 3)."""
+    counts = []
+    for param in _parameters(cls):
+        value = kwargs.get(param.name, param.default)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 1 and \
+                re.search(r"head|group", param.name.lower()) and "dim" not in param.name.lower():
+            counts.append(value)
+    return 8 if all(128 % count == 0 for count in counts) else 24
+
+
 def _retry(cls, config: Dict[str, Any], error: str, request: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """One more configuration when construction failed for want of a value
     the grid does not try: a layer class for a ``*_layer=None`` argument the
@@ -742,18 +770,19 @@ def _retry(cls, config: Dict[str, Any], error: str, request: Dict[str, Any]) -> 
                   and not ("norm" in p.name.lower() and "act" in p.name.lower())}
         if layers:
             return dict(config, kwargs={**kwargs, **layers}, origin=_guessed(config["origin"], layers))
-    if ("divisible" in error or "negative dimension" in error) and not config.get("wider"):
+    if error and WIDTH_CONTRACT.search(error) and not config.get("wider"):
         import torch.nn as nn
 
         if any(isinstance(v, nn.Module) for v in kwargs.values()):
             return None  # a projection built for the old widths
         widths = set(request.get("width_params", ())) | set(request.get("input_params", ()))
-        wider = {k: v * 8 for k, v in kwargs.items()
+        factor = _wider_factor(kwargs, cls)
+        wider = {k: v * factor for k, v in kwargs.items()
                  if isinstance(v, int) and not isinstance(v, bool) and v > 1
                  and (k in widths or INPUT_WIDTH.match(k.lower()) or OUTPUT_WIDTH.match(k.lower()))}
         if wider:
             return dict(config, kwargs={**kwargs, **wider}, wider=True,
-                        origin=f"{config['origin']}, widths x8 (the constructor needs wider or divisible widths)")
+                        origin=f"{config['origin']}, widths x{factor} (the block needs wider or divisible widths)")
     return None
 
 
@@ -852,14 +881,23 @@ def _run_recorded(block, config: Dict[str, Any], device: str, request: Dict[str,
     def batched(shape):
         return [2] + list(shape[1:]) if shape and shape[0] == 1 else list(shape)
 
-    extra = {name: torch.randn(*batched(shape), device=device) for name, shape in config.get("extra_shapes", {}).items()}
+    def remade(described):
+        if "shape" in described:
+            dtype = getattr(torch, described.get("dtype", "float32"), torch.float32)
+            if dtype.is_floating_point:
+                return torch.randn(*batched(described["shape"]), device=device, dtype=dtype)
+            return torch.zeros(*batched(described["shape"]), device=device, dtype=dtype)
+        value = described.get("value")
+        return tuple(value) if described.get("tuple") else value
+
+    extra = {name: remade(described) for name, described in config.get("extra_kwargs", {}).items()}
     params = []
     try:
         params = list(inspect.signature(block.forward).parameters)[1:]
     except (TypeError, ValueError):
         pass
-    for name, shape in zip(params, config.get("extra_args", [])):
-        extra[name] = torch.randn(*batched(shape), device=device) if shape is not None else None
+    for name, described in zip(params, config.get("extra_args", [])):
+        extra[name] = remade(described)
     return run_once(block, batched(config["input"]), device, request, extra)
 
 
@@ -914,6 +952,8 @@ def _size(layout: str, shape: Tuple[int, int], spatial: int, tokens: Optional[in
     rank, channels = shape
     if layout == "tokens":
         return [2, tokens or (spatial * spatial if tokens == 0 else 8), channels]
+    if layout == "tokens+cls":  # a class token before the s x s patch tokens (CoaT, CaiT)
+        return [2, spatial * spatial + 1, channels]
     if layout == "NHWC":
         return [2, spatial, spatial, channels]
     if layout == "NCHW":
@@ -926,9 +966,9 @@ def _other_layouts(layout: str, layer) -> List[str]:
 
     if layout == "tokens":
         # A plain LayerNorm first normalizes the last dimension: channels last.
-        return ["NHWC", "NCHW"] if type(layer) is nn.LayerNorm else ["NCHW", "NHWC"]
+        return (["NHWC", "NCHW"] if type(layer) is nn.LayerNorm else ["NCHW", "NHWC"]) + ["tokens+cls"]
     if layout.startswith("NCHW"):
-        return ["tokens"]
+        return ["tokens", "tokens+cls", "NHWC"]
     return []
 
 
