@@ -372,3 +372,15 @@ def test_trace_path_imports_a_project_that_puts_its_sources_on_sys_path(tmp_path
     run = traced([src / "models" / "block.py"], trace_paths=[str(src)])
     assert not run.trace.unrunnable
     assert [f.confirmation.status for f in run.findings] == ["confirmed"]
+
+
+@pytest.mark.trace
+def test_the_worker_is_resnetlint_s_own_whatever_the_current_directory(tmp_path, monkeypatch):
+    # A `resnetlint/` folder in the current directory (a checkout) must not be the worker.
+    (tmp_path / "resnetlint").mkdir()
+    (tmp_path / "resnetlint" / "__init__.py").write_text("raise SystemExit('the checkout was imported')\n")
+    monkeypatch.chdir(tmp_path)
+    from resnetlint.trace.runner import TraceRunner
+
+    with TraceRunner() as runner:
+        assert runner.start()["torch"]

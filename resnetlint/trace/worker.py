@@ -264,7 +264,7 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
         # A block built for one feature-map size (`input_resolution`) that it cuts
         # into windows: a size the windows tile.
         request = dict(request, spatial=[window * max(1, spatial // window)])
-    request = dict(request, _params=[p.name for p in params],
+    request = dict(request, _params=[p.name for p in params], _class=cls.__name__,
                    _globals=vars(sys.modules[cls.__module__]) if cls.__module__ in sys.modules else {})
     configs: List[Dict[str, Any]] = []
     for site in request.get("call_sites", []):
@@ -338,6 +338,9 @@ def _spatial_of(kwargs: Dict[str, Any], hints: Dict[str, Any]) -> Optional[List[
     (``input_resolution=(16, 16)``), else None: the usual sizes."""
     widths = set(hints.get("width_params", ())) | set(hints.get("input_params", ()))
     for name, value in kwargs.items():
+        size = getattr(value, "image_size", None) if not isinstance(value, (int, float, str, tuple, list)) else None
+        if isinstance(size, int) and not isinstance(size, bool) and 1 < size <= 512:
+            return [size]  # a configuration object's image size (a ViT's patch embedding needs it)
         if not SPATIAL_PARAM.match(name.lower()) or name in widths:
             continue
         sizes = list(value) if isinstance(value, (tuple, list)) else [value]
@@ -558,8 +561,8 @@ def _value_for(param, width_in: int, width_out: int, stride: int, hints: Dict[st
         return width_in, True
     if param.name in hints.get("width_params", ()):
         return width_out if not INPUT_WIDTH.match(name) else width_in, True
-    if INPUT_WIDTH.match(name):
-        return width_in, True
+    if INPUT_WIDTH.match(name) or (name == "n" and param.default is inspect.Parameter.empty):
+        return width_in, True  # (`n`: FrozenBatchNorm2d's width)
     if OUTPUT_WIDTH.match(name):
         return width_out, True
     if name == "input_size" and "hidden_size" in hints.get("_params", ()):
@@ -595,6 +598,8 @@ def _config_object(param, hints: Dict[str, Any]):
     if isinstance(annotation, str):
         name = re.sub(r"^(Optional|typing\.Optional)\[(.*)\]$", r"\2", annotation.strip()).strip("'\"")
         annotation = (hints.get("_globals") or {}).get(name)
+    if annotation is inspect.Parameter.empty and re.match(r"^(config|cfg|conf|args|hparams|params)$", param.name):
+        annotation = _config_class(hints)
     if not isinstance(annotation, type) or annotation in (int, float, bool, str, tuple, list, dict,
                                                            inspect.Parameter.empty):
         return None
@@ -606,6 +611,21 @@ def _config_object(param, hints: Dict[str, Any]):
         return annotation()
     except Exception:  # noqa: BLE001 - it needs arguments: not a plain configuration
         return None
+
+
+def _config_class(hints: Dict[str, Any]):
+    """For an unannotated ``config``: the module's configuration class, by
+    convention a ``...Config`` class it imports (``BertEmbeddings`` ->
+    ``BertConfig``), the one sharing the longest prefix with the block's name."""
+    block = hints.get("_class", "")
+    found = [(name, value) for name, value in (hints.get("_globals") or {}).items()
+             if isinstance(value, type) and re.search(r"(Config|Cfg|Args|Options|Settings)$", name)]
+
+    def shared(name: str) -> int:
+        return len(os.path.commonprefix([name, block]))
+
+    found.sort(key=lambda item: (-shared(item[0]), len(item[0])))
+    return found[0][1] if found else None
 
 
 def _bind_site(params, site: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -835,7 +855,9 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
         # The first layer found inside the block reads part of the input (a split
         # branch, a position-bias MLP): the block's input width argument says more.
         shape, guess = (shape[0], kwargs[width_arg]), f"width of `{width_arg}`"
-    layout = {2: "tokens", 4: "NCHW"}.get(shape[0], "")
+    layout = {1: "ids", 2: "tokens", 4: "NCHW"}.get(shape[0], "")
+    if layout == "ids":
+        request = dict(request, _ids=shape[1])
     if config.get("input"):
         record["runs"].append(_run_recorded(block, config, device, request))
         return record
@@ -950,6 +972,8 @@ def _ran(result: Dict[str, Any]) -> bool:
 
 def _size(layout: str, shape: Tuple[int, int], spatial: int, tokens: Optional[int]) -> List[int]:
     rank, channels = shape
+    if layout == "ids":
+        return [2, 8]  # token ids (the vocabulary size is the "channels")
     if layout == "tokens":
         return [2, tokens or (spatial * spatial if tokens == 0 else 8), channels]
     if layout == "tokens+cls":  # a class token before the s x s patch tokens (CoaT, CaiT)
@@ -989,7 +1013,8 @@ def _input_layer(block, hint: Optional[str]):
             pass
     candidates.append(block)
     widths = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
-              nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm2d, nn.GroupNorm, nn.Linear)
+              nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm2d, nn.GroupNorm, nn.Linear,
+              nn.Embedding)
     for root in candidates:
         if not isinstance(root, nn.Module):
             continue
@@ -1015,6 +1040,8 @@ def input_shape(block, hint: Optional[str], layer=None) -> Optional[Tuple[int, i
         return 2, layer.in_features
     if isinstance(layer, nn.LayerNorm):
         return 2, layer.normalized_shape[0]
+    if isinstance(layer, nn.Embedding):
+        return 1, layer.num_embeddings  # token ids below the vocabulary size
     return None
 
 
@@ -1044,8 +1071,11 @@ def run_once(block, size: List[int], device: str, request: Dict[str, Any],
         handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(post))
     try:
-        base = torch.randn(*size, device=device, requires_grad=True)
-        x = base * 1.0  # not a leaf: in-place changes are allowed and visible in _version
+        if request.get("_ids"):
+            x = torch.randint(0, request["_ids"], size, device=device)  # token ids: no gradient
+        else:
+            base = torch.randn(*size, device=device, requires_grad=True)
+            x = base * 1.0  # not a leaf: in-place changes are allowed and visible in _version
         version = x._version
         with _soft_timeout(request.get("config_timeout", 0)):
             out = block(x, **(extra or {}))
