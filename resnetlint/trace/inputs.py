@@ -33,11 +33,13 @@ KEY_LAYER = re.compile(r"(^|\.)(k|key|to_k|kv|to_kv|k_proj|wk|key_proj|k_linear|
 CONTEXT_TOKENS = 8
 BATCH = 2
 
-Maker = Callable[[int, int], Any]  # (spatial size, token count) -> value
+Maker = Callable[[int, List[int]], Any]  # (spatial size, the input's size) -> value
 
 
 def forward_extras(block, device: str, width: int) -> List[Dict[str, Maker]]:
     """Alternatives for the arguments after the input, best guess first."""
+    import torch
+
     try:
         params = list(inspect.signature(block.forward).parameters.values())[1:]
     except (TypeError, ValueError):
@@ -50,10 +52,10 @@ def forward_extras(block, device: str, width: int) -> List[Dict[str, Maker]]:
             continue
         name = param.name
         if SIZE_ARG.match(name.lower()) and param.default is inspect.Parameter.empty:
-            first[name] = second[name] = lambda s, n: (s, s)
+            first[name] = second[name] = lambda s, size: (s, s)
             continue
         if SIDE_ARG.match(name) and param.default is inspect.Parameter.empty:
-            first[name] = second[name] = lambda s, n: s
+            first[name] = second[name] = lambda s, size: s
             continue
         if param.default is not inspect.Parameter.empty and param.default is not None:
             continue  # a flag or a number with a default: kept
@@ -62,12 +64,17 @@ def forward_extras(block, device: str, width: int) -> List[Dict[str, Maker]]:
             if tensor is not None:
                 second[name] = tensor  # left out first, then a tensor
         elif MASK_ARG.search(name.lower()):
-            first[name] = lambda s, n: None
+            first[name] = lambda s, size: None
             if tensor is not None:
                 second[name] = tensor
+        elif not uses.get(name) and tensor is not None:
+            # Used by no layer of the block: as often as not a second input like the
+            # first (`forward(x, y)` fusing two maps), else a vector of the width.
+            first[name] = lambda s, size: torch.randn(*size, device=device)
+            second[name] = tensor
         else:
-            first[name] = tensor if tensor is not None else (lambda s, n: None)
-            second[name] = lambda s, n: None
+            first[name] = tensor if tensor is not None else (lambda s, size: None)
+            second[name] = lambda s, size: None
     return [first, {**first, **second}] if second else [first]
 
 
@@ -127,28 +134,28 @@ def tensor_for(block, name: str, uses: List[Tuple[str, int]], device: str, width
             continue
         if isinstance(module, nn.Embedding):
             count = module.num_embeddings
-            return lambda s, n: torch.randint(0, count, (BATCH,), device=device)
+            return lambda s, size: torch.randint(0, count, (BATCH,), device=device)
         if position > 0:
             # A second argument of a submodule (attention's context): as wide as its key projection.
             keys = [m for key, m in module.named_modules() if KEY_LAYER.search(key) and isinstance(m, nn.Linear)]
             if keys:
                 features = keys[0].in_features
-                return lambda s, n: randn(BATCH, CONTEXT_TOKENS, features)
+                return lambda s, size: randn(BATCH, CONTEXT_TOKENS, features)
             continue
         layer = _first_width_layer(module)
         if isinstance(layer, nn.Linear):
             features = layer.in_features
             if CONTEXT_ARG.search(name.lower()):
-                return lambda s, n: randn(BATCH, CONTEXT_TOKENS, features)
-            return lambda s, n: randn(BATCH, features)
+                return lambda s, size: randn(BATCH, CONTEXT_TOKENS, features)
+            return lambda s, size: randn(BATCH, features)
         if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             channels, rank = layer.in_channels, {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}[type(layer)]
-            return lambda s, n: randn(BATCH, channels, *([s] * rank))
+            return lambda s, size: randn(BATCH, channels, *([s] * rank))
     if MASK_ARG.search(name.lower()):
         return None
     if CONTEXT_ARG.search(name.lower()):
-        return lambda s, n: randn(BATCH, CONTEXT_TOKENS, width)
-    return lambda s, n: randn(BATCH, width)
+        return lambda s, size: randn(BATCH, CONTEXT_TOKENS, width)
+    return lambda s, size: randn(BATCH, width)
 
 
 def _first_width_layer(module):

@@ -868,23 +868,23 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
     if tokens is None and (config.get("spatial") or sized):
         tokens = 0  # the tokens of an s x s feature map
     for index, spatial in enumerate(config.get("spatial") or request.get("spatial", [16, 15])):
-        extra = {name: value(spatial, tokens) for name, value in extras.items()}
-        result = run_once(block, _size(layout, shape, spatial, tokens), device, request, extra)
+        size = _size(layout, shape, spatial, tokens)
+        result = run_once(block, size, device, request, _made(extras, spatial, size))
         if index == 0 and len(alternatives) > 1 and ARGUMENT_ERROR.search(result.get("forward_error", "")):
             # Optional arguments left out (or a mask as None) did not do: the other values.
-            other = {name: value(spatial, tokens) for name, value in alternatives[1].items()}
-            attempt = run_once(block, _size(layout, shape, spatial, tokens), device, request, other)
+            attempt = run_once(block, size, device, request, _made(alternatives[1], spatial, size))
             if _ran(attempt):
                 extras, result = alternatives[1], attempt
         if index == 0 and RANK_ERROR.search(result.get("forward_error", "")):
             # The block does not take the layout its first layer suggests: try the others once.
-            for other in _other_layouts(layout, layer):
+            for other in _other_layouts(layout, layer, result.get("forward_error", "")):
                 # Judged at a size unlike the width: (2, 16, 16, 16) reads the same either way.
                 probe = spatial - 1 if spatial == shape[1] and not config.get("spatial") else spatial
-                probe_extra = {name: value(probe, tokens) for name, value in extras.items()}
-                attempt = run_once(block, _size(other, shape, probe, tokens or 0), device, request, probe_extra)
+                size = _size(other, shape, probe, tokens or 0)
+                attempt = run_once(block, size, device, request, _made(extras, probe, size))
                 if probe != spatial and _ran(attempt):
-                    attempt = run_once(block, _size(other, shape, spatial, tokens or 0), device, request, extra)
+                    size = _size(other, shape, spatial, tokens or 0)
+                    attempt = run_once(block, size, device, request, _made(extras, spatial, size))
                 if _ran(attempt):
                     layout, tokens, result = other, tokens or 0, attempt
                     guess = ", ".join(filter(None, [guess, f"{other} (tried after the first layout failed)"]))
@@ -893,6 +893,11 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
             result["layout"] = guess  # verdicts and trace-only findings know it was a guess
         record["runs"].append(result)
     return record
+
+
+def _made(extras: Dict[str, Any], spatial: int, size: List[int]) -> Dict[str, Any]:
+    """The extra forward arguments for one input."""
+    return {name: make(spatial, size) for name, make in extras.items()}
 
 
 def _run_recorded(block, config: Dict[str, Any], device: str, request: Dict[str, Any]) -> Dict[str, Any]:
@@ -980,20 +985,26 @@ def _size(layout: str, shape: Tuple[int, int], spatial: int, tokens: Optional[in
         return [2, spatial * spatial + 1, channels]
     if layout == "NHWC":
         return [2, spatial, spatial, channels]
+    if layout == "NCDHW":  # a volume (kept small: s/2 on each side)
+        return [2, channels] + [max(4, spatial // 2)] * 3
+    if layout == "NCL":  # a sequence of feature vectors (B, C, T)
+        return [2, channels, spatial]
     if layout == "NCHW":
         return [2, channels, spatial, spatial]
     return [2, channels] + [spatial] * (rank - 2)
 
 
-def _other_layouts(layout: str, layer) -> List[str]:
+def _other_layouts(layout: str, layer, error: str = "") -> List[str]:
     import torch.nn as nn
 
+    volumes = ["NCDHW"] if re.search(r"\b5D\b|5-dimensional|3-d|volume", error, re.IGNORECASE) else []
+    sequences = ["NCL"] if re.search(r"\b3D\b|3-dimensional|1-d", error, re.IGNORECASE) else []
     if layout == "tokens":
         # A plain LayerNorm first normalizes the last dimension: channels last.
-        return (["NHWC", "NCHW"] if type(layer) is nn.LayerNorm else ["NCHW", "NHWC"]) + ["tokens+cls"]
+        return (["NHWC", "NCHW"] if type(layer) is nn.LayerNorm else ["NCHW", "NHWC"]) + ["tokens+cls"] + volumes
     if layout.startswith("NCHW"):
-        return ["tokens", "tokens+cls", "NHWC"]
-    return []
+        return ["tokens", "tokens+cls", "NHWC"] + volumes + sequences
+    return volumes + sequences
 
 
 def _input_layer(block, hint: Optional[str]):
