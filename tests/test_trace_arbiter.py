@@ -173,6 +173,11 @@ def test_a_stride_guard_the_model_misses_is_refuted_and_kept_only_on_request():
     (kept,) = json_.document(run)["findings"]
     assert kept["confirmation"]["status"] == "refuted" and kept["confirmation"]["runs"]
     assert json_.document(run)["summary"]["trace"]["refuted"] == 1
+    from resnetlint.report import sarif
+
+    (result,) = sarif.document(run)["runs"][0]["results"]
+    assert result["level"] == "none" and result["suppressions"][0]["justification"].startswith("refuted by the trace")
+    assert result["properties"]["confirmation"] == "refuted"
 
 
 @pytest.mark.trace

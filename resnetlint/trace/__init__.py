@@ -142,7 +142,7 @@ def confirm(results, options: TraceOptions, cache_dir: Optional[str] = None) -> 
                             progress.advance(f"{os.path.basename(key[0])}:{key[1]}")
                             responses[key] = runner.run(requests[key])
                             if cache is not None:
-                                cache.store(requests[key], responses[key], hello.get("torch", ""))
+                                cache.store(requests[key], responses[key])
     if cache is not None:
         cache.save()
     for key, (info, findings) in targets.items():

@@ -109,8 +109,8 @@ class VerdictCache:
                 found[target] = entry["response"]
         return found
 
-    def store(self, request: Dict[str, Any], response: Dict[str, Any], torch: str) -> None:
-        if response.get("status") in TRANSIENT or torch != self.torch:
+    def store(self, request: Dict[str, Any], response: Dict[str, Any]) -> None:
+        if response.get("status") in TRANSIENT:
             return
         files = set(response.get("local_modules", ())) | {request["file"]}
         deps = {path: self._hash(path) for path in sorted(files)}
