@@ -56,6 +56,33 @@ def test_conditions_come_from_expect_and_are_derived_until_rules_state_them():
     assert conditions_of(finding("RL303", "design")) is None
 
 
+def test_progress_shows_on_a_terminal_outside_ci_only(monkeypatch, capsys):
+    from resnetlint.trace.progress import progress_display, wanted
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("CI", raising=False)
+    assert wanted(None, Terminal()) and not wanted(None, io.StringIO())
+    monkeypatch.setenv("CI", "true")
+    assert not wanted(None, Terminal()) and wanted(True, io.StringIO())
+    with progress_display(3, False) as progress:  # off: nothing is written
+        progress.advance("a.py:Block")
+    assert capsys.readouterr().err == ""
+    import functools
+
+    import rich.console
+
+    screen = io.StringIO()
+    monkeypatch.setattr(rich.console, "Console", functools.partial(rich.console.Console, file=screen,
+                                                                   force_terminal=True, width=100))
+    with progress_display(2, True) as progress:  # forced on: rich draws the bar
+        progress.advance("a.py:Block")
+        progress.advance("b.py:Other")
+    assert "tracing" in screen.getvalue() and "b.py:Other" in screen.getvalue()
+
+
 # ----------------------------------------------------------------------------
 # Verdicts on recorded runs
 # ----------------------------------------------------------------------------
