@@ -35,7 +35,7 @@ import resource
 import signal
 import sys
 import traceback
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .inputs import SIDE_ARG, SIZE_ARG, forward_extras
 
@@ -294,7 +294,7 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
     if natural:
         # The widths the static model found make the residual add well formed.
         kwargs = _fill(params, natural, request)
-        if kwargs is not None and not any(c["kwargs"] == kwargs for c in configs):
+        if kwargs is not None and not any(_same(c["kwargs"], kwargs) for c in configs):
             origin = _guessed("natural: widths that match the residual add", kwargs)
             configs.insert(len([c for c in configs if c["origin"].startswith(("the call", "the network"))]),
                            {"kwargs": kwargs, "origin": origin})
@@ -320,7 +320,7 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
                 continue  # keep the default
             kwargs[param.name] = value
         else:
-            if not any(c["kwargs"] == kwargs for c in configs):
+            if not any(_same(c["kwargs"], kwargs) for c in configs):
                 configs.append({"kwargs": kwargs, "origin": _guessed(label, kwargs)})
     if not configs:
         return [], f"cannot choose a value for the constructor argument `{missing}`" if missing else "no configuration"
@@ -333,12 +333,24 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
     return configs[:limit], None
 
 
+def _same(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    """Equal configurations (a user ``__eq__`` that raises: different)."""
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - user code
+        return False
+
+
 def _spatial_of(kwargs: Dict[str, Any], hints: Dict[str, Any]) -> Optional[List[int]]:
     """The one input size a block built for a fixed feature-map size takes
     (``input_resolution=(16, 16)``), else None: the usual sizes."""
     widths = set(hints.get("width_params", ())) | set(hints.get("input_params", ()))
     for name, value in kwargs.items():
-        size = getattr(value, "image_size", None) if not isinstance(value, (int, float, str, tuple, list)) else None
+        try:
+            size = getattr(value, "image_size", None) if not isinstance(value, (int, float, str, tuple, list)) \
+                else None
+        except Exception:  # noqa: BLE001 - a configuration object whose attributes raise
+            size = None
         if isinstance(size, int) and not isinstance(size, bool) and 1 < size <= 512:
             return [size]  # a configuration object's image size (a ViT's patch embedding needs it)
         if not SPATIAL_PARAM.match(name.lower()) or name in widths:
@@ -613,10 +625,16 @@ def _config_object(param, hints: Dict[str, Any]):
         return None
 
 
-def _config_class(hints: Dict[str, Any]):
+def _config_class(hints: Dict[str, Any], skip: Sequence[str] = ()):
     """For an unannotated ``config``: the module's configuration class, by
     convention a ``...Config`` class it imports (``BertEmbeddings`` ->
-    ``BertConfig``), the one sharing the longest prefix with the block's name."""
+    ``BertConfig``), the one sharing the longest prefix with the block's name
+    (``skip``: classes that did not do)."""
+    found = _config_classes(hints, skip)
+    return found[0] if found else None
+
+
+def _config_classes(hints: Dict[str, Any], skip: Sequence[str] = ()) -> List[type]:
     block = hints.get("_class", "")
     found = [(name, value) for name, value in (hints.get("_globals") or {}).items()
              if isinstance(value, type) and re.search(r"(Config|Cfg|Args|Options|Settings)$", name)]
@@ -625,7 +643,7 @@ def _config_class(hints: Dict[str, Any]):
         return len(os.path.commonprefix([name, block]))
 
     found.sort(key=lambda item: (-shared(item[0]), len(item[0])))
-    return found[0][1] if found else None
+    return [value for name, value in found if name not in skip]
 
 
 def _bind_site(params, site: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -648,7 +666,10 @@ def describe_config(cls, kwargs: Dict[str, Any]) -> str:
         found = getattr(value, "resnetlint_label", None)
         if found:
             return found
-        text = repr(value)
+        try:
+            text = repr(value)
+        except Exception:  # noqa: BLE001 - user code
+            text = "\n"
         return text if len(text) <= 60 and "\n" not in text else f"<{type(value).__name__}>"
 
     inner = ", ".join(f"{k}={label(v)}" for k, v in kwargs.items())
@@ -683,11 +704,17 @@ def handle(request: Dict[str, Any], cache: Dict[str, Any]) -> Dict[str, Any]:
         runs.append(record)
         if record.get("construct_error", "").startswith(_Timeout.__name__):
             break  # a constructor too slow at these sizes is as slow at the next ones
-        retry = _retry(cls, config, _failure(record), request)
-        if retry is not None:
-            # The failed configuration stays: its error may be a finding's evidence.
-            runs.append(run_config(cls, retry, request, device))
+        # The failed configuration stays: its error may be a finding's evidence.
+        for _ in range(MAX_RETRIES):
+            retry = _retry(cls, config, _failure(record), request)
+            if retry is None:
+                break
+            config, record = retry, run_config(cls, retry, request, device)
+            runs.append(record)
     return {"status": "ok", "runs": runs, "local_modules": local_modules(request)}
+
+
+MAX_RETRIES = 3  # a configuration retried with what its failure asked for (each retry may ask again)
 
 
 def network_records(module, cls, request: Dict[str, Any], state: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -773,6 +800,23 @@ def _retry(cls, config: Dict[str, Any], error: str, request: Dict[str, Any]) -> 
     the grid does not try: a layer class for a ``*_layer=None`` argument the
     constructor calls anyway, or widths divisible by a head or group size."""
     kwargs = config["kwargs"]
+    lacking = re.search(r"'(\w+)' object has no attribute", error)
+    if lacking and config.get("tried_configs", 0) < 3:
+        # A configuration object of the wrong class (`AltCLIPConfig` for a text
+        # embedding): the module's next configuration class.
+        for name, value in kwargs.items():
+            if type(value).__name__ == lacking.group(1) and re.search(r"(Config|Cfg)$", lacking.group(1)):
+                hints = {"_class": cls.__name__, "_globals": vars(sys.modules.get(cls.__module__)) or {}}
+                tried = list(config.get("skipped_configs", ())) + [lacking.group(1)]
+                for candidate in _config_classes(hints, tried):
+                    try:
+                        replacement = candidate()
+                    except Exception:  # noqa: BLE001 - needs arguments
+                        tried.append(candidate.__name__)
+                        continue
+                    return dict(config, kwargs={**kwargs, name: replacement}, skipped_configs=tried,
+                                tried_configs=config.get("tried_configs", 0) + 1,
+                                origin=f"{config['origin']}, `{name}` a {candidate.__name__}")
     if "NoneType" in error and "'NoneType' object is not callable" not in error:
         # An option left at None that the constructor uses anyway (`context_dim=None`): a value by its role.
         filled = {}
