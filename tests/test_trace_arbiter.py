@@ -208,6 +208,16 @@ def test_a_stride_guard_the_model_misses_is_refuted_and_kept_only_on_request():
 
 
 @pytest.mark.trace
+def test_a_layer_built_under_a_flag_is_reached_by_flipping_it_and_the_finding_refuted():
+    run = traced([DATA / "flag_shortcut.py"])
+    assert run.findings == []
+    (refuted,) = run.refuted
+    assert refuted.code == "RL103" and refuted.confirmation.status == "refuted"
+    assert "conv_shortcut=True" in refuted.confirmation.detail
+    assert "`conv_shortcut` received a gradient" in refuted.confirmation.detail
+
+
+@pytest.mark.trace
 def test_conditions_no_run_can_meet_leave_the_finding_not_confirmed():
     run = traced([DATA / "stride_one_only.py"])
     (claim,) = run.findings

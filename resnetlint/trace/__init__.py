@@ -246,6 +246,10 @@ def _request(path: str, name: str, info, options: TraceOptions,
         "spatial": [16, 15],
         "config_timeout": max(1.0, min(10.0, options.class_timeout / 4)),
         "max_configs": 8,
+        # Layers the findings say get no gradient: a run must reach them to refute that.
+        "reach": sorted({layer for f in findings if f.expect.get("kind") in ("no-grad", "shape-or-dead", "dead-chain")
+                         for layer in (f.expect.get("layers") or []) + (f.expect.get("dead_layers") or [])
+                         if isinstance(layer, str) and layer and not layer.startswith("<")}),
     }
 
 

@@ -194,9 +194,10 @@ def _refutation(finding: Finding, kind: str, conditions: Optional[List[str]], co
         return None
     config, run = covering[0]
     where = _where(config, run) if run is not None else f"{config['config']}"
-    meeting = " and ".join(f"`{c}`" for c in conditions) or "any configuration (the finding has no conditions)"
+    meeting = (" meeting " + " and ".join(f"`{c}`" for c in conditions)) if conditions else ""
+    predicted = "" if conditions else " (the finding predicts it in every configuration)"
     confirmation = Confirmation(
-        "refuted", f"{len(covering)} run(s) meeting {meeting} completed without the predicted failure, e.g. "
+        "refuted", f"{len(covering)} run(s){meeting} completed without the predicted failure{predicted}, e.g. "
                    f"{where}{_what_ran(kind, finding)}")
     confirmation.runs = [{"config": c["config"], "origin": c.get("origin", ""),
                           "input": list(r.get("input", ())) if r is not None else None} for c, r in covering[:8]]

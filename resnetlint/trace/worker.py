@@ -698,10 +698,10 @@ def handle(request: Dict[str, Any], cache: Dict[str, Any]) -> Dict[str, Any]:
     if not configs:
         return {"status": "no-config", "error": problem, "local_modules": local_modules(request)}
     device = request.get("device", "cpu")
-    runs = []
+    ran: List[Tuple[Dict[str, Any], Dict[str, Any]]] = []  # (configuration, its record)
     for config in configs:
         record = run_config(cls, config, request, device)
-        runs.append(record)
+        ran.append((config, record))
         if record.get("construct_error", "").startswith(_Timeout.__name__):
             break  # a constructor too slow at these sizes is as slow at the next ones
         # The failed configuration stays: its error may be a finding's evidence.
@@ -710,8 +710,46 @@ def handle(request: Dict[str, Any], cache: Dict[str, Any]) -> Dict[str, Any]:
             if retry is None:
                 break
             config, record = retry, run_config(cls, retry, request, device)
-            runs.append(record)
+            ran.append((config, record))
+    runs = [record for _, record in ran]
+    runs += _reaching(cls, ran, request, device)
     return {"status": "ok", "runs": runs, "local_modules": local_modules(request)}
+
+
+MAX_REACHING = 4  # runs spent trying to reach layers a finding calls dead
+
+
+def _reached_all(record: Dict[str, Any], layers: List[str]) -> bool:
+    names = [n for run in record.get("runs", []) for n in run.get("live_calls", [])]
+    return all(any(n == layer or n.startswith(layer + ".") for n in names) for layer in layers)
+
+
+def _reaching(cls, ran, request: Dict[str, Any], device: str) -> List[Dict[str, Any]]:
+    """When no run reached the layers a finding calls dead (a shortcut built
+    only under a flag: `conv_shortcut=True`), the first configuration again
+    with each boolean argument flipped, until one reaches them (at most 3)."""
+    layers = request.get("reach") or []
+    if not layers or any(_reached_all(r, layers) for _, r in ran):
+        return []
+    # The configurations that ran, by how many distinct widths they have (a
+    # shortcut is often built only when the widths differ).
+    built = [c for c, r in ran if "construct_error" not in r and not c.get("stochastic")
+             and any(not run.get("forward_error") for run in r.get("runs", []))]
+    built.sort(key=lambda c: -len({v for v in c["kwargs"].values() if isinstance(v, int) and not isinstance(v, bool)}))
+    extra: List[Dict[str, Any]] = []
+    for base in built[:2]:
+        flags = [p for p in _parameters(cls) if isinstance(p.default, bool) and p.name not in base["kwargs"]]
+        for param in flags[:3]:
+            if len(extra) >= MAX_REACHING:
+                return extra
+            flipped = not param.default
+            config = dict(base, kwargs={**base["kwargs"], param.name: flipped},
+                          origin=f"{base['origin']}, `{param.name}={flipped}` (to reach {', '.join(layers)})")
+            record = run_config(cls, config, request, device)
+            extra.append(record)
+            if _reached_all(record, layers):
+                return extra
+    return extra
 
 
 MAX_RETRIES = 3  # a configuration retried with what its failure asked for (each retry may ask again)
