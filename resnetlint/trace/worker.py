@@ -778,6 +778,14 @@ def import_problem(errors: List[str], request: Dict[str, Any]) -> str:
         return text
     missing = match.group(1)
     top = missing.partition(".")[0]
+    try:
+        installed = importlib.util.find_spec(top) if missing != top else None
+    except (ImportError, ValueError):
+        installed = None
+    if installed is not None:
+        where = os.path.dirname(installed.origin or "") or (list(installed.submodule_search_locations or [""])[0])
+        return (f"could not import {missing}: `{top}` is installed ({where}) but has no `{missing[len(top) + 1:]}` "
+                f"(an incomplete build?): install the project's dependencies in this environment ({text})")
     directory = os.path.dirname(os.path.abspath(request["file"]))
     while True:
         if os.path.isdir(os.path.join(directory, top)) or os.path.isfile(os.path.join(directory, top + ".py")):
