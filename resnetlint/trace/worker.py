@@ -945,6 +945,11 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
         # The first layer found inside the block reads part of the input (a split
         # branch, a position-bias MLP): the block's input width argument says more.
         shape, guess = (shape[0], kwargs[width_arg]), f"width of `{width_arg}`"
+    dims = next((v for k, v in kwargs.items() if DIMENSIONS.match(k.lower()) and isinstance(v, int)
+                 and not isinstance(v, bool) and 1 <= v <= 3), None)
+    if dims is not None and shape[0] != dims + 2:
+        # Built for `spatial_dims` dimensions (monai): an image or a volume whatever layer comes first.
+        shape = (dims + 2, kwargs[width_arg] if width_arg else shape[1])  # the block's own word: no guess
     layout = {1: "ids", 2: "tokens", 4: "NCHW"}.get(shape[0], "")
     if layout == "ids":
         request = dict(request, _ids=shape[1])
