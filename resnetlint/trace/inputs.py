@@ -147,7 +147,8 @@ def tensor_for(block, name: str, uses: List[Tuple[str, int]], device: str, width
             features = layer.in_features
             if CONTEXT_ARG.search(name.lower()):
                 return lambda s, size: randn(BATCH, CONTEXT_TOKENS, features)
-            return lambda s, size: randn(BATCH, features)
+            # Beside tokens, a second token sequence (`cross(x0, x1)`); beside an image, a vector (`temb`).
+            return lambda s, size: randn(*size[:-1], features) if len(size) == 3 else randn(BATCH, features)
         if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             channels, rank = layer.in_channels, {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}[type(layer)]
             return lambda s, size: randn(BATCH, channels, *([s] * rank))
