@@ -17,7 +17,7 @@ import time
 from typing import IO, List, Optional
 
 from .errors import UsageError
-from .options import FORMATS, CliOptions  # noqa: F401  (FORMATS: re-exported for older callers)
+from .options import CliOptions
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
