@@ -107,7 +107,7 @@ def _run_paths(paths: List[str], r, log: Log) -> int:
         return _add_noqa(run_result)
     if settings.fix == "diff":
         return _report_diff(run_result)
-    if r.fix_only:
+    if r.fix_only and r.output_format not in ("text", "concise"):
         run_result.findings = [f for f in run_result.findings if f.fix is not None and f.fix.applied]
     with _output(r.output_file) as stream:
         if r.statistics:
@@ -154,7 +154,7 @@ def report(run, r, stream: IO[str]) -> None:
 
     out = text.output(stream, r.color if stream is sys.stdout or stream is sys.stderr else "never")
     text.render(run, out, concise=fmt == "concise", show_fixes=bool(r.show_fixes), unsafe=bool(r.unsafe_fixes),
-                quiet=bool(r.quiet), trace_mode=r.trace)
+                quiet=bool(r.quiet), trace_mode=r.trace, fix_only=bool(r.fix_only))
 
 
 class _output:
@@ -295,7 +295,7 @@ def _run_stdin(name: str, r, log: Log) -> int:
         fixed = run_result.fixes[0].fixed if run_result.fixes else source
         sys.stdout.write(fixed)
         sys.stdout.flush()
-        if r.fix_only:
+        if r.fix_only and r.output_format not in ("text", "concise"):
             run_result.findings = [f for f in run_result.findings if f.fix is not None and f.fix.applied]
         with _output(r.output_file) as stream:
             report(run_result, r, stream if r.output_file else sys.stderr)

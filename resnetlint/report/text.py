@@ -70,8 +70,9 @@ class RichOut:
         from rich.console import Console
 
         self.links = _is_terminal(stream)
-        self.console = Console(file=stream, force_terminal=True, highlight=False, markup=False, emoji=False,
-                               soft_wrap=True, color_system="auto" if self.links else "standard")
+        # Colour was decided (use_color): NO_COLOR does not get a second say.
+        self.console = Console(file=stream, force_terminal=True, no_color=False, highlight=False, markup=False,
+                               emoji=False, soft_wrap=True, color_system="auto" if self.links else "standard")
 
     def line(self, pieces: Iterable[Piece]) -> None:
         from rich.text import Text
@@ -226,10 +227,11 @@ def finding_lines(finding: Finding, text: Optional[str], location_style: str = L
 
 
 def render(run, out, concise: bool = False, show_fixes: bool = False, unsafe: bool = False, quiet: bool = False,
-           trace_mode: str = "off") -> None:
+           trace_mode: str = "off", fix_only: bool = False) -> None:
     """Findings, rejected fixes, unreadable files, then (unless ``quiet``)
-    the summary and the trace's line."""
-    for finding in run.unfixed_findings():
+    the summary and the trace's line.  ``fix_only``: what was fixed, and
+    nothing about what remains."""
+    for finding in [] if fix_only else run.unfixed_findings():
         style = link_style(finding.path, out)
         for line in finding_lines(finding, run.sources.get(finding.path), style, concise, show_fixes, unsafe):
             out.line(line)
@@ -242,7 +244,8 @@ def render(run, out, concise: bool = False, show_fixes: bool = False, unsafe: bo
         out.line([(f"{error.path}:", LOCATION), (" ", ""), ("error", ERROR), (f": {error.message}", "")])
     if quiet:
         return
-    summary = summary_line(run, unsafe)
+    summary = summary_line(run, unsafe) if not fix_only else \
+        f"Fixed {plural(run.resolved, 'problem')}." if run.resolved else "No fixes applied."
     if summary:
         out.line([(summary, SUMMARY)])
     trace = trace_line(run.trace, trace_mode)
