@@ -98,7 +98,9 @@ def _run_paths(paths: List[str], r, log: Log) -> int:
     finally:
         if progress is not None:
             progress.close()
-    log.verbose(f"checked {run_result.files} files in {time.monotonic() - started:.2f} s"
+    from .report.text import plural
+
+    log.verbose(f"checked {plural(run_result.files, 'file')} in {time.monotonic() - started:.2f} s"
                 + (f" ({run_result.cached} from the cache in {settings.cache_dir})" if settings.cache else
                    " (no cache)"))
     if run_result.files == 0 and not run_result.errors:
@@ -154,7 +156,7 @@ def report(run, r, stream: IO[str]) -> None:
 
     out = text.output(stream, r.color if stream is sys.stdout or stream is sys.stderr else "never")
     text.render(run, out, concise=fmt == "concise", show_fixes=bool(r.show_fixes), unsafe=bool(r.unsafe_fixes),
-                quiet=bool(r.quiet), trace_mode=r.trace, fix_only=bool(r.fix_only))
+                quiet=bool(r.quiet), trace_mode=r.trace, fix_only=bool(r.fix_only), verbose=bool(r.verbose))
 
 
 class _output:

@@ -265,7 +265,7 @@ def test_quiet_prints_the_findings_only_and_verbose_says_more(tmp_path):
     assert quiet.returncode == 1 and "Found 7 problems" not in quiet.stdout and quiet.stdout.count(": RL") == 7
     verbose = resnetlint(BUGGY, "--verbose", "--no-cache")
     assert verbose.returncode == 1 and "Found 7 problems" in verbose.stdout
-    assert "resnetlint: configuration: " in verbose.stderr and "resnetlint: checked 1 files in " in verbose.stderr
+    assert "resnetlint: configuration: " in verbose.stderr and "resnetlint: checked 1 file in " in verbose.stderr
 
 
 def test_fix_only_and_exit_non_zero_on_fix(tmp_path):
@@ -353,7 +353,7 @@ def _on_a_terminal(*args, env=None):
 def test_on_a_terminal_the_report_has_colours_and_links():
     shown = _on_a_terminal(BUGGY, "--no-trace", "--no-cache")
     assert "\033[" in shown
-    assert f"\033]8;" in shown and f"file://{BUGGY}" in shown  # the location links to the file
+    assert "\033]8;" in shown and f"file://{BUGGY}" in shown  # the location links to the file
     assert "RL102" in shown and "Found 7 problems in 1 file." in shown
     plain = _on_a_terminal(BUGGY, "--no-trace", "--no-cache", env={"NO_COLOR": "1"})
     assert "\033[" not in plain and "Found 7 problems in 1 file." in plain

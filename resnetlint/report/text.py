@@ -227,10 +227,11 @@ def finding_lines(finding: Finding, text: Optional[str], location_style: str = L
 
 
 def render(run, out, concise: bool = False, show_fixes: bool = False, unsafe: bool = False, quiet: bool = False,
-           trace_mode: str = "off", fix_only: bool = False) -> None:
+           trace_mode: str = "off", fix_only: bool = False, verbose: bool = False) -> None:
     """Findings, rejected fixes, unreadable files, then (unless ``quiet``)
     the summary and the trace's line.  ``fix_only``: what was fixed, and
-    nothing about what remains."""
+    nothing about what remains.  ``verbose`` (``-v``): the trace's line
+    also when it had nothing to do."""
     for finding in [] if fix_only else run.unfixed_findings():
         style = link_style(finding.path, out)
         for line in finding_lines(finding, run.sources.get(finding.path), style, concise, show_fixes, unsafe):
@@ -248,7 +249,7 @@ def render(run, out, concise: bool = False, show_fixes: bool = False, unsafe: bo
         f"Fixed {plural(run.resolved, 'problem')}." if run.resolved else "No fixes applied."
     if summary:
         out.line([(summary, SUMMARY)])
-    trace = trace_line(run.trace, trace_mode)
+    trace = trace_line(run.trace, trace_mode, verbose)
     if trace:
         out.line([(trace, "")])
 
@@ -285,12 +286,14 @@ def summary_line(run, unsafe: bool = False) -> str:
     return " ".join(parts)
 
 
-def trace_line(report, mode: str = "auto") -> str:
+def trace_line(report, mode: str = "auto", verbose: bool = False) -> str:
     """The trace's summary line ('' when there was nothing to say).  Without
     torch in ``auto`` mode (a pre-commit hook) it says so and nothing more:
     the trace is meant to be off there."""
-    if report is None or (not report.ran and report.reason == "nothing to trace"):
+    if report is None:
         return ""
+    if not report.ran and report.reason == "nothing to trace":
+        return "Trace: nothing to trace (no class has a finding)." if verbose else ""
     if not report.ran:
         from ..trace import torch_available
 
