@@ -49,9 +49,9 @@ def execute(o: CliOptions) -> int:
         sys.stdout.write(f"resnetlint {__version__}\n")
         return EXIT_CLEAN
     if o.list_rules:
-        return list_rules(o.output_format or "text", sys.stdout)
+        return list_rules(o.output_format or "text", sys.stdout, o.color or "auto")
     if o.explain is not None:
-        return explain(o.explain, sys.stdout)
+        return explain(o.explain, sys.stdout, o.color or "auto")
     paths = list(o.paths)
     from_stdin = paths == ["-"] or (not paths and o.stdin_filename is not None)
     if "-" in paths and not from_stdin:
@@ -113,7 +113,7 @@ def _run_paths(paths: List[str], r, log: Log) -> int:
         run_result.findings = [f for f in run_result.findings if f.fix is not None and f.fix.applied]
     with _output(r.output_file) as stream:
         if r.statistics:
-            _statistics(run_result, r.output_format, stream)
+            _statistics(run_result, r.output_format, stream, r.color)
         else:
             report(run_result, r, stream)
     if r.show_traceback:
@@ -207,7 +207,7 @@ def _new_file_mode(path: str) -> int:
         return 0o666 & ~mask
 
 
-def _statistics(run, fmt: str, stream: IO[str]) -> None:
+def _statistics(run, fmt: str, stream: IO[str], color: str = "auto") -> None:
     """--statistics: one line per rule, most frequent first (or JSON)."""
     from .report import text
 
@@ -219,7 +219,7 @@ def _statistics(run, fmt: str, stream: IO[str]) -> None:
         json.dump({"version": 1, "statistics": rows, "errors": len(run.errors)}, stream, indent=2)
         stream.write("\n")
         return
-    text.write_statistics(run, text.output(stream, "auto" if stream is sys.stdout else "never"))
+    text.write_statistics(run, text.output(stream, color if stream is sys.stdout else "never"))
 
 
 def _report_diff(run) -> int:
@@ -360,7 +360,7 @@ def _toml(value) -> str:
     return json.dumps(value)
 
 
-def list_rules(fmt: str, stream: IO[str]) -> int:
+def list_rules(fmt: str, stream: IO[str], color: str = "auto") -> int:
     """--list-rules: a table on a terminal, plain lines on a pipe, or JSON;
     RL000 and RL999 included."""
     from .api import all_rules
@@ -377,7 +377,7 @@ def list_rules(fmt: str, stream: IO[str]) -> int:
 
     rows = [(rule.code, rule.name, "on" if rule.default_enabled else "off", rule.severity, _fix_text(rule),
              rule.summary) for rule in rules]
-    if use_color(stream):
+    if use_color(stream, color):
         from rich.console import Console
         from rich.table import Table
 
@@ -404,7 +404,7 @@ def _rule_json(rule) -> dict:
             {"availability": rule.fix_availability, "safety": rule.fix_safety}}
 
 
-def explain(code: str, stream: IO[str]) -> int:
+def explain(code: str, stream: IO[str], color: str = "auto") -> int:
     """--explain CODE (or a rule name): the rule's documentation."""
     from .api import all_rules
     from .registry import ENGINE_CODES
@@ -423,7 +423,7 @@ def explain(code: str, stream: IO[str]) -> int:
               f"{'on' if rule.default_enabled else 'off'} by default, {fix}.\n\n")
     from .report.text import use_color
 
-    if use_color(stream):
+    if use_color(stream, color):
         from rich.console import Console
         from rich.markdown import Markdown
 

@@ -73,7 +73,7 @@ class Progress:
         label = "Checking files" if phase == "check" else "Tracing blocks"
         self.display = RichProgress(SpinnerColumn(), TextColumn(label), BarColumn(), MofNCompleteColumn(),
                                     TimeElapsedColumn(), console=Console(file=self.stream), transient=True,
-                                    auto_refresh=phase != "check")
+                                    auto_refresh=phase != "check", redirect_stdout=False, redirect_stderr=False)
         self.task = self.display.add_task(label, total=None)
         self.display.start()
 
