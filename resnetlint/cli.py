@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import List, Optional, Sequence
 
 from . import __version__  # noqa: F401  (re-exported for ``resnetlint.cli.__version__`` users)
@@ -23,6 +24,10 @@ SUBCOMMANDS: Sequence[str] = ()
 
 def main(argv: Optional[List[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if not sys.warnoptions:
+        # A Python warning from a library is not the user's business; -W or
+        # PYTHONWARNINGS still show them (tests run with them on).
+        warnings.simplefilter("ignore")
     try:
         code = _main(argv)
         sys.stdout.flush()
