@@ -137,7 +137,7 @@ def run_subcommand(argv: List[str]) -> None:
 def help_text(width: Optional[int] = None) -> str:
     width = min(width or shutil.get_terminal_size((100, 24)).columns, 100)
     out = [DESCRIPTION, "", "Usage: resnetlint [OPTIONS] [PATH]..."]
-    names = [info.name for info in commands.registered_commands if info.name]
+    names = [info.name or info.callback.__name__.replace("_", "-") for info in commands.registered_commands]
     if names:
         out.append("       resnetlint <COMMAND> [ARGS]...")
         out += ["", "Commands:"] + [f"  {name}" for name in names]
