@@ -56,33 +56,6 @@ def test_conditions_come_from_expect_and_are_derived_until_rules_state_them():
     assert conditions_of(finding("RL303", "design")) is None
 
 
-def test_progress_shows_on_a_terminal_outside_ci_only(monkeypatch, capsys):
-    from resnetlint.trace.progress import progress_display, wanted
-
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    monkeypatch.delenv("CI", raising=False)
-    assert wanted(None, Terminal()) and not wanted(None, io.StringIO())
-    monkeypatch.setenv("CI", "true")
-    assert not wanted(None, Terminal()) and wanted(True, io.StringIO())
-    with progress_display(3, False) as progress:  # off: nothing is written
-        progress.advance("a.py:Block")
-    assert capsys.readouterr().err == ""
-    import functools
-
-    import rich.console
-
-    screen = io.StringIO()
-    monkeypatch.setattr(rich.console, "Console", functools.partial(rich.console.Console, file=screen,
-                                                                   force_terminal=True, width=100))
-    with progress_display(2, True) as progress:  # forced on: rich draws the bar
-        progress.advance("a.py:Block")
-        progress.advance("b.py:Other")
-    assert "tracing" in screen.getvalue() and "b.py:Other" in screen.getvalue()
-
-
 # ----------------------------------------------------------------------------
 # Verdicts on recorded runs
 # ----------------------------------------------------------------------------
@@ -196,7 +169,7 @@ def test_a_stride_guard_the_model_misses_is_refuted_and_kept_only_on_request():
     assert {r["input"][2] for r in refuted.confirmation.runs} == {16, 15}
     assert run.trace.refuted == 1
     assert json_.document(run)["findings"] == []
-    run = traced([DATA / "stride_guard.py"], show_refuted=True)
+    run = traced([DATA / "stride_guard.py"], settings={"show_refuted": True})
     (kept,) = json_.document(run)["findings"]
     assert kept["confirmation"]["status"] == "refuted" and kept["confirmation"]["runs"]
     assert json_.document(run)["summary"]["trace"]["refuted"] == 1
@@ -209,12 +182,19 @@ def test_a_stride_guard_the_model_misses_is_refuted_and_kept_only_on_request():
 
 @pytest.mark.trace
 def test_a_layer_built_under_a_flag_is_reached_by_flipping_it_and_the_finding_refuted():
-    run = traced([DATA / "flag_shortcut.py"])
-    assert run.findings == []
-    (refuted,) = run.refuted
-    assert refuted.code == "RL103" and refuted.confirmation.status == "refuted"
-    assert "conv_shortcut=True" in refuted.confirmation.detail
-    assert "`conv_shortcut` received a gradient" in refuted.confirmation.detail
+    # The claim an earlier static model made here (RL103: the add bypasses
+    # `conv_shortcut`), judged by the trace on the real block.
+    from resnetlint.api import check_file
+    from resnetlint.trace import confirm
+
+    result = check_file(str(DATA / "flag_shortcut.py"), Settings().rules())
+    claim = Finding("RL103", "shortcut-bypassed", "error", result.path, 32, 16, 32, 24, "FlagShortcutBlock", "m", "h")
+    claim.expect = {"kind": "shape-or-dead", "layers": ["conv_shortcut"]}
+    result.findings = [claim]
+    report = confirm([result], TraceOptions(mode="on"))
+    assert report.refuted == 1 and claim.confirmation.status == "refuted", claim.confirmation
+    assert "conv_shortcut=True" in claim.confirmation.detail
+    assert "`conv_shortcut` received a gradient" in claim.confirmation.detail
 
 
 @pytest.mark.trace
@@ -354,6 +334,17 @@ def test_the_network_gives_a_block_its_real_arguments_and_input():
     ]
     assert [c["runs"][0]["input"] for c in network] == [[2, 8, 64, 64], [2, 8, 64, 64]]
     assert all(not c["runs"][0].get("forward_error") for c in network)
+
+
+@pytest.mark.trace
+def test_the_trace_reports_its_progress_class_by_class():
+    calls = []
+    run = check_paths([str(DATA / "stride_guard.py"), str(DATA / "stride_one_only.py")],
+                      Settings(trace=TraceOptions(mode="on")), lambda *call: calls.append(call))
+    assert run.trace.classes == 2
+    trace = [call for call in calls if call[0] == "trace"]
+    assert trace[0] == ("trace", 0, 0)  # the worker is starting
+    assert trace[1:] == [("trace", 0, 2), ("trace", 1, 2), ("trace", 2, 2)]
 
 
 @pytest.mark.trace

@@ -13,10 +13,9 @@ import importlib.util
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..findings import Confirmation, Finding
-from .progress import progress_display
 from .reasons import unrunnable_reason
 from .verdict import CHANNEL_ERROR, judge, mismatched_dimension
 from .verdict_cache import VerdictCache
@@ -33,11 +32,7 @@ class TraceOptions:
     class_timeout: float = 30.0
     total_timeout: float = 600.0
     memory_mb: Optional[int] = 8192
-    # Folders the project puts on sys.path itself (sources without __init__.py).
-    trace_paths: Sequence[str] = ()
-    show_refuted: bool = False  # keep refuted findings in JSON/SARIF (status "refuted")
-    verbose: bool = False  # list every block the trace could not run, in text
-    progress: Optional[bool] = None  # None: on a terminal, never in CI
+    trace_paths: List[str] = field(default_factory=list)  # --trace-path: where the traced code imports from
 
 
 @dataclass
@@ -66,8 +61,7 @@ class TraceReport:
     refuted: int = 0
     cached: int = 0  # classes whose runs came from the verdict cache
     unrunnable: List[Unrunnable] = field(default_factory=list)
-    show_refuted: bool = False
-    verbose: bool = False
+    show_refuted: bool = False  # set from Settings.show_refuted: the JSON and SARIF reports keep refuted findings
 
     def by_reason(self) -> Dict[str, int]:
         counts: Dict[str, int] = {}
@@ -90,13 +84,16 @@ def torch_available() -> bool:
         return False
 
 
-def confirm(results, options: TraceOptions, cache_dir: Optional[str] = None) -> TraceReport:
+def confirm(results, options: TraceOptions, cache_dir: Optional[str] = None,
+            progress: Optional[Callable[[str, int, int], None]] = None) -> TraceReport:
     """Trace the classes with findings (all residual blocks with
     ``trace_all``) and set each finding's ``confirmation``.  With
-    ``cache_dir``, runs of unchanged classes come from the verdict cache."""
+    ``cache_dir``, runs of unchanged classes come from the verdict cache;
+    ``progress("trace", done, total)`` is called as classes are run (see
+    :func:`resnetlint.api.check_paths`)."""
     from .runner import TraceRunner, WorkerUnavailable
 
-    report = TraceReport(show_refuted=options.show_refuted, verbose=options.verbose)
+    report = TraceReport()
     targets = _targets(results, options.trace_all)
     if options.mode == "off":
         report.reason = "tracing is off (--no-trace)"
@@ -137,12 +134,14 @@ def confirm(results, options: TraceOptions, cache_dir: Optional[str] = None) -> 
                     for key in todo:
                         responses[key] = {"status": "no-device", "error": why}
                 else:
-                    with progress_display(len(todo), options.progress) as progress:
-                        for key in todo:
-                            progress.advance(f"{os.path.basename(key[0])}:{key[1]}")
-                            responses[key] = runner.run(requests[key])
-                            if cache is not None:
-                                cache.store(requests[key], responses[key])
+                    for done, key in enumerate(todo):
+                        if progress is not None:
+                            progress("trace", done, len(todo))
+                        responses[key] = runner.run(requests[key])
+                        if cache is not None:
+                            cache.store(requests[key], responses[key])
+                    if progress is not None:
+                        progress("trace", len(todo), len(todo))
     if cache is not None:
         cache.save()
     for key, (info, findings) in targets.items():

@@ -28,7 +28,7 @@ def summary_lines(report, verbose: bool = False) -> List[str]:
         groups = ", ".join(f"{count} {REASONS.get(reason, reason)}" for reason, count in report.by_reason().items())
         line += f"; {report.unverified} could not be run ({groups})"
     lines = [line + "."]
-    if report.unrunnable and (verbose or report.verbose):
+    if report.unrunnable and verbose:
         for block in sorted(report.unrunnable, key=lambda b: (b.reason, b.path, b.symbol)):
             lines.append(f"  {block.path}: {block.symbol}: {REASONS.get(block.reason, block.reason)}: {block.detail}")
     return lines

@@ -1,7 +1,7 @@
 """A shortcut conv built and used only under a flag (`conv_shortcut=True`,
-as VQ-VAE blocks write it) and only when the widths differ: the static model
-says the add bypasses it (RL103).  A run with different widths and the flag
-on reaches it, so the trace refutes the finding."""
+as VQ-VAE blocks write it) and only when the widths differ.  A static model
+that misses the flag says the add bypasses it (RL103); a run with different
+widths and the flag on reaches it, so the trace refutes that claim."""
 import torch
 import torch.nn as nn
 
