@@ -30,5 +30,7 @@ def summary_lines(report, verbose: bool = False) -> List[str]:
     lines = [line + "."]
     if report.unrunnable and verbose:
         for block in sorted(report.unrunnable, key=lambda b: (b.reason, b.path, b.symbol)):
-            lines.append(f"  {block.path}: {block.symbol}: {REASONS.get(block.reason, block.reason)}: {block.detail}")
+            label = REASONS.get(block.reason, block.reason)
+            text = block.detail if block.detail.startswith(label.split(" the ")[0]) else f"{label}: {block.detail}"
+            lines.append(f"  {block.path}: {block.symbol}: {text}")
     return lines

@@ -79,7 +79,10 @@ def judge(finding: Finding, response: Dict[str, Any]) -> Confirmation:
     status = response.get("status")
     if status != "ok":
         reason = FAILURES.get(status, "the trace failed")
-        return Confirmation("unverified", f"{reason}: {response.get('error', '')}".rstrip(": "))
+        error = response.get("error", "")
+        if error.startswith(reason.split(" the ")[0]):
+            return Confirmation("unverified", error)  # it says so itself: "could not import einops: ..."
+        return Confirmation("unverified", f"{reason}: {error}".rstrip(": "))
     configs = response.get("runs", [])
     kind = finding.expect.get("kind", "")
     check = CHECKS.get(kind)
