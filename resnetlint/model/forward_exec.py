@@ -113,7 +113,22 @@ class FVal:
 
     @property
     def is_layer(self) -> bool:
+        """A call of a module (``self.conv(x)``)."""
         return self.kind == "layer"
+
+    @property
+    def is_call(self) -> bool:
+        """A call of a function or a tensor method (``F.relu(x)``, ``x.mean()``)."""
+        return self.kind in ("func", "method")
+
+    @property
+    def is_computed(self) -> bool:
+        """Produced by an operation: a layer, a function or method, an operator."""
+        return self.kind in ("layer", "func", "method", "binop")
+
+    @property
+    def is_input(self) -> bool:
+        return self.kind == "input"
 
 
 @record
