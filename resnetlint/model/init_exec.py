@@ -55,6 +55,7 @@ from .values import (
     Item,
     LayerSpec,
     LayerV,
+    LambdaV,
     ListV,
     Loc,
     MethodV,
@@ -1044,6 +1045,9 @@ class Interpreter:
             return options[0][1]
         return self.here(AltV(tuple(options), test=expr.test), expr, frame)
 
+    def ev_Lambda(self, expr: cst.Lambda, world: World, frame: Frame) -> Loc:
+        return self.here(LambdaV(expr.params, expr.body, tuple(world.env.items()), frame.ctx), expr, frame)
+
     def ev_NamedExpr(self, expr: cst.NamedExpr, world, frame) -> Loc:
         value = self.ev(expr.value, world, frame)
         self.assign(expr.target, value, world, frame, expr)
@@ -1136,6 +1140,8 @@ class Interpreter:
                                    frame, _depth + 1)
         if isinstance(value, ParamV):
             return self.call_layer_parameter(value, args, kwargs, complete, expr, world, frame, _depth)
+        if isinstance(value, LambdaV):
+            return self.call_lambda(value, args, kwargs, complete, expr, world, frame)
         if isinstance(value, AltV):
             options = []
             for cond, option in value.options:
@@ -1147,6 +1153,20 @@ class Interpreter:
             return self.here(AltV(tuple(options), test=value.test), expr, frame) if options else \
                 self.here(UnknownV("call of alternatives"), expr, frame)
         return self.here(UnknownV("call"), expr, frame)
+
+    def call_lambda(self, fn: LambdaV, args, kwargs, complete, expr, world: World, frame: Frame) -> Loc:
+        """Evaluate a lambda's body with its arguments bound, in the scope it
+        was written in."""
+        if frame.depth >= MAX_CALL_DEPTH:
+            return self.here(UnknownV("lambda: too deep"), expr, frame)
+        holder = cst.FunctionDef(name=cst.Name("lambda"), params=fn.params, body=cst.SimpleStatementSuite(body=[]))
+        env = self._bind(holder, args, dict(kwargs), complete, skip_self=False, frame=frame, ctx=fn.ctx)
+        if env is None:
+            return self.here(UnknownV("lambda: arguments do not fit"), expr, frame)
+        inner = World(world.facts)
+        inner.env = {**dict(fn.env), **env}
+        sub = Frame(cls=None, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack, ctx=fn.ctx)
+        return _relabel(self.ev(fn.body, inner, sub), frame)
 
     def call_layer_parameter(self, param: ParamV, args, kwargs, complete, expr, world, frame, depth: int) -> Loc:
         """``norm_layer(planes)`` with ``norm_layer`` a constructor parameter.
@@ -1205,6 +1225,8 @@ class Interpreter:
             return self.here(PartialV(args[0], tuple(args[1:]), tuple(kwargs.items())), expr, frame)
         if qualname in ("collections.OrderedDict",) and args and isinstance(args[0].value, (ListV, TupleV)):
             return self._ordered_dict(args[0], expr, frame)
+        if qualname in ("inspect.isfunction", "types.FunctionType") and args:
+            return self.here(BoolV(_is_function(self, args[0].value)), expr, frame)
         if qualname in ("math.ceil", "math.floor", "math.sqrt", "math.log2"):
             num = as_num(args[0]) if args else None
             if num is not None and num.int_value() is not None and short in ("ceil", "floor"):
@@ -1324,9 +1346,41 @@ class Interpreter:
             return self.here(NONE, expr, frame)
         if name == "super":
             return self.here(SuperV(), expr, frame)
-        if name == "isinstance":
-            return self.here(BoolV(None), expr, frame)
+        if name == "isinstance" and len(args) == 2:
+            return self.here(BoolV(self._isinstance(args[0].value, args[1].value)), expr, frame)
+        if name == "callable" and args:
+            return self.here(BoolV(_is_function(self, args[0].value, classes_too=True)), expr, frame)
         return self.here(UnknownV(name), expr, frame)
+
+    def _isinstance(self, value: Value, classinfo: Value) -> Cond:
+        """``isinstance`` for the values the model knows the type of; None
+        (unknown) for parameters and anything else."""
+        if isinstance(classinfo, TupleV):
+            answers = [self._isinstance(value, item.value) for item in classinfo.items]
+            if any(a is True for a in answers):
+                return True
+            return False if all(a is False for a in answers) else None
+        if not isinstance(classinfo, QualV):
+            return None
+        kind = classinfo.qualname
+        if isinstance(value, (ParamV, UnknownV, OpaqueV, AltV)):
+            return None
+        if kind in ("torch.nn.Module", "torch.nn.modules.module.Module"):
+            return isinstance(value, LayerV)
+        if kind.startswith("torch.nn."):
+            if not isinstance(value, LayerV):
+                return False
+            return value.spec.ltype.qualname == kind if value.spec.ltype is not None else None
+        python_types = {"builtins.str": StrV, "builtins.list": ListV, "builtins.tuple": TupleV, "builtins.dict": DictV,
+                        "builtins.bool": BoolV}
+        if kind in python_types:
+            return isinstance(value, python_types[kind])
+        if kind in ("builtins.int", "builtins.float"):
+            if isinstance(value, NumV):
+                constant = value.num.const_value()
+                return None if constant is None else (constant.denominator == 1) == (kind == "builtins.int") or None
+            return False if isinstance(value, (StrV, ListV, TupleV, DictV, NoneV, LayerV, LambdaV)) else None
+        return None
 
     def call_bound_method(self, method: BoundMethodV, expr: cst.Call, world: World, frame: Frame) -> Loc:
         receiver = method.receiver
@@ -1772,6 +1826,24 @@ def _decorator_name(decorator: cst.Decorator) -> str:
     if isinstance(expr, cst.Attribute):
         return expr.attr.value
     return ""
+
+
+def _is_function(interp: "Interpreter", value: Value, classes_too: bool = False) -> Cond:
+    """``inspect.isfunction`` (``callable`` with ``classes_too``) for values
+    whose nature the model knows."""
+    from .project import Definition
+
+    if isinstance(value, LambdaV):
+        return True
+    if isinstance(value, (LayerV, NumV, StrV, NoneV, BoolV, ListV, TupleV, DictV)):
+        return isinstance(value, LayerV) and classes_too
+    if isinstance(value, QualV):
+        resolved = interp.resolve(value)
+        if isinstance(resolved, Definition):
+            return resolved.kind == "function" or (classes_too and resolved.kind == "class")
+        if value.qualname.startswith("torch.nn.") and layer_type(value.qualname) is not None:
+            return classes_too
+    return None
 
 
 def _attribute_key(name: Loc) -> Optional[str]:
