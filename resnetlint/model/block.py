@@ -471,35 +471,44 @@ class Difference:
 
 
 def differ(a: Optional[Num], b: Optional[Num], facts: Facts, defaults: Optional[Dict[str, int]] = None) -> Optional[Difference]:
-    """Whether two expressions of the block's parameters differ for some
-    configuration: as polynomials (for almost every value), or, when they
-    involve ``int``/``//``/``max`` and the like, in a sample configuration
-    consistent with ``facts`` (see :mod:`resnetlint.model.concrete`)."""
+    """Whether two expressions of the block's parameters differ in a
+    configuration the code allows: one of the sample configurations (the
+    defaults, strides of 1 and 2, a few widths; see
+    :mod:`resnetlint.model.concrete`) consistent with ``facts`` must show
+    it.  The difference is described by a condition when the two differ as
+    polynomials, else by that configuration (``c // 2`` against ``c``)."""
     if a is None or b is None:
         return None
     a, b = facts.norm(a), facts.norm(b)
     if a == b:
         return None
-    if provably_different(a, b):
-        from .symbolic import unless
-
-        return Difference(unless(a, b))
     from .concrete import witness
 
     configuration = witness(a, b, facts, defaults or {})
     if configuration is None:
+        # No configuration the parameters' roles allow (strides of 1 and 2,
+        # widths, the defaults) shows it under what the path assumes: a
+        # stride that is 1 unless it is 2 never differs from 1 "in practice".
         return None
+    if provably_different(a, b):
+        from .symbolic import unless
+
+        return Difference(unless(a, b))
     return Difference(f"{a.render()} != {b.render()}", configuration)
 
 
 def consumes_directly(value: FVal, source: FVal) -> bool:
     """``value`` takes ``source`` as its first input, possibly through
-    elementwise functions."""
+    elementwise functions and layers that keep the channels without stating
+    a width (a pad, an activation, dropout)."""
     current = value.inputs[0] if value.inputs else None
     while current is not None:
         if current is source:
             return True
         if current.kind in ("func", "method") and current.elementwise and current.inputs:
+            current = current.inputs[0]
+        elif current.kind == "layer" and current.inputs and current.spec is not None and \
+                current.spec.summary.keeps_channels and current.spec.summary.in_channels is None:
             current = current.inputs[0]
         else:
             return False

@@ -22,6 +22,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 import libcst as cst
 
 from .context import ModuleContext
+from .layers import role_module
 from .lite import make
 from .records import record
 from .syntax import walk
@@ -44,6 +45,7 @@ from .values import (
     Loc,
     MethodV,
     NoneV,
+    ParamV,
     QualV,
     StrV,
     UnknownV,
@@ -113,7 +115,22 @@ class FVal:
 
     @property
     def is_layer(self) -> bool:
+        """A call of a module (``self.conv(x)``)."""
         return self.kind == "layer"
+
+    @property
+    def is_call(self) -> bool:
+        """A call of a function or a tensor method (``F.relu(x)``, ``x.mean()``)."""
+        return self.kind in ("func", "method")
+
+    @property
+    def is_computed(self) -> bool:
+        """Produced by an operation: a layer, a function or method, an operator."""
+        return self.kind in ("layer", "func", "method", "binop")
+
+    @property
+    def is_input(self) -> bool:
+        return self.kind == "input"
 
 
 @record
@@ -862,6 +879,8 @@ class ForwardExecutor:
         if isinstance(value, LayerV) and value.spec.family in ("parameter", "float_functional"):
             return self.opaque_call(expr, callee, state)
         spec = value.spec if isinstance(value, LayerV) else None
+        if isinstance(value, ParamV):
+            spec = role_module(value.name, expr)
         return self.layer_call(expr, callee, spec, state)
 
     def layer_call(self, expr: cst.Call, callee: FVal, spec: Optional[LayerSpec], state: State) -> Results:
@@ -880,9 +899,15 @@ class ForwardExecutor:
         return out
 
     def call_alternatives(self, expr: cst.Call, callee: FVal, alt: AltV, state: State) -> Results:
+        """Call each alternative a module may be, on its own path.  Each path
+        also records which alternative it took: the alternatives exclude each
+        other even when their conditions, as written, do not show it."""
         out: Results = []
-        for cond, option in alt.options:
+        viable = [(cond, option) for cond, option in alt.options if state.facts.evaluate(cond) is not False]
+        for index, (cond, option) in enumerate(viable):
             facts = state.facts.assume(cond, True)
+            if facts is not None and len(viable) > 1:
+                facts = facts.assume(Truth(f"<alternative {index} of {id(alt)}>"), True)
             if facts is None:
                 continue
             branch = state.fork()
@@ -1104,14 +1129,19 @@ class ForwardExecutor:
 def _input_is_none(op: str, left: FVal, right: FVal) -> Cond:
     """``x2 is None`` for an argument of forward: the same condition every
     time it is tested (``x_in = cat(x1, x2) if x2 is not None else x1`` and a
-    later ``assert x2 is not None`` agree), None for anything else."""
+    later ``assert x2 is not None`` agree); False for a layer's output or a
+    sum (``if identity is None`` after ``identity = self.proj(x)``); None
+    (unknown) for anything else."""
     if op not in ("Is", "IsNot"):
         return None
     for value, other in ((left, right), (right, left)):
-        if value.kind == "input" and other.kind == "static" and other.static is not None \
-                and isinstance(other.static.value, NoneV):
+        if other.kind != "static" or other.static is None or not isinstance(other.static.value, NoneV):
+            continue
+        if value.kind == "input":
             cond = Truth(f"forward argument {value.name} is None")
             return cond if op == "Is" else negate(cond)
+        if value.kind in ("layer", "binop") and value.tensor:
+            return op == "IsNot"  # a module's output or a sum is a tensor, never None
     return None
 
 

@@ -24,6 +24,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 import libcst as cst
 
 from . import layers as L
+from . import summaries
 from .context import LOCAL_PREFIX, ModuleContext
 from .records import record
 from .syntax import iter_children
@@ -54,6 +55,7 @@ from .values import (
     Item,
     LayerSpec,
     LayerV,
+    LambdaV,
     ListV,
     Loc,
     MethodV,
@@ -185,6 +187,7 @@ class Interpreter:
         self._budget = INIT_BUDGET
         self._integers: Dict[str, NumV] = {}
         self._syntax: Dict[Tuple[str, int], object] = {}
+        self._memo_table: Dict[Tuple[str, object], object] = {}
 
     def syntax(self, kind: str, node, compute):
         """A fact about a syntax node (names it reads, names it assigns),
@@ -384,7 +387,7 @@ class Interpreter:
             self.exec_augassign(small, world, frame)
             return [world]
         if isinstance(small, cst.Expr):
-            forked = self._exec_call_statement(small.value, world, frame)
+            forked = self._exec_call_statement(small.value, world, frame, discarded=True)
             if forked is not None:
                 return [w for w, _ in forked]
             self.ev(small.value, world, frame)
@@ -430,9 +433,11 @@ class Interpreter:
             out.append((branch, option))
         return out or [(world, value)]
 
-    def _exec_call_statement(self, expr: cst.BaseExpression, world: World, frame: Frame):
+    def _exec_call_statement(self, expr: cst.BaseExpression, world: World, frame: Frame, discarded: bool = False):
         """Calls that may fork worlds: ``super().__init__(...)`` and
-        ``self.method(...)`` (they assign attributes).  None if not one."""
+        ``self.method(...)`` (they assign attributes); with ``discarded`` (an
+        expression statement) also helper calls that cannot change ``self``,
+        which are skipped.  None if not one of those."""
         if not isinstance(expr, cst.Call):
             return None
         callee = self.ev(expr.func, world, frame)
@@ -449,7 +454,24 @@ class Interpreter:
                 return self.call_super_init(args[1:], kwargs, world, frame, expr, explicit=base)
         if isinstance(value, MethodV):
             return self.call_method(value.name, expr, world, frame)
+        if discarded and isinstance(value, QualV) and self._discardable(value, expr, world, frame):
+            return [(world, Loc(NONE))]
         return None
+
+    def _discardable(self, callee: QualV, expr: cst.Call, world: World, frame: Frame) -> bool:
+        """A helper function called for its effect (``trunc_normal_(self.pos_embed)``,
+        ``init_weights(self.head)``) whose result is thrown away: without
+        ``self`` among its arguments it cannot build or change an attribute,
+        so it is not run (weight initialisation is most of these)."""
+        from .project import Definition
+
+        if callee.qualname.startswith(("torch.", "builtins.")):
+            return False
+        resolved = self.resolve(callee)
+        if not (isinstance(resolved, Definition) and resolved.kind == "function"):
+            return False
+        args, kwargs, _ = self.eval_args(expr, world, frame)
+        return not any(isinstance(a.value, SelfV) for a in list(args) + list(kwargs.values()))
 
     def exec_if(self, stmt: cst.If, world: World, frame: Frame) -> List[World]:
         cond = self.as_cond(self.ev(stmt.test, world, frame))
@@ -1023,6 +1045,9 @@ class Interpreter:
             return options[0][1]
         return self.here(AltV(tuple(options), test=expr.test), expr, frame)
 
+    def ev_Lambda(self, expr: cst.Lambda, world: World, frame: Frame) -> Loc:
+        return self.here(LambdaV(expr.params, expr.body, tuple(world.env.items()), frame.ctx), expr, frame)
+
     def ev_NamedExpr(self, expr: cst.NamedExpr, world, frame) -> Loc:
         value = self.ev(expr.value, world, frame)
         self.assign(expr.target, value, world, frame, expr)
@@ -1115,6 +1140,8 @@ class Interpreter:
                                    frame, _depth + 1)
         if isinstance(value, ParamV):
             return self.call_layer_parameter(value, args, kwargs, complete, expr, world, frame, _depth)
+        if isinstance(value, LambdaV):
+            return self.call_lambda(value, args, kwargs, complete, expr, world, frame)
         if isinstance(value, AltV):
             options = []
             for cond, option in value.options:
@@ -1126,6 +1153,20 @@ class Interpreter:
             return self.here(AltV(tuple(options), test=value.test), expr, frame) if options else \
                 self.here(UnknownV("call of alternatives"), expr, frame)
         return self.here(UnknownV("call"), expr, frame)
+
+    def call_lambda(self, fn: LambdaV, args, kwargs, complete, expr, world: World, frame: Frame) -> Loc:
+        """Evaluate a lambda's body with its arguments bound, in the scope it
+        was written in."""
+        if frame.depth >= MAX_CALL_DEPTH:
+            return self.here(UnknownV("lambda: too deep"), expr, frame)
+        holder = cst.FunctionDef(name=cst.Name("lambda"), params=fn.params, body=cst.SimpleStatementSuite(body=[]))
+        env = self._bind(holder, args, dict(kwargs), complete, skip_self=False, frame=frame, ctx=fn.ctx)
+        if env is None:
+            return self.here(UnknownV("lambda: arguments do not fit"), expr, frame)
+        inner = World(world.facts)
+        inner.env = {**dict(fn.env), **env}
+        sub = Frame(cls=None, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack, ctx=fn.ctx)
+        return _relabel(self.ev(fn.body, inner, sub), frame)
 
     def call_layer_parameter(self, param: ParamV, args, kwargs, complete, expr, world, frame, depth: int) -> Loc:
         """``norm_layer(planes)`` with ``norm_layer`` a constructor parameter.
@@ -1184,6 +1225,8 @@ class Interpreter:
             return self.here(PartialV(args[0], tuple(args[1:]), tuple(kwargs.items())), expr, frame)
         if qualname in ("collections.OrderedDict",) and args and isinstance(args[0].value, (ListV, TupleV)):
             return self._ordered_dict(args[0], expr, frame)
+        if qualname in ("inspect.isfunction", "types.FunctionType") and args:
+            return self.here(BoolV(_is_function(self, args[0].value)), expr, frame)
         if qualname in ("math.ceil", "math.floor", "math.sqrt", "math.log2"):
             num = as_num(args[0]) if args else None
             if num is not None and num.int_value() is not None and short in ("ceil", "floor"):
@@ -1303,9 +1346,41 @@ class Interpreter:
             return self.here(NONE, expr, frame)
         if name == "super":
             return self.here(SuperV(), expr, frame)
-        if name == "isinstance":
-            return self.here(BoolV(None), expr, frame)
+        if name == "isinstance" and len(args) == 2:
+            return self.here(BoolV(self._isinstance(args[0].value, args[1].value)), expr, frame)
+        if name == "callable" and args:
+            return self.here(BoolV(_is_function(self, args[0].value, classes_too=True)), expr, frame)
         return self.here(UnknownV(name), expr, frame)
+
+    def _isinstance(self, value: Value, classinfo: Value) -> Cond:
+        """``isinstance`` for the values the model knows the type of; None
+        (unknown) for parameters and anything else."""
+        if isinstance(classinfo, TupleV):
+            answers = [self._isinstance(value, item.value) for item in classinfo.items]
+            if any(a is True for a in answers):
+                return True
+            return False if all(a is False for a in answers) else None
+        if not isinstance(classinfo, QualV):
+            return None
+        kind = classinfo.qualname
+        if isinstance(value, (ParamV, UnknownV, OpaqueV, AltV)):
+            return None
+        if kind in ("torch.nn.Module", "torch.nn.modules.module.Module"):
+            return isinstance(value, LayerV)
+        if kind.startswith("torch.nn."):
+            if not isinstance(value, LayerV):
+                return False
+            return value.spec.ltype.qualname == kind if value.spec.ltype is not None else None
+        python_types = {"builtins.str": StrV, "builtins.list": ListV, "builtins.tuple": TupleV, "builtins.dict": DictV,
+                        "builtins.bool": BoolV}
+        if kind in python_types:
+            return isinstance(value, python_types[kind])
+        if kind in ("builtins.int", "builtins.float"):
+            if isinstance(value, NumV):
+                constant = value.num.const_value()
+                return None if constant is None else (constant.denominator == 1) == (kind == "builtins.int") or None
+            return False if isinstance(value, (StrV, ListV, TupleV, DictV, NoneV, LayerV, LambdaV)) else None
+        return None
 
     def call_bound_method(self, method: BoundMethodV, expr: cst.Call, world: World, frame: Frame) -> Loc:
         receiver = method.receiver
@@ -1437,9 +1512,35 @@ class Interpreter:
                              frame: Frame) -> Loc:
         """A helper function (of this file or another module) run with the
         caller's values bound to its parameters."""
-        func = ctx.functions[name]
         if frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
             return self.here(UnknownV(f"{name}: too deep"), expr, frame)
+        abstracted = summaries.abstract_arguments(args, kwargs) if complete else None
+        if abstracted is None:
+            return self._run_helper(ctx, name, args, kwargs, complete, expr, world, frame)
+        key, template_args, template_kwargs, mapping = abstracted
+        depth, stack = frame.depth, frame.stack
+
+        def summarise() -> Loc:
+            blank = Frame(cls=None, local=False, depth=depth, stack=stack, ctx=frame.ctx)
+            return self._run_helper(ctx, name, template_args, template_kwargs, True, None, World(), blank)
+
+        template = self._memo(ctx, ("helper", name, depth, key), summarise)
+        return summaries.instantiate(template, mapping, world.facts, frame.site, expr, frame.local)
+
+    def _memo(self, ctx: ModuleContext, key, compute):
+        """A value computed once per module content and key: in the project
+        for a module read from disk (shared by every file checked in this
+        process), here for the checked file (its text may be a fix's)."""
+        if self.project is not None and ctx.foreign:
+            return self.project.memo(ctx, repr(key), compute)
+        memo_key = (ctx.path, key)
+        if memo_key not in self._memo_table:
+            self._memo_table[memo_key] = compute()
+        return self._memo_table[memo_key]
+
+    def _run_helper(self, ctx: ModuleContext, name: str, args, kwargs, complete, expr, world: World,
+                    frame: Frame) -> Loc:
+        func = ctx.functions[name]
         env = self._bind(func, args, dict(kwargs), complete, skip_self=False, frame=frame, ctx=ctx)
         if env is None:
             return self.here(UnknownV(f"{name}: arguments do not fit"), expr, frame)
@@ -1725,6 +1826,24 @@ def _decorator_name(decorator: cst.Decorator) -> str:
     if isinstance(expr, cst.Attribute):
         return expr.attr.value
     return ""
+
+
+def _is_function(interp: "Interpreter", value: Value, classes_too: bool = False) -> Cond:
+    """``inspect.isfunction`` (``callable`` with ``classes_too``) for values
+    whose nature the model knows."""
+    from .project import Definition
+
+    if isinstance(value, LambdaV):
+        return True
+    if isinstance(value, (LayerV, NumV, StrV, NoneV, BoolV, ListV, TupleV, DictV)):
+        return isinstance(value, LayerV) and classes_too
+    if isinstance(value, QualV):
+        resolved = interp.resolve(value)
+        if isinstance(resolved, Definition):
+            return resolved.kind == "function" or (classes_too and resolved.kind == "class")
+        if value.qualname.startswith("torch.nn.") and layer_type(value.qualname) is not None:
+            return classes_too
+    return None
 
 
 def _attribute_key(name: Loc) -> Optional[str]:
