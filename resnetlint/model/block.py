@@ -17,7 +17,7 @@ from .project import Project
 from .forward_exec import AddEvent, AssignEvent, Budget, Flow, ForwardExecutor, FVal, ancestors
 from .init_exec import InitResult, Interpreter, World
 from .symbolic import Cond, Facts, Num, provably_different
-from .layers import iter_layers, sequential_children
+from .layers import iter_layers
 from .values import AltV, Item, LayerSpec, LayerV, Summary, TupleV, as_num
 
 @dataclass
@@ -141,7 +141,7 @@ def _sequentials_in(path: str, loc) -> Iterator[Tuple[str, List[Item]]]:
     if not isinstance(value, LayerV):
         return
     spec = value.spec
-    children = sequential_children(spec)
+    children = list(spec.children) if _is_chain(spec) else []
     if children and spec.children_complete and spec.site is not None:
         yield path, children
         for index, child in enumerate(children):
@@ -395,7 +395,7 @@ def forward_chain(value: FVal) -> List[ChainStep]:
 
 
 def _expanded(spec: LayerSpec) -> List[ChainStep]:
-    if spec.family == "container" and spec.ltype is not None and spec.ltype.name == "Sequential":
+    if _is_chain(spec):
         out: List[ChainStep] = []
         for child in spec.children:
             value = child.loc.value
@@ -407,6 +407,14 @@ def _expanded(spec: LayerSpec) -> List[ChainStep]:
     if spec.family == "pad":
         return [ChainStep(spec, _layer_padding(spec), is_pad=True)]
     return [ChainStep(spec)]
+
+
+def _is_chain(spec: LayerSpec) -> bool:
+    """A layer that runs its children one after the other: an nn.Sequential,
+    or a module class whose forward is a plain chain of its layers."""
+    if spec.family == "container":
+        return spec.ltype is not None and spec.ltype.name == "Sequential"
+    return spec.family == "composite" and bool(spec.children)
 
 
 def _pad_totals(amounts: List[Optional[Num]], dims: int) -> Optional[Tuple[Num, ...]]:
