@@ -83,6 +83,25 @@ def test_a_clean_run_that_meets_the_conditions_refutes_and_one_that_does_not_lea
     assert judge(claim, {"status": "ok", "runs": [failed]}).status != "refuted"
 
 
+def test_channel_and_groups_findings_are_refuted_only_by_what_covers_them():
+    channel = finding("RL201", "channel-error", expected="in_channels", got="out_channels")
+    equal = config("B(16, 16)", {"in_channels": 16, "out_channels": 16}, CLEAN)
+    differ = config("B(16, 32)", {"in_channels": 16, "out_channels": 32}, CLEAN)
+    assert judge(channel, {"status": "ok", "runs": [equal]}).status == "not-confirmed"
+    assert judge(channel, {"status": "ok", "runs": [equal, differ]}).status == "refuted"
+    tiny = config("B(16, 32)", {"in_channels": 16, "out_channels": 32}, dict(CLEAN, input=[2, 16, 1, 1]))
+    assert judge(channel, {"status": "ok", "runs": [tiny]}).status == "not-confirmed"  # no real spatial extent
+    message = "`groups=hidden` does not divide `in_channels=inp`: ..."
+    groups = finding("RL205", "construction-error", message, text="in_channels must be divisible by groups")
+    divides = config("B(inp=32, hidden=16)", {"inp": 32, "hidden": 16}, CLEAN)
+    does_not = config("B(inp=16, hidden=32)", {"inp": 16, "hidden": 32}, CLEAN)
+    assert judge(groups, {"status": "ok", "runs": [divides]}).status == "not-confirmed"
+    verdict = judge(groups, {"status": "ok", "runs": [divides, does_not]})
+    assert verdict.status == "refuted" and "the constructor did not raise" in verdict.detail
+    raised = dict(does_not, construct_error="ValueError: in_channels must be divisible by groups", runs=[])
+    assert judge(groups, {"status": "ok", "runs": [divides, raised]}).status == "confirmed"
+
+
 def test_design_rules_and_warnings_are_never_refuted():
     runs = {"status": "ok", "runs": [config("B(c=16)", {"c": 16}, CLEAN)]}
     assert judge(finding("RL303", "design", conditions=[]), runs).status == "not-confirmed"
