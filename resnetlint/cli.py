@@ -128,6 +128,10 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 def _main(argv: Optional[List[str]]) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["server"]:  # the editor server (lint a directory named server as ./server)
+        from .server import main as serve
+
+        raise SystemExit(serve(argv[1:]))
     options = fast_parse(argv)
     if options is None:
         from .cli_app import main as full_main
