@@ -217,6 +217,21 @@ async def test_a_syntax_error_mid_edit_is_RL000_and_the_server_goes_on(client: L
     assert [d.code for d in await diagnostics(client, uri, version=3)] == ["RL301"]
 
 
+async def test_changes_that_come_together_are_checked_together(client: LanguageClient, tmp_path: Path):
+    (path,) = workspace(tmp_path, 'trace = "off"', "seed003_block.py")
+    await start(client, tmp_path)
+    uri = open_file(client, path)
+    first = await diagnostics(client, uri, version=1)
+    text = path.read_text()
+    mark = len(client.published)
+    for version in range(2, 12):  # ten keystrokes, sent as fast as the client can
+        text += "#"
+        replace_text(client, uri, version, text)
+    last = await diagnostics(client, uri, version=11, after=mark)
+    assert [d.code for d in last] == [d.code for d in first]
+    checks = [p.version for p in client.published[mark:] if p.uri == uri]
+    assert checks[-1] == 11 and len(checks) < 6, checks
+
 async def test_the_workspace_pyproject_applies_and_is_reloaded_when_it_changes(client: LanguageClient,
                                                                               tmp_path: Path):
     (path,) = workspace(tmp_path, 'ignore = ["RL104"]\ntrace = "off"', "seed003_block.py")

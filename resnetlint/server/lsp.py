@@ -2,8 +2,8 @@
 
 What the editor gets:
 
-* diagnostics when a document is opened, changed (after a short pause in the
-  typing, :data:`DEBOUNCE_S`) and saved; the other open modules of the same
+* diagnostics when a document is opened, changed (debounced, see
+  :data:`MAX_DEBOUNCE_S`) and saved; the other open modules of the same
   package are checked again too, a little later (:data:`DEPENDENTS_DELAY_S`);
 * code actions: each finding's fix (safe ones preferred, unsafe ones say
   so), "fix all" (``source.fixAll.resnetlint``) and "suppress with
@@ -23,6 +23,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -38,7 +39,13 @@ from . import actions, convert
 from .actions import FIX_ALL_KIND
 from .workspace import Workspace
 
-DEBOUNCE_S = 0.025  # a burst of keystrokes (or one edit sent as several changes) is checked once
+# Debouncing: a change is checked at once, unless it comes less than one
+# check's duration after the previous change or check of the document (fast
+# typing, a paste or a formatter sent as several changes, changes that queued
+# up while a check ran): then the check waits that long, and the changes
+# that keep coming push it back.  So a burst costs about two checks, and a
+# lone change is diagnosed after one.  The wait is capped at MAX_DEBOUNCE_S.
+MAX_DEBOUNCE_S = 0.1
 DEPENDENTS_DELAY_S = 0.25  # the other modules of the package: after the edited one
 PYTHON_SUFFIXES = (".py", ".pyi")
 
@@ -64,6 +71,9 @@ class ResnetlintServer(LanguageServer):
         self.analysis = Workspace()
         self.checked: Dict[str, Checked] = {}  # uri -> its last check
         self.timers: Dict[str, asyncio.TimerHandle] = {}
+        self.last_change: Dict[str, float] = {}  # uri -> event-loop time of its last change
+        self.check_cost: Dict[str, float] = {}  # uri -> seconds its last check took
+        self.check_end: Dict[str, float] = {}  # uri -> event-loop time its last check ended
         self.traces = TraceQueue(self)
         self.warned: set = set()  # configuration errors already shown
         self.stopping = False
@@ -98,7 +108,10 @@ class ResnetlintServer(LanguageServer):
         if held is not None and held.text == text and held.version == version:
             return held
         path = self.path_of(uri)
+        began = time.perf_counter()
         result = self.analysis.check(path, text)
+        self.check_cost[uri] = time.perf_counter() - began
+        self.check_end[uri] = asyncio.get_running_loop().time()
         self._warn_about_configuration(path)
         held = Checked(version, text, result)
         self.checked[uri] = held
@@ -139,6 +152,15 @@ class ResnetlintServer(LanguageServer):
         self.timers.pop(uri, None)
         if not self.stopping:
             self.publish(uri)
+
+    def changed(self, uri: str) -> None:
+        """Check soon, debounced (see :data:`MAX_DEBOUNCE_S`)."""
+        now = asyncio.get_running_loop().time()
+        wait = min(self.check_cost.get(uri, 0.0), MAX_DEBOUNCE_S)
+        latest = max(self.last_change.get(uri, float("-inf")), self.check_end.get(uri, float("-inf")))
+        burst = uri in self.timers or now - latest < wait
+        self.last_change[uri] = now
+        self.schedule(uri, wait if burst else 0.0)
 
     def publish_now(self, uri: str) -> Optional[Checked]:
         waiting = self.timers.pop(uri, None)
@@ -282,7 +304,7 @@ def create_server() -> ResnetlintServer:
     def did_change(ls: ResnetlintServer, params: lsp.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
         if ls.is_python(uri):
-            ls.schedule(uri, DEBOUNCE_S)
+            ls.changed(uri)
             ls.refresh_dependents(uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE, lsp.SaveOptions(include_text=False))
@@ -304,6 +326,9 @@ def create_server() -> ResnetlintServer:
         if waiting is not None:
             waiting.cancel()
         ls.checked.pop(uri, None)
+        ls.last_change.pop(uri, None)
+        ls.check_cost.pop(uri, None)
+        ls.check_end.pop(uri, None)
         ls.analysis.forget(ls.path_of(uri))
         if ls.is_python(uri):
             ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
