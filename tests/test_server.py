@@ -247,6 +247,20 @@ async def test_the_workspace_pyproject_applies_and_is_reloaded_when_it_changes(c
     assert {d.code for d in await diagnostics(client, uri, after=mark)} == {"RL201", "RL203"}
 
 
+async def test_without_a_file_watcher_a_changed_pyproject_applies_at_the_next_check(client: LanguageClient,
+                                                                                     tmp_path: Path):
+    first, second = workspace(tmp_path, 'trace = "off"', "seed003_block.py", "seed000_resskip_depthwise.py")
+    await start(client, tmp_path)
+    first_uri, second_uri = open_file(client, first), open_file(client, second)
+    await diagnostics(client, first_uri, version=1)
+    assert [d.code for d in await diagnostics(client, second_uri, version=1)] == ["RL301"]
+
+    (tmp_path / "pyproject.toml").write_text('[tool.resnetlint]\nignore = ["RL3"]\ntrace = "off"\n')
+    mark = len(client.published)
+    replace_text(client, first_uri, 2, first.read_text() + "\n")  # any edit of any open file
+    assert not any(d.code.startswith("RL3") for d in await diagnostics(client, first_uri, version=2))
+    assert await diagnostics(client, second_uri, after=mark) == []
+
 async def test_a_broken_pyproject_is_reported_and_the_defaults_apply(client: LanguageClient, tmp_path: Path):
     (path,) = workspace(tmp_path, 'selct = ["RL2"]', "seed000_resskip_depthwise.py")
     await start(client, tmp_path)

@@ -108,6 +108,7 @@ class ResnetlintServer(LanguageServer):
         if held is not None and held.text == text and held.version == version:
             return held
         path = self.path_of(uri)
+        generation = self.analysis.generation
         began = time.perf_counter()
         result = self.analysis.check(path, text)
         self.check_cost[uri] = time.perf_counter() - began
@@ -115,6 +116,11 @@ class ResnetlintServer(LanguageServer):
         self._warn_about_configuration(path)
         held = Checked(version, text, result)
         self.checked[uri] = held
+        if self.analysis.generation != generation:  # a pyproject.toml changed: the others may see it too
+            for other in self.open_python_documents():
+                if other != uri:
+                    self.checked.pop(other, None)
+                    self.schedule(other, 0.0, restart=False)
         return held
 
     def publish(self, uri: str, recheck: bool = False) -> Optional[Checked]:
@@ -174,7 +180,8 @@ class ResnetlintServer(LanguageServer):
         for path in self.analysis.dependents(self.path_of(uri), list(paths)):
             self.schedule(paths[path], DEPENDENTS_DELAY_S, restart=False)
 
-    def refresh_all(self) -> None:
+    def reload_configuration(self) -> None:
+        self.analysis.reload()
         for uri in self.open_python_documents():
             self.publish(uri, recheck=True)
 
@@ -311,8 +318,7 @@ def create_server() -> ResnetlintServer:
     def did_save(ls: ResnetlintServer, params: lsp.DidSaveTextDocumentParams) -> None:
         uri = params.text_document.uri
         if os.path.basename(ls.path_of(uri)) == "pyproject.toml":
-            ls.analysis.reload()
-            ls.refresh_all()
+            ls.reload_configuration()
             return
         if ls.is_python(uri):
             held = ls.publish_now(uri)
@@ -337,8 +343,7 @@ def create_server() -> ResnetlintServer:
     def watched_files(ls: ResnetlintServer, params: lsp.DidChangeWatchedFilesParams) -> None:
         changed = [ls.path_of(change.uri) for change in params.changes]
         if any(os.path.basename(path) == "pyproject.toml" for path in changed):
-            ls.analysis.reload()
-            ls.refresh_all()
+            ls.reload_configuration()
             return
         for path in changed:
             if path.endswith(PYTHON_SUFFIXES):

@@ -109,6 +109,7 @@ class Workspace:
         self._configs: Dict[Optional[str], DocumentConfig] = {}  # pyproject path (None: defaults) -> config
         self._verdicts: Dict[str, TraceVerdicts] = {}  # path -> the last trace's verdicts
         self._lock = threading.Lock()  # verdicts arrive from the trace's thread
+        self.generation = 0  # configuration reloads so far
 
     # -- configuration --------------------------------------------------------
     def config_for(self, path: str) -> DocumentConfig:
@@ -124,15 +125,23 @@ class Workspace:
         cached = self._configs.get(found)
         if cached is not None and (found is None or cached.stamp == _stamp(found)):
             return cached
+        if cached is not None:
+            # Changed or deleted since it was read (the editor may not watch
+            # files for us): everything is looked up again.
+            self.reload()
+            return self.config_for(path)
         config = self._load(found)
         self._configs[found] = config
         return config
 
     def reload(self) -> None:
         """Forget every configuration (a ``pyproject.toml`` was created,
-        changed or deleted): the next check finds and reads them again."""
+        changed or deleted): the next check finds and reads them again.
+        ``generation`` counts the reloads, so that the server knows to check
+        its open documents again."""
         self._config_file_of.clear()
         self._configs.clear()
+        self.generation += 1
 
     def _load(self, path: Optional[str]) -> DocumentConfig:
         if path is None:
