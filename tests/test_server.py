@@ -170,6 +170,16 @@ async def test_a_buggy_block_gets_diagnostics_and_its_fix_clears_them(client: La
     assert await diagnostics(client, uri, version=2) == []
 
 
+async def test_an_unsaved_new_document_is_checked_too(client: LanguageClient, tmp_path: Path):
+    await start(client, tmp_path)
+    uri = "untitled:Untitled-1"
+    client.text_document_did_open(lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(
+        uri=uri, language_id="python", version=1, text=(SEEDS / "seed000_resskip_depthwise.py").read_text())))
+    assert [d.code for d in await diagnostics(client, uri, version=1)] == ["RL301"]
+    client.text_document_did_close(lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(uri)))
+    mark = len(client.published)
+    assert await diagnostics(client, uri, after=mark) == []  # closing clears them
+
 async def test_fix_all_writes_what_the_command_line_writes(client: LanguageClient, tmp_path: Path):
     (path,) = workspace(tmp_path, 'trace = "off"', "seed003_block.py")
     await start(client, tmp_path)

@@ -116,3 +116,22 @@ def test_dependents_are_the_open_modules_of_the_same_package(tmp_path: Path):
     a, b, c = str(top / "a.py"), str(top / "sub" / "b.py"), str(tmp_path / "script.py")
     assert package_of(a) == package_of(b) == str(top) and package_of(c) == str(tmp_path)
     assert Workspace(str(tmp_path)).dependents(a, [a, b, c]) == [b]
+
+
+def test_the_server_is_an_optional_extra_and_a_lint_never_imports_it():
+    import re
+
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    project = tomllib.loads((SEEDS.parent.parent / "pyproject.toml").read_text())["project"]
+    names = {re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower() for requirement in project["dependencies"]}
+    assert names == {"libcst", "typer", "rich", "tomli"}
+    assert any(r.startswith("pygls") for r in project["optional-dependencies"]["server"])
+    lint = ("import sys; from resnetlint.cli import main\n"
+            "try:\n    main(['--no-cache', '--no-trace', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pygls', 'lsprotocol', 'cattrs')))")
+    done = subprocess.run([sys.executable, "-c", lint, str(SEEDS / "seed003_block.py")], capture_output=True,
+                          text=True)
+    assert "RL102" in done.stdout and done.stdout.strip().endswith("[]"), done.stdout + done.stderr

@@ -331,12 +331,13 @@ def create_server() -> ResnetlintServer:
         waiting = ls.timers.pop(uri, None)
         if waiting is not None:
             waiting.cancel()
-        ls.checked.pop(uri, None)
+        # pygls has already dropped the document: whether it was ours is in what we checked.
+        was_checked = ls.checked.pop(uri, None) is not None
         ls.last_change.pop(uri, None)
         ls.check_cost.pop(uri, None)
         ls.check_end.pop(uri, None)
         ls.analysis.forget(ls.path_of(uri))
-        if ls.is_python(uri):
+        if was_checked or uri.endswith(PYTHON_SUFFIXES):
             ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
