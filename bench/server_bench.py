@@ -276,8 +276,10 @@ def _machine() -> str:
         pass
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
+    load = " · load average at the end {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") \
+        else ""
     return (f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} · {cpu} · {os.cpu_count()} CPUs · "
-            f"Python {platform.python_version()} · resnetlint at {commit or '?'}")
+            f"Python {platform.python_version()} · resnetlint at {commit or '?'}{load}")
 
 
 def report(rows, every, started, baseline, corpus_rows, roots, args) -> None:

@@ -178,6 +178,7 @@ class ResnetlintServer(LanguageServer):
         """The open modules that ``uri``'s module may affect are checked again."""
         paths = {self.path_of(other): other for other in self.open_python_documents()}
         for path in self.analysis.dependents(self.path_of(uri), list(paths)):
+            self.checked.pop(paths[path], None)  # analysed again, though its own text is the same
             self.schedule(paths[path], DEPENDENTS_DELAY_S, restart=False)
 
     def reload_configuration(self) -> None:
