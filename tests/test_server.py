@@ -303,6 +303,8 @@ async def test_suppressing_a_finding_adds_noqa(client: LanguageClient, tmp_path:
     actions = await client.text_document_code_action_async(lsp.CodeActionParams(
         lsp.TextDocumentIdentifier(uri), found.range, lsp.CodeActionContext(diagnostics=[found])))
     (suppress,) = [a for a in actions if a.title.startswith("Suppress")]
+    assert suppress.kind == lsp.CodeActionKind.QuickFix and suppress.edit is None
+    suppress = await client.code_action_resolve_async(suppress)
     fixed = apply_edit(path.read_text(), suppress.edit, uri)
     line = fixed.splitlines()[found.range.start.line]
     assert line.endswith("  # noqa: RL301")
@@ -337,6 +339,8 @@ async def test_a_client_without_resolve_gets_the_edits_with_the_actions(client: 
     (fix,) = [a for a in actions if a.title.startswith("Fix RL301")]
     assert apply_edit(path.read_text(), fix.edit, uri) == \
         (ROOT / "fixtures" / "fixed" / "seeds" / "seed000_resskip_depthwise.py").read_text()
+    (suppress,) = [a for a in actions if a.title.startswith("Suppress")]
+    assert "# noqa: RL301" in apply_edit(path.read_text(), suppress.edit, uri)
 
 
 async def test_an_edit_refreshes_the_other_open_modules_of_its_package(client: LanguageClient, tmp_path: Path):

@@ -1,10 +1,10 @@
 """Code actions: a finding's fix, "fix all", and "suppress with ``# noqa``".
 
-Listing the actions is cheap (it reads the last check); computing a fix's
-edits is not (the fix engine parses with libcst and analyses again after
-each fix, and with the trace on it runs the block), so clients that can
-resolve an action later (VS Code, Neovim) get the edits only for the action
-the user picks.  Fixes are computed in a background thread; the edit names
+Listing the actions is cheap (it reads the last check); computing their
+edits is not (``# noqa`` tokenizes the file; the fix engine parses with
+libcst and analyses again after each fix, and with the trace on it runs the
+block), so clients that can resolve an action later (VS Code, Neovim) get
+the edits only for the action the user picks.  Fixes are computed in a background thread; the edit names
 the document version it was computed for, so an editor never applies it to
 text that has changed since.
 """
@@ -105,22 +105,28 @@ def _fix_all_action(ls, uri: str, path: str, held: Checked) -> Optional[lsp.Code
 
 
 def _noqa_action(ls, uri: str, held: Checked, finding: Finding, diagnostic: lsp.Diagnostic) -> lsp.CodeAction:
-    fixed = ls.analysis.suppress(held.text, finding)
     return lsp.CodeAction(title=f"Suppress {finding.code} on line {finding.line} with `# noqa: {finding.code}`",
                           kind=lsp.CodeActionKind.QuickFix, diagnostics=[diagnostic],
-                          edit=_workspace_edit(ls, uri, held.version, held.text, fixed))
+                          data={"uri": uri, "action": "noqa", "code": finding.code, "symbol": finding.symbol,
+                                "line": finding.line})
 
 
 async def resolve(ls: ResnetlintServer, action: lsp.CodeAction) -> lsp.CodeAction:
     """Compute the edits of a fix action (in the background: it may run the trace)."""
     data: Dict[str, Any] = action.data if isinstance(action.data, dict) else {}
     uri = data.get("uri")
-    if not uri or data.get("action") not in ("fix", "fix-all"):
+    if not uri or data.get("action") not in ("fix", "fix-all", "noqa"):
         return action
     held = ls.check(uri)
     if held is None or held.result is None:
         return action
     path = ls.path_of(uri)
+    if data["action"] == "noqa":
+        # The finding on that line now (the comment goes where the finding is reported).
+        here = [f for f in held.findings if f.code == data.get("code") and f.line == data.get("line")]
+        if here:
+            action.edit = _workspace_edit(ls, uri, held.version, held.text, ls.analysis.suppress(held.text, here[0]))
+        return action
     finding = None
     if data["action"] == "fix":
         finding = _same_finding(held.findings, data)
