@@ -230,12 +230,26 @@ class _Checker:
         return check_file(path, self.settings.rules_for(path, self.rules), fast=self.settings.fast)
 
 
+_PROJECT = None
+
+
+def shared_project():
+    """The project model of this process (one per worker of the pool): the
+    modules it parsed and the summaries it made serve every file checked."""
+    global _PROJECT
+    if _PROJECT is None:
+        from .model.project import Project
+
+        _PROJECT = Project()
+    return _PROJECT
+
+
 def check_file(path: str, rules: Sequence[Rule], fast: bool = True) -> FileResult:
     try:
         source = read_source(path)
     except SourceError as exc:
         return FileResult(path, error=str(exc))
-    return check_text(source.text, path, rules, fast=fast)
+    return check_text(source.text, path, rules, fast=fast, project=shared_project())
 
 
 def _ignore_check(settings: Settings):

@@ -19,13 +19,19 @@ never see these results; the 8 most recently written indexes are kept.
 
 An index is one JSON document ``{"format", "key", "entries"}`` mapping each
 absolute path to ``[size, mtime_ns, inode, mode, hash, classes, residual,
-payload]``.  It is read once per run (a few milliseconds for thousands of
+payload, dependencies]``.  It is read once per run (a few milliseconds for thousands of
 files), and a file is a *hit* when
 
 * its ``stat()`` still matches (size, mtime, inode, mode): nothing is read; or
 * the stat differs but the hash of its decoded text is the one stored (a
   ``touch``, a checkout that rewrote the same content): the new stat is
   recorded.
+
+``dependencies`` maps every other module the analysis read (a helper module,
+the module of a base class: see :mod:`resnetlint.model.project`) to ``[size,
+mtime_ns, hash of its bytes]``; the entry is a hit only while each of them
+is unchanged (same stat, or same content), so an edit to ``common.py``
+re-checks exactly the files that used it.
 
 The hash is BLAKE2b over the decoded text the analysis saw, so it always
 describes exactly what the results were computed from.  A file whose mtime
@@ -77,7 +83,7 @@ from . import __version__
 from .findings import Confirmation, Edit, Finding, FixInfo
 from .results import FileResult
 
-FORMAT = 1
+FORMAT = 2
 DEFAULT_DIR = ".resnetlint_cache"
 INDEX_PREFIX = "results-"
 KEEP_INDEXES = 8
@@ -87,7 +93,7 @@ CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                 "# For information about cache directory tags see https://bford.info/cachedir/\n")
 
 # Entry fields
-_SIZE, _MTIME, _INO, _MODE, _HASH, _CLASSES, _RESIDUAL, _PAYLOAD = range(8)
+_SIZE, _MTIME, _INO, _MODE, _HASH, _CLASSES, _RESIDUAL, _PAYLOAD, _DEPS = range(9)
 
 
 def cache_dir_for(settings) -> str:
@@ -305,7 +311,7 @@ class ResultCache:
             return False
         if entry[_RESIDUAL] and self._live_residual:
             return False
-        return True
+        return _dependencies_unchanged(entry[_DEPS])
 
     def _rehash(self, path: str, key: str, entry: list, st: os.stat_result) -> Optional[FileResult]:
         """The stat changed: a hit if the text did not."""
@@ -360,8 +366,11 @@ class ResultCache:
                     continue
                 payload = {"findings": findings, "text": result.text}
             residual = any(b.residual for b in result.blocks.values())
+            dependencies = _dependency_stamps(result.dependencies)
+            if dependencies is None:
+                continue  # a module it read changed or vanished meanwhile
             self._new[key] = [*self._stat_fields(self._pending[key]), text_hash(result.text), result.classes,
-                              residual, payload]
+                              residual, payload, dependencies]
 
     def save(self) -> None:
         """Write the index if this run added to it; never raises."""
@@ -424,7 +433,47 @@ def _read_index(path: str, key: str) -> Tuple[Dict[str, list], Optional[Tuple[in
     if not isinstance(entries, dict):
         return {}, loaded
     # Entries are checked where they are used (a damaged one is a miss).
-    return {k: v for k, v in entries.items() if type(v) is list and len(v) == 8}, loaded
+    return {k: v for k, v in entries.items() if type(v) is list and len(v) == 9}, loaded
+
+
+def _dependency_stamps(dependencies: Dict[str, str]) -> Optional[Dict[str, list]]:
+    """``path -> [size, mtime_ns, hash]`` for the modules an analysis read
+    (None when one of them no longer has the content it was read with)."""
+    out = {}
+    for path, digest in dependencies.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if _content_digest(path) != digest:
+            return None
+        out[path] = [st.st_size, st.st_mtime_ns, digest]
+    return out
+
+
+def _dependencies_unchanged(stamps: Any) -> bool:
+    if not stamps:
+        return True
+    for path, (size, mtime_ns, digest) in stamps.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        if st.st_size == size and st.st_mtime_ns == mtime_ns:
+            continue
+        if _content_digest(path) != digest:
+            return False
+    return True
+
+
+def _content_digest(path: str) -> Optional[str]:
+    from .source import content_digest
+
+    try:
+        with open(path, "rb") as handle:
+            return content_digest(handle.read())
+    except OSError:
+        return None
 
 
 def _prepare_dir(directory: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import gc
+import os
 import traceback
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
@@ -19,6 +20,7 @@ from .findings import Finding, FixInfo
 from .results import BlockInfo, FileResult
 from .fixes import FixError, FixPlan, materialize
 from .model import lite
+from .model.project import Project
 from .model.block import (BlockModel, FileAnalysis, channels_of, consumes_directly, residual_adds,
                           strip_elementwise)
 from .model.symbolic import Num
@@ -44,13 +46,14 @@ class _Reported:
     violation: Violation
 
 
-def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True) -> FileResult:
+def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True,
+               project: Optional[Project] = None) -> FileResult:
     """Check Python source text; ``fast`` parses with libcst only what the
     model can need (see :mod:`resnetlint.prefilter`).  Never raises: a
     failure of resnetlint itself anywhere on the way becomes an ``RL999``
     finding (rules and the block model are contained more finely below)."""
     try:
-        return _check_text(text, path, rules, fast)
+        return _check_text(text, path, rules, fast, project if project is not None else Project())
     except Exception as exc:  # noqa: BLE001 - contained, reported as RL999
         result = FileResult(path, text=text)
         result.findings.append(_internal_error(exc, path, 1, "resnetlint", ""))
@@ -62,7 +65,7 @@ def _traceback(path: str, where: str) -> str:
     return f"{path}: internal error in {where}:\n{traceback.format_exc().rstrip()}"
 
 
-def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool) -> FileResult:
+def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool, project: Project) -> FileResult:
     result = FileResult(path, text=text)
     try:
         tree = _parse_ast(text)
@@ -84,10 +87,10 @@ def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool) -> File
         return result
     result.module = module
     reported: List[_Reported] = []
-    with using_index(index):
+    with using_index(index), project.recording() as consulted:
         analysis = None
         try:
-            analysis = FileAnalysis(module, facts, path)
+            analysis = FileAnalysis(module, facts, path, project)
             _run_rules(analysis, rules, index, scan, path, result, reported)
         except RecursionError:
             return result  # pathologically nested code: nothing to say about it
@@ -98,6 +101,7 @@ def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool) -> File
         finally:
             if analysis is not None:
                 analysis.release()
+            result.dependencies = {p: d for p, d in consulted.items() if p != os.path.abspath(path)}
     if reported:
         newline = next((line[len(line.rstrip("\r\n")):] for line in lines if line.endswith(("\n", "\r"))), "\n")
         result.findings.extend(_locate(reported, index, path, lines, newline))

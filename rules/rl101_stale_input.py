@@ -362,5 +362,15 @@ def _unread_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -> Ite
 
 
 def _next_layer_call(flow: Flow, after: FVal) -> Optional[FVal]:
-    calls: List[FVal] = [v for v in flow.values if v.kind == "layer" and v.order > after.order]
+    """The first layer call evaluated after ``after`` on the same path (a
+    call made later on a sibling path, the other side of an ``if``, says
+    nothing about this one)."""
+    calls: List[FVal] = [v for v in flow.values if v.kind == "layer" and v.order > after.order
+                         and _same_path(after, v)]
     return min(calls, key=lambda v: v.order) if calls else None
+
+
+def _same_path(earlier: FVal, later: FVal) -> bool:
+    if earlier.facts is None or later.facts is None:
+        return True
+    return later.facts.extends(earlier.facts)

@@ -69,11 +69,11 @@ class UnusedSubmodule(Rule):
         facts = block.facts
         if facts.reflective or any(w.world.dynamic for w in block.worlds):
             return
-        if _has_subclass(block, analysis):
+        if _has_subclass(block, analysis) or block.has_unknown_base:
             return
         assignments = _weighted_attributes(block)
         external = analysis.ctx.facts.external_attribute_loads
-        lineage = [analysis.ctx.class_facts(c.name.value) for c in _lineage(block, analysis)]
+        lineage = [facts for _, facts in block.lineage()]
         if any(f.reflective for f in lineage):
             return
         for name, assigned in assignments.items():
@@ -264,19 +264,6 @@ def _target_node(assigned: AttrAssign) -> Optional[cst.CSTNode]:
     if isinstance(stmt, cst.AnnAssign):
         return stmt.target
     return None  # built through setattr/add_module or a helper: do not guess
-
-
-def _lineage(block: BlockModel, analysis: FileAnalysis) -> List[cst.ClassDef]:
-    """The class and its same-file bases: a method reading the attribute may
-    be inherited."""
-    out, queue = [], [block.cls]
-    while queue:
-        cls = queue.pop()
-        if any(c is cls for c in out):
-            continue
-        out.append(cls)
-        queue.extend(analysis.ctx.local_bases(cls))
-    return out
 
 
 def _has_subclass(block: BlockModel, analysis: FileAnalysis) -> bool:

@@ -14,6 +14,7 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 import libcst as cst
 
 from .context import ClassFacts, FileFacts, ModuleContext
+from .project import Project
 from .forward_exec import AddEvent, AssignEvent, Budget, Flow, ForwardExecutor, FVal, ancestors
 from .init_exec import InitResult, Interpreter, World
 from .symbolic import Cond, Facts, Num
@@ -51,6 +52,7 @@ class BlockModel:
     forward: Optional[cst.FunctionDef]
     forward_owner: Optional[cst.ClassDef]
     worlds: List[WorldFlow] = field(default_factory=list)
+    interp: Optional[Interpreter] = None
 
     @property
     def name(self) -> str:
@@ -71,6 +73,33 @@ class BlockModel:
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
                 return stmt
         return None
+
+    def lineage(self) -> List[Tuple[cst.ClassDef, ClassFacts]]:
+        """The class and every base we read the source of (this file or
+        another module), each with its facts: a method reading an attribute
+        may be inherited."""
+        interp = self.interp
+        out: List[Tuple[cst.ClassDef, ClassFacts]] = []
+        queue = [self.cls]
+        while queue:
+            cls = queue.pop()
+            if any(c is cls for c, _ in out):
+                continue
+            out.append((cls, interp.class_ctx(cls).class_facts(cls.name.value)))
+            queue.extend(interp.bases_of(cls))
+        return out
+
+    @property
+    def has_unknown_base(self) -> bool:
+        """A base class (other than torch's and mmengine's) whose source we
+        cannot read: it may build or use attributes we never see."""
+        from .torch_api import is_module_base
+
+        for cls, _ in self.lineage():
+            for qual in self.interp.class_ctx(cls).external_bases(cls):
+                if not is_module_base(qual) and not qual.startswith(("torch.", "typing.", "abc.")):
+                    return True
+        return False
 
     @property
     def own_forward(self) -> bool:
@@ -124,12 +153,14 @@ def _sequentials_in(path: str, loc) -> Iterator[Tuple[str, List[Item]]]:
 class FileAnalysis:
     """All module classes of one file, analysed on demand."""
 
-    def __init__(self, module: cst.Module, facts: Optional[FileFacts] = None, path: str = "<string>"):
-        self.ctx = ModuleContext(module, facts, path)
+    def __init__(self, module: cst.Module, facts: Optional[FileFacts] = None, path: str = "<string>",
+                 project: Optional[Project] = None):
+        self.project = project
+        self.ctx = ModuleContext(module, facts, path, project=project)
         self.interp = Interpreter(self.ctx, class_summaries=self.class_summaries)
-        self._models: Dict[str, BlockModel] = {}
-        self._summaries: Dict[str, Optional[List[Tuple[Cond, Summary]]]] = {}
-        self._building: Set[str] = set()
+        self._models: Dict[Tuple[str, str], BlockModel] = {}
+        self._summaries: Dict[Tuple[str, str], Optional[List[Tuple[Cond, Summary]]]] = {}
+        self._building: Set[Tuple[str, str]] = set()
 
     def blocks(self) -> List[BlockModel]:
         return [self.block(cls) for cls in self.ctx.iter_module_classes()]
@@ -144,41 +175,50 @@ class FileAnalysis:
         self._summaries.clear()
 
     def block(self, cls: cst.ClassDef) -> BlockModel:
-        name = cls.name.value
-        model = self._models.get(name)
+        key = (self.interp.class_ctx(cls).path, cls.name.value)
+        model = self._models.get(key)
         if model is None or model.cls is not cls:
             model = self._build(cls)
-            self._models[name] = model
+            self._models[key] = model
         return model
 
     def _build(self, cls: cst.ClassDef) -> BlockModel:
         init = self.interp.run_class(cls)
         forward, owner = self.interp.find_method(cls, "forward")
-        model = BlockModel(cls, self.ctx, init, forward, owner)
+        model = BlockModel(cls, self.interp.class_ctx(cls), init, forward, owner, interp=self.interp)
         budget = Budget()
+        forward_ctx = self.interp.class_ctx(owner)
         for world in init.worlds:
             flow = None
             if forward is not None:
                 if budget.left < 0:
                     flow = Flow(world, complete=False, reason="forward is too long to explore")
                 else:
-                    flow = ForwardExecutor(self.ctx, self.interp, cls, world, budget).run(forward)
+                    flow = ForwardExecutor(forward_ctx, self.interp, cls, world, budget).run(forward)
             model.worlds.append(WorldFlow(world, flow))
         return model
 
     def class_summaries(self, cls: cst.ClassDef) -> Optional[List[Tuple[Cond, Summary]]]:
         """How a module class transforms a tensor, per world, in terms of its
         own constructor parameters (None when it cannot be analysed)."""
+        ctx = self.interp.class_ctx(cls)
+        if ctx.foreign and self.project is not None:
+            # The same helper class serves every file that imports it.
+            return self.project.memo(ctx, f"class-summary:{cls.name.value}", lambda: self._summarise(cls))
+        return self._summarise(cls)
+
+    def _summarise(self, cls: cst.ClassDef) -> Optional[List[Tuple[Cond, Summary]]]:
         name = cls.name.value
-        if name in self._summaries:
-            return self._summaries[name]
-        if name in self._building:
+        key = (self.interp.class_ctx(cls).path, name)
+        if key in self._summaries:
+            return self._summaries[key]
+        if key in self._building:
             return None
-        self._building.add(name)
+        self._building.add(key)
         try:
             model = self.block(cls)
         finally:
-            self._building.discard(name)
+            self._building.discard(key)
         out: Optional[List[Tuple[Cond, Summary]]] = []
         if not model.init.complete:
             out = None
@@ -195,7 +235,7 @@ class FileAnalysis:
                 else:
                     summary = flow_summary(wf.flow, world.facts)
                 out.append((world.condition(), summary))
-        self._summaries[name] = out
+        self._summaries[key] = out
         return out
 
 

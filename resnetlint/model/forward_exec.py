@@ -26,7 +26,7 @@ from .lite import make
 from .records import record
 from .syntax import walk
 from .init_exec import Frame, Interpreter, World, _is_self, _target_names
-from .symbolic import Cond, Facts, fresh_truth, negate
+from .symbolic import Cond, Facts, Truth, fresh_truth, negate
 from .torch_api import (
     ELEMENTWISE_FUNCTIONS,
     ELEMENTWISE_METHODS,
@@ -286,7 +286,7 @@ class ForwardExecutor:
         self.flow = Flow(world)
         # One frame for every call into the interpreter: it restores what it
         # changes on a frame (site, segment) before returning.
-        self.frame = Frame(cls=cls, local=True)
+        self.frame = Frame(cls=cls, local=True, ctx=ctx)
         self._statements = 0
         self._depth = 0
         self._iteration: Tuple[int, ...] = ()
@@ -654,7 +654,7 @@ class ForwardExecutor:
             return [(state, self.static(self.interp.ev_Name(expr, self.world, self.frame), expr))]
         if name in state.funcs:
             return [(state, self.new("static", expr, static=Loc(QualV("<nested>." + name)), tensor=False))]
-        return [(state, self.static(Loc(self.interp.lookup_global(name), expr, True), expr))]
+        return [(state, self.static(Loc(self.interp.lookup_global(name, self.frame.ctx), expr, True), expr))]
 
     def ev_Integer(self, expr, state):
         return [(state, self.static(self.interp.ev_Integer(expr, self.world, self.frame), expr))]
@@ -775,10 +775,11 @@ class ForwardExecutor:
                 nxt = []
                 for s1, lhs, conds in results:
                     for s2, rhs in self.ev(comparison.comparator, s1):
+                        op = type(comparison.operator).__name__
                         if lhs.kind == "static" and rhs.kind == "static":
-                            cond = self.interp._compare(type(comparison.operator).__name__, lhs.static, rhs.static)
+                            cond = self.interp._compare(op, lhs.static, rhs.static)
                         else:
-                            cond = None
+                            cond = _input_is_none(op, lhs, rhs)
                         nxt.append((s2, rhs, conds + [(cond, lhs, rhs)]))
                 results = nxt
             for s2, _, conds in results:
@@ -975,11 +976,15 @@ class ForwardExecutor:
             self.flow.assignments.append(AssignEvent(node.value, old, new, expr, node, state.facts))
 
     def call_self_method(self, expr: cst.Call, name: str, state: State) -> Results:
-        method, _ = self.interp.find_method(self.cls, name)
+        method, owner = self.interp.find_method(self.cls, name)
         if method is None or self._depth >= MAX_INLINE_DEPTH or name in self._stack:
             return self.opaque_call(expr, self.new("unknown", expr, tensor=False), state)
         self.flow.methods_inlined.add(name)
-        return self.inline(expr, method, state, skip_self=True, label=name)
+        outer_ctx, self.frame.ctx = self.frame.ctx, self.interp.class_ctx(owner)
+        try:
+            return self.inline(expr, method, state, skip_self=True, label=name)
+        finally:
+            self.frame.ctx = outer_ctx
 
     def call_nested(self, expr: cst.Call, func: Optional[cst.FunctionDef], state: State) -> Results:
         if func is None or self._depth >= MAX_INLINE_DEPTH or func.name.value in self._stack:
@@ -1058,6 +1063,20 @@ class ForwardExecutor:
                 return fresh_truth("condition")
             return cond
         return fresh_truth("tensor condition")
+
+
+def _input_is_none(op: str, left: FVal, right: FVal) -> Cond:
+    """``x2 is None`` for an argument of forward: the same condition every
+    time it is tested (``x_in = cat(x1, x2) if x2 is not None else x1`` and a
+    later ``assert x2 is not None`` agree), None for anything else."""
+    if op not in ("Is", "IsNot"):
+        return None
+    for value, other in ((left, right), (right, left)):
+        if value.kind == "input" and other.kind == "static" and other.static is not None \
+                and isinstance(other.static.value, NoneV):
+            cond = Truth(f"forward argument {value.name} is None")
+            return cond if op == "Is" else negate(cond)
+    return None
 
 
 def _is_true_static(value: Optional[FVal]) -> bool:

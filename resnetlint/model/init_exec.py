@@ -151,6 +151,7 @@ class Frame:
     segment: Optional[int] = None
     site: Optional[cst.CSTNode] = None  # outermost local expression being evaluated
     stack: Tuple[str, ...] = ()
+    ctx: Optional[ModuleContext] = None  # the module whose names the code reads (None: the checked file)
 
 
 @dataclass
@@ -170,10 +171,16 @@ ClassSummaries = Callable[[cst.ClassDef], Optional[List[Tuple[Cond, Summary]]]]
 class Interpreter:
     def __init__(self, ctx: ModuleContext, class_summaries: Optional[ClassSummaries] = None):
         self.ctx = ctx
+        self.project = ctx.project
         self.class_summaries = class_summaries
+        # The module of every class met (the checked file's, bases and
+        # helper classes from other modules), to read its code's names there.
+        self._class_ctx: Dict[int, Tuple[cst.ClassDef, ModuleContext]] = {}
+        for cls in ctx.classes.values():
+            self._class_ctx[id(cls)] = (cls, ctx)
         self._segments = itertools.count(1)
-        self._constants: Dict[str, Loc] = {}
-        self._constant_stack: Set[str] = set()
+        self._constants: Dict[Tuple[str, str], Loc] = {}
+        self._constant_stack: Set[Tuple[str, str]] = set()
         self._composites: Dict[Tuple, Loc] = {}
         self._budget = INIT_BUDGET
         self._integers: Dict[str, NumV] = {}
@@ -194,9 +201,10 @@ class Interpreter:
         """Run the class's ``__init__`` with symbolic parameters."""
         init, owner = self.find_method(cls, "__init__")
         world = World()
+        ctx = self.class_ctx(cls)
         if init is None:
-            return InitResult([world], complete=not self.ctx.external_bases(cls) or self._only_torch_bases(cls))
-        frame = Frame(cls=cls, local=owner is cls, stack=(cls.name.value,))
+            return InitResult([world], complete=not ctx.external_bases(cls) or self._only_torch_bases(cls))
+        frame = Frame(cls=cls, local=owner is cls and not ctx.foreign, stack=(cls.name.value,), ctx=self.class_ctx(owner))
         for name, loc in self._symbolic_params(init, frame):
             world.env[name] = loc
         world.facts = self._call_site_facts(cls, init, world.facts)
@@ -212,7 +220,7 @@ class Interpreter:
     def _call_site_facts(self, cls: cst.ClassDef, init: cst.FunctionDef, facts: Facts) -> Facts:
         """Parameters that every call in the file passes the same expression
         for are equal by contract (``PosConv(dims[i], dims[i])``)."""
-        sites = self.ctx.facts.call_sites.get(cls.name.value)
+        sites = self.class_ctx(cls).facts.call_sites.get(cls.name.value)
         if not sites:
             return facts
         names = [p.name.value for p in list(init.params.posonly_params) + list(init.params.params)][1:]
@@ -230,7 +238,7 @@ class Interpreter:
         return facts
 
     def _only_torch_bases(self, cls: cst.ClassDef) -> bool:
-        return all(b.startswith("torch.") for b in self.ctx.external_bases(cls))
+        return all(b.startswith("torch.") for b in self.class_ctx(cls).external_bases(cls))
 
     def _symbolic_params(self, func: cst.FunctionDef, frame: Frame) -> Iterable[Tuple[str, Loc]]:
         params = func.params
@@ -239,10 +247,10 @@ class Interpreter:
             if index == 0:
                 yield param.name.value, Loc(SELF, param.name, frame.local)
                 continue
-            default = self.eval_module_expr(param.default) if param.default is not None else None
+            default = self.eval_module_expr(param.default, frame.ctx) if param.default is not None else None
             yield param.name.value, Loc(ParamV(param.name.value, default), param.name, frame.local)
         for param in params.kwonly_params:
-            default = self.eval_module_expr(param.default) if param.default is not None else None
+            default = self.eval_module_expr(param.default, frame.ctx) if param.default is not None else None
             yield param.name.value, Loc(ParamV(param.name.value, default), param.name, frame.local)
         star = params.star_arg
         if isinstance(star, cst.Param):
@@ -259,11 +267,30 @@ class Interpreter:
         for stmt in cls.body.body:
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
                 return stmt, cls
-        for base in self.ctx.local_bases(cls):
+        for base in self.bases_of(cls):
             found, owner = self.find_method(base, name, seen)
             if found is not None:
                 return found, owner
         return None, None
+
+    def class_ctx(self, cls: Optional[cst.ClassDef]) -> ModuleContext:
+        """The module a class (met on the way) is defined in."""
+        if cls is None:
+            return self.ctx
+        entry = self._class_ctx.get(id(cls))
+        return entry[1] if entry is not None and entry[0] is cls else self.ctx
+
+    def bases_of(self, cls: cst.ClassDef) -> List[cst.ClassDef]:
+        """Base classes we read the source of, nearest first (in this file or,
+        through the project, in another module)."""
+        out = []
+        for ctx, parent in self.class_ctx(cls).class_bases(cls):
+            self._class_ctx[id(parent)] = (parent, ctx)
+            out.append(parent)
+        return out
+
+    def ctx_of(self, frame: Frame) -> ModuleContext:
+        return frame.ctx or self.ctx
 
     def class_attribute(self, cls: cst.ClassDef, name: str, _seen=None) -> Optional[Tuple[cst.BaseExpression, cst.ClassDef]]:
         seen = _seen or set()
@@ -283,7 +310,7 @@ class Interpreter:
                             found = (small.value, cls)
         if found is not None:
             return found
-        for base in self.ctx.local_bases(cls):
+        for base in self.bases_of(cls):
             found = self.class_attribute(base, name, seen)
             if found is not None:
                 return found
@@ -394,7 +421,8 @@ class Interpreter:
             first = self.ev(expr.args[0].value, world, frame)
             if isinstance(first.value, SelfV):
                 args, kwargs, _ = self.eval_args(expr, world, frame)
-                return self.call_super_init(args[1:], kwargs, world, frame, expr, explicit=value.qualname[: -len(".__init__")])
+                base = QualV(value.qualname[: -len(".__init__")], value.origin)
+                return self.call_super_init(args[1:], kwargs, world, frame, expr, explicit=base)
         if isinstance(value, MethodV):
             return self.call_method(value.name, expr, world, frame)
         return None
@@ -571,38 +599,54 @@ class Interpreter:
             # as the user wrote it); inside a helper, a parameter keeps
             # pointing at the caller's argument.
             return bound.with_value(bound.value) if not frame.local else Loc(bound.value, expr, True)
-        return self.here(self.lookup_global(name), expr, frame)
+        return self.here(self.lookup_global(name, frame.ctx), expr, frame)
 
-    def lookup_global(self, name: str) -> Value:
-        ctx = self.ctx
+    def lookup_global(self, name: str, ctx: Optional[ModuleContext] = None) -> Value:
+        """A module-level name as the code of ``ctx`` (default: the checked
+        file) sees it."""
+        ctx = ctx or self.ctx
         if ctx.is_ambiguous(name):
             return UnknownV(f"{name} is defined more than once")
         if name in ctx.functions or name in ctx.classes:
-            return QualV(LOCAL_PREFIX + name)
+            return QualV(LOCAL_PREFIX + name, ctx)
         if name in ctx.imports:
-            return QualV(ctx.imports[name])
+            return QualV(ctx.imports[name], ctx)
         if name in ctx.constants:
-            return self._constant(name).value
+            return self._constant(ctx, name).value
         if name in BUILTINS:
             return QualV("builtins." + name)
         qual = ctx.qualify_name(name)
-        return QualV(qual) if qual else UnknownV(name)
+        return QualV(qual, ctx) if qual else UnknownV(name)
 
-    def _constant(self, name: str) -> Loc:
-        if name in self._constants:
-            return self._constants[name]
-        if name in self._constant_stack:
+    def _constant(self, ctx: ModuleContext, name: str) -> Loc:
+        key = (ctx.path, name)
+        if key in self._constants:
+            return self._constants[key]
+        if key in self._constant_stack:
             return Loc(UNKNOWN)
-        self._constant_stack.add(name)
+        self._constant_stack.add(key)
         try:
-            loc = self.eval_module_expr(self.ctx.constants[name])
+            loc = self.eval_module_expr(ctx.constants[name], ctx)
         finally:
-            self._constant_stack.discard(name)
-        self._constants[name] = loc
+            self._constant_stack.discard(key)
+        self._constants[key] = loc
         return loc
 
-    def eval_module_expr(self, expr: cst.BaseExpression) -> Loc:
-        return self.ev(expr, World(), Frame(cls=None, local=False))
+    def eval_module_expr(self, expr: cst.BaseExpression, ctx: Optional[ModuleContext] = None) -> Loc:
+        return self.ev(expr, World(), Frame(cls=None, local=False, ctx=ctx))
+
+    def resolve(self, value: QualV):
+        """What a qualified name denotes (see :mod:`resnetlint.model.project`):
+        a Definition in some module, an External absolute name, or None."""
+        from .project import External, lookup_local
+
+        origin = value.origin or self.ctx
+        qualname = value.qualname
+        if qualname.startswith(("torch.", "builtins.", "<nested>.")) or qualname == "torch":
+            return External(qualname)
+        if self.project is None:
+            return lookup_local(origin, qualname)
+        return self.project.resolve(origin, qualname)
 
     def ev_Integer(self, expr: cst.Integer, world, frame) -> Loc:
         value = self._integers.get(expr.value)
@@ -705,13 +749,12 @@ class Interpreter:
         if isinstance(value, SelfV):
             return self.self_attribute(attr, world, frame)
         if isinstance(value, QualV):
-            if value.qualname.startswith(LOCAL_PREFIX):
-                cls = self.ctx.classes.get(value.qualname[len(LOCAL_PREFIX):])
-                found = self.class_attribute(cls, attr) if cls is not None else None
-                if found is not None:
-                    expr, owner = found
-                    return self.ev(expr, World(), Frame(cls=owner, local=False)).value
-            return QualV(f"{value.qualname}.{attr}")
+            cls = self.class_of(value)
+            found = self.class_attribute(cls, attr) if cls is not None else None
+            if found is not None:
+                expr, owner = found
+                return self.ev(expr, World(), Frame(cls=owner, local=False, ctx=self.class_ctx(owner))).value
+            return QualV(f"{value.qualname}.{attr}", value.origin)
         if isinstance(value, ParamV):
             return ParamV(f"{value.name}.{attr}")
         if isinstance(value, SuperV):
@@ -726,6 +769,19 @@ class Interpreter:
         if isinstance(value, (ListV, DictV, TupleV, StrV)):
             return BoundMethodV(base, attr)
         return UnknownV(f"attribute {attr}")
+
+    def class_of(self, value: QualV) -> Optional[cst.ClassDef]:
+        """The class a qualified name denotes, when we read its source."""
+        from .project import Definition
+
+        if value.qualname.startswith(("torch.", "builtins.")):
+            return None
+        resolved = self.resolve(value)
+        if isinstance(resolved, Definition) and resolved.kind == "class":
+            cls = resolved.ctx.classes[resolved.name]
+            self._class_ctx[id(cls)] = (cls, resolved.ctx)
+            return cls
+        return None
 
     def self_attribute(self, attr: str, world: World, frame: Frame) -> Value:
         assigned = world.attrs.get(attr)
@@ -742,7 +798,7 @@ class Interpreter:
         found = self.class_attribute(cls, attr)
         if found is not None:
             expr, owner = found
-            return self.ev(expr, World(), Frame(cls=owner, local=False)).value
+            return self.ev(expr, World(), Frame(cls=owner, local=False, ctx=self.class_ctx(owner))).value
         if attr == "training":
             return BoolV(Truth("self.training"))
         return UnknownV(f"self.{attr} is not assigned here")
@@ -819,7 +875,7 @@ class Interpreter:
         left = self.ev(expr.left, world, frame)
         right = self.ev(expr.right, world, frame)
         is_and = isinstance(expr.operator, cst.And)
-        if _is_boolean(left.value) and _is_boolean(right.value):
+        if _is_boolean(left.value) and _is_boolean(right.value) or _is_flag_test(left.value, right.value):
             conds = (self.as_cond(left), self.as_cond(right))
             return self.here(BoolV(conjoin(conds) if is_and else disjoin(conds)), expr, frame)
         # Value-level ``a or default`` (``norm_layer or nn.BatchNorm2d``).
@@ -987,41 +1043,73 @@ class Interpreter:
         callee = self.ev(expr.func, world, frame)
         value = callee.value
         if isinstance(value, QualV):
-            return self.call_qualified(value.qualname, expr, world, frame)
+            return self.call_qualified(value, expr, world, frame)
         if isinstance(value, BoundMethodV):
             return self.call_bound_method(value, expr, world, frame)
         if isinstance(value, MethodV):
             results = self.call_method(value.name, expr, world, frame)
             return self._merge_results(results, expr, frame)
+        args, kwargs, complete = self.eval_args(expr, world, frame)  # also for side effects (list appends)
+        return self.call_value(callee, args, kwargs, complete, expr, world, frame)
+
+    def call_value(self, func: Loc, args, kwargs, complete, expr, world, frame, _depth: int = 0) -> Loc:
+        """Call a value with evaluated arguments: a qualified name, a
+        ``partial``, a layer-class parameter (``norm_layer(planes)``) or
+        alternatives of those (``(norm_layer or nn.BatchNorm2d)(planes)``)."""
+        value = func.value
+        if _depth > MAX_CALL_DEPTH:
+            return self.here(UnknownV("call"), expr, frame)
+        if isinstance(value, QualV):
+            return self._call_qualified_with(value, args, kwargs, complete, expr, world, frame)
         if isinstance(value, PartialV):
-            args, kwargs, complete = self.eval_args(expr, world, frame)
             merged_kwargs = dict(value.kwargs)
             merged_kwargs.update(kwargs)
-            return self.call_value(value.func, list(value.args) + args, merged_kwargs, complete, expr, world, frame)
+            return self.call_value(value.func, list(value.args) + list(args), merged_kwargs, complete, expr, world,
+                                   frame, _depth + 1)
         if isinstance(value, ParamV):
-            args, kwargs, _ = self.eval_args(expr, world, frame)
-            spec = L.unknown_layer(f"{value.name}(...)", expr, frame.site)
-            spec.args = {"0": args[0]} if args else {}
-            return self.here(LayerV(spec), expr, frame)
+            return self.call_layer_parameter(value, args, kwargs, complete, expr, world, frame, _depth)
         if isinstance(value, AltV):
-            return self.here(UnknownV("call of alternatives"), expr, frame)
-        self.eval_args(expr, world, frame)  # for side effects such as list appends
+            options = []
+            for cond, option in value.options:
+                if world.facts.evaluate(cond) is False:
+                    continue
+                options.append((cond, self.call_value(option, args, kwargs, complete, expr, world, frame, _depth + 1)))
+            if len(options) == 1:
+                return options[0][1]
+            return self.here(AltV(tuple(options), test=value.test), expr, frame) if options else \
+                self.here(UnknownV("call of alternatives"), expr, frame)
         return self.here(UnknownV("call"), expr, frame)
 
-    def call_value(self, func: Loc, args, kwargs, complete, expr, world, frame) -> Loc:
-        value = func.value
-        if isinstance(value, QualV):
-            return self._call_qualified_with(value.qualname, args, kwargs, complete, expr, world, frame)
-        return self.here(UnknownV("call"), expr, frame)
+    def call_layer_parameter(self, param: ParamV, args, kwargs, complete, expr, world, frame, depth: int) -> Loc:
+        """``norm_layer(planes)`` with ``norm_layer`` a constructor parameter.
 
-    def call_qualified(self, qualname: str, expr: cst.Call, world: World, frame: Frame) -> Loc:
-        ltype = layer_type(qualname)
+        A known default (``norm_layer=nn.BatchNorm2d``) is built as written,
+        noting that a caller may pass another class; otherwise the contract
+        every such parameter has in practice, by its role: ``norm_layer(C)``
+        keeps C channels, ``act_layer()`` keeps the shape, ``conv_layer(i, o,
+        k, stride=s)`` is a convolution with ``nn.Conv2d``'s signature."""
+        default = param.default
+        if default is not None and isinstance(default.value, (QualV, PartialV)):
+            built = self.call_value(default, args, kwargs, complete, expr, world, frame, depth + 1)
+            for spec in L.iter_layers(built):
+                spec.assumption = f"the default of `{param.name}`"
+            return built
+        role = L.layer_role(param.name)
+        spec = L.role_layer(role, param.name, args, kwargs, expr, frame.site) if complete else None
+        if spec is None:
+            spec = L.unknown_layer(f"{param.name}(...)", expr, frame.site)
+            spec.args = {"0": args[0]} if args else {}
+        return self.here(LayerV(spec), expr, frame)
+
+    def call_qualified(self, callee: QualV, expr: cst.Call, world: World, frame: Frame) -> Loc:
+        ltype = layer_type(callee.qualname)
         if ltype is not None and ltype.family == "container":
             return self._container(ltype, expr, world, frame)
         args, kwargs, complete = self.eval_args(expr, world, frame)
-        return self._call_qualified_with(qualname, args, kwargs, complete, expr, world, frame)
+        return self._call_qualified_with(callee, args, kwargs, complete, expr, world, frame)
 
-    def _call_qualified_with(self, qualname, args, kwargs, complete, expr, world, frame) -> Loc:
+    def _call_qualified_with(self, callee: QualV, args, kwargs, complete, expr, world, frame) -> Loc:
+        qualname = callee.qualname
         short = qualname.rsplit(".", 1)[-1]
         ltype = layer_type(qualname)
         if ltype is not None:
@@ -1035,13 +1123,6 @@ class Interpreter:
                 return self.here(LayerV(spec), expr, frame)
             label = f"nn.{ltype.name}"
             return self.here(LayerV(L.torch_layer(ltype, bound, expr, frame.site, label)), expr, frame)
-        if qualname.startswith(LOCAL_PREFIX):
-            name = qualname[len(LOCAL_PREFIX):]
-            if name in self.ctx.functions:
-                return self.call_helper_function(name, args, kwargs, complete, expr, world, frame)
-            if name in self.ctx.module_classes:
-                return self.instantiate(name, args, kwargs, complete, expr, world, frame)
-            return self.here(OpaqueV(name, tuple(args)), expr, frame)
         if qualname in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
             spec = LayerSpec(family="parameter", label="nn.Parameter", call=expr, site=frame.site)
             return self.here(LayerV(spec), expr, frame)
@@ -1058,10 +1139,40 @@ class Interpreter:
             num = as_num(args[0]) if args else None
             if num is not None and num.int_value() is not None and short in ("ceil", "floor"):
                 return self.here(NumV(num), expr, frame)
+            if num is not None and short in ("ceil", "floor"):
+                return self.here(NumV(Num.opaque(short, [num])), expr, frame)
+        defined = self._call_definition(callee, args, kwargs, complete, expr, world, frame)
+        if defined is not None:
+            return defined
         if short[:1].isupper():
             # An external class: almost always a module when built here.
             return self.here(LayerV(L.unknown_layer(short, expr, frame.site)), expr, frame)
         return self.here(OpaqueV(short, tuple(args)), expr, frame)
+
+    def _call_definition(self, callee: QualV, args, kwargs, complete, expr, world, frame) -> Optional[Loc]:
+        """A call of a function, class or alias we can read the source of
+        (in this file or, through the project, in another module); None when
+        the name is not one."""
+        from .project import Definition, External
+
+        resolved = self.resolve(callee)
+        if isinstance(resolved, External):
+            if resolved.qualname != callee.qualname and not resolved.qualname.startswith("."):
+                return self._call_qualified_with(QualV(resolved.qualname), args, kwargs, complete, expr, world, frame)
+            return None
+        if not isinstance(resolved, Definition):
+            return None
+        ctx, name = resolved.ctx, resolved.name
+        if resolved.kind == "function":
+            return self.call_helper_function(ctx, name, args, kwargs, complete, expr, world, frame)
+        if resolved.kind == "class":
+            if ctx.is_module_class(name):
+                return self.instantiate(ctx, name, args, kwargs, complete, expr, world, frame)
+            return self.here(OpaqueV(name, tuple(args)), expr, frame)
+        alias = self._constant(ctx, name)
+        if isinstance(alias.value, (QualV, PartialV)):
+            return self.call_value(alias, args, kwargs, complete, expr, world, frame, 1)
+        return None
 
     def _ordered_dict(self, pairs: Loc, expr, frame) -> Loc:
         value = pairs.value
@@ -1229,7 +1340,10 @@ class Interpreter:
         return values[0] if len(values) == 1 else self.here(UnknownV("several results"), expr, frame)
 
     # -- helper functions and classes ------------------------------------
-    def _bind(self, func: cst.FunctionDef, args, kwargs, complete, skip_self: bool, frame: Frame) -> Optional[Dict[str, Loc]]:
+    def _bind(self, func: cst.FunctionDef, args, kwargs, complete, skip_self: bool, frame: Frame,
+              ctx: Optional[ModuleContext] = None) -> Optional[Dict[str, Loc]]:
+        """The callee's parameters bound to the arguments (defaults evaluated
+        in ``ctx``, the callee's module); None when the call does not fit."""
         params = func.params
         ordered = list(params.posonly_params) + list(params.params)
         env: Dict[str, Loc] = {}
@@ -1244,7 +1358,7 @@ class Interpreter:
             elif name in kwargs:
                 env[name] = kwargs.pop(name)
             elif param.default is not None:
-                env[name] = self.eval_module_expr(param.default)
+                env[name] = self.eval_module_expr(param.default, ctx)
             elif not complete:
                 env[name] = Loc(UnknownV("argument not known"))
             else:
@@ -1259,7 +1373,7 @@ class Interpreter:
             if name in kwargs:
                 env[name] = kwargs.pop(name)
             elif param.default is not None:
-                env[name] = self.eval_module_expr(param.default)
+                env[name] = self.eval_module_expr(param.default, ctx)
             else:
                 env[name] = Loc(UnknownV("argument not known"))
         if params.star_kwarg is not None:
@@ -1269,16 +1383,19 @@ class Interpreter:
             return None
         return env
 
-    def call_helper_function(self, name, args, kwargs, complete, expr, world: World, frame: Frame) -> Loc:
-        func = self.ctx.functions[name]
+    def call_helper_function(self, ctx: ModuleContext, name: str, args, kwargs, complete, expr, world: World,
+                             frame: Frame) -> Loc:
+        """A helper function (of this file or another module) run with the
+        caller's values bound to its parameters."""
+        func = ctx.functions[name]
         if frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
             return self.here(UnknownV(f"{name}: too deep"), expr, frame)
-        env = self._bind(func, args, dict(kwargs), complete, skip_self=False, frame=frame)
+        env = self._bind(func, args, dict(kwargs), complete, skip_self=False, frame=frame, ctx=ctx)
         if env is None:
             return self.here(UnknownV(f"{name}: arguments do not fit"), expr, frame)
         inner = World(world.facts)
         inner.env = env
-        sub = Frame(cls=None, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + (name,))
+        sub = Frame(cls=None, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + (name,), ctx=ctx)
         try:
             worlds = self.exec_block(func.body, [inner], sub)
         except TooComplex:
@@ -1300,13 +1417,14 @@ class Interpreter:
         args, kwargs, complete = self.eval_args(expr, world, frame)
         if method is None or frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
             return [(world, self.here(UnknownV(f"self.{name}()"), expr, frame))]
-        env = self._bind(method, args, dict(kwargs), complete, skip_self=True, frame=frame)
+        owner_ctx = self.class_ctx(owner)
+        env = self._bind(method, args, dict(kwargs), complete, skip_self=True, frame=frame, ctx=owner_ctx)
         if env is None:
             return [(world, self.here(UnknownV(f"self.{name}(): arguments do not fit"), expr, frame))]
         saved_env = world.env
         world.env = env
         sub = Frame(cls=cls, local=frame.local and owner is cls, depth=frame.depth + 1, loop_depth=frame.loop_depth,
-                    segment=frame.segment, site=frame.site, stack=frame.stack + (name,))
+                    segment=frame.segment, site=frame.site, stack=frame.stack + (name,), ctx=owner_ctx)
         try:
             worlds = self.exec_block(method.body, [world], sub)
         finally:
@@ -1319,32 +1437,45 @@ class Interpreter:
             results.append((w, _relabel(value, frame)))
         return results
 
-    def call_super_init(self, args, kwargs, world: World, frame: Frame, expr, explicit: Optional[str] = None):
+    def call_super_init(self, args, kwargs, world: World, frame: Frame, expr, explicit: Optional[QualV] = None):
+        """``super().__init__(...)`` (or ``Base.__init__(self, ...)``): run the
+        base's ``__init__`` on the same ``self`` when we read its source (in
+        this file or another module); a torch layer base becomes the class's
+        own layer, an ``nn.Sequential`` base its children."""
         cls = frame.cls
         if cls is None:
             return [(world, Loc(NONE))]
-        parents = self.ctx.local_bases(cls)
-        if explicit is None or explicit.startswith(LOCAL_PREFIX):
-            if parents:
-                parent = parents[0]
-                if explicit is not None:
-                    parent = self.ctx.classes.get(explicit[len(LOCAL_PREFIX):], parent)
-                init, owner = self.find_method(parent, "__init__")
-                if init is None:
-                    return self.call_super_init(args, kwargs, world, Frame(cls=parent, local=False, depth=frame.depth + 1, stack=frame.stack), expr)
-                env = self._bind(init, args, dict(kwargs), True, skip_self=True, frame=frame)
-                if env is None or frame.depth >= MAX_CALL_DEPTH:
-                    world.dynamic = True
-                    return [(world, Loc(NONE))]
-                saved_env = world.env
-                world.env = env
-                sub = Frame(cls=owner, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + ("__init__",))
-                worlds = self.exec_block(init.body, [world], sub)
-                for w in worlds:
-                    w.env = saved_env if w is world else dict(saved_env)
-                    w.returned, w.retval = False, None
-                return [(w, Loc(NONE)) for w in worlds]
-        bases = [q for q in self.ctx.external_bases(cls)] if explicit is None else [explicit]
+        if explicit is None:
+            parents = self.bases_of(cls)
+            parent = parents[0] if parents else None
+        else:
+            parent = self.class_of(explicit)
+        if parent is not None:
+            init, owner = self.find_method(parent, "__init__")
+            if init is None:
+                up = Frame(cls=parent, local=False, depth=frame.depth + 1, stack=frame.stack, ctx=self.class_ctx(parent))
+                return self.call_super_init(args, kwargs, world, up, expr)
+            owner_ctx = self.class_ctx(owner)
+            env = self._bind(init, args, dict(kwargs), True, skip_self=True, frame=frame, ctx=owner_ctx)
+            if env is None or frame.depth >= MAX_CALL_DEPTH:
+                world.dynamic = True
+                return [(world, Loc(NONE))]
+            saved_env = world.env
+            world.env = env
+            sub = Frame(cls=owner, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + ("__init__",),
+                        ctx=owner_ctx)
+            worlds = self.exec_block(init.body, [world], sub)
+            for w in worlds:
+                w.env = saved_env if w is world else dict(saved_env)
+                w.returned, w.retval = False, None
+            return [(w, Loc(NONE)) for w in worlds]
+        if explicit is None:
+            bases = self.class_ctx(cls).external_bases(cls)
+        else:
+            from .project import External
+
+            resolved = self.resolve(explicit)
+            bases = [resolved.qualname if isinstance(resolved, External) else explicit.qualname]
         for qual in bases:
             ltype = layer_type(qual)
             if ltype is None:
@@ -1363,7 +1494,8 @@ class Interpreter:
                     world.base_layer = L.torch_layer(ltype, bound, expr, frame.site, f"nn.{ltype.name}")
         return [(world, Loc(NONE))]
 
-    def instantiate(self, name, args, kwargs, complete, expr, world: World, frame: Frame) -> Loc:
+    def instantiate(self, ctx: ModuleContext, name: str, args, kwargs, complete, expr, world: World,
+                    frame: Frame) -> Loc:
         """A same-file Module class used as a layer.
 
         A class with a ``forward`` is analysed once, with its own parameters
@@ -1371,11 +1503,13 @@ class Interpreter:
         (cheap, and the same for every call site).  A class without one (an
         ``nn.Sequential`` subclass, a subclass of ``nn.Conv2d``) is run with
         the caller's values, since its layers are what matters."""
-        cls = self.ctx.classes[name]
+        cls = ctx.classes[name]
+        self._class_ctx[id(cls)] = (cls, ctx)
         if frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
             return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
-        init, _ = self.find_method(cls, "__init__")
-        env = self._bind(init, args, dict(kwargs), complete, skip_self=True, frame=frame) if init is not None else {}
+        init, init_owner = self.find_method(cls, "__init__")
+        env = self._bind(init, args, dict(kwargs), complete, skip_self=True, frame=frame,
+                         ctx=self.class_ctx(init_owner)) if init is not None else {}
         if env is None:
             return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
         if self.find_method(cls, "forward")[0] is not None and self.class_summaries is not None:
@@ -1384,7 +1518,8 @@ class Interpreter:
             spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site, summary=summary)
             return self.here(LayerV(spec), expr, frame)
         inner = World(world.facts)
-        sub = Frame(cls=cls, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + (name,))
+        sub = Frame(cls=cls, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + (name,),
+                    ctx=self.class_ctx(init_owner) if init is not None else ctx)
         if init is not None:
             inner.env = env
             try:
@@ -1544,6 +1679,13 @@ def _decorator_name(decorator: cst.Decorator) -> str:
 
 def _is_boolean(value: Value) -> bool:
     return isinstance(value, BoolV)
+
+
+def _is_flag_test(left: Value, right: Value) -> bool:
+    """``with_idt and cin == cout``, ``args.id_skip and stride == 1``: a
+    parameter combined with a comparison is a flag, not a value to choose."""
+    values = (left, right)
+    return any(isinstance(v, BoolV) for v in values) and all(isinstance(v, (BoolV, ParamV)) for v in values)
 
 
 def _target_names(target: cst.BaseExpression) -> Set[str]:
