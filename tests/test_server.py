@@ -343,27 +343,29 @@ async def test_a_client_without_resolve_gets_the_edits_with_the_actions(client: 
     assert "# noqa: RL301" in apply_edit(path.read_text(), suppress.edit, uri)
 
 
-async def test_an_edit_refreshes_the_other_open_modules_of_its_package(client: LanguageClient, tmp_path: Path):
-    package = tmp_path / "pkg"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    helper = package / "layers.py"
-    helper.write_text("import torch.nn as nn\n\n\ndef conv3x3(cin, cout):\n    return nn.Conv2d(cin, cout, 3, padding=1)\n")
-    block = package / "block.py"
-    shutil.copy(SEEDS / "seed000_resskip_depthwise.py", block)
-    elsewhere = tmp_path / "elsewhere.py"
-    shutil.copy(SEEDS / "seed000_resskip_depthwise.py", elsewhere)
+async def test_an_edit_of_a_helper_module_refreshes_the_open_files_that_use_it(client: LanguageClient,
+                                                                             tmp_path: Path):
+    from test_server_parts import WIDENING_HELPER, package_with_a_helper
+
+    helper, block, other = package_with_a_helper(tmp_path)
     (tmp_path / "pyproject.toml").write_text('[tool.resnetlint]\ntrace = "off"\n')
     await start(client, tmp_path)
-    helper_uri, block_uri, elsewhere_uri = (open_file(client, p) for p in (helper, block, elsewhere))
-    for uri in (helper_uri, block_uri, elsewhere_uri):
-        await diagnostics(client, uri, version=1)
+    helper_uri, block_uri, other_uri = (open_file(client, p) for p in (helper, block, other))
+    assert await diagnostics(client, block_uri, version=1) == []
+    await diagnostics(client, helper_uri, version=1)
+    await diagnostics(client, other_uri, version=1)
 
     mark = len(client.published)
-    replace_text(client, helper_uri, 2, helper.read_text().replace("padding=1", "padding=2"))
-    assert [d.code for d in await diagnostics(client, block_uri, after=mark)] == ["RL301"]
+    replace_text(client, helper_uri, 2, WIDENING_HELPER)  # not saved: the buffer is what counts
+    codes = [d.code for d in await diagnostics(client, block_uri, after=mark)]
+    assert "RL201" in codes and "RL202" in codes
     await asyncio.sleep(1.0)  # long enough for a refresh of the other file, had there been one
-    assert [p.uri for p in client.published[mark:]].count(elsewhere_uri) == 0
+    assert [p.uri for p in client.published[mark:]].count(other_uri) == 0
+
+    mark = len(client.published)
+    client.text_document_did_close(lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(helper_uri)))
+    replace_text(client, block_uri, 2, block.read_text())  # closed unsaved: the file on disk counts again
+    assert await diagnostics(client, block_uri, version=2, after=mark) == []
 
 
 @pytest.mark.trace

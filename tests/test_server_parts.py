@@ -18,7 +18,7 @@ from pygls.workspace.position_codec import PositionCodec  # noqa: E402
 
 from resnetlint.findings import Finding  # noqa: E402
 from resnetlint.server import convert  # noqa: E402
-from resnetlint.server.workspace import Workspace, package_of  # noqa: E402
+from resnetlint.server.workspace import Workspace  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parent.parent / "fixtures" / "seeds"
 UTF16 = PositionCodec(lsp.PositionEncodingKind.Utf16)
@@ -108,14 +108,67 @@ def test_excluded_files_get_no_diagnostics(tmp_path: Path):
     assert [f.code for f in workspace.check(str(kept), kept.read_text()).findings] == ["RL301"]
 
 
-def test_dependents_are_the_open_modules_of_the_same_package(tmp_path: Path):
-    top = tmp_path / "pkg"
-    (top / "sub").mkdir(parents=True)
-    for init in (top / "__init__.py", top / "sub" / "__init__.py"):
-        init.write_text("")
-    a, b, c = str(top / "a.py"), str(top / "sub" / "b.py"), str(tmp_path / "script.py")
-    assert package_of(a) == package_of(b) == str(top) and package_of(c) == str(tmp_path)
-    assert Workspace(str(tmp_path)).dependents(a, [a, b, c]) == [b]
+HELPER = """import torch.nn as nn
+
+
+def conv3x3(in_planes, out_planes, stride=1):
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+"""
+USER = """import torch.nn as nn
+
+from .layers import conv3x3
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, planes):
+        super().__init__()
+        self.conv1 = conv3x3(planes, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + x)
+"""
+WIDENING_HELPER = HELPER.replace("out_planes, kernel_size", "out_planes * 2, kernel_size")
+
+
+def package_with_a_helper(root: Path):
+    """pkg/layers.py (a conv helper), pkg/block.py (uses it), pkg/other.py (does not)."""
+    package = root / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text(HELPER)
+    (package / "block.py").write_text(USER)
+    other = Path(shutil.copy(SEEDS / "seed000_resskip_depthwise.py", package / "other.py"))
+    return package / "layers.py", package / "block.py", other
+
+
+def test_dependents_are_the_documents_whose_check_read_the_module(tmp_path: Path):
+    helper, block, other = package_with_a_helper(tmp_path)
+    workspace = Workspace(str(tmp_path))
+    for path in (helper, block, other):
+        workspace.check(str(path), path.read_text())
+    open_paths = [str(helper), str(block), str(other)]
+    assert workspace.dependents(str(helper), open_paths) == [str(block)]
+    assert workspace.dependents(str(block), open_paths) == []
+    workspace.forget(str(block))
+    assert workspace.dependents(str(helper), open_paths) == []
+
+
+def test_the_model_reads_an_open_helpers_unsaved_buffer(tmp_path: Path):
+    helper, block, _ = package_with_a_helper(tmp_path)
+    workspace = Workspace(str(tmp_path))
+    assert workspace.check(str(block), USER).findings == []
+    workspace.edited(str(helper), WIDENING_HELPER)  # typed in the editor, not saved
+    codes = [f.code for f in workspace.check(str(block), USER).findings]
+    assert "RL201" in codes and "RL202" in codes
+    assert helper.read_text() == HELPER
+    workspace.forget(str(helper))  # closed without saving: the file on disk again
+    assert workspace.check(str(block), USER).findings == []
 
 
 def test_the_server_is_an_optional_extra_and_a_lint_never_imports_it():

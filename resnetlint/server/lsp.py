@@ -3,8 +3,9 @@
 What the editor gets:
 
 * diagnostics when a document is opened, changed (debounced, see
-  :data:`MAX_DEBOUNCE_S`) and saved; the other open modules of the same
-  package are checked again too, a little later (:data:`DEPENDENTS_DELAY_S`);
+  :data:`MAX_DEBOUNCE_S`) and saved; the open documents whose analysis read
+  the changed module (a helper, a base class) are checked again too, a
+  little later (:data:`DEPENDENTS_DELAY_S`);
 * code actions: each finding's fix (safe ones preferred, unsafe ones say
   so), "fix all" (``source.fixAll.resnetlint``) and "suppress with
   ``# noqa``"; the edits come from :meth:`Workspace.fix`, the fix engine of
@@ -46,7 +47,7 @@ from .workspace import Workspace
 # that keep coming push it back.  So a burst costs about two checks, and a
 # lone change is diagnosed after one.  The wait is capped at MAX_DEBOUNCE_S.
 MAX_DEBOUNCE_S = 0.1
-DEPENDENTS_DELAY_S = 0.25  # the other modules of the package: after the edited one
+DEPENDENTS_DELAY_S = 0.25  # the modules that read the edited one: after it
 PYTHON_SUFFIXES = (".py", ".pyi")
 
 log = logging.getLogger(__name__)
@@ -312,6 +313,9 @@ def create_server() -> ResnetlintServer:
     def did_change(ls: ResnetlintServer, params: lsp.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
         if ls.is_python(uri):
+            current = ls.text_of(uri)
+            if current is not None:
+                ls.analysis.edited(ls.path_of(uri), current[1])  # what the files importing it read now
             ls.changed(uri)
             ls.refresh_dependents(uri)
 

@@ -7,11 +7,13 @@ Nothing here knows about the Language Server Protocol (that is
 through the same engine and fix engine, so an editor and ``resnetlint
 --fix`` can never disagree.
 
-One :class:`Workspace` lives as long as the server.  Every diagnostic goes
-through :meth:`Workspace.check`, and "which open documents must be checked
-again when this module changes" through :meth:`Workspace.dependents`: the
-two places a project-wide model (one file's analysis reading its sibling
-modules) plugs in.
+One :class:`Workspace` lives as long as the server, with one project model
+(:class:`~resnetlint.model.project.Project`: the sibling modules, base
+classes and helpers a file's analysis reads) shared by every document.  The
+model sees the editor's unsaved buffers, not only the files on disk
+(:class:`EditorProject`), and every check records which modules it read, so
+an edit to a helper module re-checks exactly the open files that use it
+(:meth:`Workspace.dependents`).
 """
 from __future__ import annotations
 
@@ -25,10 +27,46 @@ from ..api import Settings, check_text
 from ..config import ConfigError, FileConfig, find_config, load_config
 from ..findings import Confirmation, Finding
 from ..fixes import SAFE
+from ..model.project import Project, module_context
 from ..results import FileResult
 from ..selection import SelectionError
-from ..source import SourceError, read_source
+from ..source import SourceError, content_digest, read_source
 from ..trace import TraceOptions, torch_available
+
+class EditorProject(Project):
+    """The project model, reading an open document's buffer instead of its
+    file: what a module imports from a helper being edited follows the edit
+    before it is saved."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # path -> (buffer text, (digest, parsed module) once something read it)
+        self._buffers: Dict[str, Tuple[str, Optional[tuple]]] = {}
+
+    def set_buffer(self, path: str, text: str) -> None:
+        path = os.path.abspath(path)
+        held = self._buffers.get(path)
+        if held is None or held[0] != text:
+            self._buffers[path] = (text, None)  # parsed when a check reads it
+
+    def drop_buffer(self, path: str) -> None:
+        self._buffers.pop(os.path.abspath(path), None)
+
+    def context(self, path: str):
+        path = os.path.abspath(path)
+        held = self._buffers.get(path)
+        if held is None:
+            return super().context(path)
+        text, parsed = held
+        if parsed is None:
+            # The digest of the same text on disk (UTF-8), so what the model
+            # memoises per module content serves the buffer and the file alike.
+            digest = content_digest(text.encode("utf-8", errors="surrogatepass"))
+            parsed = (digest, module_context(text, path, self, digest))
+            self._buffers[path] = (text, parsed)
+        self._consult(path, parsed[0])  # recorded as a dependency, as a file read from disk is
+        return parsed[1]
+
 
 # A trace verdict is remembered by what it is about; the text around the
 # finding may change (a line inserted above) without changing the verdict.
@@ -108,6 +146,8 @@ class Workspace:
         self._config_file_of: Dict[str, Optional[str]] = {}  # directory -> nearest pyproject with our table
         self._configs: Dict[Optional[str], DocumentConfig] = {}  # pyproject path (None: defaults) -> config
         self._verdicts: Dict[str, TraceVerdicts] = {}  # path -> the last trace's verdicts
+        self.project = EditorProject()
+        self._read_by: Dict[str, Set[str]] = {}  # open document's path -> the modules its last check read
         self._lock = threading.Lock()  # verdicts arrive from the trace's thread
         self.generation = 0  # configuration reloads so far
 
@@ -176,18 +216,27 @@ class Workspace:
         excludes the file.  Every diagnostic the server publishes comes
         from here."""
         config = self.config_for(path)
+        self.edited(path, text)
         if config.excludes(path):
             return None
-        result = check_text(text, path, config.rules_for(path), fast=config.settings.fast)
+        result = check_text(text, path, config.rules_for(path), fast=config.settings.fast, project=self.project)
+        self._read_by[os.path.abspath(path)] = set(result.dependencies)
         self._attach_verdicts(path, text, result)
         return result
 
+    def edited(self, path: str, text: str) -> None:
+        """An open document's text (opened or changed, saved or not): what
+        other documents' checks read of it from now on."""
+        if os.path.isabs(path):
+            self.project.set_buffer(path, text)
+
     def dependents(self, path: str, open_paths: Iterable[str]) -> List[str]:
-        """The open documents whose findings may change when ``path``
-        changes.  Today: the other modules of the same package (the project
-        model will make this the modules that really import it)."""
-        package = package_of(path)
-        return [other for other in open_paths if other != path and package_of(other) == package]
+        """The open documents whose last check read module ``path`` (a
+        helper, a base class, a package's ``__init__``): their findings may
+        change when it does."""
+        path = os.path.abspath(path)
+        return [other for other in open_paths
+                if os.path.abspath(other) != path and path in self._read_by.get(os.path.abspath(other), ())]
 
     # -- the trace -------------------------------------------------------------
     def trace_options(self, path: str) -> Optional[TraceOptions]:
@@ -215,9 +264,13 @@ class Workspace:
         return len(verdicts)
 
     def forget(self, path: str) -> None:
-        """The document was closed: drop what was remembered about it."""
+        """The document was closed: drop what was remembered about it (other
+        documents read its file from disk again)."""
         with self._lock:
             self._verdicts.pop(path, None)
+        self._read_by.pop(os.path.abspath(path), None)
+        if os.path.isabs(path):
+            self.project.drop_buffer(path)
 
     def _attach_verdicts(self, path: str, text: str, result: FileResult) -> None:
         with self._lock:
@@ -317,18 +370,3 @@ def is_saved(path: str, text: str) -> bool:
         return read_source(path).text == text
     except (SourceError, OSError):
         return False
-
-
-def package_of(path: str) -> str:
-    """The top directory of the package ``path`` belongs to (walking up
-    while there is an ``__init__.py``); a module outside any package
-    belongs to its directory."""
-    directory = os.path.dirname(os.path.abspath(path))
-    top = directory
-    while os.path.isfile(os.path.join(directory, "__init__.py")):
-        top = directory
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            break
-        directory = parent
-    return top
