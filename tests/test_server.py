@@ -397,6 +397,20 @@ async def test_the_trace_runs_on_save_only_and_its_verdicts_arrive_later(client:
     assert overwritten and all("\ntrace: confirmed" in d.message for d in overwritten)
 
 
+@pytest.mark.trace
+async def test_exit_is_not_held_up_by_a_trace_in_progress(client: LanguageClient, tmp_path: Path):
+    pytest.importorskip("torch")
+    (path,) = workspace(tmp_path, 'trace = "on"', "seed003_block.py")
+    await start(client, tmp_path)
+    uri = open_file(client, path)
+    await diagnostics(client, uri, version=1)
+    client.text_document_did_save(lsp.DidSaveTextDocumentParams(lsp.TextDocumentIdentifier(uri)))
+    await until(lambda: any("tracing" in m.message for m in client.log_messages), "the trace to start")
+    began = time.monotonic()
+    await client.shutdown_session()
+    assert client._server.returncode == 0
+    assert time.monotonic() - began < 5.0  # not the trace's seconds
+
 async def test_shutdown_and_exit_are_clean(client: LanguageClient, tmp_path: Path):
     (path,) = workspace(tmp_path, 'trace = "off"', "seed000_resskip_depthwise.py")
     await start(client, tmp_path)
