@@ -1,7 +1,10 @@
 """The persistent result cache: a rerun re-analyses only what changed.
 
 Layout (the directory is ``Settings.cache_dir``, by default
-``.resnetlint_cache`` in the current directory)::
+``.resnetlint_cache`` at the project root: the configuration's directory,
+else the nearest directory above the first path checked that holds a
+``pyproject.toml`` or a ``.git``, else the current directory; see
+:func:`cache_dir_for`)::
 
     .resnetlint_cache/
         CACHEDIR.TAG            marks it as a cache for backup tools
@@ -96,8 +99,32 @@ CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
 _SIZE, _MTIME, _INO, _MODE, _HASH, _CLASSES, _RESIDUAL, _PAYLOAD, _DEPS = range(9)
 
 
-def cache_dir_for(settings) -> str:
-    return settings.cache_dir or os.path.join(os.getcwd(), DEFAULT_DIR)
+def cache_dir_for(settings, paths: Sequence[str] = ()) -> str:
+    """Where the cache of a run over ``paths`` lives: ``settings.cache_dir``,
+    else ``.resnetlint_cache`` at the project root, so that running from a
+    subdirectory (or from outside the project) reuses the same cache and
+    leaves no cache directory behind in whatever directory it started in."""
+    return settings.cache_dir or default_cache_dir(getattr(settings, "config_root", None), paths)
+
+
+def default_cache_dir(config_root: Optional[str], paths: Sequence[str] = ()) -> str:
+    return os.path.join(config_root or project_root(paths), DEFAULT_DIR)
+
+
+def project_root(paths: Sequence[str] = ()) -> str:
+    """The nearest directory holding a ``pyproject.toml`` or a ``.git``,
+    walking up from the first path (or the current directory); the current
+    directory when there is none."""
+    start = os.path.abspath(paths[0] if paths and paths[0] != "-" else os.curdir)
+    directory = start if os.path.isdir(start) else os.path.dirname(start)
+    while True:
+        if os.path.isfile(os.path.join(directory, "pyproject.toml")) or \
+                os.path.exists(os.path.join(directory, ".git")):
+            return directory
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return os.getcwd()
+        directory = parent
 
 
 def text_hash(text: str) -> str:
@@ -244,8 +271,8 @@ def finding_from_json(data: list, path: str) -> Finding:
 class ResultCache:
     """One run's view of the index for its settings."""
 
-    def __init__(self, settings, directory: Optional[str] = None):
-        self.directory = os.path.abspath(directory or cache_dir_for(settings))
+    def __init__(self, settings, directory: Optional[str] = None, paths: Sequence[str] = ()):
+        self.directory = os.path.abspath(directory or cache_dir_for(settings, paths))
         self.key = cache_key(settings)
         self.path = os.path.join(self.directory, f"{INDEX_PREFIX}{self.key}.json")
         trace = settings.trace
@@ -502,8 +529,8 @@ def _prune_indexes(directory: str, keep: str) -> None:
             pass
 
 
-def open_cache(settings) -> Optional[ResultCache]:
-    """The run's cache, or None when caching is off."""
+def open_cache(settings, paths: Sequence[str] = ()) -> Optional[ResultCache]:
+    """The cache of a run over ``paths``, or None when caching is off."""
     if not getattr(settings, "cache", False):
         return None
-    return ResultCache(settings)
+    return ResultCache(settings, paths=paths)

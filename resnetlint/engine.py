@@ -21,8 +21,8 @@ from .results import BlockInfo, FileResult
 from .fixes import FixError, FixPlan, materialize
 from .model import lite
 from .model.project import Project
-from .model.block import (BlockModel, FileAnalysis, channels_of, consumes_directly, residual_adds,
-                          strip_elementwise)
+from .model.block import BlockModel, FileAnalysis, channels_of, consumes_directly, first_input_width
+from .model.residual import residual_adds, strip_elementwise
 from .model.symbolic import Num
 from .model.syntax import LibcstIndex, SourceIndex
 from .model.values import as_num
@@ -203,22 +203,13 @@ def _natural_widths(block: BlockModel, params: Set[str]) -> Dict[str, int]:
             width_out = channels_of(flow, residual.main, facts)
             if not isinstance(width_out, Num):
                 continue
-            width_in = _first_input_width(flow)
+            width_in = first_input_width(flow)
             if width_in is None:
                 continue
             solved = _solve(facts.norm(width_in), facts.norm(width_out), params)
             if solved:
                 return solved
     return {}
-
-
-def _first_input_width(flow) -> Optional[Num]:
-    """The width of the first layer (in forward order) that reads the input."""
-    for value in flow.values:
-        if value.kind == "layer" and consumes_directly(value, flow.input) and value.spec is not None:
-            if value.spec.summary.in_channels is not None:
-                return value.spec.summary.in_channels
-    return None
 
 
 def _solve(a: Num, b: Num, params: Set[str]) -> Dict[str, int]:

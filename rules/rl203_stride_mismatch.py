@@ -47,14 +47,10 @@ from typing import Iterator, List, Optional, Tuple
 
 import libcst as cst
 
-from resnetlint.model.block import (GLOBAL, BlockModel, FileAnalysis, Residual, caller_provides_projection,
-                                    intended_residuals, is_shortcut_name, main_chain, stride_of, strip_elementwise)
-from resnetlint.model.forward_exec import Flow, FVal
-from resnetlint.model.init_exec import World
-from resnetlint.model.symbolic import Num, provably_different
-from resnetlint.model.values import AltV, LayerSpec, LayerV
+from resnetlint.model.query import (GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection, FileAnalysis,
+    Flow, FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, provably_different,
+    Residual, stride_of, strip_elementwise, World)
 from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
-from resnetlint.model.values import as_int_pair
 from resnetlint.nodes import code_of, local_call, parenthesize, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -74,7 +70,7 @@ class StrideMismatch(Rule):
             for residual in intended_residuals(flow):
                 if caller_projects and strip_elementwise(residual.skip) is flow.input:
                     continue  # the caller passes a projection when the shapes change
-                found = _check(world, flow, residual)
+                found = _check(block, world, flow, residual)
                 if found is not None:
                     yield found
 
@@ -205,7 +201,7 @@ class StrideMismatch(Rule):
     )
 
 
-def _check(world: World, flow: Flow, residual: Residual) -> Optional[Violation]:
+def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> Optional[Violation]:
     s_main, s_skip = stride_of(flow, residual.main), stride_of(flow, residual.skip)
     if s_main is None or s_skip is None or GLOBAL in (s_main, s_skip):
         return None
@@ -223,7 +219,7 @@ def _check(world: World, flow: Flow, residual: Residual) -> Optional[Violation]:
                          expect={"kind": "shape-error", "stride": skip.render()},
                          fix=_stride_onto_main_path(residual, skip_strided[-1][0]))
     if skip == ONE and main_strided:
-        guard = _channels_only_guard(world, residual, main)
+        guard = _channels_only_guard(block, world, residual, main)
         if guard is not None:
             return Violation(guard, f"{detail}: the projection is built only when `{code_of(guard)}`, so with equal "
                              f"widths and {main.render()} != 1 the identity shortcut keeps the full resolution",
@@ -327,7 +323,7 @@ def _strided_in(spec: LayerSpec) -> List[Tuple[LayerSpec, cst.CSTNode]]:
     return [(spec, node)] if node is not None else []
 
 
-def _channels_only_guard(world: World, residual: Residual, main_stride: Num) -> Optional[cst.CSTNode]:
+def _channels_only_guard(block: BlockModel, world: World, residual: Residual, main_stride: Num) -> Optional[cst.CSTNode]:
     """The test that chose an identity shortcut without looking at the stride."""
     stride_atoms = main_stride.atoms()
     for layer in main_chain(residual.skip) or []:
@@ -336,7 +332,7 @@ def _channels_only_guard(world: World, residual: Residual, main_stride: Num) -> 
             if not _mentions(assigned.loc.value.options[0][0], stride_atoms):
                 return assigned.loc.value.test
     for name, assigned in world.attrs.items():
-        if not is_shortcut_name(name) or not _identity_like(assigned.loc.value):
+        if not _identity_like(assigned.loc.value) or not _projects_elsewhere(block, name):
             continue
         calls_it = any(layer.attr == name for layer in main_chain(residual.skip))
         if not calls_it and main_chain(residual.skip):
@@ -345,6 +341,16 @@ def _channels_only_guard(world: World, residual: Residual, main_stride: Num) -> 
             if not _mentions(decision.cond, stride_atoms):
                 return decision.node
     return None
+
+
+def _projects_elsewhere(block: BlockModel, name: str) -> bool:
+    """In some other world ``self.<name>`` is a projection: the attribute is
+    a shortcut that a test chose to leave as the identity here."""
+    for wf in block.worlds:
+        value = wf.world.attrs.get(name)
+        if value is not None and isinstance(value.loc.value, LayerV) and projects(value.loc.value.spec):
+            return True
+    return False
 
 
 def _identity_like(value) -> bool:

@@ -38,8 +38,7 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
-from resnetlint.model.block import BlockModel, FileAnalysis
-from resnetlint.model.values import BoolV, LayerV
+from resnetlint.model.query import BlockModel, BoolV, FileAnalysis, LayerV
 from resnetlint.fixes import UNSAFE, FixPlan, set_argument
 from resnetlint.nodes import local_call, report_node
 from resnetlint.rule import Invalid, Rule, Valid, Violation

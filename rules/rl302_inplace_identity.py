@@ -44,9 +44,7 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
-from resnetlint.model.block import BlockModel, FileAnalysis
-from resnetlint.model.forward_exec import Flow, FVal, InplaceEvent
-from resnetlint.model.values import LayerV
+from resnetlint.model.query import BlockModel, FileAnalysis, Flow, FVal, InplaceEvent, LayerV
 from resnetlint.nodes import code_of, layer_name, local_call, parenthesize, source_text
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 

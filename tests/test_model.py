@@ -5,7 +5,8 @@ import textwrap
 import libcst as cst
 import pytest
 
-from resnetlint.model.block import FileAnalysis, channels_of, input_channels, residual_adds, stride_of
+from resnetlint.model.block import FileAnalysis, channels_of, input_channels, stride_of
+from resnetlint.model.residual import residual_adds
 from resnetlint.model.layers import sequential_children, summary_of
 from resnetlint.model.values import AltV, LayerV, NoneV, ParamV, as_num
 

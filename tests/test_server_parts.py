@@ -27,9 +27,11 @@ UTF32 = PositionCodec(lsp.PositionEncodingKind.Utf32)
 
 def test_server_help_a_bad_argument_and_a_missing_pygls_are_explained():
     done = subprocess.run([sys.executable, "-m", "resnetlint", "server", "--help"], capture_output=True, text=True)
-    assert done.returncode == 0 and done.stdout.startswith("usage: resnetlint server")
+    assert done.returncode == 0 and "resnetlint server" in done.stdout and "Language Server Protocol" in done.stdout
+    assert "  server" in subprocess.run([sys.executable, "-m", "resnetlint", "--help"], capture_output=True,
+                                        text=True).stdout  # listed among the commands
     done = subprocess.run([sys.executable, "-m", "resnetlint", "server", "--tcp"], capture_output=True, text=True)
-    assert done.returncode == 2 and "unexpected argument '--tcp'" in done.stderr
+    assert done.returncode == 2 and "--tcp" in done.stderr
     blocked = ("import sys; sys.modules['pygls'] = None; sys.argv = ['resnetlint', 'server'];"
                "from resnetlint.cli import main; main()")
     done = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True)
@@ -180,7 +182,7 @@ def test_the_server_is_an_optional_extra_and_a_lint_never_imports_it():
         import tomli as tomllib
     project = tomllib.loads((SEEDS.parent.parent / "pyproject.toml").read_text())["project"]
     names = {re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower() for requirement in project["dependencies"]}
-    assert names == {"libcst", "typer", "rich", "tomli"}
+    assert "libcst" in names and not names & {"pygls", "lsprotocol", "cattrs", "pytest-lsp"}
     assert any(r.startswith("pygls") for r in project["optional-dependencies"]["server"])
     lint = ("import sys; from resnetlint.cli import main\n"
             "try:\n    main(['--no-cache', '--no-trace', sys.argv[1]])\nexcept SystemExit:\n    pass\n"

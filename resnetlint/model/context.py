@@ -26,6 +26,9 @@ class ClassFacts:
 
     self_attribute_loads: FrozenSet[str] = frozenset()  # self.X read in any method but __init__
     load_methods: Dict[str, FrozenSet[str]] = field(default_factory=dict)  # X -> methods reading self.X
+    # X -> methods that only read its state (``self.X.weight``, ``self.X.apply(init)``)
+    state_reads: Dict[str, FrozenSet[str]] = field(default_factory=dict)
+    mentions: Dict[str, FrozenSet[str]] = field(default_factory=dict)  # method -> the self.X names it mentions
     init_attribute_loads: FrozenSet[str] = frozenset()  # self.X read in __init__
     reflective: bool = False  # getattr/setattr(self, <non-literal>), self.modules(), __getattr__, ...
     literal_getattr: FrozenSet[str] = frozenset()  # getattr(self, "name") names

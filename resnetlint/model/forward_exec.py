@@ -45,6 +45,7 @@ from .values import (
     MethodV,
     NoneV,
     QualV,
+    StrV,
     UnknownV,
     Value,
 )
@@ -166,6 +167,9 @@ class Flow:
     attr_read_nodes: Dict[str, Set[int]] = field(default_factory=dict)  # X -> ids of `self.X` nodes read
     attr_called_nodes: Dict[str, Set[int]] = field(default_factory=dict)  # X -> ids of `self.X` nodes called
     methods_inlined: Set[str] = field(default_factory=set)
+    # Attributes holding the projection a caller passes in (``downsample``),
+    # filled in once the block's worlds are known (see residual.caller_projections).
+    caller_projections: Set[str] = field(default_factory=set)
     returns: List[FVal] = field(default_factory=list)
     paths: int = 0
     _live: Optional[Set[int]] = None
@@ -904,6 +908,10 @@ class ForwardExecutor:
             return self.call_nested(expr, state.funcs.get(short), state)
         if short in ("checkpoint",) and expr.args:
             return self.call_checkpoint(expr, state)
+        if qualname in ("builtins.hasattr", "builtins.getattr"):
+            looked_up = self.self_lookup(expr, short, state)
+            if looked_up is not None:
+                return looked_up
         torch_function = qualname.startswith("torch.")
         builtin = qualname.startswith("builtins.")
         out = []
@@ -930,6 +938,34 @@ class ForwardExecutor:
                 self.sink(value)
             out.append((s, value))
         return out
+
+    def self_lookup(self, expr: cst.Call, builtin: str, state: State) -> Optional[Results]:
+        """``hasattr(self, "shortcut")`` and ``getattr(self, "shortcut", None)``
+        with a literal name: decided by the world (``__init__`` built the
+        attribute or did not), like ``self.shortcut is not None``.  None when
+        the call is not of that form or the world cannot tell."""
+        args = [a for a in expr.args if a.keyword is None and not a.star]
+        if len(args) < 2 or not _is_self(args[0].value) or not isinstance(args[1].value, cst.SimpleString):
+            return None
+        if self.world.dynamic:
+            return None
+        name = self.interp.ev_SimpleString(args[1].value, self.world, self.frame).value
+        if not isinstance(name, StrV):
+            return None
+        attr = name.text
+        present = attr in self.world.attrs or self.interp.find_method(self.cls, attr)[0] is not None \
+            or self.interp.class_attribute(self.cls, attr) is not None
+        if builtin == "hasattr":
+            return [(state, self.static(Loc(BoolV(present), expr, True), expr))]
+        if present:
+            fake = make(cst.Attribute, value=args[0].value, attr=make(cst.Name, value=attr))
+            results = self.ev_Attribute(fake, state)
+            for _, value in results:
+                value.node = expr  # positions come from the call the user wrote
+            return results
+        if len(args) >= 3:
+            return self.ev(args[2].value, state)
+        return []  # getattr without a default raises: this path does not run
 
     def call_tensor_method(self, expr: cst.Call, method: FVal, state: State) -> Results:
         receiver = method.inputs[0]

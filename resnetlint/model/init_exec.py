@@ -368,15 +368,18 @@ class Interpreter:
     def exec_small(self, small: cst.BaseSmallStatement, world: World, frame: Frame) -> List[World]:
         if isinstance(small, cst.Assign):
             forked = self._exec_call_statement(small.value, world, frame)
-            results = forked if forked is not None else [(world, self.ev(small.value, world, frame))]
+            results = forked if forked is not None else self._choose(self.ev(small.value, world, frame), world)
             for w, value in results:
                 for target in small.targets:
                     self.assign(target.target, value, w, frame, small)
             return [w for w, _ in results]
         if isinstance(small, cst.AnnAssign):
-            if small.value is not None:
-                self.assign(small.target, self.ev(small.value, world, frame), world, frame, small)
-            return [world]
+            if small.value is None:
+                return [world]
+            results = self._choose(self.ev(small.value, world, frame), world)
+            for w, value in results:
+                self.assign(small.target, value, w, frame, small)
+            return [w for w, _ in results]
         if isinstance(small, cst.AugAssign):
             self.exec_augassign(small, world, frame)
             return [world]
@@ -405,6 +408,27 @@ class Interpreter:
             self._local_import(small, world, frame)
             return [world]
         return [world]  # pass, break, continue, global, nonlocal
+
+    def _choose(self, value: Loc, world: World) -> List[Tuple[World, Loc]]:
+        """An assigned value that is one of several plain values
+        (``out_channels or in_channels``, ``dim if dim_out is None else
+        dim_out``) forks the world, one alternative each, so that widths stay
+        numbers and later tests agree with the choice.  Alternatives of layers
+        stay a value: the forward dataflow splits where they are called."""
+        alternatives = value.value
+        if not isinstance(alternatives, AltV) or not all(
+                isinstance(option.value, (NumV, ParamV, NoneV, BoolV, StrV)) for _, option in alternatives.options):
+            return [(world, value)]
+        out = []
+        for cond, option in alternatives.options:
+            facts = world.facts.assume(cond, True)
+            if facts is None:
+                continue
+            branch = world.fork() if len(out) < len(alternatives.options) - 1 else world
+            branch.facts = facts
+            branch.decisions = branch.decisions + (Decision(cond, True, alternatives.test or value.node),)
+            out.append((branch, option))
+        return out or [(world, value)]
 
     def _exec_call_statement(self, expr: cst.BaseExpression, world: World, frame: Frame):
         """Calls that may fork worlds: ``super().__init__(...)`` and
@@ -790,10 +814,10 @@ class Interpreter:
         cls = frame.cls
         if cls is None:
             return UNKNOWN
-        method, _ = self.find_method(cls, attr)
+        method, owner = self.find_method(cls, attr)
         if method is not None:
             if any(_decorator_name(d) == "property" for d in method.decorators):
-                return UnknownV(f"property {attr}")
+                return self.property_value(method, owner, world, frame)
             return MethodV(attr)
         found = self.class_attribute(cls, attr)
         if found is not None:
@@ -801,7 +825,30 @@ class Interpreter:
             return self.ev(expr, World(), Frame(cls=owner, local=False, ctx=self.class_ctx(owner))).value
         if attr == "training":
             return BoolV(Truth("self.training"))
+        if attr in ("add_module", "register_module", "register_parameter", "register_buffer"):
+            return BoundMethodV(Loc(SELF), attr)  # nn.Module's own: see _self_builtin
         return UnknownV(f"self.{attr} is not assigned here")
+
+    def property_value(self, method: cst.FunctionDef, owner: cst.ClassDef, world: World, frame: Frame) -> Value:
+        """What a ``@property`` returns (mmcv's ``norm1`` returns
+        ``getattr(self, self.norm1_name)``), computed on a copy of the world so
+        that reading it changes nothing; unknown when it can return several
+        things or does more than compute a value."""
+        name = method.name.value
+        if frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
+            return UnknownV(f"property {name}")
+        reader = world.fork()
+        reader.env = {method.params.params[0].name.value: Loc(SELF)} if method.params.params else {}
+        sub = Frame(cls=frame.cls, local=False, depth=frame.depth + 1, stack=frame.stack + (name,),
+                    ctx=self.class_ctx(owner))
+        try:
+            worlds = self.exec_block(method.body, [reader], sub)
+        except TooComplex:
+            return UnknownV(f"property {name}")
+        values = [w.retval.value for w in worlds if w.returned and w.retval is not None]
+        if len(worlds) != 1 or len(values) != 1:
+            return UnknownV(f"property {name}")
+        return values[0]
 
     def ev_Subscript(self, expr: cst.Subscript, world: World, frame: Frame) -> Loc:
         base = self.ev(expr.value, world, frame)
@@ -1093,12 +1140,14 @@ class Interpreter:
             built = self.call_value(default, args, kwargs, complete, expr, world, frame, depth + 1)
             for spec in L.iter_layers(built):
                 spec.assumption = f"the default of `{param.name}`"
+                spec.from_parameter = param.name
             return built
         role = L.layer_role(param.name)
         spec = L.role_layer(role, param.name, args, kwargs, expr, frame.site) if complete else None
         if spec is None:
             spec = L.unknown_layer(f"{param.name}(...)", expr, frame.site)
             spec.args = {"0": args[0]} if args else {}
+        spec.from_parameter = param.name
         return self.here(LayerV(spec), expr, frame)
 
     def call_qualified(self, callee: QualV, expr: cst.Call, world: World, frame: Frame) -> Loc:
@@ -1244,8 +1293,8 @@ class Interpreter:
                 return self.here(TupleV(tuple(i.loc for i in value.items)), expr, frame)
         if name == "list" and not args:
             return self.here(ListV(), expr, frame)
-        if name == "getattr" and len(args) >= 2 and isinstance(args[1].value, StrV):
-            return self.here(self.attribute_of(args[0], args[1].value.text, world, frame), expr, frame)
+        if name == "getattr" and len(args) >= 2 and _attribute_key(args[1]) is not None:
+            return self.here(self.attribute_of(args[0], _attribute_key(args[1]), world, frame), expr, frame)
         if name == "setattr" and len(args) == 3 and isinstance(args[0].value, SelfV):
             if isinstance(args[1].value, StrV):
                 self._set_attr(world, args[1].value.text, args[2], expr, frame)
@@ -1288,8 +1337,9 @@ class Interpreter:
 
     def _self_builtin(self, name, args, expr, world, frame) -> Loc:
         if name in ("add_module", "register_module") and len(args) >= 2:
-            if isinstance(args[0].value, StrV):
-                self._set_attr(world, args[0].value.text, args[1], expr, frame)
+            key = _attribute_key(args[0])
+            if key is not None:
+                self._set_attr(world, key, args[1], expr, frame)
             else:
                 world.dynamic = True
         elif name == "register_parameter" and len(args) >= 2:
@@ -1675,6 +1725,19 @@ def _decorator_name(decorator: cst.Decorator) -> str:
     if isinstance(expr, cst.Attribute):
         return expr.attr.value
     return ""
+
+
+def _attribute_key(name: Loc) -> Optional[str]:
+    """The attribute name given to ``add_module``/``getattr``: a string, or
+    (mmcv's ``self.add_module(self.norm1_name, norm1)``, read back with
+    ``getattr(self, self.norm1_name)``) a name computed once and kept in
+    ``self.<x>``, keyed by that attribute: ``<self.norm1_name>``."""
+    if isinstance(name.value, StrV):
+        return name.value.text
+    node = name.node
+    if isinstance(node, cst.Attribute) and _is_self(node.value):
+        return f"<self.{node.attr.value}>"
+    return None
 
 
 def _is_boolean(value: Value) -> bool:

@@ -245,6 +245,8 @@ def _torch_summary(spec: LayerSpec) -> Summary:
         return Summary(keeps_channels=True, stride=as_int_pair(stride))
     if family == "adaptive_pool":
         return Summary(keeps_channels=True, stride=None)
+    if family == "pad":
+        return Summary(keeps_channels=True, stride=ONE)
     return Summary(has_weights=ltype.has_weights)
 
 
@@ -309,13 +311,6 @@ def compose(children: Sequence[Item], complete: bool = True) -> Summary:
     )
 
 
-def channels_after(summary: Summary, incoming: Optional[Num]) -> Optional[Num]:
-    """Channels leaving a layer given the channels entering it."""
-    if summary.keeps_channels:
-        return incoming if incoming is not None else summary.in_channels
-    return summary.out_channels
-
-
 def chain_links(children: Sequence[Item]) -> Iterator[Tuple[Item, Item, Num]]:
     """Consecutive (producer, consumer, produced width) pairs in a Sequential
     where the width entering ``consumer`` is known from ``producer``'s side.
@@ -346,10 +341,6 @@ def chain_links(children: Sequence[Item]) -> Iterator[Tuple[Item, Item, Num]]:
                 producer = item
         else:
             current, producer = summary.out_channels, item
-
-
-def norm_with(facts: Facts, num: Optional[Num]) -> Optional[Num]:
-    return facts.norm(num) if num is not None else None
 
 
 def iter_layers(loc: Optional[Loc]) -> Iterator[LayerSpec]:

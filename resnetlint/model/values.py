@@ -256,6 +256,7 @@ class LayerSpec:
     # What the model assumed to know this layer (a parameter's default, a
     # role's contract), for messages; None when it is built as written.
     assumption: Optional[str] = None
+    from_parameter: Optional[str] = None  # built by calling this constructor parameter (``proj_layer(...)``)
 
     def arg(self, name: str) -> Optional[Loc]:
         return self.args.get(name)

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from ..api import Settings, check_text
-from ..config import ConfigError, FileConfig, find_config, load_config
+from ..config import ConfigError, find_config
+from ..errors import UsageError
 from ..findings import Confirmation, Finding
 from ..fixes import SAFE
 from ..model.project import Project, module_context
 from ..results import FileResult
-from ..selection import SelectionError
 from ..source import SourceError, content_digest, read_source
 from ..trace import TraceOptions, torch_available
 
@@ -106,20 +106,16 @@ class DocumentConfig:
         return not discover([path], patterns, None, self.settings.config_root, force_exclude=True).files
 
 
-def settings_from(file: FileConfig) -> Settings:
-    """What ``resnetlint FILE`` with no flags would use (see
-    :func:`resnetlint.command._settings`, which adds the flags on top)."""
-    return Settings(
-        select=file.get("select"),
-        ignore=list(file.get("ignore", [])),
-        extend_select=list(file.get("extend-select", [])),
-        exclude=list(file.get("exclude", [])) + list(file.get("extend-exclude", [])),
-        per_file_ignores=dict(file.get("per-file-ignores", {})),
-        config_root=file.root if file.path else None,
-        unsafe_fixes=bool(file.get("unsafe-fixes", False)),
-        trace=TraceOptions(mode=file.get("trace", "auto"), device=file.get("device", "cpu"),
-                           class_timeout=file.get("trace-timeout", 30.0)),
-    )
+def settings_for(config_path: Optional[str]) -> Settings:
+    """What ``resnetlint FILE`` with no flags uses when ``config_path`` is
+    its configuration (None: none), resolved by the command line's own code
+    (:func:`resnetlint.resolution.resolve`).  Raises
+    :class:`~resnetlint.errors.UsageError` for a bad configuration."""
+    from ..options import CliOptions
+    from ..resolution import resolve
+
+    options = CliOptions(config=config_path) if config_path else CliOptions(isolated=True)
+    return resolve(options, [config_path or "."]).settings
 
 
 def _stamp(path: str) -> Optional[Tuple[int, int]]:
@@ -184,30 +180,19 @@ class Workspace:
         self.generation += 1
 
     def _load(self, path: Optional[str]) -> DocumentConfig:
-        if path is None:
-            return self._make(FileConfig(), None, None)
-        stamp = _stamp(path)
+        stamp = _stamp(path) if path is not None else None
         try:
-            return self._make(load_config(path), path, stamp)
-        except ConfigError as exc:
+            settings = settings_for(path)
+            return DocumentConfig(settings, settings.rules(), path, stamp)
+        except UsageError as exc:  # the file's own message names it and the key
             config = self._defaults(str(exc))
             config.path, config.stamp = path, stamp
             return config
 
-    def _defaults(self, error: Optional[str] = None) -> DocumentConfig:
-        config = self._make(FileConfig(), None, None)
-        config.error = error
-        return config
-
     @staticmethod
-    def _make(file: FileConfig, path: Optional[str], stamp) -> DocumentConfig:
-        settings = settings_from(file)
-        try:
-            rules = settings.rules()
-        except SelectionError as exc:
-            settings = settings_from(FileConfig())
-            return DocumentConfig(settings, settings.rules(), path, stamp, f"{path}: {exc}")
-        return DocumentConfig(settings, rules, path, stamp)
+    def _defaults(error: Optional[str] = None) -> DocumentConfig:
+        settings = settings_for(None)
+        return DocumentConfig(settings, settings.rules(), error=error)
 
     # -- checking ---------------------------------------------------------------
     def check(self, path: str, text: str) -> Optional[FileResult]:
