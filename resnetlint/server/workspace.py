@@ -33,6 +33,7 @@ from ..results import FileResult
 from ..source import SourceError, content_digest, read_source
 from ..trace import TraceOptions, torch_available
 
+
 class EditorProject(Project):
     """The project model, reading an open document's buffer instead of its
     file: what a module imports from a helper being edited follows the edit
