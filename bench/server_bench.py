@@ -175,11 +175,12 @@ def analysis_ms(path: Path, texts: List[str]) -> List[float]:
 
 
 async def latency(client: Client, path: Path, edits: int, warmup: int, pause: float,
-                  burst: int) -> Tuple[List[float], List[float], List[str], int]:
+                  burst: int) -> Tuple[List[float], List[float], List[float], List[str], int]:
     """Type a comment at the end of the middle line: ``edits`` single
     characters ``pause`` seconds apart (each timed to its diagnostics), then
     ``edits // 4`` bursts of ``burst`` characters sent back to back (timed
-    from the last one's sending to the diagnostics of its version)."""
+    from the last one's sending to the diagnostics of its version); then 20
+    hover requests where there is nothing to show (the round trip alone)."""
     text = path.read_text(encoding="utf-8", errors="replace")
     uri = client.open(path, text)
     await client.wait(uri, 1)
@@ -214,8 +215,15 @@ async def latency(client: Client, path: Path, edits: int, warmup: int, pause: fl
         bursts.append((arrived - began) * 1000)
         client.arrived.clear()  # the burst's other versions, published or not
         await asyncio.sleep(pause)
+    trips = []
+    for _ in range(20):  # a request that does no work: what the protocol and the pipes cost
+        began = time.perf_counter()
+        await client.client.text_document_hover_async(lsp.HoverParams(lsp.TextDocumentIdentifier(uri),
+                                                                       lsp.Position(0, 0)))
+        trips.append((time.perf_counter() - began) * 1000)
+        await asyncio.sleep(pause)
     client.close(uri)
-    return single, bursts, texts, text.count("\n")
+    return single, bursts, trips, texts, text.count("\n")
 
 
 async def run(args) -> int:
@@ -234,12 +242,12 @@ async def run(args) -> int:
     every = []
     for path in chosen:
         print(f"latency: {path}", file=sys.stderr)
-        samples, bursts, texts, line_count = await latency(client, path, args.edits, args.warmup, args.pause,
-                                                           args.burst)
+        samples, bursts, trips, texts, line_count = await latency(client, path, args.edits, args.warmup,
+                                                                  args.pause, args.burst)
         alone = analysis_ms(path, texts)
         every.extend(samples)
         rows.append((path, line_count, statistics.median(samples), _p90(samples), max(samples),
-                     statistics.median(alone), statistics.median(bursts)))
+                     statistics.median(alone), statistics.median(trips), statistics.median(bursts)))
 
     corpus_rows = None
     if not args.skip_memory:
@@ -290,12 +298,15 @@ def report(rows, every, started, baseline, corpus_rows, roots, args) -> None:
     print(f"Latency: {args.edits} edits per file (after {args.warmup} warm-up edits), one character typed per "
           f"`didChange`, {args.pause * 1000:.0f} ms apart, each timed from sending it to receiving that version's "
           f"diagnostics; \"analysis alone\" is the server's check of the same texts in the bench's process; "
+          f"\"round trip\": a hover request with nothing to show (the protocol and the pipes); "
           f"\"burst\": {args.burst} characters sent back to back, timed from the last one.\n")
-    print("| file | lines | median ms | p90 ms | max ms | analysis alone, median ms | burst, median ms |")
-    print("|---|---|---|---|---|---|---|")
-    for path, lines, median, p90, worst, alone, burst in rows:
+    print("| file | lines | median ms | p90 ms | max ms | analysis alone, median ms | round trip, median ms "
+          "| burst, median ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for path, lines, median, p90, worst, alone, trip, burst in rows:
         name = path.relative_to(path.parents[2]) if len(path.parents) > 2 else path.name
-        print(f"| {name} | {lines} | {median:.1f} | {p90:.1f} | {worst:.1f} | {alone:.1f} | {burst:.1f} |")
+        print(f"| {name} | {lines} | {median:.1f} | {p90:.1f} | {worst:.1f} | {alone:.1f} | {trip:.1f} "
+              f"| {burst:.1f} |")
     overall = statistics.median(every)
     worst_file = max(row[2] for row in rows)
     print(f"\nAll edits: median {overall:.1f} ms, p90 {_p90(every):.1f} ms; the slowest file's median "
