@@ -251,7 +251,7 @@ class StaleInput(Rule):
 
 def _is_computed(value: FVal) -> bool:
     """A value produced through at least one layer."""
-    return value.kind in ("layer", "func", "method", "binop") and bool(main_chain(value))
+    return value.is_computed and bool(main_chain(value))
 
 
 def _stale_call(new: FVal, dead: FVal, flow: Flow) -> Optional[FVal]:
@@ -325,7 +325,7 @@ def _dead_in_every_world(flows: List[Flow]) -> Set[tuple]:
     seen: Set[tuple] = set()
     for flow in flows:
         for value in flow.values:
-            if value.node is None or value.kind not in ("layer", "func", "method", "binop"):
+            if value.node is None or not value.is_computed:
                 continue
             seen.add(_evaluation(value))
             if not flow.is_dead(value):
@@ -354,7 +354,7 @@ def _unread_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -> Ite
         dead = event.new
         if id(dead) in killed or not flow.is_dead(dead) or flow.consumers(dead):
             continue
-        if strip_elementwise(dead).kind != "layer" or _evaluation(dead) not in dead_everywhere():
+        if not strip_elementwise(dead).is_layer or _evaluation(dead) not in dead_everywhere():
             continue
         following = _next_layer_call(flow, dead)
         if following is None or not following.inputs:
@@ -396,7 +396,7 @@ def _next_layer_call(flow: Flow, after: FVal) -> Optional[FVal]:
     """The first layer call evaluated after ``after`` on the same path (a
     call made later on a sibling path, the other side of an ``if``, says
     nothing about this one)."""
-    calls: List[FVal] = [v for v in flow.values if v.kind == "layer" and v.order > after.order
+    calls: List[FVal] = [v for v in flow.values if v.is_layer and v.order > after.order
                          and _same_path(after, v)]
     return min(calls, key=lambda v: v.order) if calls else None
 

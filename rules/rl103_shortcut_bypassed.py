@@ -208,7 +208,7 @@ def _projected_fix(block: BlockModel, flow: Flow, add: AddEvent, node, shortcut:
     raw = source_text(node)
     if raw is None or not isinstance(node, cst.Name):
         return None
-    calls = {id(v) for v in flow.values if v.kind == "layer" and v.attr == shortcut}
+    calls = {id(v) for v in flow.values if v.is_layer and v.attr == shortcut}
     for event in flow.assignments:
         if id(event.new) in calls and event.new.order < add.result.order:
             assignments = [e for e in flow.assignments if e.var == event.var and e.new.order < add.result.order]
@@ -236,6 +236,6 @@ def _is_the_main_path(other: FVal, shortcut: str, flow: Flow) -> bool:
     """``x + self.skip1(x)`` where nothing else was computed: the module named
     like a shortcut *is* the main path."""
     core = strip_elementwise(other)
-    if not (core.kind == "layer" and core.attr == shortcut):
+    if not (core.is_layer and core.attr == shortcut):
         return False
     return not any(event.new is other or event.new is core for event in overwritten_main_paths(flow))

@@ -326,7 +326,7 @@ def _only_dead_uses(block: BlockModel, name: str, readers) -> bool:
         if flow.attr_read_nodes.get(name, set()) - flow.attr_called_nodes.get(name, set()):
             return False  # read without being called (passed on, .weight, ...)
         for value in flow.values:
-            if value.kind == "layer" and value.attr == name:
+            if value.is_layer and value.attr == name:
                 calls += 1
                 if not flow.is_dead(value):
                     return False

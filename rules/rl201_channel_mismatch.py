@@ -267,7 +267,7 @@ def _sequential_links(children, facts: Facts, defaults: Dict[str, int]) -> Itera
 
 def _forward_links(flow: Flow, defaults: Dict[str, int]) -> Iterator[Violation]:
     for value in flow.values:
-        if value.kind != "layer" or value.spec is None or not value.inputs:
+        if not value.is_layer or value.spec is None or not value.inputs:
             continue
         summary = value.spec.summary
         if summary.in_channels is None:
@@ -291,7 +291,7 @@ def _widths_fed(block: BlockModel) -> Dict[int, Set[str]]:
     fed: Dict[int, Set[str]] = {}
     for _, flow in block.flows():
         for value in flow.values:
-            if value.kind != "layer" or value.spec is None or not value.inputs:
+            if not value.is_layer or value.spec is None or not value.inputs:
                 continue
             arg_name = width_argument_name(value.spec)
             node = report_node(value.spec, value.spec.arg(arg_name) if arg_name else None)
@@ -307,11 +307,11 @@ def _producer(value: FVal) -> Optional[FVal]:
     """The layer whose output width ``value`` carries."""
     current: Optional[FVal] = value
     while current is not None:
-        if current.kind == "layer":
+        if current.is_layer:
             summary = current.spec.summary if current.spec is not None else None
             if summary is not None and not summary.keeps_channels:
                 return current
-        if current.inputs and current.kind in ("layer", "func", "method"):
+        if current.inputs and (current.is_layer or current.is_call):
             current = current.inputs[0]
         else:
             return None

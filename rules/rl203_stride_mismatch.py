@@ -47,7 +47,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import libcst as cst
 
-from resnetlint.model.query import (GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection, FileAnalysis,
+from resnetlint.model.query import (mentions, NoneV, GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection, FileAnalysis,
     Flow, FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, provably_different,
     Residual, stride_of, strip_elementwise, World)
 from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
@@ -329,7 +329,7 @@ def _channels_only_guard(block: BlockModel, world: World, residual: Residual, ma
     for layer in main_chain(residual.skip) or []:
         assigned = world.attrs.get(layer.attr or "")
         if assigned is not None and isinstance(assigned.loc.value, AltV) and assigned.loc.value.test is not None:
-            if not _mentions(assigned.loc.value.options[0][0], stride_atoms):
+            if not mentions(assigned.loc.value.options[0][0], stride_atoms):
                 return assigned.loc.value.test
     for name, assigned in world.attrs.items():
         if not _identity_like(assigned.loc.value) or not _projects_elsewhere(block, name):
@@ -338,7 +338,7 @@ def _channels_only_guard(block: BlockModel, world: World, residual: Residual, ma
         if not calls_it and main_chain(residual.skip):
             continue
         for decision in assigned.decisions:
-            if not _mentions(decision.cond, stride_atoms):
+            if not mentions(decision.cond, stride_atoms):
                 return decision.node
     return None
 
@@ -354,24 +354,7 @@ def _projects_elsewhere(block: BlockModel, name: str) -> bool:
 
 
 def _identity_like(value) -> bool:
-    from resnetlint.model.values import NoneV
-
     if isinstance(value, NoneV):
         return True
     return isinstance(value, LayerV) and (value.spec.family == "identity" or (
         value.spec.family == "container" and value.spec.children_complete and not value.spec.children))
-
-
-def _mentions(cond, atoms) -> bool:
-    """Whether a condition refers to any of the atoms (so it tests the stride)."""
-    from resnetlint.model.symbolic import And, Cmp, Not, Or, Truth
-
-    if isinstance(cond, Cmp):
-        return bool((cond.left.atoms() | cond.right.atoms()) & atoms)
-    if isinstance(cond, (And, Or)):
-        return any(_mentions(c, atoms) for c in cond.items)
-    if isinstance(cond, Not):
-        return _mentions(cond.item, atoms)
-    if isinstance(cond, Truth):
-        return any(a in cond.key for a in atoms)
-    return True  # unknown: assume it does, stay silent

@@ -67,10 +67,10 @@ class BiasBeforeNorm(Rule):
                         yield found
         for _, flow in block.flows():
             for value in flow.values:
-                if value.kind != "layer" or value.spec is None or not value.inputs:
+                if not value.is_layer or value.spec is None or not value.inputs:
                     continue
                 source = value.inputs[0]
-                if source.kind == "layer" and source.spec is not None:
+                if source.is_layer and source.spec is not None:
                     module = source.attr if source.attr and source.attr.isidentifier() else None
                     found = _check(LayerV(source.spec), LayerV(value.spec), module)
                     if found is not None:

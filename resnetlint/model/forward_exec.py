@@ -113,7 +113,22 @@ class FVal:
 
     @property
     def is_layer(self) -> bool:
+        """A call of a module (``self.conv(x)``)."""
         return self.kind == "layer"
+
+    @property
+    def is_call(self) -> bool:
+        """A call of a function or a tensor method (``F.relu(x)``, ``x.mean()``)."""
+        return self.kind in ("func", "method")
+
+    @property
+    def is_computed(self) -> bool:
+        """Produced by an operation: a layer, a function or method, an operator."""
+        return self.kind in ("layer", "func", "method", "binop")
+
+    @property
+    def is_input(self) -> bool:
+        return self.kind == "input"
 
 
 @record
@@ -880,9 +895,15 @@ class ForwardExecutor:
         return out
 
     def call_alternatives(self, expr: cst.Call, callee: FVal, alt: AltV, state: State) -> Results:
+        """Call each alternative a module may be, on its own path.  Each path
+        also records which alternative it took: the alternatives exclude each
+        other even when their conditions, as written, do not show it."""
         out: Results = []
-        for cond, option in alt.options:
+        viable = [(cond, option) for cond, option in alt.options if state.facts.evaluate(cond) is not False]
+        for index, (cond, option) in enumerate(viable):
             facts = state.facts.assume(cond, True)
+            if facts is not None and len(viable) > 1:
+                facts = facts.assume(Truth(f"<alternative {index} of {id(alt)}>"), True)
             if facts is None:
                 continue
             branch = state.fork()

@@ -24,6 +24,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 import libcst as cst
 
 from . import layers as L
+from . import summaries
 from .context import LOCAL_PREFIX, ModuleContext
 from .records import record
 from .syntax import iter_children
@@ -185,6 +186,7 @@ class Interpreter:
         self._budget = INIT_BUDGET
         self._integers: Dict[str, NumV] = {}
         self._syntax: Dict[Tuple[str, int], object] = {}
+        self._memo_table: Dict[Tuple[str, object], object] = {}
 
     def syntax(self, kind: str, node, compute):
         """A fact about a syntax node (names it reads, names it assigns),
@@ -384,7 +386,7 @@ class Interpreter:
             self.exec_augassign(small, world, frame)
             return [world]
         if isinstance(small, cst.Expr):
-            forked = self._exec_call_statement(small.value, world, frame)
+            forked = self._exec_call_statement(small.value, world, frame, discarded=True)
             if forked is not None:
                 return [w for w, _ in forked]
             self.ev(small.value, world, frame)
@@ -430,9 +432,11 @@ class Interpreter:
             out.append((branch, option))
         return out or [(world, value)]
 
-    def _exec_call_statement(self, expr: cst.BaseExpression, world: World, frame: Frame):
+    def _exec_call_statement(self, expr: cst.BaseExpression, world: World, frame: Frame, discarded: bool = False):
         """Calls that may fork worlds: ``super().__init__(...)`` and
-        ``self.method(...)`` (they assign attributes).  None if not one."""
+        ``self.method(...)`` (they assign attributes); with ``discarded`` (an
+        expression statement) also helper calls that cannot change ``self``,
+        which are skipped.  None if not one of those."""
         if not isinstance(expr, cst.Call):
             return None
         callee = self.ev(expr.func, world, frame)
@@ -449,7 +453,24 @@ class Interpreter:
                 return self.call_super_init(args[1:], kwargs, world, frame, expr, explicit=base)
         if isinstance(value, MethodV):
             return self.call_method(value.name, expr, world, frame)
+        if discarded and isinstance(value, QualV) and self._discardable(value, expr, world, frame):
+            return [(world, Loc(NONE))]
         return None
+
+    def _discardable(self, callee: QualV, expr: cst.Call, world: World, frame: Frame) -> bool:
+        """A helper function called for its effect (``trunc_normal_(self.pos_embed)``,
+        ``init_weights(self.head)``) whose result is thrown away: without
+        ``self`` among its arguments it cannot build or change an attribute,
+        so it is not run (weight initialisation is most of these)."""
+        from .project import Definition
+
+        if callee.qualname.startswith(("torch.", "builtins.")):
+            return False
+        resolved = self.resolve(callee)
+        if not (isinstance(resolved, Definition) and resolved.kind == "function"):
+            return False
+        args, kwargs, _ = self.eval_args(expr, world, frame)
+        return not any(isinstance(a.value, SelfV) for a in list(args) + list(kwargs.values()))
 
     def exec_if(self, stmt: cst.If, world: World, frame: Frame) -> List[World]:
         cond = self.as_cond(self.ev(stmt.test, world, frame))
@@ -1437,9 +1458,35 @@ class Interpreter:
                              frame: Frame) -> Loc:
         """A helper function (of this file or another module) run with the
         caller's values bound to its parameters."""
-        func = ctx.functions[name]
         if frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
             return self.here(UnknownV(f"{name}: too deep"), expr, frame)
+        abstracted = summaries.abstract_arguments(args, kwargs) if complete else None
+        if abstracted is None:
+            return self._run_helper(ctx, name, args, kwargs, complete, expr, world, frame)
+        key, template_args, template_kwargs, mapping = abstracted
+        depth, stack = frame.depth, frame.stack
+
+        def summarise() -> Loc:
+            blank = Frame(cls=None, local=False, depth=depth, stack=stack, ctx=frame.ctx)
+            return self._run_helper(ctx, name, template_args, template_kwargs, True, None, World(), blank)
+
+        template = self._memo(ctx, ("helper", name, depth, key), summarise)
+        return summaries.instantiate(template, mapping, world.facts, frame.site, expr, frame.local)
+
+    def _memo(self, ctx: ModuleContext, key, compute):
+        """A value computed once per module content and key: in the project
+        for a module read from disk (shared by every file checked in this
+        process), here for the checked file (its text may be a fix's)."""
+        if self.project is not None and ctx.foreign:
+            return self.project.memo(ctx, repr(key), compute)
+        memo_key = (ctx.path, key)
+        if memo_key not in self._memo_table:
+            self._memo_table[memo_key] = compute()
+        return self._memo_table[memo_key]
+
+    def _run_helper(self, ctx: ModuleContext, name: str, args, kwargs, complete, expr, world: World,
+                    frame: Frame) -> Loc:
+        func = ctx.functions[name]
         env = self._bind(func, args, dict(kwargs), complete, skip_self=False, frame=frame, ctx=ctx)
         if env is None:
             return self.here(UnknownV(f"{name}: arguments do not fit"), expr, frame)

@@ -57,7 +57,7 @@ from .residual import (
     shortcut_kind,
     strip_elementwise,
 )
-from .symbolic import Cond, Facts, Num, provably_different, unless
+from .symbolic import Cond, Facts, Num, mentions, provably_different, unless
 from .syntax import walk
 from .values import (
     AltV,
@@ -93,5 +93,5 @@ __all__ = [
     "chain_links", "channels_of", "consumes_directly", "differ", "forward_chain", "input_channels",
     "intended_residuals", "is_main_path", "is_projection", "iter_layers", "main_chain", "overwritten_main_paths",
     "present_module", "projection_chain", "provably_different", "residual_adds", "sequential_children",
-    "shortcut_kind", "stride_of", "strip_elementwise", "unless", "walk", "existing_projection", "projects",
+    "shortcut_kind", "stride_of", "strip_elementwise", "unless", "walk", "existing_projection", "projects", "mentions",
 ]

@@ -190,13 +190,29 @@ def shortcut_kind(value: FVal, dead: FVal, flow: Flow) -> Optional[str]:
         return f"the block input `{flow.input.name}`"
     if core.kind != "layer":
         return None
-    roots = [flow.input] if flow.input is not None else []
-    for root in roots + [v for v in flow.values if id(v) in flow.ancestors(dead)]:
-        chain = projection_chain(flow, core, root)
-        if chain and _fits(chain, root, dead, flow):
-            name = f"self.{core.attr}" if core.attr and not core.attr.startswith("<") else "the shortcut"
-            return f"the shortcut `{name}`"
-    return None
+    root, chain = _projection_root(flow, core)
+    if not chain or root is None or not (root is flow.input or id(root) in flow.ancestors(dead)):
+        return None
+    if not _fits(chain, root, dead, flow):
+        return None
+    name = f"self.{core.attr}" if core.attr and not core.attr.startswith("<") else "the shortcut"
+    return f"the shortcut `{name}`"
+
+
+def _projection_root(flow: Flow, value: FVal):
+    """Walk back from ``value`` through projections and elementwise
+    functions: the tensor where that walk stops, and the projections passed
+    (nearest first)."""
+    caller = flow.caller_projections
+    layers: List[FVal] = []
+    current = value
+    while True:
+        if current.kind == "layer" and current.inputs and (
+                is_projection(current.spec) or (current.spec is None and current.attr in caller)):
+            layers.append(current)
+        elif not (current.kind in ("func", "method") and current.elementwise and current.inputs):
+            return current, layers
+        current = current.inputs[0]
 
 
 def _fits(chain: List[FVal], root: FVal, main: FVal, flow: Flow) -> bool:
@@ -240,10 +256,10 @@ def _overwritten_main_paths(flow: Flow) -> List[AssignEvent]:
     out = []
     for event in flow.assignments:
         dead = event.old
-        if dead is None or not is_main_path(dead, flow) or shortcut_kind(event.new, dead, flow) is None:
-            continue
         # Judged on the path of the overwrite: ``if self.downsample is not
         # None: out = self.downsample(x)`` loses the main path exactly there.
+        if dead is None or shortcut_kind(event.new, dead, flow) is None or not is_main_path(dead, flow):
+            continue
         if not flow.dead_on_path(dead, event.facts) or not _add_follows(flow, event.new):
             continue
         out.append(event)

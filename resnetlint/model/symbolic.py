@@ -372,6 +372,21 @@ def disjoin(items: Iterable[Cond]) -> Cond:
     return flat[0] if len(flat) == 1 else Or(tuple(flat))
 
 
+def mentions(cond: Cond, atoms) -> bool:
+    """Whether a condition refers to any of the named parameters (so that,
+    say, a test chooses by the stride).  Unknown conditions count as
+    mentioning them: the answer is used to stay silent."""
+    if isinstance(cond, Cmp):
+        return bool((cond.left.atoms() | cond.right.atoms()) & set(atoms))
+    if isinstance(cond, (And, Or)):
+        return any(mentions(c, atoms) for c in cond.items)
+    if isinstance(cond, Not):
+        return mentions(cond.item, atoms)
+    if isinstance(cond, Truth):
+        return any(a in cond.key for a in atoms)
+    return True
+
+
 class Contradiction(Exception):
     """Raised internally when an assumption contradicts the known facts."""
 
