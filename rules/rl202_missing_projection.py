@@ -59,7 +59,7 @@ import libcst as cst
 
 from resnetlint.fixes import UNSAFE, FixPlan, insert_after, replace
 from resnetlint.model.query import (assigned_names, BlockModel, caller_provides_projection, channels_of, Facts,
-    FileAnalysis, Flow, FVal, existing_projection, iter_layers, LayerV, Loc, main_chain, Num, provably_different,
+    FileAnalysis, Flow, FVal, differ, existing_projection, iter_layers, LayerV, Loc, main_chain, Num, provably_different,
     residual_adds, stride_of, strip_elementwise)
 from resnetlint.nodes import code_of, parenthesize, torch_nn_alias
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -85,15 +85,17 @@ class MissingProjection(Rule):
                 width_out = channels_of(flow, residual.main, facts)
                 if not isinstance(width_out, Num) or width_in is None:
                     continue
-                if not provably_different(facts.norm(width_in), facts.norm(width_out)):
+                difference = differ(width_in, width_out, facts, block.numeric_defaults())
+                if difference is None:
                     continue
                 a, b = facts.norm(width_in).render(), facts.norm(width_out).render()
+                when = difference.when or f" whenever {a} != {b}"
                 yield Violation(
                     residual.skip_node,
                     f"the block input `{code_of(residual.skip_node)}` ({a} channels) is added to a main path producing "
-                    f"{b} channels with no projection: the add fails whenever {a} != {b}",
+                    f"{b} channels with no projection: the add fails{when}",
                     help=f"project the input with a 1x1 conv when {a} != {b} (or assert they are equal)",
-                    expect={"kind": "shape-error", "dim": 1, "widths": [a, b]},
+                    expect={"kind": "shape-error", "dim": 1, "widths": [a, b], **difference.expect()},
                     fix=_projection_fix(block, analysis, flow, residual, facts.norm(width_in), facts.norm(width_out)),
                 )
 

@@ -48,7 +48,7 @@ from typing import Iterator, List, Optional, Tuple
 import libcst as cst
 
 from resnetlint.model.query import (mentions, NoneV, GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection, FileAnalysis,
-    Flow, FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, provably_different,
+    Flow, FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, differ,
     Residual, stride_of, strip_elementwise, World)
 from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
 from resnetlint.nodes import code_of, local_call, parenthesize, report_node, source_text, written_argument
@@ -207,8 +207,10 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
         return None
     facts = residual.facts
     main, skip = facts.norm(s_main), facts.norm(s_skip)
-    if not provably_different(main, skip):
+    difference = differ(main, skip, facts, block.numeric_defaults())
+    if difference is None:
         return None
+    expect = {"kind": "shape-error", "dim": "spatial", **difference.expect()}
     main_strided = _strided_sites(residual.main)
     skip_strided = _strided_sites(residual.skip)
     detail = f"the main path reduces the resolution by `{main.render()}` and the shortcut by `{skip.render()}`"
@@ -216,7 +218,7 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
         return Violation(skip_strided[-1][1], f"{detail}: the shortcut strides but the main path never does, so the "
                          f"add fails whenever {skip.render()} != 1",
                          help="apply the stride to the first 3x3 conv of the main path as well",
-                         expect={"kind": "shape-error", "stride": skip.render()},
+                         expect={**expect, "stride": skip.render()},
                          fix=_stride_onto_main_path(residual, skip_strided[-1][0]))
     if skip == ONE and main_strided:
         guard = _channels_only_guard(block, world, residual, main)
@@ -224,16 +226,16 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
             return Violation(guard, f"{detail}: the projection is built only when `{code_of(guard)}`, so with equal "
                              f"widths and {main.render()} != 1 the identity shortcut keeps the full resolution",
                              help=f"also build the projection when {main.render()} != 1",
-                             expect={"kind": "shape-error", "stride": main.render()},
+                             expect={**expect, "stride": main.render()},
                              fix=_widen_guard(guard, main_strided[0][0]) if len(main_strided) == 1 else None)
         return Violation(main_strided[-1][1], f"{detail}: the main path strides but the shortcut does not, so the add "
                          f"fails whenever {main.render()} != 1",
                          help="give the shortcut the same stride (a strided 1x1 projection or pooling)",
-                         expect={"kind": "shape-error", "stride": main.render()})
+                         expect={**expect, "stride": main.render()})
     if len(main_strided) >= 2:
         return Violation(main_strided[-1][1], f"{detail}: the stride is applied twice on the main path",
                          help="keep the stride on the first strided conv only",
-                         expect={"kind": "shape-error", "stride": main.render()},
+                         expect={**expect, "stride": main.render()},
                          # the same layer applied twice: unstriding it would unstride both
                          fix=None if any(spec is main_strided[-1][0] for spec, _ in main_strided[:-1])
                          else _unstride(main_strided[-1][0]))

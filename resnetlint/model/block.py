@@ -17,7 +17,7 @@ from .project import Project
 from .forward_exec import AddEvent, AssignEvent, Budget, Flow, ForwardExecutor, FVal, ancestors
 from .init_exec import InitResult, Interpreter, World
 from .symbolic import Cond, Facts, Num, provably_different
-from .layers import iter_layers, sequential_children
+from .layers import iter_layers
 from .values import AltV, Item, LayerSpec, LayerV, Summary, TupleV, as_num
 
 @dataclass
@@ -141,7 +141,7 @@ def _sequentials_in(path: str, loc) -> Iterator[Tuple[str, List[Item]]]:
     if not isinstance(value, LayerV):
         return
     spec = value.spec
-    children = sequential_children(spec)
+    children = list(spec.children) if _is_chain(spec) else []
     if children and spec.children_complete and spec.site is not None:
         yield path, children
         for index, child in enumerate(children):
@@ -395,7 +395,7 @@ def forward_chain(value: FVal) -> List[ChainStep]:
 
 
 def _expanded(spec: LayerSpec) -> List[ChainStep]:
-    if spec.family == "container" and spec.ltype is not None and spec.ltype.name == "Sequential":
+    if _is_chain(spec):
         out: List[ChainStep] = []
         for child in spec.children:
             value = child.loc.value
@@ -407,6 +407,14 @@ def _expanded(spec: LayerSpec) -> List[ChainStep]:
     if spec.family == "pad":
         return [ChainStep(spec, _layer_padding(spec), is_pad=True)]
     return [ChainStep(spec)]
+
+
+def _is_chain(spec: LayerSpec) -> bool:
+    """A layer that runs its children one after the other: an nn.Sequential,
+    or a module class whose forward is a plain chain of its layers."""
+    if spec.family == "container":
+        return spec.ltype is not None and spec.ltype.name == "Sequential"
+    return spec.family == "composite" and bool(spec.children)
 
 
 def _pad_totals(amounts: List[Optional[Num]], dims: int) -> Optional[Tuple[Num, ...]]:
@@ -471,35 +479,44 @@ class Difference:
 
 
 def differ(a: Optional[Num], b: Optional[Num], facts: Facts, defaults: Optional[Dict[str, int]] = None) -> Optional[Difference]:
-    """Whether two expressions of the block's parameters differ for some
-    configuration: as polynomials (for almost every value), or, when they
-    involve ``int``/``//``/``max`` and the like, in a sample configuration
-    consistent with ``facts`` (see :mod:`resnetlint.model.concrete`)."""
+    """Whether two expressions of the block's parameters differ in a
+    configuration the code allows: one of the sample configurations (the
+    defaults, strides of 1 and 2, a few widths; see
+    :mod:`resnetlint.model.concrete`) consistent with ``facts`` must show
+    it.  The difference is described by a condition when the two differ as
+    polynomials, else by that configuration (``c // 2`` against ``c``)."""
     if a is None or b is None:
         return None
     a, b = facts.norm(a), facts.norm(b)
     if a == b:
         return None
-    if provably_different(a, b):
-        from .symbolic import unless
-
-        return Difference(unless(a, b))
     from .concrete import witness
 
     configuration = witness(a, b, facts, defaults or {})
     if configuration is None:
+        # No configuration the parameters' roles allow (strides of 1 and 2,
+        # widths, the defaults) shows it under what the path assumes: a
+        # stride that is 1 unless it is 2 never differs from 1 "in practice".
         return None
+    if provably_different(a, b):
+        from .symbolic import unless
+
+        return Difference(unless(a, b))
     return Difference(f"{a.render()} != {b.render()}", configuration)
 
 
 def consumes_directly(value: FVal, source: FVal) -> bool:
     """``value`` takes ``source`` as its first input, possibly through
-    elementwise functions."""
+    elementwise functions and layers that keep the channels without stating
+    a width (a pad, an activation, dropout)."""
     current = value.inputs[0] if value.inputs else None
     while current is not None:
         if current is source:
             return True
         if current.kind in ("func", "method") and current.elementwise and current.inputs:
+            current = current.inputs[0]
+        elif current.kind == "layer" and current.inputs and current.spec is not None and \
+                current.spec.summary.keeps_channels and current.spec.summary.in_channels is None:
             current = current.inputs[0]
         else:
             return False

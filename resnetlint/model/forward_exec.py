@@ -22,6 +22,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 import libcst as cst
 
 from .context import ModuleContext
+from .layers import role_module
 from .lite import make
 from .records import record
 from .syntax import walk
@@ -44,6 +45,7 @@ from .values import (
     Loc,
     MethodV,
     NoneV,
+    ParamV,
     QualV,
     StrV,
     UnknownV,
@@ -877,6 +879,8 @@ class ForwardExecutor:
         if isinstance(value, LayerV) and value.spec.family in ("parameter", "float_functional"):
             return self.opaque_call(expr, callee, state)
         spec = value.spec if isinstance(value, LayerV) else None
+        if isinstance(value, ParamV):
+            spec = role_module(value.name, expr)
         return self.layer_call(expr, callee, spec, state)
 
     def layer_call(self, expr: cst.Call, callee: FVal, spec: Optional[LayerSpec], state: State) -> Results:
@@ -1125,14 +1129,19 @@ class ForwardExecutor:
 def _input_is_none(op: str, left: FVal, right: FVal) -> Cond:
     """``x2 is None`` for an argument of forward: the same condition every
     time it is tested (``x_in = cat(x1, x2) if x2 is not None else x1`` and a
-    later ``assert x2 is not None`` agree), None for anything else."""
+    later ``assert x2 is not None`` agree); False for a layer's output or a
+    sum (``if identity is None`` after ``identity = self.proj(x)``); None
+    (unknown) for anything else."""
     if op not in ("Is", "IsNot"):
         return None
     for value, other in ((left, right), (right, left)):
-        if value.kind == "input" and other.kind == "static" and other.static is not None \
-                and isinstance(other.static.value, NoneV):
+        if other.kind != "static" or other.static is None or not isinstance(other.static.value, NoneV):
+            continue
+        if value.kind == "input":
             cond = Truth(f"forward argument {value.name} is None")
             return cond if op == "Is" else negate(cond)
+        if value.kind in ("layer", "binop") and value.tensor:
+            return op == "IsNot"  # a module's output or a sum is a tensor, never None
     return None
 
 

@@ -171,6 +171,20 @@ def role_layer(role: Optional[str], name: str, args: Sequence[Loc], kwargs: Dict
     return None
 
 
+def role_module(name: str, call: Optional[cst.CSTNode]) -> Optional[LayerSpec]:
+    """A module passed in through a parameter (``normalization`` given as
+    an ``nn.Module``) and called in forward: a norm or an activation keeps
+    the shape, by the same contract as the classes of those roles."""
+    role = layer_role(name)
+    if role not in ("norm", "act"):
+        return None
+    spec = LayerSpec(family=role, label=name, call=None, site=call)
+    spec.summary = Summary(keeps_channels=True, stride=ONE, has_weights=role == "norm")
+    spec.assumption = f"`{name}` is {'a norm layer' if role == 'norm' else 'an activation'}, which keeps the shape"
+    spec.from_parameter = name
+    return spec
+
+
 def first_layer(children: Sequence[Item]) -> Optional[LayerSpec]:
     for item in children:
         value = item.loc.value

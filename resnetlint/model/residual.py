@@ -50,7 +50,7 @@ def is_projection(spec: Optional[LayerSpec]) -> bool:
 def _mixing_layers(spec: LayerSpec) -> int:
     if spec.family in ("conv", "linear"):
         return 1
-    if spec.family == "container":
+    if spec.family in ("container", "composite"):
         return sum(_mixing_layers(child.loc.value.spec) for child in spec.children
                    if isinstance(child.loc.value, LayerV))
     return 0
@@ -63,7 +63,8 @@ def _adapts(spec: LayerSpec) -> bool:
         return kernel is not None and kernel.const_value() == 1
     if family in _ADAPTING_FAMILIES:
         return True
-    if family == "container" and spec.ltype is not None and spec.ltype.name == "Sequential":
+    if (family == "container" and spec.ltype is not None and spec.ltype.name == "Sequential") or \
+            (family == "composite" and spec.children):
         return spec.children_complete and all(
             isinstance(child.loc.value, LayerV) and _adapts(child.loc.value.spec) for child in spec.children)
     return False

@@ -183,6 +183,18 @@ class PartialV(Value):
 
 
 @record
+class LambdaV(Value):
+    """A ``lambda`` (or a nested function returning one), with the names it
+    closes over: calling it evaluates its body with the arguments bound
+    (pytorchcv's ``lambda num_features: nn.BatchNorm2d(num_features)``)."""
+
+    params: object  # cst.Parameters
+    body: object  # cst expression
+    env: Tuple[Tuple[str, "Loc"], ...]
+    ctx: Optional[object] = None  # the ModuleContext its names are read in
+
+
+@record
 class OpaqueV(Value):
     """The result of a call we cannot interpret.  Used as a number it becomes
     an opaque atom (``make_divisible(c * 4, 8)``), so two identical calls
