@@ -169,6 +169,12 @@ def code_fingerprint() -> List[Any]:
                         stamp.append([directory, entry.name, st.st_size, st.st_mtime_ns])
         except OSError:
             stamp.append([directory, None])
+    stubs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stubs")
+    for folder, _, files in sorted(os.walk(stubs)):
+        for name in sorted(files):
+            if name.endswith(".pyi"):  # library contracts the model reads (resnetlint/stubs)
+                st = os.stat(os.path.join(folder, name))
+                stamp.append([folder, name, st.st_size, st.st_mtime_ns])
     stamp.append(["libcst", _libcst_stamp()])
     return stamp
 

@@ -52,7 +52,8 @@ NORM_WIDTH_ARGUMENT = {"batch": "num_features", "instance": "num_features", "gro
 def width_argument_name(spec: LayerSpec) -> Optional[str]:
     """Which constructor argument states the width a layer expects."""
     if spec.family == "norm":
-        return NORM_WIDTH_ARGUMENT.get(spec.norm_kind or "")
+        # a norm whose class is a contract states its width as num_features
+        return NORM_WIDTH_ARGUMENT.get(spec.norm_kind or "", "num_features" if spec.ltype is None else None)
     return WIDTH_ARGUMENT.get(spec.family)
 
 

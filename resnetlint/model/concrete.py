@@ -19,7 +19,7 @@ import re
 from fractions import Fraction
 from typing import Dict, Iterator, Mapping, Optional, Set
 
-from .symbolic import OPAQUE_DEFINITIONS, OPAQUE_PREFIX, Cmp, Facts, Num
+from .symbolic import OPAQUE_DEFINITIONS, OPAQUE_PREFIX, And, Cmp, Facts, Not, Num, Or, Truth
 
 SAMPLE_WIDTHS = (16, 32, 24, 64)
 _ROLE_SAMPLES = (
@@ -137,36 +137,82 @@ def configurations(parameters: Set[str], defaults: Mapping[str, int]) -> Iterato
            for n in names}
 
 
+MAX_OPEN_TRUTHS = 8  # opaque flags tried both ways when checking a configuration
+
+
 def consistent(facts: Facts, values: Mapping[str, Fraction]) -> bool:
     """The configuration satisfies what the path assumed (equalities are
-    already substituted away by ``Facts.norm``)."""
+    already substituted away by ``Facts.norm``): every condition assumed on
+    the way, its comparisons evaluated, under some choice of the opaque
+    flags (``Truth``) it also depends on."""
     for a, b in facts.ne:
         va, vb = evaluate(a, values), evaluate(b, values)
         if va is not None and vb is not None and va == vb:
             return False
-    for cond, truth in facts.known.items():
-        if isinstance(cond, Cmp):
-            va, vb = evaluate(facts.norm(cond.left), values), evaluate(facts.norm(cond.right), values)
-            if va is None or vb is None:
-                continue
-            holds = {"==": va == vb, "!=": va != vb, "<": va < vb, "<=": va <= vb, ">": va > vb,
-                     ">=": va >= vb}[cond.op]
-            if holds != truth:
-                return False
-    return True
+    conditions = [(cond, truth) for cond, truth in facts.known.items() if not isinstance(cond, Truth)]
+    keys = sorted({key for cond, _ in conditions for key in _truth_keys(cond)} - set(facts.truth))
+    if len(keys) > MAX_OPEN_TRUTHS:
+        keys = []  # too many to try: judge the comparisons alone
+    for choice in itertools.product((True, False), repeat=len(keys)):
+        flags = {**facts.truth, **dict(zip(keys, choice))}
+        if all(_holds(cond, flags, facts, values) in (truth, None) for cond, truth in conditions):
+            return True
+    return False
+
+
+def _truth_keys(cond) -> Set[str]:
+    if isinstance(cond, Truth):
+        return {cond.key}
+    if isinstance(cond, (And, Or)):
+        return set().union(*(_truth_keys(c) for c in cond.items))
+    if isinstance(cond, Not):
+        return _truth_keys(cond.item)
+    return set()
+
+
+def _holds(cond, flags: Mapping[str, bool], facts: Facts, values: Mapping[str, Fraction]) -> Optional[bool]:
+    """A condition's value in a configuration (None: cannot be told)."""
+    if isinstance(cond, bool):
+        return cond
+    if isinstance(cond, Cmp):
+        va, vb = evaluate(facts.norm(cond.left), values), evaluate(facts.norm(cond.right), values)
+        if va is None or vb is None:
+            return None
+        return {"==": va == vb, "!=": va != vb, "<": va < vb, "<=": va <= vb, ">": va > vb, ">=": va >= vb}[cond.op]
+    if isinstance(cond, Truth):
+        return flags.get(cond.key)
+    if isinstance(cond, Not):
+        inner = _holds(cond.item, flags, facts, values)
+        return None if inner is None else not inner
+    if isinstance(cond, (And, Or)):
+        parts = [_holds(c, flags, facts, values) for c in cond.items]
+        if isinstance(cond, And):
+            return False if False in parts else (None if None in parts else True)
+        return True if True in parts else (None if None in parts else False)
+    return None
 
 
 def witness(a: Num, b: Num, facts: Facts, defaults: Mapping[str, int]) -> Optional[Dict[str, int]]:
     """A configuration consistent with ``facts`` under which ``a`` and ``b``
-    (already normalised by the facts) take different values, or None."""
-    parameters = parameters_of(a) | parameters_of(b)
-    if not parameters:
-        return None
-    for values in configurations(parameters, defaults):
-        if not consistent(facts, values):
+    (already normalised by the facts) take different values, or None
+    (``{}`` when they are constants that differ)."""
+    return find_configuration([a, b], lambda va, vb: va != vb and va > 0 and vb > 0, facts, defaults)
+
+
+def find_configuration(expressions, predicate, facts: Facts,
+                       defaults: Mapping[str, int]) -> Optional[Dict[str, int]]:
+    """The first sample configuration consistent with ``facts`` under which
+    ``predicate`` holds of the expressions' values (``{}`` when they involve
+    no parameter and it holds), or None."""
+    parameters: Set[str] = set()
+    for expression in expressions:
+        parameters |= parameters_of(expression)
+    candidates = configurations(parameters, defaults) if parameters else iter([{}])
+    for values in candidates:
+        if parameters and not consistent(facts, values):
             continue
-        va, vb = evaluate(a, values), evaluate(b, values)
-        if va is not None and vb is not None and va != vb and va > 0 and vb > 0:
+        evaluated = [evaluate(e, values) for e in expressions]
+        if all(v is not None for v in evaluated) and predicate(*evaluated):
             return {name: int(value) for name, value in sorted(values.items())}
     return None
 

@@ -76,6 +76,10 @@ from .values import (
 )
 
 MAX_WORLDS = 32
+# What the library contracts in resnetlint/stubs import to say "a layer of
+# this role whose class is unknown": ``contract.norm(C)``, ``contract.act()``.
+CONTRACT_MODULE = "__resnetlint__"
+INSTANCE_FORWARD_BUDGET = 400  # statements of a helper class's forward run for one kind of call
 MAX_CALL_DEPTH = 5
 INIT_BUDGET = 20000  # statements executed while running one class's __init__ (helpers included)
 BUILTINS = {
@@ -592,6 +596,8 @@ class Interpreter:
             items = value.value.items if isinstance(value.value, TupleV) else None
             if isinstance(value.value, ListV) and value.value.complete:
                 items = tuple(i.loc for i in value.value.items)
+            if isinstance(value.value, AltV):
+                items = _unpacked_alternatives(value.value, len(elements))
             for index, element in enumerate(elements):
                 if isinstance(element, cst.StarredElement) or items is None or len(items) != len(elements):
                     self.assign(_unstar(element.value), Loc(UnknownV("unpacking"), element.value, frame.local), world, frame, stmt)
@@ -974,6 +980,9 @@ class Interpreter:
             else:
                 return None
             return cond if op == "Is" else negate(cond)
+        if op in ("In", "NotIn"):
+            found = _contains(right.value, left.value)
+            return found if found is None or op == "In" else not found
         symbol = {"Equal": "==", "NotEqual": "!=", "LessThan": "<", "LessThanEqual": "<=",
                   "GreaterThan": ">", "GreaterThanEqual": ">="}.get(op)
         if symbol is None:
@@ -989,7 +998,7 @@ class Interpreter:
     def is_none(self, value: Value) -> Cond:
         if isinstance(value, NoneV):
             return True
-        if isinstance(value, (LayerV, NumV, StrV, TupleV, ListV, QualV, BoolV)):
+        if isinstance(value, (LayerV, NumV, StrV, TupleV, ListV, DictV, QualV, BoolV, LambdaV, PartialV)):
             return False
         if isinstance(value, ParamV):
             return Truth(f"{value.name} is None")
@@ -1139,6 +1148,8 @@ class Interpreter:
             return self.call_value(value.func, list(value.args) + list(args), merged_kwargs, complete, expr, world,
                                    frame, _depth + 1)
         if isinstance(value, ParamV):
+            if "." in value.name:
+                return self.here(UnknownV(f"{value.name}()"), expr, frame)  # a method of a parameter (cfg.get)
             return self.call_layer_parameter(value, args, kwargs, complete, expr, world, frame, _depth)
         if isinstance(value, LambdaV):
             return self.call_lambda(value, args, kwargs, complete, expr, world, frame)
@@ -1225,6 +1236,14 @@ class Interpreter:
             return self.here(PartialV(args[0], tuple(args[1:]), tuple(kwargs.items())), expr, frame)
         if qualname in ("collections.OrderedDict",) and args and isinstance(args[0].value, (ListV, TupleV)):
             return self._ordered_dict(args[0], expr, frame)
+        if qualname.startswith(CONTRACT_MODULE + "."):
+            # a stub's "a layer of this role, class unknown" (resnetlint/stubs)
+            role = short
+            spec = L.role_layer(role, role, args, kwargs, expr, frame.site, label=f"{role} layer") if complete else None
+            if spec is not None:
+                spec.assumption = f"the library's {role} layer keeps the contract of its role"
+                return self.here(LayerV(spec), expr, frame)
+            return self.here(LayerV(L.unknown_layer(short, expr, frame.site)), expr, frame)
         if qualname in ("inspect.isfunction", "types.FunctionType") and args:
             return self.here(BoolV(_is_function(self, args[0].value)), expr, frame)
         if qualname in ("math.ceil", "math.floor", "math.sqrt", "math.log2"):
@@ -1346,6 +1365,8 @@ class Interpreter:
             return self.here(NONE, expr, frame)
         if name == "super":
             return self.here(SuperV(), expr, frame)
+        if name == "dict" and not args:
+            return self.here(DictV(tuple(kwargs.items())), expr, frame)
         if name == "isinstance" and len(args) == 2:
             return self.here(BoolV(self._isinstance(args[0].value, args[1].value)), expr, frame)
         if name == "callable" and args:
@@ -1396,6 +1417,9 @@ class Interpreter:
                     world.dynamic = True
             return self.here(NONE, expr, frame)
         value = receiver.value
+        if isinstance(value, DictV) and name in ("get", "copy", "setdefault"):
+            args, _, _ = self.eval_args(expr, world, frame)
+            return self._dict_method(value, name, args, expr, frame)
         if isinstance(value, (ListV, LayerV)) and name in ("append", "extend", "insert"):
             args, _, _ = self.eval_args(expr, world, frame)
             self._mutate_list(expr.func, value, name, args, world, frame)
@@ -1409,6 +1433,20 @@ class Interpreter:
             return self._self_builtin(name, args, expr, world, frame)
         self.eval_args(expr, world, frame)
         return self.here(UnknownV(f".{name}()"), expr, frame)
+
+    def _dict_method(self, value: DictV, name: str, args, expr, frame) -> Loc:
+        """``cfg.get("type", "BN")``, ``cfg.copy()`` on a dict written out
+        (configs passed to builders); unknown when the key is not a string."""
+        if name == "copy":
+            return self.here(value, expr, frame)
+        if not args or not isinstance(args[0].value, StrV):
+            return self.here(UnknownV(f"dict.{name}"), expr, frame)
+        for key, item in value.items:
+            if key == args[0].value.text:
+                return item
+        if not value.complete:
+            return self.here(UnknownV(f"dict.{name}"), expr, frame)
+        return args[1] if len(args) > 1 else self.here(NONE, expr, frame)
 
     def _self_builtin(self, name, args, expr, world, frame) -> Loc:
         if name in ("add_module", "register_module") and len(args) >= 2:
@@ -1710,13 +1748,29 @@ class Interpreter:
             worlds = [w for w, _ in self.call_super_init(args, kwargs, inner, sub, expr)]
         return self._composite_from_worlds(cls, worlds, expr, frame)
 
-    def _forward_order(self, cls: cst.ClassDef) -> List[str]:
-        """The attributes ``forward`` calls (``self.conv(x)``), in the order
-        they are written: the order a composite's children run in."""
-        forward, _ = self.find_method(cls, "forward")
+    def _run_instance_forward(self, cls: cst.ClassDef, world: World, spec: LayerSpec) -> None:
+        """Run the forward of a module class built with the caller's
+        arguments, in that world: what it does to a tensor (its summary) and,
+        when every path runs the same chain of its layers, those layers in
+        order (a pad, the conv, its norm): the composite's children."""
+        from .block import flow_summary
+        from .forward_exec import Budget, ForwardExecutor
+        from .residual import main_chain
+
+        forward, owner = self.find_method(cls, "forward")
         if forward is None:
-            return []
-        return self.syntax("forward order", forward, _called_attributes)
+            return
+        flow = ForwardExecutor(self.class_ctx(owner), self, cls, world, Budget(INSTANCE_FORWARD_BUDGET)).run(forward)
+        if not flow.complete or not flow.returns:
+            return
+        spec.summary = flow_summary(flow, world.facts)
+        chains = {tuple(id(v.spec) for v in reversed(main_chain(r))) for r in flow.returns}
+        if len(chains) != 1:
+            return
+        chain = [v.spec for v in reversed(main_chain(flow.returns[0]))]
+        if chain and all(s is not None for s in chain) and flow.input is not None and \
+                id(flow.input) in flow.ancestors(flow.returns[0]) and _only_chain(flow):
+            spec.children = tuple(Item(Loc(LayerV(s))) for s in chain)
 
     def _composite_from_worlds(self, cls: cst.ClassDef, worlds: List[World], expr, frame) -> Loc:
         """Layers of a forward-less helper class, one option per world."""
@@ -1741,10 +1795,8 @@ class Interpreter:
                                  class_name=name, inplace_first=base.inplace_first)
             else:
                 spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site)
-                children = [Item(w.attrs[attr].loc) for attr in self._forward_order(cls)
-                            if attr in w.attrs and isinstance(w.attrs[attr].loc.value, (LayerV, AltV))]
-                if children:
-                    spec.children = tuple(children)
+                if own_forward:
+                    self._run_instance_forward(cls, w, spec)
             options.append((w.condition(), Loc(LayerV(spec), expr, frame.local)))
         if not options:
             return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
@@ -1892,6 +1944,32 @@ def _is_function(interp: "Interpreter", value: Value, classes_too: bool = False)
     return None
 
 
+def _contains(container: Value, item: Value) -> Optional[bool]:
+    """``item in container`` for constant strings and numbers in a tuple,
+    list or dict written out (None when it cannot be told)."""
+    def constant(value: Value):
+        if isinstance(value, StrV):
+            return ("str", value.text)
+        if isinstance(value, NumV) and value.num.const_value() is not None:
+            return ("num", value.num.const_value())
+        return None
+
+    wanted = constant(item)
+    if wanted is None:
+        return None
+    if isinstance(container, DictV) and container.complete:
+        return any(("str", key) == wanted for key, _ in container.items)
+    if isinstance(container, (TupleV, ListV)):
+        items = container.items if isinstance(container, TupleV) else tuple(i.loc for i in container.items)
+        if isinstance(container, ListV) and not container.complete:
+            return None
+        values = [constant(i.value) for i in items]
+        if wanted in values:
+            return True
+        return False if all(v is not None for v in values) else None
+    return None
+
+
 def _attribute_key(name: Loc) -> Optional[str]:
     """The attribute name given to ``add_module``/``getattr``: a string, or
     (mmcv's ``self.add_module(self.norm1_name, norm1)``, read back with
@@ -1916,54 +1994,41 @@ def _is_flag_test(left: Value, right: Value) -> bool:
     return any(isinstance(v, BoolV) for v in values) and all(isinstance(v, (BoolV, ParamV)) for v in values)
 
 
-def _called_attributes(function: cst.FunctionDef) -> List[str]:
-    """The ``self.X`` modules a ``forward`` runs one after the other, when it
-    is a plain chain (every ``self.X(...)`` call takes the variable it
-    assigns: ``x = self.conv(x)``, ``if self.use_bn: x = self.bn(x)``);
-    empty for anything else (branches, a residual add), whose order says
-    nothing about the data flow."""
-    params = [p.name.value for p in list(function.params.params)[1:2]]
-    out: List[str] = []
-    if not params or not _chain_statements(function.body.body, params[0], out):
-        return []
-    return out
+def _unpacked_alternatives(alternatives: AltV, count: int) -> Optional[Tuple[Loc, ...]]:
+    """``name, layer = build_norm_layer(cfg, c)`` where the helper returns one
+    of several tuples: each element becomes the alternatives of that element."""
+    columns: List[List[Tuple[Cond, Loc]]] = [[] for _ in range(count)]
+    for cond, option in alternatives.options:
+        value = option.value
+        items = value.items if isinstance(value, TupleV) else None
+        if items is None or len(items) != count:
+            return None
+        for index, item in enumerate(items):
+            columns[index].append((cond, item))
+    return tuple(Loc(AltV(tuple(column), alternatives.test)) for column in columns)
 
 
-def _chain_statements(statements, chain: str, out: List[str]) -> bool:
-    from .syntax import walk
+def _only_chain(flow) -> bool:
+    """Every layer call of the flow lies on the chain to what it returns,
+    and nothing but layers and elementwise functions lies on that chain (no
+    branch, no add, no gate, no reshape or split): its layers run one after
+    the other on the same tensor."""
+    from .residual import main_chain
 
-    def calls_self(node) -> bool:
-        return any(isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and _is_self(n.func.value)
-                   for n in walk(node))
-
-    for stmt in statements:
-        if isinstance(stmt, cst.If):
-            if calls_self(stmt.test) or not _chain_statements(stmt.body.body, chain, out):
+    if flow.adds:
+        return False
+    on_chain = set()
+    for returned in flow.returns:
+        current = returned
+        while current is not None and current is not flow.input:
+            if current.kind == "layer" or (current.kind in ("func", "method") and current.elementwise):
+                on_chain.add(id(current))
+                current = current.inputs[0] if current.inputs else None
+            else:
                 return False
-            orelse = stmt.orelse
-            if isinstance(orelse, cst.If) and not _chain_statements([orelse], chain, out):
-                return False
-            if isinstance(orelse, cst.Else) and not _chain_statements(orelse.body.body, chain, out):
-                return False
-            continue
-        if not isinstance(stmt, cst.SimpleStatementLine):
-            if calls_self(stmt):
-                return False
-            continue
-        for small in stmt.body:
-            if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name) \
-                    and small.targets[0].target.value == chain:
-                call = small.value
-                if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and _is_self(call.func.value) \
-                        and call.args and isinstance(call.args[0].value, cst.Name) and call.args[0].value.value == chain \
-                        and not any(calls_self(a.value) for a in call.args[1:]):
-                    if call.func.attr.value not in out:
-                        out.append(call.func.attr.value)
-                    continue
-                return False  # the chain variable gets something else
-            if calls_self(small):
-                return False
-    return True
+        if current is None:
+            return False
+    return all(id(v) in on_chain for v in flow.values if v.kind == "layer")
 
 
 def _target_names(target: cst.BaseExpression) -> Set[str]:

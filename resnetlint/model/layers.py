@@ -133,10 +133,10 @@ def layer_role(name: str) -> Optional[str]:
 
 
 def role_layer(role: Optional[str], name: str, args: Sequence[Loc], kwargs: Dict[str, Loc],
-               call: Optional[cst.Call], site: Optional[cst.CSTNode]) -> Optional[LayerSpec]:
+               call: Optional[cst.Call], site: Optional[cst.CSTNode], label: Optional[str] = None) -> Optional[LayerSpec]:
     """A layer built by calling a layer-class parameter whose class we do not
     know, described by the contract every such parameter has in practice."""
-    label = f"{name}(...)"
+    label = label or f"{name}(...)"
     if role == "norm":
         width = args[0] if args else next((kwargs[k] for k in NORM_WIDTH_KEYWORDS if k in kwargs), None)
         if width is None:

@@ -40,11 +40,15 @@ NEVER_READ = frozenset({
     "torch", "numpy", "builtins", "functools", "math", "typing", "collections", "itertools", "os", "sys",
     "warnings", "copy", "abc", "enum", "dataclasses", "inspect", "logging", "re", "operator", "types",
     "contextlib", "typing_extensions", "einops", "scipy", "pandas", "PIL", "cv2",
+    "__resnetlint__",  # the stubs' vocabulary of role contracts (see init_exec.CONTRACT_MODULE)
 })
 # Files at which the search for enclosing project folders stops.
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 MAX_PARSED_MODULES = 256  # LRU bound on the modules kept parsed
 MAX_MODULE_BYTES = 2 * 1024 * 1024  # a generated file is never a helper worth modelling
+# Contracts of library builders, read when the library itself is not
+# installed (see resnetlint/stubs/README.md).
+STUB_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stubs")
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,8 @@ class Project:
             top = self._installed_root(parts[0])
             if top is not None:
                 found = _file_in(os.path.dirname(top), parts)
+        if found is None and self.installed and self._installed_root(parts[0]) is None:
+            found = _file_in(STUB_ROOT, parts)  # the library is absent: its builders' contracts
         self._module_files[key] = found
         return found
 
@@ -189,8 +195,10 @@ class Project:
             folder = os.path.dirname(folder)
         parts = tuple(p for p in dotted.split(".") if p)
         if not parts:
-            init = os.path.join(folder, "__init__.py")
-            return init if os.path.isfile(init) else None
+            for init in (os.path.join(folder, "__init__.py"), os.path.join(folder, "__init__.pyi")):
+                if os.path.isfile(init):
+                    return init
+            return None
         return _file_in(folder, parts)
 
     def _installed_root(self, top: str) -> Optional[str]:
@@ -322,7 +330,7 @@ class Project:
         if name in ctx.imports:
             target = ctx.imports[name]
             return self.resolve(ctx, ".".join([target] + rest))
-        if os.path.basename(ctx.path) == "__init__.py":
+        if os.path.basename(ctx.path) in ("__init__.py", "__init__.pyi"):
             submodule = _file_in(os.path.dirname(ctx.path), (name,))
             if submodule is not None:
                 module = self.context(submodule)
@@ -368,13 +376,13 @@ def lookup_local(ctx: ModuleContext, qualname: str) -> Resolved:
 
 
 def _file_in(root: str, parts: Tuple[str, ...]) -> Optional[str]:
+    """``root/a/b/__init__.py`` or ``root/a/b.py`` (or their ``.pyi``
+    stubs, when that is all there is) for the module ``a.b``."""
     folder = os.path.join(root, *parts)
-    init = os.path.join(folder, "__init__.py")
-    if os.path.isfile(init):
-        return init
-    module = folder + ".py"
-    if os.path.isfile(module):
-        return module
+    for candidate in (os.path.join(folder, "__init__.py"), folder + ".py",
+                      os.path.join(folder, "__init__.pyi"), folder + ".pyi"):
+        if os.path.isfile(candidate):
+            return candidate
     return None
 
 

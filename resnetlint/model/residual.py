@@ -48,7 +48,7 @@ def is_projection(spec: Optional[LayerSpec]) -> bool:
 
 
 def _mixing_layers(spec: LayerSpec) -> int:
-    if spec.family in ("conv", "linear"):
+    if spec.family in ("conv", "linear", "caller"):
         return 1
     if spec.family in ("container", "composite"):
         return sum(_mixing_layers(child.loc.value.spec) for child in spec.children
@@ -58,6 +58,8 @@ def _mixing_layers(spec: LayerSpec) -> int:
 
 def _adapts(spec: LayerSpec) -> bool:
     family = spec.family
+    if family == "caller":
+        return True  # a projection the caller passes in (see block.caller_projection_contract)
     if family == "conv":
         kernel = as_int_pair(spec.arg("kernel_size"))
         return kernel is not None and kernel.const_value() == 1
@@ -92,7 +94,7 @@ def projection_chain(flow: Flow, value: FVal, root: FVal) -> Optional[List[FVal]
     layers: List[FVal] = []
     current: Optional[FVal] = value
     while current is not None and current is not root:
-        if current.kind == "layer" and (is_projection(current.spec) or (current.spec is None and current.attr in caller)):
+        if current.kind == "layer" and (is_projection(current.spec) or current.attr in caller):
             layers.append(current)
         elif not (current.kind in ("func", "method") and current.elementwise):
             return None
@@ -208,8 +210,7 @@ def _projection_root(flow: Flow, value: FVal):
     layers: List[FVal] = []
     current = value
     while True:
-        if current.kind == "layer" and current.inputs and (
-                is_projection(current.spec) or (current.spec is None and current.attr in caller)):
+        if current.kind == "layer" and current.inputs and (is_projection(current.spec) or current.attr in caller):
             layers.append(current)
         elif not (current.kind in ("func", "method") and current.elementwise and current.inputs):
             return current, layers

@@ -273,7 +273,10 @@ def unless(a: Num, b: Num) -> str:
     if len(varying) == 1 and len(varying[0][0]) == 1 and varying[0][0][0][1] == 1:
         (name, _), = varying[0][0]
         constant = sum((c for mono, c in difference.terms if not mono), Fraction(0))
-        return f"{name} != {_fraction_text(-constant / varying[0][1])}"
+        root = -constant / varying[0][1]
+        if root <= 0:
+            return ""  # widths, strides and kernels are positive: they always differ
+        return f"{name} != {_fraction_text(root)}"
     return f"{a.render()} != {b.render()}"
 
 
