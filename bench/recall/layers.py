@@ -176,6 +176,16 @@ def arg_named(call: cst.Call, sig: Signature, what: str) -> Optional[cst.Arg]:
     return argument(call, index, names)
 
 
+def bn_config(block: Block, cfg: cst.BaseExpression) -> bool:
+    """An mmcv norm config that is a BatchNorm: ``dict(type='BN')``, or a
+    constructor parameter whose default is one."""
+    text = code(cfg)
+    if isinstance(cfg, cst.Name) and block.init is not None and block.init.params.get(cfg.value) is not None:
+        text = code(block.init.params[cfg.value])
+    return bool(re.search(r"type\s*=\s*['\"](BN|SyncBN|BN2d|BN1d|BN3d|IN|IN2d)['\"]|['\"]type['\"]\s*:\s*['\"](BN|SyncBN)['\"]",
+                          text))
+
+
 def is_bn_like(block: Block, call: cst.Call) -> bool:
     """A BatchNorm/InstanceNorm (the norms a conv bias is dead before):
     ``nn.BatchNorm2d``, ``norm_layer(...)`` whose default is one,
@@ -198,12 +208,7 @@ def is_bn_like(block: Block, call: cst.Call) -> bool:
         args = positional(call)
         if not args:
             return False
-        cfg = args[0].value
-        text = code(cfg)
-        if isinstance(cfg, cst.Name) and init.params.get(cfg.value) is not None:
-            text = code(init.params[cfg.value])
-        return bool(re.search(r"type\s*=\s*['\"](BN|SyncBN|BN2d|IN|IN2d)['\"]|['\"]type['\"]\s*:\s*['\"](BN|SyncBN)",
-                              text))
+        return bn_config(block, args[0].value)
     return False
 
 
@@ -287,3 +292,73 @@ def _has_parameters(call: cst.Call) -> bool:
     if name == "Identity":
         return False
     return bool(CONV_NAME.search(name) or NORM_NAME.search(name)) or not PARAM_FREE.search(name)
+
+
+# --------------------------------------------------------------------------
+# Conv-norm-activation helpers whose defaults were read in the corpus
+# sources (a bias before their norm is dead; their padding keeps the size by
+# default).  Only these are mutated through their arguments by RL301/RL204:
+# for any other helper the harness cannot know what a missing argument means.
+
+
+@dataclass(frozen=True)
+class Helper:
+    family: str  # the package whose helper this is (torchvision, timm, pytorchcv)
+    kernel: Optional[int]  # fixed by the helper (conv3x3_block), else None: read kernel_size
+    kernel_index: Optional[int]  # positional index of kernel_size (None: keyword only)
+    kernel_default: Optional[int]
+    stride_index: Optional[int]
+    padding_index: Optional[int]
+    bias_index: Optional[int]
+    norm_keywords: Tuple[str, ...]  # keywords that can turn the norm off (None / False)
+
+
+_TV = Helper("torchvision", None, 2, 3, 3, 4, 10, ("norm_layer",))
+_TIMM = Helper("timm", None, 2, 1, 3, 4, 7, ("norm_layer", "apply_norm"))
+
+
+def _pcv(kernel: int) -> Helper:
+    # pytorchcv's convK_block(padding=K // 2, **kwargs): read by keyword only
+    return Helper("pytorchcv", kernel, None, None, None, None, None, ("normalization",))
+
+
+KNOWN_HELPERS: Dict[str, Helper] = {
+    "Conv2dNormActivation": _TV, "Conv3dNormActivation": _TV, "Conv1dNormActivation": _TV,
+    "ConvNormAct": _TIMM, "ConvBnAct": _TIMM,
+    "conv1x1_block": _pcv(1), "conv3x3_block": _pcv(3), "conv5x5_block": _pcv(5), "conv7x7_block": _pcv(7),
+    "dwconv3x3_block": _pcv(3), "dwconv5x5_block": _pcv(5),
+}
+
+
+def known_helper(block: Block, call: cst.Call) -> Optional[Helper]:
+    """The :class:`Helper` a call uses, when its origin is that family's
+    package (imported from it, or defined in it)."""
+    name = last_name(call.func) or ""
+    helper = KNOWN_HELPERS.get(name)
+    if helper is None:
+        return None
+    root = (dotted(call.func) or "").split(".")[0]
+    module = block.index.imports.get(root, ("", None))[0]
+    if module.split(".")[0] == helper.family:
+        return helper
+    if block.index.package == helper.family and (module.startswith(".") or root in block.index.functions
+                                                  or root in block.index.classes):
+        return helper
+    return None
+
+
+def helper_argument(call: cst.Call, helper: Helper, what: str) -> Optional[cst.Arg]:
+    index = {"kernel": helper.kernel_index, "stride": helper.stride_index, "padding": helper.padding_index,
+             "bias": helper.bias_index}[what]
+    names = {"kernel": ("kernel_size",), "stride": ("stride",), "padding": ("padding",), "bias": ("bias",)}[what]
+    return argument(call, index, names)
+
+
+def helper_norm_is_on(call: cst.Call, helper: Helper) -> bool:
+    """The helper's default BatchNorm is not turned off by an argument
+    (any value given to its norm keywords counts as 'maybe off')."""
+    return not any(keyword(call, name) for name in helper.norm_keywords) and not has_star_kwargs(call)
+
+
+def has_star_kwargs(call: cst.Call) -> bool:
+    return any(a.star == "**" for a in call.args)

@@ -724,7 +724,55 @@ def padding_shape_change(block: Block, source: SourceFile) -> List[Candidate]:
             "padding-shape-change", "RL204",
             f"`padding={text}` -> `padding=0` on `{last_name(site.call.func)}` (self.{site.attr})",
             _replace_value(padding, "0"), layer=site.attr, site=site.call))
+    out += _helper_padding(block)
     return out
+
+
+def _helper_padding(block: Block) -> List[Candidate]:
+    """The same through a known conv-norm-act helper whose padding keeps the
+    size by default (``conv3x3_block``, ``Conv2dNormActivation``,
+    ``ConvNormAct``): ``padding=0`` given (or replacing an explicit one)."""
+    out: List[Candidate] = []
+    for site in _sites(block):
+        helper = L.known_helper(block, site.call)
+        if helper is None or not _site_on_main_path(block, site) or L.has_star_kwargs(site.call):
+            continue
+        kernel = helper.kernel
+        if kernel is None:
+            arg = L.helper_argument(site.call, helper, "kernel")
+            kernel = helper.kernel_default if arg is None else L.int_literal(arg.value)
+            if kernel is None and arg is not None and isinstance(arg.value, cst.Name) and block.init:
+                kernel = L.int_literal(block.init.params.get(arg.value.value))
+        if not kernel or kernel <= 1:
+            continue
+        stride = L.helper_argument(site.call, helper, "stride")
+        if stride is not None and L.int_literal(stride.value) != 1:
+            continue
+        padding = L.helper_argument(site.call, helper, "padding")
+        name = last_name(site.call.func)
+        if padding is None:
+            edits = _add_keyword(site.call, "padding", "0")
+            text = f"`padding=0` given to `{name}` (self.{site.attr}; its default keeps the size)"
+        elif L.int_literal(padding.value) == 0:
+            continue
+        else:
+            edits = _replace_value(padding, "0")
+            text = f"`padding={code(padding.value).strip()}` -> `padding=0` on `{name}` (self.{site.attr})"
+        out.append(Candidate("padding-shape-change", "RL204", text, edits, layer=site.attr, site=site.call,
+                             variant="helper"))
+    return out
+
+
+def _add_keyword(call: cst.Call, name: str, value: str) -> Dict[int, object]:
+    def rewrite(updated: cst.Call) -> cst.Call:
+        new = cst.Arg(keyword=cst.Name(name), value=expression(value),
+                      equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
+                                            whitespace_after=cst.SimpleWhitespace("")))
+        args = list(updated.args)
+        if args and not isinstance(args[-1].comma, cst.Comma):
+            args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        return updated.with_changes(args=args + [new])
+    return {id(call): rewrite}
 
 
 # --------------------------------------------------------------------------
@@ -830,6 +878,36 @@ def bias_before_norm(block: Block, source: SourceFile) -> List[Candidate]:
             "bias-before-norm", "RL301",
             f"`bias=False` -> `bias=True` on `{last_name(site.call.func)}` feeding a BatchNorm",
             _replace_value(bias, "True"), layer=site.attr, site=site.call))
+    for site in _sites(block):  # mmcv's ConvModule with a BatchNorm config: bias='auto' means none
+        norm_cfg = L.keyword(site.call, "norm_cfg")
+        if (last_name(site.call.func) == "ConvModule" and norm_cfg is not None and L.bn_config(block, norm_cfg.value)
+                and not L.has_star_kwargs(site.call)):
+            bias = L.keyword(site.call, "bias")
+            if bias is None:
+                edits, text = _add_keyword(site.call, "bias", "True"), "`bias=True` given to `ConvModule`"
+            elif code(bias.value).strip() in ("False", "'auto'", '"auto"'):
+                edits = _replace_value(bias, "True")
+                text = f"`bias={code(bias.value).strip()}` -> `bias=True` on `ConvModule`"
+            else:
+                continue
+            out.append(Candidate("bias-before-norm", "RL301", text + " (its conv feeds its BatchNorm config)",
+                                 edits, layer=site.attr, site=site.call, variant="convmodule"))
+    for site in _sites(block):  # known conv-norm-act helpers with their default BatchNorm
+        helper = L.known_helper(block, site.call)
+        if helper is None or not L.helper_norm_is_on(site.call, helper):
+            continue
+        bias = L.helper_argument(site.call, helper, "bias")
+        name = last_name(site.call.func)
+        if bias is None:
+            edits = _add_keyword(site.call, "bias", "True")
+            text = f"`bias=True` given to `{name}` (its conv feeds its default BatchNorm)"
+        elif isinstance(bias.value, cst.Name) and bias.value.value in ("False", "None"):
+            edits = _replace_value(bias, "True")
+            text = f"`bias={bias.value.value}` -> `bias=True` on `{name}` (its conv feeds its default BatchNorm)"
+        else:
+            continue
+        out.append(Candidate("bias-before-norm", "RL301", text, edits, layer=site.attr, site=site.call,
+                             variant="helper"))
     return out
 
 
