@@ -26,7 +26,7 @@ from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tup
 
 import libcst as cst
 
-from .cstutil import code, dotted, last_name, self_attr, statements, walk
+from .cstutil import children, code, dotted, last_name, self_attr, statements, walk
 from .flow import AddSite, Env, Flow
 from .symbolic import Scope
 
@@ -391,7 +391,7 @@ def _calls_post_order(expr: cst.CSTNode) -> List[cst.Call]:
     out: List[cst.Call] = []
 
     def visit(node):
-        for child in node.children:
+        for child in children(node):
             if isinstance(child, (cst.Lambda, cst.FunctionDef)):
                 continue
             visit(child)
@@ -534,6 +534,11 @@ class _ResidualFinder:
         if not main_defs:
             return None
         reach = flow.ancestors(main_defs)
+        shortcut_value = flow.defs_of(shortcut, site.env)
+        if projections and shortcut_value & reach:
+            # the "projected" value also feeds the main path (a U-Net skip, x = self.conv(x) before a
+            # branch): it is the earlier value itself, not a projection of it
+            bases, projections = shortcut_value, []
         if not bases & reach:
             return None
         before = flow.ancestors(bases)

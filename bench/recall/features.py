@@ -84,7 +84,7 @@ def block_features(block: Block) -> List[str]:
     else:
         if init.has_kwargs:
             out.append("kwargs")
-        init_text = "".join(code(f) for f in init.functions)
+        init_text = "".join(code(f) for f in init.functions)  # small: __init__ and its helpers
         if re.search(r"\b(config|cfg)\.\w+|\bcfg\[|\bconfig\[", init_text):
             out.append("config-object")
         if re.search(r"\bbuild_\w+_layer\b|\bConvModule\b|_cfg\s*=", init_text):
@@ -107,13 +107,15 @@ def block_features(block: Block) -> List[str]:
         out.append("add-module/property")
     if block.residual_function != "forward":
         out.append("delegating-forward")
-    forward_text = "".join(code(block.functions[name]) for name in block.functions
-                           if name == "forward" or name == block.residual_function.split(".")[0])
-    if "checkpoint" in forward_text:
+    forward_nodes = [node for name in block.functions
+                     if name == "forward" or name == block.residual_function.split(".")[0]
+                     for node in walk(block.functions[name])]
+    if any(isinstance(n, cst.Name) and "checkpoint" in n.value for n in forward_nodes):
         out.append("checkpoint")
-    if re.search(r"for\s+\w+(\s*,\s*\w+)*\s+in\s+(zip\()?(enumerate\()?self\.", forward_text):
+    if any(isinstance(n, cst.For) and any(self_attr(m) for m in walk(n.iter)) for n in forward_nodes):
         out.append("modulelist-loop")
-    if re.search(r"hasattr\(self|getattr\(self", code(block.cls)):
+    if any(isinstance(n, cst.Call) and dotted(n.func) in ("hasattr", "getattr") and n.args
+           and isinstance(n.args[0].value, cst.Name) and n.args[0].value.value == "self" for n in walk(block.cls)):
         out.append("hasattr-guard")
     mains = [r.main_attrs for r in block.residuals if r.main_attrs]
     if mains and all(len(set(m)) <= 2 for m in mains):

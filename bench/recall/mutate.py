@@ -37,15 +37,23 @@ class SourceFile:
     def __init__(self, text: str, module: cst.Module):
         self.text = text
         self.module = module
-        self.spans: Dict[int, tuple] = {}
-        cursor = 0
-        for stmt in module.body:
-            stmt_code = module.code_for_node(stmt)
-            start = text.find(stmt_code, cursor)
-            if start < 0:
-                continue
-            self.spans[id(stmt)] = (start, start + len(stmt_code))
-            cursor = start + len(stmt_code)
+        self._spans: Optional[Dict[int, tuple]] = None
+
+    @property
+    def spans(self) -> Dict[int, tuple]:
+        """id(module-level statement) -> (start, end) offsets in the text
+        (computed on first use: only applying a mutant needs them)."""
+        if self._spans is None:
+            self._spans = {}
+            cursor = 0
+            for stmt in self.module.body:
+                stmt_code = self.module.code_for_node(stmt)
+                start = self.text.find(stmt_code, cursor)
+                if start < 0:
+                    continue
+                self._spans[id(stmt)] = (start, start + len(stmt_code))
+                cursor = start + len(stmt_code)
+        return self._spans
 
     def apply(self, top: cst.CSTNode, edits: Dict[int, Replacement]) -> Optional[str]:
         """The file's text with ``edits`` applied inside ``top`` (None when

@@ -109,7 +109,8 @@ def _projection_attrs(block: Block) -> Set[str]:
 
 
 NOT_A_WIDTH = re.compile(r"^(base_width|width_per_group|width_mult\w*|\w*_ratio|\w*_factor|\w*dims?_head\w*|"
-                         r"\w*_list|\w*_lists|\w*_per_\w*|\w*_tuple|num_\w*s)$")
+                         r"\w*_list|\w*_lists|\w*_per_\w*|\w*_tuple|num_\w*s|\w*spatial\w*|n_?dims?|"
+                         r"ndims?|num_dims|conv_dims?|img_dims?|\w*_dims)$")
 NUMERIC_CALL = re.compile(r"^(int|round|max|min|abs|math\.ceil|math\.floor|ceil|floor|\w*divisible\w*|"
                           r"\w*round_channels|\w*round_width\w*)$")
 
@@ -395,22 +396,29 @@ def _real_projection(block: Block, attr: str) -> bool:
 
 
 def shortcut_bypassed(block: Block, source: SourceFile) -> List[Candidate]:
-    """The projection's call replaced by its argument, so the add uses the
-    raw input although the projection exists and is still built:
-    ``identity = self.downsample(x)`` -> ``identity = x``,
-    ``out + self.shortcut(x)`` -> ``out + x``."""
+    """Every projection call on the shortcut replaced by its argument, so the
+    add uses the raw input although the projection exists and is still
+    built: ``identity = self.downsample(x)`` -> ``identity = x``,
+    ``out + self.shortcut(x)`` -> ``out + x``; a chain (``self.conv3``
+    then ``self.norm3``) is bypassed as a whole."""
     out: List[Candidate] = []
-    seen: Set[int] = set()
+    seen: Set[Tuple[int, ...]] = set()
     for residual in block.residuals:
-        for attr, call in residual.projections:
-            if id(call) in seen or not _real_projection(block, attr):
-                continue
-            seen.add(id(call))
+        projections = list({id(call): (attr, call) for attr, call in residual.projections
+                            if _real_projection(block, attr)}.values())
+        key = tuple(sorted(id(call) for _, call in projections))
+        if not projections or key in seen:
+            continue
+        seen.add(key)
+        edits: Dict[int, object] = {}
+        texts = []
+        for attr, call in projections:
             argument = [a for a in call.args if a.keyword is None][0].value
-            out.append(Candidate(
-                "shortcut-bypassed", "RL103",
-                f"`self.{attr}({code(argument).strip()})` -> `{code(argument).strip()}`: the projection is unused",
-                {id(call): argument.deep_clone()}, layer=attr, site=_site_of(block, attr)))
+            edits[id(call)] = argument.deep_clone()
+            texts.append(f"`self.{attr}({code(argument).strip()})` -> `{code(argument).strip()}`")
+        attr = projections[0][0]
+        out.append(Candidate("shortcut-bypassed", "RL103", ", ".join(texts) + ": the projection is unused",
+                             edits, layer=attr, site=_site_of(block, attr)))
     return out
 
 
@@ -539,18 +547,30 @@ def missing_projection(block: Block, source: SourceFile) -> List[Candidate]:
     if init is None or not _widths_can_change(block):
         return []
     out: List[Candidate] = []
-    for attr in sorted(_projection_attrs(block)):
-        if attr not in init.attr_values or not _real_projection(block, attr):
+    seen: Set[Tuple[str, ...]] = set()
+    for residual in block.residuals:
+        attrs = tuple(sorted({attr for attr, _ in residual.projections}))
+        if not attrs or attrs in seen:
             continue
-        edits = _remove_attribute(block, attr)
-        if edits is None:
+        seen.add(attrs)
+        if any(attr not in init.attr_values for attr in attrs) or not any(_real_projection(block, a) for a in attrs):
             continue
-        values = init.attr_values[attr]
-        caller = any(isinstance(v, cst.Name) and v.value in init.params for v, _, _ in values)
+        edits: Dict[int, object] = {}
+        for attr in attrs:
+            removal = _remove_attribute(block, attr)
+            if removal is None:
+                edits = {}
+                break
+            edits.update(removal)
+        if not edits:
+            continue
+        caller = any(isinstance(v, cst.Name) and v.value in init.params
+                     for attr in attrs for v, _, _ in init.attr_values[attr])
+        names = ", ".join(f"`self.{a}`" for a in attrs)
         out.append(Candidate(
             "missing-projection", "RL202",
-            f"projection `self.{attr}` removed (construction{' from the caller' if caller else ''}, guard and use)",
-            edits, layer=attr, site=_site_of(block, attr), variant="caller" if caller else "own"))
+            f"projection {names} removed (construction{' from the caller' if caller else ''}, guard and use)",
+            edits, layer=attrs[0], site=_site_of(block, attrs[0]), variant="caller" if caller else "own"))
     return out
 
 
