@@ -427,10 +427,11 @@ def _module_call_attr(call: cst.Call, module_names: Set[str]) -> Optional[str]:
         return self_attr(node) or ""
     if isinstance(root, cst.Name) and root.value in module_names:
         return ""
-    for arg in call.args:  # checkpoint(self.block, x), cp.checkpoint(self._forward, x)
-        name = self_attr(arg.value)
-        if name:
-            return name
+    if "checkpoint" in (last_name(func) or ""):  # checkpoint(self.block, x), cp.checkpoint(self._forward, x)
+        for arg in call.args:
+            name = self_attr(arg.value)
+            if name:
+                return name
     return None
 
 
@@ -484,7 +485,9 @@ class _ResidualFinder:
                 out |= b
                 projections += p
             return out or {d}, projections
-        if definition.kind == "assign" and value is not None and self._projection(value) is not None:
+        single_target = (isinstance(definition.stmt, cst.Assign) and len(definition.stmt.targets) == 1
+                         and isinstance(definition.stmt.targets[0].target, cst.Name))
+        if definition.kind == "assign" and single_target and value is not None and self._projection(value) is not None:
             attr, _ = self._projection(value)
             out = set()
             projections = [(attr, value)]
@@ -535,7 +538,8 @@ class _ResidualFinder:
             return None
         reach = flow.ancestors(main_defs)
         shortcut_value = flow.defs_of(shortcut, site.env)
-        if projections and shortcut_value & reach:
+        path = flow.ancestors(shortcut_value) - flow.ancestors(bases) | shortcut_value
+        if projections and path & reach:
             # the "projected" value also feeds the main path (a U-Net skip, x = self.conv(x) before a
             # branch): it is the earlier value itself, not a projection of it
             bases, projections = shortcut_value, []
@@ -545,12 +549,19 @@ class _ResidualFinder:
         shortcut_defs = flow.defs_of(shortcut, site.env)
         if (main_defs - bases) & flow.ancestors(shortcut_defs):
             return None  # the "shortcut" is computed from the main operand
-        chain = sorted(reach - before)
+        # the main path: what after the base depends on the base (not metadata such as a resolution
+        # returned next to the tokens), through at least one submodule applied to such a value
+        derived = {d for d in reach - before if bases & flow.ancestors([d])}
+        chain = sorted(derived)
         calls: List[str] = []
         for d in chain:
             calls += self.module_calls(flow.defs[d].value)
         if not isinstance(main, cst.Name):
-            calls += self.module_calls(main)
+            carried = derived | set(bases)
+            for call in _calls_post_order(main):
+                attr = _module_call_attr(call, self.module_names)
+                if attr is not None and flow.defs_of(call, site.env) & carried:
+                    calls.append(attr)
         if not calls:
             return None
         input_defs = flow.input_def
