@@ -656,8 +656,9 @@ def _stride_names(text: str) -> Set[str]:
 
 
 def stride_mismatch(block: Block, source: SourceFile) -> List[Candidate]:
-    """The stride removed from one path only.  Main path: a layer of the
-    main path loses its ``stride=`` (a positional stride becomes 1) while
+    """The stride removed from one path only.  Main path: a layer (a conv, or
+    any submodule built with ``stride=``: ``ResBlock(..., stride=stride)``)
+    of the main path loses its ``stride=`` (a positional stride becomes 1) while
     the shortcut still strides -- a projection whose construction (or
     guard) uses the same stride, or a projection the caller builds with it
     (``downsample=None``).  Shortcut: the projection loses its stride while
@@ -678,9 +679,13 @@ def stride_mismatch(block: Block, source: SourceFile) -> List[Candidate]:
     shortcut: List[Tuple[CallSite, cst.Arg, str]] = []
     for site in _sites(block):
         sig = L.signature(block, site.call)
-        if sig is None or L.layer_kind(block, site.call) != "conv":
+        if sig is not None and L.layer_kind(block, site.call) == "conv":
+            arg = L.arg_named(site.call, sig, "stride")
+        elif L.layer_kind(block, site.call) not in ("free", "norm"):
+            # any other submodule built with stride=... (pytorchcv's ResBlock(..., stride=stride))
+            arg = L.keyword(site.call, "stride")
+        else:
             continue
-        arg = L.arg_named(site.call, sig, "stride")
         if arg is None or arg.star:
             continue
         text = code(arg.value).strip()
