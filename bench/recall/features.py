@@ -13,7 +13,9 @@ Two kinds:
 
 ``primary_cause`` picks one label per missed mutant, by a fixed priority
 (the first that applies): what the mutated layer is built by comes first,
-because that is what the rule has to understand to report it.
+because that is what the rule has to understand to report it -- except a
+base class from another module or library, which comes first: resnetlint
+does not analyse such a class at all today.
 """
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ from typing import Dict, List, Optional, Sequence
 import libcst as cst
 
 from . import layers as L
-from .blocks import MODULE_BASES, Block
-from .cstutil import code, dotted, last_name, self_attr, statements, walk
+from .blocks import Block
+from .cstutil import code, dotted, last_name, self_attr, walk
 
 FEATURE_TEXT: Dict[str, str] = {
     "site:other-module": "the layer is built by a helper/class from another module of the package",
@@ -35,8 +37,8 @@ FEATURE_TEXT: Dict[str, str] = {
     "site:self-attr": "the layer is built by a callable stored on self",
     "site:unknown": "the layer's callee cannot be resolved",
     "cfg-builder": "layers built from config dicts (build_conv_layer/build_norm_layer/ConvModule, *_cfg)",
-    "base-other-module": "a base class from another module of the package",
-    "base-external": "a base class from another library (not nn.Module/BaseModule)",
+    "base-other-module": "a base class from another module of the package (GradientCheckpointingLayer, BaseBackbone...)",
+    "base-external": "a base class from another library (not nn.Module or mmengine's BaseModule)",
     "base-same-file": "a base class defined in the same file",
     "no-own-init": "the class has no __init__ (inherits it)",
     "caller-projection": "the projection is supplied by the caller (downsample=None)",
@@ -55,8 +57,9 @@ FEATURE_TEXT: Dict[str, str] = {
 }
 
 PRIORITY: Sequence[str] = (
+    "base-other-module", "base-external",  # a class whose base cannot be resolved is not analysed at all
     "site:other-module", "site:external", "site:param-class", "site:partial", "site:self-attr",
-    "site:same-file", "site:unknown", "base-other-module", "base-external", "no-own-init",
+    "site:same-file", "site:unknown", "no-own-init",
     "caller-projection", "projection-elsewhere", "delegating-forward", "modulelist-loop", "add-module/property",
     "config-object", "kwargs", "sequential-main-path", "cfg-builder", "conditional-layer", "hasattr-guard",
     "nested-class", "non-conv-block",
@@ -69,9 +72,11 @@ def block_features(block: Block) -> List[str]:
     index = block.index
     for base in block.bases:
         short = base.split(".")[-1]
-        if short in MODULE_BASES or base in ("nn.Module", "torch.nn.Module", "object"):
-            continue
         origin = index.origin(base.split(".")[0])
+        if base in ("nn.Module", "torch.nn.Module", "object", "Module") or origin == "torch":
+            continue
+        if short in ("BaseModule",) and origin == "external":
+            continue  # mmengine's nn.Module, known to resnetlint
         if origin == "same-file":
             out.append("base-same-file")
         elif origin == "other-module":

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import libcst as cst
 
 from .blocks import Block, CallSite, PARAM_FREE
-from .cstutil import argument, code, dotted, keyword, last_name, positional, statements
+from .cstutil import argument, code, dotted, keyword, last_name, positional
 
 CONV_NAME = re.compile(r"conv|Conv", re.IGNORECASE)
 NORM_NAME = re.compile(r"(BatchNorm|GroupNorm|LayerNorm|InstanceNorm|SyncBatchNorm|FrozenBatchNorm|^BN|^bn$|"

@@ -52,8 +52,10 @@ def _arguments(cls, config):
             kwargs[name] = 1
         elif name in ("activation", "act_layer"):
             kwargs[name] = lambda: torch.nn.ReLU()  # pytorchcv: a generator function
-        elif name in ("reduction", "expansion", "expand_ratio", "exp_factor"):
+        elif name in ("reduction", "expansion", "expand_ratio", "exp_factor", "ratio", "bottleneck_factor"):
             kwargs[name] = 4
+        elif name.endswith(("_rate", "_prob")):
+            kwargs[name] = 0.0
         elif (name.startswith(("use_", "with_", "is_", "remove_", "has_", "apply_")) or name.endswith("_first")
               or name in ("bottleneck", "conv1_stride", "bias", "resize_identity", "identity", "residual")):
             kwargs[name] = False
@@ -115,8 +117,10 @@ def _observe_config(original_cls, mutant_cls, kwargs, channels):
         unused = [n for n, p in b.named_parameters() if p.grad is None and a_grads.get(n) is not None]
         if unused:
             result["unused"] = unused[:4]
+        largest = max((float(p.grad.abs().max()) for p in b.parameters() if p.grad is not None), default=0.0)
+        # a new parameter whose gradient is float noise next to the others: a bias BatchNorm cancels
         zero = [n for n, p in b.named_parameters()
-                if p.grad is not None and n not in a_grads and float(p.grad.abs().max()) < 1e-6]
+                if p.grad is not None and n not in a_grads and float(p.grad.abs().max()) <= 1e-5 * max(largest, 1.0)]
         if zero:
             result["zero-grad"] = zero[:4]
     return result

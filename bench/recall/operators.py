@@ -47,18 +47,17 @@ RL302  inplace-identity        an in-place op on the saved identity or the
 """
 from __future__ import annotations
 
-import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
 from . import layers as L
 from .blocks import WIDTH_NAME, Block, CallSite, Residual
-from .cstutil import code, dotted, last_name, names_read, self_attr, statements, walk
+from .cstutil import code, last_name, self_attr, statements, walk
 from .flow import Flow
-from .mutate import PASS_LINE, SourceFile, expression
+from .mutate import SourceFile, expression
 from .symbolic import can_differ, divides_always, is_constant
 
 
