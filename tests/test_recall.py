@@ -245,8 +245,10 @@ SLICE_PER_OPERATOR = 6
 # harness was added (resnetlint d72f3fa).  Kept counts must match (the
 # sample is deterministic); detected counts may only grow.
 SLICE_FLOOR = {
+    "RL101": (11, 12), "RL102": (12, 12), "RL103": (3, 12), "RL104": (4, 12), "RL201": (0, 12), "RL202": (0, 12),
+    "RL203": (0, 12), "RL204": (0, 8), "RL205": (1, 8), "RL301": (2, 8), "RL302": (8, 12),
 }
-SLICE_TOTAL_FLOOR = None
+SLICE_TOTAL_FLOOR = 41  # of 120
 
 
 @pytest.mark.slow
