@@ -62,7 +62,9 @@ class Linter:
     def describe(self) -> Dict[str, str]:
         code = ("import resnetlint, os, sys; print(getattr(resnetlint, '__version__', '?')); "
                 "print(os.path.dirname(os.path.abspath(resnetlint.__file__)))")
-        done = subprocess.run([self.python, "-c", code], capture_output=True, text=True, env=self.env(), timeout=120)
+        # not from the current directory: `python -c` puts it first on sys.path, before PYTHONPATH
+        done = subprocess.run([self.python, "-c", code], capture_output=True, text=True, env=self.env(), timeout=120,
+                              cwd=tempfile.gettempdir())
         if done.returncode != 0:
             raise SystemExit(f"cannot import resnetlint with {self.python}: {done.stderr.strip()[-500:]}")
         version, location = (done.stdout.strip().splitlines() + ["", ""])[:2]
@@ -81,6 +83,8 @@ def linter_from(resnetlint: Optional[str], python: Optional[str], default_python
     """``--resnetlint CHECKOUT`` uses ``CHECKOUT/.venv/bin/python`` when it
     exists (else ``--python`` / this interpreter) with the checkout first
     on ``PYTHONPATH``; ``--python`` alone uses what that interpreter has."""
+    if python:  # absolute (the checks run elsewhere), but not resolved: a venv's python is a symlink
+        python = os.path.abspath(python) if os.sep in python else (shutil.which(python) or python)
     if resnetlint:
         checkout = str(Path(resnetlint).resolve())
         venv_python = Path(checkout) / ".venv" / "bin" / "python"

@@ -8,6 +8,7 @@ import datetime
 import json
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -157,7 +158,8 @@ def _default_codes(linter) -> List[str]:
     import subprocess
 
     code = ("from resnetlint.api import Settings; print(','.join(sorted(r.code for r in Settings().rules())))")
-    done = subprocess.run([linter.python, "-c", code], capture_output=True, text=True, env=linter.env())
+    done = subprocess.run([linter.python, "-c", code], capture_output=True, text=True, env=linter.env(),
+                          cwd=tempfile.gettempdir())
     if done.returncode != 0 or not done.stdout.strip():
         return ["ALL"]
     return done.stdout.strip().split(",")
