@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Type
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Type
 
 from .discovery import discover
+from .errors import UsageError
+from .options import check_settings
 from .findings import FileError, Finding
 from .parallel import default_jobs, map_files
 from .results import FileResult
@@ -43,7 +45,12 @@ def all_rules() -> List[Type[Rule]]:
 
 @dataclass
 class Settings:
-    """What to check and how; the CLI and ``[tool.resnetlint]`` fill it in."""
+    """What to check and how; the CLI and ``[tool.resnetlint]`` fill it in.
+
+    Checked when made, with the command line's checks and messages: a wrong
+    value raises :class:`resnetlint.UsageError` (``Settings(select=["RL9"])``,
+    ``Settings(select="RL101")``).  Rule names become codes
+    (``select=["stale-input"]`` is ``["RL101"]``)."""
 
     select: Optional[Sequence[str]] = None  # None: the rules that are on by default
     ignore: Sequence[str] = ()
@@ -60,6 +67,10 @@ class Settings:
     cache: bool = False  # the CLI turns it on; the API leaves the disk alone by default
     cache_dir: Optional[str] = None  # default: .resnetlint_cache beside the configuration (or cwd)
     force_exclude: bool = False  # apply exclude/.gitignore to files named explicitly (pre-commit)
+    show_refuted: bool = False  # keep the findings the trace refuted (JSON/SARIF; see the trace)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
     def rules(self) -> List[Rule]:
         return [cls() for cls in select_rules(all_rules(), self.select, self.ignore, self.extend_select)]
@@ -104,7 +115,6 @@ class RunResult:
     files: int = 0
     classes: int = 0
     tracebacks: List[str] = field(default_factory=list)
-    missing: List[str] = field(default_factory=list)
     sources: Dict[str, str] = field(default_factory=dict)  # text of files with findings
     trace: Optional[TraceReport] = None
     fixes: List[FixOutcome] = field(default_factory=list)
@@ -230,12 +240,26 @@ class _Checker:
         return check_file(path, self.settings.rules_for(path, self.rules), fast=self.settings.fast)
 
 
+_PROJECT = None
+
+
+def shared_project():
+    """The project model of this process (one per worker of the pool): the
+    modules it parsed and the summaries it made serve every file checked."""
+    global _PROJECT
+    if _PROJECT is None:
+        from .model.project import Project
+
+        _PROJECT = Project()
+    return _PROJECT
+
+
 def check_file(path: str, rules: Sequence[Rule], fast: bool = True) -> FileResult:
     try:
         source = read_source(path)
     except SourceError as exc:
         return FileResult(path, error=str(exc))
-    return check_text(source.text, path, rules, fast=fast)
+    return check_text(source.text, path, rules, fast=fast, project=shared_project())
 
 
 def _ignore_check(settings: Settings):
@@ -246,14 +270,20 @@ def _ignore_check(settings: Settings):
     return GitIgnore().is_ignored
 
 
-def check_paths(paths: Sequence[str], settings: Optional[Settings] = None) -> RunResult:
-    """Check every Python file under ``paths``."""
+def check_paths(paths: Sequence[str], settings: Optional[Settings] = None,
+                progress: Optional[Callable[[str, int, int], None]] = None) -> RunResult:
+    """Check every Python file under ``paths``.  A path that does not exist
+    raises :class:`UsageError` before anything is checked.  ``progress``,
+    when given, is called as ``progress("check", done, total)`` while files
+    are checked and ``progress("trace", 0, 0)`` when the trace starts."""
     settings = settings or Settings()
     found = discover(paths, settings.exclude, _ignore_check(settings), settings.config_root, settings.force_exclude)
-    run = RunResult(missing=list(found.missing))
+    if found.missing:
+        raise UsageError(f"{', '.join(found.missing)}: no such file or directory")
+    run = RunResult()
     run.errors.extend(FileError(p, m) for p, m in found.errors)
     # Cache hits skip the engine (and its imports); see resnetlint/cache.py.
-    cache = open_cache(settings)
+    cache = open_cache(settings, paths)
     hits, todo = cache.lookup(found.files) if cache is not None else ([], found.files)
     rules = []
     if todo or settings.fix != "off":
@@ -261,7 +291,10 @@ def check_paths(paths: Sequence[str], settings: Optional[Settings] = None) -> Ru
         rules = settings.rules()
     check = _Checker(rules, settings)
     traceable = []
-    for result in itertools.chain(hits, map_files(check, todo, settings.jobs or default_jobs())):
+    total = len(found.files)
+    for done, result in enumerate(itertools.chain(hits, map_files(check, todo, settings.jobs or default_jobs())), 1):
+        if progress is not None:
+            progress("check", done, total)
         if cache is not None:
             cache.store((result,))  # now: --fix and the trace change findings later
         path = result.path
@@ -282,6 +315,8 @@ def check_paths(paths: Sequence[str], settings: Optional[Settings] = None) -> Ru
     if settings.fix != "off":
         traceable = _fix(run, traceable, rules, settings)
     if settings.trace.mode != "off":
+        if progress is not None and traceable:
+            progress("trace", 0, 0)
         run.trace = confirm(traceable, settings.trace)
         for finding in run.trace.new_findings:
             run.findings.append(finding)

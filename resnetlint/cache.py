@@ -1,7 +1,10 @@
 """The persistent result cache: a rerun re-analyses only what changed.
 
 Layout (the directory is ``Settings.cache_dir``, by default
-``.resnetlint_cache`` in the current directory)::
+``.resnetlint_cache`` at the project root: the configuration's directory,
+else the nearest directory above the first path checked that holds a
+``pyproject.toml`` or a ``.git``, else the current directory; see
+:func:`cache_dir_for`)::
 
     .resnetlint_cache/
         CACHEDIR.TAG            marks it as a cache for backup tools
@@ -19,13 +22,19 @@ never see these results; the 8 most recently written indexes are kept.
 
 An index is one JSON document ``{"format", "key", "entries"}`` mapping each
 absolute path to ``[size, mtime_ns, inode, mode, hash, classes, residual,
-payload]``.  It is read once per run (a few milliseconds for thousands of
+payload, dependencies]``.  It is read once per run (a few milliseconds for thousands of
 files), and a file is a *hit* when
 
 * its ``stat()`` still matches (size, mtime, inode, mode): nothing is read; or
 * the stat differs but the hash of its decoded text is the one stored (a
   ``touch``, a checkout that rewrote the same content): the new stat is
   recorded.
+
+``dependencies`` maps every other module the analysis read (a helper module,
+the module of a base class: see :mod:`resnetlint.model.project`) to ``[size,
+mtime_ns, hash of its bytes]``; the entry is a hit only while each of them
+is unchanged (same stat, or same content), so an edit to ``common.py``
+re-checks exactly the files that used it.
 
 The hash is BLAKE2b over the decoded text the analysis saw, so it always
 describes exactly what the results were computed from.  A file whose mtime
@@ -77,7 +86,7 @@ from . import __version__
 from .findings import Confirmation, Edit, Finding, FixInfo
 from .results import FileResult
 
-FORMAT = 1
+FORMAT = 2
 DEFAULT_DIR = ".resnetlint_cache"
 INDEX_PREFIX = "results-"
 KEEP_INDEXES = 8
@@ -87,11 +96,35 @@ CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                 "# For information about cache directory tags see https://bford.info/cachedir/\n")
 
 # Entry fields
-_SIZE, _MTIME, _INO, _MODE, _HASH, _CLASSES, _RESIDUAL, _PAYLOAD = range(8)
+_SIZE, _MTIME, _INO, _MODE, _HASH, _CLASSES, _RESIDUAL, _PAYLOAD, _DEPS = range(9)
 
 
-def cache_dir_for(settings) -> str:
-    return settings.cache_dir or os.path.join(os.getcwd(), DEFAULT_DIR)
+def cache_dir_for(settings, paths: Sequence[str] = ()) -> str:
+    """Where the cache of a run over ``paths`` lives: ``settings.cache_dir``,
+    else ``.resnetlint_cache`` at the project root, so that running from a
+    subdirectory (or from outside the project) reuses the same cache and
+    leaves no cache directory behind in whatever directory it started in."""
+    return settings.cache_dir or default_cache_dir(getattr(settings, "config_root", None), paths)
+
+
+def default_cache_dir(config_root: Optional[str], paths: Sequence[str] = ()) -> str:
+    return os.path.join(config_root or project_root(paths), DEFAULT_DIR)
+
+
+def project_root(paths: Sequence[str] = ()) -> str:
+    """The nearest directory holding a ``pyproject.toml`` or a ``.git``,
+    walking up from the first path (or the current directory); the current
+    directory when there is none."""
+    start = os.path.abspath(paths[0] if paths and paths[0] != "-" else os.curdir)
+    directory = start if os.path.isdir(start) else os.path.dirname(start)
+    while True:
+        if os.path.isfile(os.path.join(directory, "pyproject.toml")) or \
+                os.path.exists(os.path.join(directory, ".git")):
+            return directory
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return os.getcwd()
+        directory = parent
 
 
 def text_hash(text: str) -> str:
@@ -238,8 +271,8 @@ def finding_from_json(data: list, path: str) -> Finding:
 class ResultCache:
     """One run's view of the index for its settings."""
 
-    def __init__(self, settings, directory: Optional[str] = None):
-        self.directory = os.path.abspath(directory or cache_dir_for(settings))
+    def __init__(self, settings, directory: Optional[str] = None, paths: Sequence[str] = ()):
+        self.directory = os.path.abspath(directory or cache_dir_for(settings, paths))
         self.key = cache_key(settings)
         self.path = os.path.join(self.directory, f"{INDEX_PREFIX}{self.key}.json")
         trace = settings.trace
@@ -305,7 +338,7 @@ class ResultCache:
             return False
         if entry[_RESIDUAL] and self._live_residual:
             return False
-        return True
+        return _dependencies_unchanged(entry[_DEPS])
 
     def _rehash(self, path: str, key: str, entry: list, st: os.stat_result) -> Optional[FileResult]:
         """The stat changed: a hit if the text did not."""
@@ -360,8 +393,11 @@ class ResultCache:
                     continue
                 payload = {"findings": findings, "text": result.text}
             residual = any(b.residual for b in result.blocks.values())
+            dependencies = _dependency_stamps(result.dependencies)
+            if dependencies is None:
+                continue  # a module it read changed or vanished meanwhile
             self._new[key] = [*self._stat_fields(self._pending[key]), text_hash(result.text), result.classes,
-                              residual, payload]
+                              residual, payload, dependencies]
 
     def save(self) -> None:
         """Write the index if this run added to it; never raises."""
@@ -424,7 +460,47 @@ def _read_index(path: str, key: str) -> Tuple[Dict[str, list], Optional[Tuple[in
     if not isinstance(entries, dict):
         return {}, loaded
     # Entries are checked where they are used (a damaged one is a miss).
-    return {k: v for k, v in entries.items() if type(v) is list and len(v) == 8}, loaded
+    return {k: v for k, v in entries.items() if type(v) is list and len(v) == 9}, loaded
+
+
+def _dependency_stamps(dependencies: Dict[str, str]) -> Optional[Dict[str, list]]:
+    """``path -> [size, mtime_ns, hash]`` for the modules an analysis read
+    (None when one of them no longer has the content it was read with)."""
+    out = {}
+    for path, digest in dependencies.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if _content_digest(path) != digest:
+            return None
+        out[path] = [st.st_size, st.st_mtime_ns, digest]
+    return out
+
+
+def _dependencies_unchanged(stamps: Any) -> bool:
+    if not stamps:
+        return True
+    for path, (size, mtime_ns, digest) in stamps.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        if st.st_size == size and st.st_mtime_ns == mtime_ns:
+            continue
+        if _content_digest(path) != digest:
+            return False
+    return True
+
+
+def _content_digest(path: str) -> Optional[str]:
+    from .source import content_digest
+
+    try:
+        with open(path, "rb") as handle:
+            return content_digest(handle.read())
+    except OSError:
+        return None
 
 
 def _prepare_dir(directory: str) -> None:
@@ -453,8 +529,8 @@ def _prune_indexes(directory: str, keep: str) -> None:
             pass
 
 
-def open_cache(settings) -> Optional[ResultCache]:
-    """The run's cache, or None when caching is off."""
+def open_cache(settings, paths: Sequence[str] = ()) -> Optional[ResultCache]:
+    """The cache of a run over ``paths``, or None when caching is off."""
     if not getattr(settings, "cache", False):
         return None
-    return ResultCache(settings)
+    return ResultCache(settings, paths=paths)

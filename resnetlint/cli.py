@@ -1,155 +1,88 @@
-"""Entry point: ``resnetlint [OPTIONS] [PATH]...``.
+"""Entry point: ``resnetlint [OPTIONS] [PATH]...`` and ``resnetlint COMMAND ...``.
 
-The common invocations (a pre-commit hook, an editor, CI: paths plus a few
-flags) are parsed here by a small parser and run directly; anything else
-(``--help``, ``--version``, ``--list-rules``, ``--explain``, a malformed or
-unknown flag) goes to the typer application in :mod:`resnetlint.cli_app`,
-which owns the documentation and the error messages.  Both produce the same
-:class:`~resnetlint.command.CliOptions` (a test compares them), so the fast
-path can only ever accept a subset of what typer accepts.
-
-Why: typer validates options through pydantic, and importing and building
-that costs about 0.1 s, a third of a one-file run.
+A lint run is read by :func:`resnetlint.options.parse_argv` from the option
+table and run directly, without importing typer (with pydantic, its import
+costs about 0.09 s, a third of a one-file run: a pre-commit hook calls this
+once per commit).  What that reader does not understand (``--help``, a typo,
+a flag without its value) goes to the typer application in
+:mod:`resnetlint.cli_app`, built from the same table, which prints the help
+or the error.  A first argument naming a subcommand goes to typer too.
 """
 from __future__ import annotations
 
+import os
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+import warnings
+from typing import List, Optional, Sequence
 
 from . import __version__  # noqa: F401  (re-exported for ``resnetlint.cli.__version__`` users)
 
-# flag -> (CliOptions field, value); flags that take no argument.
-FLAGS: Dict[str, Tuple[str, object]] = {
-    "--force-exclude": ("force_exclude", True),
-    "--respect-gitignore": ("respect_gitignore", True),
-    "--no-respect-gitignore": ("respect_gitignore", False),
-    "--isolated": ("isolated", True),
-    "--exit-zero": ("exit_zero", True),
-    "--statistics": ("statistics", True),
-    "--full-parse": ("full", True),
-    "--no-cache": ("no_cache", True),
-    "--trace": ("trace", True),
-    "--no-trace": ("trace", False),
-    "--trace-all": ("trace_all", True),
-    "--fix": ("fix", True),
-    "--no-fix": ("fix", False),
-    "--unsafe-fixes": ("unsafe_fixes", True),
-    "--no-unsafe-fixes": ("unsafe_fixes", False),
-    "--diff": ("diff", True),
-    "--show-fixes": ("show_fixes", True),
-    "--add-noqa": ("add_noqa", True),
-    "--show-traceback": ("show_traceback", True),
-}
-# flag -> (field, kind); flags that take one argument.  "list" options may
-# repeat and accumulate, as in typer.
-VALUED: Dict[str, Tuple[str, str]] = {
-    "--format": ("output_format", "format"),
-    "--output-format": ("output_format", "format"),
-    "-o": ("output_file", "str"),
-    "--output-file": ("output_file", "str"),
-    "--select": ("select", "list"),
-    "--ignore": ("ignore", "list"),
-    "--extend-select": ("extend_select", "list"),
-    "--exclude": ("exclude", "list"),
-    "--extend-exclude": ("extend_exclude", "list"),
-    "--config": ("config", "str"),
-    "-j": ("jobs", "jobs"),
-    "--jobs": ("jobs", "jobs"),
-    "--cache-dir": ("cache_dir", "str"),
-    "--device": ("device", "str"),
-    "--trace-timeout": ("trace_timeout", "timeout"),
-    "--stdin-filename": ("stdin_filename", "str"),
-}
-
-
-def fast_parse(argv: Sequence[str]):
-    """The :class:`CliOptions` for ``argv``, or None when typer should
-    handle it (anything unusual, so that typer's messages stay the only
-    ones)."""
-    from .command import FORMATS, CliOptions
-
-    values: Dict[str, object] = {}
-    paths: List[str] = []
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg == "-" or not arg.startswith("-"):
-            paths.append(arg)
-            continue
-        name, eq, inline = arg.partition("=")
-        if name in FLAGS and not eq:
-            field, value = FLAGS[name]
-            values[field] = value
-            continue
-        if name not in VALUED:
-            return None  # --help, --version, --list-rules, a typo, "--": typer's job
-        if eq:
-            value = inline
-        elif i < len(args):
-            value, i = args[i], i + 1
-        else:
-            return None
-        field, kind = VALUED[name]
-        parsed = _convert(value, kind, FORMATS)
-        if parsed is None:
-            return None
-        if kind == "list":
-            values[field] = list(values.get(field) or []) + [parsed]
-        else:
-            values[field] = parsed
-    return CliOptions(paths=tuple(paths), **values)
-
-
-def _convert(value: str, kind: str, formats) -> Optional[object]:
-    if kind == "format":
-        return value if value in formats else None
-    if kind == "jobs":
-        return int(value) if value.isdigit() else None
-    if kind == "timeout":
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if number >= 1.0 else None
-    return value
+# Subcommands (cli_app.commands), so that a lint run need not import typer to
+# know that its first argument is not one.
+SUBCOMMANDS: Sequence[str] = ()
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not sys.warnoptions:
+        # A Python warning from a library is not the user's business; -W or
+        # PYTHONWARNINGS still show them (tests run with them on).
+        warnings.simplefilter("ignore")
     try:
-        _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()
     except KeyboardInterrupt:
         # Ctrl-C: one line, not a traceback.  Files being fixed are either
         # old or new (writes hold signals off while a file is swapped in).
         sys.stderr.write("resnetlint: interrupted\n")
-        raise SystemExit(130)
+        code = 130
+    except BrokenPipeError:
+        # `resnetlint ... | head`: the reader has gone; stop quietly (and
+        # keep Python from complaining when it flushes stdout at exit).
+        _silence_stdout()
+        code = 1
+    raise SystemExit(code)
 
 
-def _main(argv: Optional[List[str]]) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    options = fast_parse(argv)
-    if options is None:
-        from .cli_app import main as full_main
+def _main(argv: List[str]) -> int:
+    if argv and argv[0] in SUBCOMMANDS:
+        from .cli_app import run_subcommand
 
-        full_main(argv)
-        return
-    from .command import CliExit, execute
+        run_subcommand(argv)
+        return 0
+    from .options import options_from_raw, parse_argv
+
+    raw = parse_argv(argv)
+    if raw is None:
+        from .cli_app import main as typer_main
+
+        typer_main(argv)  # exits
+        return 0
+    from .command import error, run
+    from .errors import UsageError
 
     try:
-        code = execute(options)
-    except CliExit as exc:
-        code = exc.code
-    sys.stdout.flush()
-    raise SystemExit(code)
+        options = options_from_raw(raw)
+    except UsageError as exc:
+        error(str(exc))
+        return 2
+    return run(options)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def __getattr__(name: str):
     # ``from resnetlint.cli import app`` (tests, typer tooling) still works.
-    if name in ("app", "OutputFormat"):
+    if name == "app":
         from . import cli_app
 
-        return getattr(cli_app, name)
+        return cli_app.app
     raise AttributeError(name)
 
 

@@ -1,107 +1,199 @@
-"""The full command line, with typer: every flag, ``--help``, usage errors.
+"""The typer application: built from the option table of :mod:`resnetlint.options`.
 
-A plain lint is usually served by the fast path in :mod:`resnetlint.cli`
-without importing this module (typer validates options through pydantic,
-which costs about as much as the analysis of a small file); both build the
-same :class:`~resnetlint.command.CliOptions` and call
-:func:`~resnetlint.command.execute`.
+``app`` is the lint command, ``resnetlint [OPTIONS] [PATH]...``; its
+parameters are generated from :data:`~resnetlint.options.OPTIONS` (no
+option is written twice), every value arrives as the string the user typed,
+and :func:`~resnetlint.options.options_from_raw` converts and checks it, the
+same function the entry point's fast path uses.  Two things of typer's are
+replaced, so that they read like Ruff and speak resnetlint's words:
+
+* ``--help``: the sections, ``<METAVARS>``, defaults and possible values
+  are written from the table (:func:`help_text`);
+* usage errors (an unknown flag, a missing value): one line,
+  ``resnetlint: error: ...``, exit status 2, with a suggestion only when a
+  flag is close to the one typed.
+
+Subcommands (``resnetlint server``, ...) are commands of the ``commands``
+Typer, listed by name in :data:`resnetlint.cli.SUBCOMMANDS` so that the
+entry point can send them here without importing typer for a lint run::
+
+    @commands.command("server")
+    def server(...): ...
 """
 from __future__ import annotations
 
-from enum import Enum
-from typing import List, Optional
+import inspect
+import shutil
+import textwrap
+from typing import Any, List, Optional, Tuple
 
 import typer
+from typer.core import TyperCommand
 
-from . import __version__
-from .command import CliExit, CliOptions, execute
+from . import __version__  # noqa: F401  (``resnetlint.cli_app.__version__``)
+from .command import error, run
+from .errors import UsageError
+from .options import OPTIONS, SECTIONS, Option, options_from_raw, suggest_flag
+
+try:  # typer vendors click since 0.20-something; before, it used click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer
+    from click import exceptions as click_errors
+
+DESCRIPTION = "Find, confirm and fix bugs in PyTorch residual blocks."
+PATHS_HELP = "Files or directories to check; `-` reads the source from stdin"
+EPILOG = ("Exit status: 0 no findings, 1 findings, 2 a usage or configuration error (or RL999).\n"
+          "Rules: resnetlint --list-rules; a rule's documentation: resnetlint --explain RL101.")
+
+
+class LintCommand(TyperCommand):
+    """The lint command with resnetlint's help text and error messages."""
+
+    def parse_args(self, ctx, args: List[str]) -> List[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click_errors.UsageError as exc:
+            error(usage_message(exc))
+            raise typer.Exit(2) from None
+
+    def format_help(self, ctx, formatter) -> None:
+        formatter.write(help_text())
+
+
+def usage_message(exc) -> str:
+    """A parsing error of click's, in resnetlint's words."""
+    if isinstance(exc, click_errors.NoSuchOption):
+        return f"unknown option `{exc.option_name}`{suggest_flag(exc.option_name)}; see `resnetlint --help`"
+    if isinstance(exc, click_errors.BadOptionUsage):
+        name = exc.option_name
+        if "does not take a value" in exc.format_message():
+            return f"`{name}` takes no value"
+        option = next((o for o in OPTIONS if name in o.flags), None)
+        metavar = f" ({option.value.metavar})" if option is not None and option.value is not None else ""
+        return f"`{name}` needs a value{metavar}"
+    return exc.format_message()
+
+
+# -- the command, its parameters generated from the table
+
+
+def _parameter(option: Option) -> inspect.Parameter:
+    if option.is_flag:
+        decls = option.flags if option.negative is None else (f"{option.flags[-1]}/{option.negative}",)
+        annotation: Any = bool if option.negative is None else Optional[bool]
+        default = typer.Option(False if option.negative is None else None, *decls, help=option.help,
+                               hidden=option.hidden)
+    else:
+        annotation = Optional[List[str]] if option.repeat else Optional[str]
+        default = typer.Option(None, *option.flags, metavar=option.value.metavar, help=option.help,
+                               hidden=option.hidden, show_default=False)
+    return inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def lint(**raw: Any) -> None:
+    try:
+        options = options_from_raw(raw)
+    except UsageError as exc:
+        error(str(exc))
+        raise typer.Exit(2) from None
+    raise typer.Exit(run_options(options))
+
+
+lint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [inspect.Parameter("paths", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[List[str]],
+                       default=typer.Argument(None, metavar="[PATH]...", help=PATHS_HELP, show_default=False))]
+    + [_parameter(option) for option in OPTIONS if option.flags])
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+app.command(cls=LintCommand, help=DESCRIPTION, context_settings={"help_option_names": ["-h", "--help"]})(lint)
+
+# Subcommands register here (see the module docstring and cli.SUBCOMMANDS).
+commands = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
+                       no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
 
-class OutputFormat(str, Enum):
-    text = "text"
-    concise = "concise"
-    json = "json"
-    sarif = "sarif"
-    github = "github"
-    junit = "junit"
+@commands.callback()
+def _commands() -> None:
+    """resnetlint's subcommands (a callback keeps typer from treating a
+    single registered command as the whole application)."""
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"resnetlint {__version__}")
-        raise typer.Exit()
-
-
-@app.command(context_settings={"help_option_names": ["-h", "--help"]})
-def main_command(
-    paths: Optional[List[str]] = typer.Argument(None, help="Files or directories to check (default: .); - reads stdin."),
-    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", "--output-format", help="Output format."),
-    output_file: Optional[str] = typer.Option(None, "-o", "--output-file", help="Write the report to this file."),
-    select: Optional[List[str]] = typer.Option(None, "--select", help="Rule codes or prefixes to enable (comma-separated), or ALL."),
-    ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Rule codes or prefixes to disable."),
-    extend_select: Optional[List[str]] = typer.Option(None, "--extend-select", help="Codes to enable on top of the selection."),
-    exclude: Optional[List[str]] = typer.Option(None, "--exclude", help="Patterns to skip (replaces the configured list)."),
-    extend_exclude: Optional[List[str]] = typer.Option(None, "--extend-exclude", help="Patterns to skip, in addition."),
-    force_exclude: bool = typer.Option(False, "--force-exclude", help="Apply exclusions to files named explicitly too."),
-    respect_gitignore: Optional[bool] = typer.Option(None, "--respect-gitignore/--no-respect-gitignore",
-                                                     help="Skip what .gitignore ignores (default: yes)."),
-    config: Optional[str] = typer.Option(None, "--config", metavar="FILE", help="Use this pyproject.toml."),
-    isolated: bool = typer.Option(False, "--isolated", help="Ignore every configuration file."),
-    exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings."),
-    statistics: bool = typer.Option(False, "--statistics", help="Show the number of findings per rule."),
-    list_rules: bool = typer.Option(False, "--list-rules", help="List the rules and exit."),
-    explain: Optional[str] = typer.Option(None, "--explain", metavar="CODE", help="Show a rule's documentation and exit."),
-    full: bool = typer.Option(False, "--full-parse", hidden=True, help="Parse whole files with libcst (slower; for debugging)."),
-    jobs: int = typer.Option(0, "-j", "--jobs", min=0, help="Worker processes (default: one per core)."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the result cache."),
-    cache_dir: Optional[str] = typer.Option(None, "--cache-dir", metavar="DIR", help="Where the cache lives (default: .resnetlint_cache)."),
-    trace: Optional[bool] = typer.Option(None, "--trace/--no-trace",
-                                         help="Confirm findings by running the blocks (default: when torch is installed). "
-                                              "This imports and runs the code being checked."),
-    trace_all: bool = typer.Option(False, "--trace-all", help="Also trace residual blocks without static findings."),
-    device: Optional[str] = typer.Option(None, "--device", help="Where the trace runs: cpu, cuda, meta or auto (default cpu)."),
-    trace_timeout: Optional[float] = typer.Option(None, "--trace-timeout", min=1.0, help="Seconds allowed per traced class (default 30)."),
-    fix: Optional[bool] = typer.Option(None, "--fix/--no-fix", help="Apply safe fixes (with --unsafe-fixes, all fixes) to the files."),
-    unsafe_fixes: Optional[bool] = typer.Option(None, "--unsafe-fixes/--no-unsafe-fixes", help="Also apply fixes that change what the code computes."),
-    diff: bool = typer.Option(False, "--diff", help="Show the fixes as a unified diff and write nothing (same with --fix)."),
-    show_fixes: bool = typer.Option(False, "--show-fixes", help="Show the available fix under each finding."),
-    add_noqa: bool = typer.Option(False, "--add-noqa", help="Add `# noqa: CODE` comments for every current finding."),
-    stdin_filename: Optional[str] = typer.Option(None, "--stdin-filename", metavar="PATH", help="The name of the file read from stdin."),
-    show_traceback: bool = typer.Option(False, "--show-traceback", help="Print the traceback of internal errors (RL999)."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
-) -> None:
-    """Find, confirm and fix bugs in PyTorch residual blocks."""
-    from . import command
-
-    try:
-        if list_rules:
-            from .api import all_rules
-
-            raise typer.Exit(command._list_rules(all_rules()))
-        if explain is not None:
-            from .api import all_rules
-
-            raise typer.Exit(command._explain(explain, all_rules()))
-        options = CliOptions(
-            paths=tuple(paths or ()), output_format=output_format.value, output_file=output_file, select=select,
-            ignore=ignore, extend_select=extend_select, exclude=exclude, extend_exclude=extend_exclude,
-            force_exclude=force_exclude, respect_gitignore=respect_gitignore, config=config, isolated=isolated,
-            exit_zero=exit_zero, statistics=statistics, full=full, jobs=jobs, no_cache=no_cache, cache_dir=cache_dir,
-            trace=trace, trace_all=trace_all, device=device, trace_timeout=trace_timeout, fix=fix,
-            unsafe_fixes=unsafe_fixes, diff=diff, show_fixes=show_fixes, add_noqa=add_noqa,
-            stdin_filename=stdin_filename, show_traceback=show_traceback,
-        )
-        raise typer.Exit(run_options(options))
-    except CliExit as exc:
-        raise typer.Exit(exc.code)
-
-
-def run_options(options: CliOptions) -> int:
+def run_options(options) -> int:
     """The seam the fast path shares (tests replace it to compare parsers)."""
-    return execute(options)
+    return run(options)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     app(args=argv, prog_name="resnetlint")
+
+
+def run_subcommand(argv: List[str]) -> None:
+    commands(args=argv, prog_name="resnetlint")
+
+
+# -- --help, written from the table
+
+
+def help_text(width: Optional[int] = None) -> str:
+    width = min(width or shutil.get_terminal_size((100, 24)).columns, 100)
+    out = [DESCRIPTION, "", "Usage: resnetlint [OPTIONS] [PATH]..."]
+    names = [info.name or info.callback.__name__.replace("_", "-") for info in commands.registered_commands]
+    if names:
+        out.append("       resnetlint <COMMAND> [ARGS]...")
+        out += ["", "Commands:"] + [f"  {name}" for name in names]
+    out += ["", "Arguments:"]
+    out += _rows([("[PATH]...", f"{PATHS_HELP} [default: .]")], width)
+    for section in SECTIONS:
+        rows = [(_flags_column(o), _help_column(o)) for o in OPTIONS if o.section == section and o.flags
+                and not o.hidden]
+        if section == SECTIONS[0]:
+            rows.append(("-h, --help", "Print help"))
+        out += ["", f"{section}:"] + _rows(rows, width)
+    out += ["", EPILOG]
+    return "\n".join(out) + "\n"
+
+
+def _flags_column(option: Option) -> str:
+    short = [f for f in option.flags if not f.startswith("--")]
+    long = [f for f in option.flags if f.startswith("--")]
+    text = (short[0] + ", " if short else "    ") + ", ".join(long)
+    if option.value is not None:
+        text += f" <{option.value.metavar}>"
+    return text
+
+
+def _help_column(option: Option) -> str:
+    text = option.help
+    if option.negative:
+        text += f". Use {option.negative} to disable"
+    value = option.value
+    if value is not None and value.choices() and value.metavar != "|".join(value.choices()):
+        text += f" [possible values: {', '.join(value.choices())}]"
+    default = option.shown_default or _default_text(option)
+    if default:
+        text += f" [default: {default}]"
+    return text
+
+
+def _default_text(option: Option) -> str:
+    default = option.default
+    if option.value is None or default in (None, [], {}, ""):
+        return ""
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def _rows(rows: List[Tuple[str, str]], width: int) -> List[str]:
+    """Two columns, Ruff's layout: a flag too long for the first column puts
+    its help on the next line."""
+    column = 34
+    out = []
+    for left, right in rows:
+        left = "  " + left
+        wrapped = textwrap.wrap(right, max(width - column, 30), break_on_hyphens=False) or [""]
+        if len(left) + 2 > column:
+            out.append(left)
+            out += [" " * column + line for line in wrapped]
+        else:
+            out.append(left.ljust(column) + wrapped[0])
+            out += [" " * column + line for line in wrapped[1:]]
+    return out

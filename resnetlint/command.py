@@ -1,19 +1,24 @@
 """What the command line does once its arguments are parsed.
 
 No typer here (and no libcst until a file needs analysing): the fast path in
-:mod:`resnetlint.cli` runs a plain lint without the option machinery, and
-:mod:`resnetlint.cli_app`, the full interface (help, every flag, errors),
-builds the same :class:`CliOptions`.
+:mod:`resnetlint.cli` and the typer application in :mod:`resnetlint.cli_app`
+both build a :class:`~resnetlint.options.CliOptions` and call :func:`run`.
 
 Exit codes: 0 no findings, 1 findings (syntax errors and unreadable files
-included), 2 usage, configuration or internal errors.
+included), 2 usage, configuration or internal errors.  Every mistake in how
+resnetlint was asked to run is one line on stderr, ``resnetlint: error:
+...``, and exit status 2.
 """
 from __future__ import annotations
 
+import os
 import sys
-from typing import List, Optional
+import time
+from typing import IO, List, Optional
 
-FORMATS = ("text", "concise", "json", "sarif", "github", "junit")
+from .errors import UsageError
+from .options import CliOptions
+
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
@@ -25,202 +30,139 @@ class CliExit(Exception):
         self.code = code
 
 
-class CliOptions:
-    """Every flag of a lint run (None: not given, so the configuration decides)."""
-
-    DEFAULTS = dict(
-        paths=(), output_format="text", output_file=None, select=None, ignore=None, extend_select=None,
-        exclude=None, extend_exclude=None, force_exclude=False, respect_gitignore=None, config=None, isolated=False,
-        exit_zero=False, statistics=False, full=False, jobs=0, no_cache=False, cache_dir=None, trace=None,
-        trace_all=False, device=None, trace_timeout=None, fix=None, unsafe_fixes=None, diff=False, show_fixes=False,
-        add_noqa=False, stdin_filename=None, show_traceback=False,
-    )
-
-    def __init__(self, **values):
-        unknown = set(values) - set(self.DEFAULTS)
-        if unknown:
-            raise TypeError(f"unknown options {sorted(unknown)}")
-        self.__dict__.update(self.DEFAULTS)
-        self.__dict__.update(values)
-
-    def __eq__(self, other):
-        return isinstance(other, CliOptions) and vars(self) == vars(other)
-
-    def __repr__(self):
-        return f"CliOptions({ {k: v for k, v in vars(self).items() if v != self.DEFAULTS[k]} })"
+def run(options: CliOptions) -> int:
+    """:func:`execute`, with a usage error as one line and exit status 2."""
+    try:
+        return execute(options)
+    except UsageError as exc:
+        error(str(exc))
+        return EXIT_ERROR
+    except CliExit as exc:
+        return exc.code
 
 
 def execute(o: CliOptions) -> int:
     """Run resnetlint as the flags say; returns the exit status."""
+    if o.version:
+        from . import __version__
+
+        sys.stdout.write(f"resnetlint {__version__}\n")
+        return EXIT_CLEAN
+    if o.list_rules:
+        return list_rules(o.output_format or "text", sys.stdout, o.color or "auto")
+    if o.explain is not None:
+        return explain(o.explain, sys.stdout, o.color or "auto")
     paths = list(o.paths)
     from_stdin = paths == ["-"] or (not paths and o.stdin_filename is not None)
     if "-" in paths and not from_stdin:
-        _usage_error("`-` (stdin) cannot be combined with other paths")
-    settings = _settings(o, paths or ([o.stdin_filename] if o.stdin_filename else ["."]), o.config, o.isolated)
+        raise UsageError("`-` (stdin) cannot be combined with other paths")
+    if from_stdin and (o.show_files or o.add_noqa):
+        raise UsageError(f"`{'--show-files' if o.show_files else '--add-noqa'}` needs files, not stdin")
+    from .resolution import resolve
+
+    resolved = resolve(o, paths or ([o.stdin_filename] if o.stdin_filename else ["."]))
+    log = Log(bool(resolved.quiet), bool(resolved.verbose))
+    log.verbose(f"configuration: {resolved.config.path or 'none (the defaults)'}")
+    if o.show_settings:
+        return show_settings(resolved, sys.stdout)
     if from_stdin:
-        return _run_stdin(o.stdin_filename or "-", settings, o.output_format, o.output_file, o.show_fixes, o.exit_zero)
+        return _run_stdin(o.stdin_filename or "-", resolved, log)
+    if o.show_files:
+        return show_files(paths or ["."], resolved.settings, sys.stdout)
+    return _run_paths(paths or ["."], resolved, log)
+
+
+class Log:
+    """Messages on stderr: warnings (not with --quiet), details (--verbose)."""
+
+    def __init__(self, quiet: bool = False, verbose: bool = False):
+        self.quiet, self.is_verbose = quiet, verbose
+
+    def warning(self, message: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(f"resnetlint: warning: {message}\n")
+
+    def verbose(self, message: str) -> None:
+        if self.is_verbose:
+            sys.stderr.write(f"resnetlint: {message}\n")
+
+
+def _run_paths(paths: List[str], r, log: Log) -> int:
     from .api import check_paths
 
-    run = check_paths(paths or ["."], settings)
-    for missing in run.missing:
-        _error(f"{missing}: no such file or directory")
-    if run.missing:
-        return EXIT_ERROR
-    if o.add_noqa:
-        return _add_noqa(run)
-    if settings.fix == "diff":
-        return _report_diff(run)
-    with _output(o.output_file) as stream:
-        if o.statistics:
-            _statistics(run, stream)
-        else:
-            _report(run, o.output_format, o.show_fixes, settings.unsafe_fixes, stream)
-    if o.show_traceback:
-        for text in run.tracebacks:
-            sys.stderr.write(text + "\n")
-    return _exit_code(run, o.exit_zero)
-
-
-def _settings(options: CliOptions, paths: List[str], config: Optional[str], isolated: bool):
-    """Settings from the configuration file, overridden by the flags.
-
-    ``--select`` replaces the configured selection (and its ``ignore``);
-    otherwise ``--ignore`` and ``--extend-select`` add to the file's.
-    ``--exclude`` replaces the configured ``exclude``; ``--extend-exclude``
-    adds to both."""
-    import os
-
-    from .api import Settings
-    from .config import ConfigError, FileConfig, find_config, load_config
-    from .selection import SelectionError, parse_selectors
-    from .trace import DEVICES, TraceOptions
-
+    settings = r.settings
+    progress = _progress(r, log)
+    started = time.monotonic()
     try:
-        if isolated:
-            file = FileConfig()
-        elif config is not None:
-            if not os.path.isfile(config):
-                raise ConfigError(f"{config}: no such configuration file")
-            file = load_config(config)
+        run_result = check_paths(paths, settings, progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    from .report.text import plural
+
+    log.verbose(f"checked {plural(run_result.files, 'file')} in {time.monotonic() - started:.2f} s"
+                + (f" ({run_result.cached} from the cache in {settings.cache_dir})" if settings.cache else
+                   " (no cache)"))
+    if run_result.files == 0 and not run_result.errors:
+        log.warning(f"No Python files found under {', '.join(paths)}")
+    if r.add_noqa:
+        return _add_noqa(run_result)
+    if settings.fix == "diff":
+        return _report_diff(run_result)
+    if r.fix_only and r.output_format not in ("text", "concise"):
+        run_result.findings = [f for f in run_result.findings if f.fix is not None and f.fix.applied]
+    with _output(r.output_file) as stream:
+        if r.statistics:
+            _statistics(run_result, r.output_format, stream, r.color)
         else:
-            found = find_config(paths)
-            file = load_config(found) if found else FileConfig()
-        cli_select = parse_selectors(options.select) if options.select else None
-        cli_ignore = parse_selectors(options.ignore or [])
-        cli_extend = parse_selectors(options.extend_select or [])
-        if cli_select is not None:
-            select, ignore = cli_select, cli_ignore
-        else:
-            # A code the command line selects again beats the file ignoring that same code.
-            file_ignore = [code for code in file.get("ignore", []) if code not in cli_extend]
-            select, ignore = file.get("select"), file_ignore + cli_ignore
-        device = options.device if options.device is not None else file.get("device", "cpu")
-        if device not in DEVICES:
-            raise SelectionError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
-        fix = options.fix if options.fix is not None else file.get("fix", False)
-        unsafe = options.unsafe_fixes if options.unsafe_fixes is not None else file.get("unsafe-fixes", False)
-        trace_mode = _trace_mode(options.trace, options.trace_all, file.get("trace", "auto"))
-        exclude = list(options.exclude) if options.exclude is not None else list(file.get("exclude", []))
-        exclude += list(file.get("extend-exclude", [])) + list(options.extend_exclude or [])
-        respect = options.respect_gitignore if options.respect_gitignore is not None else file.get("respect-gitignore", True)
-        return Settings(
-            select=select,
-            ignore=ignore,
-            extend_select=list(file.get("extend-select", [])) + cli_extend,
-            exclude=exclude,
-            per_file_ignores=dict(file.get("per-file-ignores", {})),
-            config_root=file.root if file.path else None,
-            respect_gitignore=respect,
-            force_exclude=options.force_exclude,
-            fast=not options.full,
-            jobs=options.jobs,
-            cache=not options.no_cache,
-            cache_dir=_cache_dir(options.cache_dir, file),
-            fix="diff" if options.diff else "fix" if (fix or unsafe) else "off",
-            unsafe_fixes=bool(unsafe),
-            trace=TraceOptions(
-                mode=trace_mode,
-                trace_all=options.trace_all,
-                device=device,
-                class_timeout=options.trace_timeout if options.trace_timeout is not None else file.get("trace-timeout", 30.0),
-            ),
-        )
-    except (SelectionError, ConfigError) as exc:
-        _usage_error(str(exc))
+            report(run_result, r, stream)
+    if r.show_traceback:
+        for text in run_result.tracebacks:
+            sys.stderr.write(text + "\n")
+    return exit_code(run_result, r)
 
 
-def _cache_dir(flag: Optional[str], file) -> Optional[str]:
-    """--cache-dir, else $RESNETLINT_CACHE_DIR, else beside the configuration
-    file (None: the cache's own default, the current directory)."""
-    import os
+def _progress(r, log: Log):
+    """The progress display on stderr: on a terminal only, never with
+    --quiet (see report/progress.py)."""
+    if log.quiet:
+        return None
+    from .report.progress import Progress
 
-    if flag is not None:
-        return flag
-    if os.environ.get("RESNETLINT_CACHE_DIR"):
-        return os.environ["RESNETLINT_CACHE_DIR"]
-    return os.path.join(file.root, ".resnetlint_cache") if file.path else None
+    return Progress.for_stream(sys.stderr)
 
 
-def _trace_mode(flag: Optional[bool], trace_all: bool, configured: str) -> str:
-    if flag is False:
-        return "off"
-    if flag or trace_all:
-        return "on"
-    return configured
-
-
-def _exit_code(run, exit_zero: bool) -> int:
+def exit_code(run, r) -> int:
     if run.internal_errors:
         return EXIT_ERROR
-    if exit_zero:
+    fixed = run.fixes_applied > 0
+    if r.exit_non_zero_on_fix and fixed:
+        return EXIT_FINDINGS
+    if r.exit_zero or r.fix_only:
         return EXIT_CLEAN
     return EXIT_FINDINGS if (run.unfixed_findings() or run.errors) else EXIT_CLEAN
 
 
-def _report_diff(run) -> int:
-    """--diff: the unified diff of every fix, nothing written; exit 1 when
-    there is something to fix."""
-    changed = [o for o in run.fixes if o.changed]
-    for outcome in changed:
-        sys.stdout.write(outcome.diff())
-    count = sum(len(o.applied) for o in changed)
-    sys.stderr.write(f"Would fix {count} problem{'' if count == 1 else 's'} in {len(changed)} "
-                     f"file{'' if len(changed) == 1 else 's'}.\n" if count else "No fixes available.\n")
-    for outcome in run.fixes:
-        for rejected in outcome.rejected:
-            sys.stderr.write(f"{outcome.path}: fix rejected for {rejected.finding.code} in {rejected.finding.symbol}: "
-                             f"{rejected.rejected}\n")
-    return EXIT_FINDINGS if changed else EXIT_CLEAN
-
-
-def _report(run, output_format: str, show_fixes: bool = False, unsafe: bool = False, stream=None) -> None:
-    stream = stream if stream is not None else sys.stdout
-    if output_format in ("json", "sarif", "github", "junit"):
+def report(run, r, stream: IO[str]) -> None:
+    """The report in the chosen format."""
+    fmt = r.output_format
+    if fmt in ("json", "sarif", "github", "junit"):
         import importlib
 
-        module = "json_" if output_format == "json" else output_format
+        module = "json_" if fmt == "json" else fmt
         importlib.import_module(f".report.{module}", __package__).render(run, stream)
         return
     from .report import text
 
-    paint = text.Painter(text.use_color(stream))
-    text.render(run.unfixed_findings(), run.sources, stream, paint, concise=output_format == "concise",
-                show_fixes=show_fixes)
-    for outcome in run.fixes:
-        for rejected in outcome.rejected:
-            stream.write(f"{paint(outcome.path + ':', text.BOLD)} fix rejected for {rejected.finding.code} "
-                         f"[{rejected.finding.rule}] in {rejected.finding.symbol}: {rejected.rejected}\n")
-    for error in run.errors:
-        stream.write(f"{paint(error.path + ':', text.BOLD)} {paint('error', text.RED, text.BOLD)}: {error.message}\n")
-    stream.write(_summary(run, text) + "\n")
-    trace_line = _trace_summary(run.trace, text)
-    if trace_line:
-        stream.write(trace_line + "\n")
+    out = text.output(stream, r.color if stream is sys.stdout or stream is sys.stderr else "never")
+    text.render(run, out, concise=fmt == "concise", show_fixes=bool(r.show_fixes), unsafe=bool(r.unsafe_fixes),
+                quiet=bool(r.quiet), trace_mode=r.trace, fix_only=bool(r.fix_only), verbose=bool(r.verbose))
 
 
 class _output:
     """The report stream: stdout, or ``--output-file`` (written whole at the
-    end, atomically, so a reader never sees half a report)."""
+    end, atomically, so a reader never sees half a report, with the
+    permissions a new file gets from the umask)."""
 
     def __init__(self, path: Optional[str]):
         self.path = path
@@ -236,34 +178,66 @@ class _output:
     def __exit__(self, kind, value, tb):
         if self.path is None or kind is not None:
             return False
-        import os
         import tempfile
 
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             handle, temporary = tempfile.mkstemp(prefix=".resnetlint-report.", dir=directory)
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(self.buffer.getvalue())
-            os.replace(temporary, self.path)
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                    stream.write(self.buffer.getvalue())
+                os.chmod(temporary, _new_file_mode(self.path))  # mkstemp makes it 0600
+                os.replace(temporary, self.path)
+            except BaseException:
+                os.unlink(temporary)
+                raise
         except OSError as exc:
-            _error(f"{self.path}: cannot write the report: {exc.strerror or exc}")
+            error(f"{self.path}: cannot write the report: {exc.strerror or exc}")
             raise CliExit(EXIT_ERROR)
         return False
 
 
-def _statistics(run, stream) -> None:
-    """--statistics: one line per rule, most frequent first."""
-    counts = {}
-    for finding in run.unfixed_findings():
-        entry = counts.setdefault(finding.code, [0, finding.rule, 0])
-        entry[0] += 1
-        if finding.fix is not None and finding.fix.edits:
-            entry[2] += 1
-    for code, (count, name, fixable) in sorted(counts.items(), key=lambda item: (-item[1][0], item[0])):
-        marker = f"  [{fixable} fixable]" if fixable else ""
-        stream.write(f"{count:>5}  {code}  {name}{marker}\n")
-    if run.errors:
-        stream.write(f"{len(run.errors):>5}  files could not be checked\n")
+def _new_file_mode(path: str) -> int:
+    """The mode of the file being replaced, or what the umask gives a new one."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+def _statistics(run, fmt: str, stream: IO[str], color: str = "auto") -> None:
+    """--statistics: one line per rule, most frequent first (or JSON)."""
+    from .report import text
+
+    if fmt == "json":
+        import json
+
+        rows = [{"code": code, "name": name, "count": count, "fixable": fixable}
+                for code, name, count, fixable in text.statistics_rows(run)]
+        json.dump({"version": 1, "statistics": rows, "errors": len(run.errors)}, stream, indent=2)
+        stream.write("\n")
+        return
+    text.write_statistics(run, text.output(stream, color if stream is sys.stdout else "never"))
+
+
+def _report_diff(run) -> int:
+    """--diff: the unified diff of every fix, nothing written; exit 1 when
+    there is something to fix."""
+    from .report.text import plural
+
+    changed = [o for o in run.fixes if o.changed]
+    for outcome in changed:
+        sys.stdout.write(outcome.diff())
+    count = sum(len(o.applied) for o in changed)
+    sys.stderr.write(f"Would fix {plural(count, 'problem')} in {plural(len(changed), 'file')}.\n" if count
+                     else "No fixes available.\n")
+    for outcome in run.fixes:
+        for rejected in outcome.rejected:
+            sys.stderr.write(f"{outcome.path}: fix rejected for {rejected.finding.code} in {rejected.finding.symbol}: "
+                             f"{rejected.rejected}\n")
+    return EXIT_FINDINGS if changed else EXIT_CLEAN
 
 
 def _add_noqa(run) -> int:
@@ -273,6 +247,7 @@ def _add_noqa(run) -> int:
 
     from .fixer import FileChanged, FixOutcome, ReadOnly, write_fixed
     from .noqa import add_noqa
+    from .report.text import plural
     from .source import SourceError, read_source
 
     by_path = defaultdict(list)
@@ -290,117 +265,173 @@ def _add_noqa(run) -> int:
             outcome.source = source  # type: ignore[attr-defined]
             write_fixed(outcome)
         except (OSError, SourceError, FileChanged, ReadOnly) as exc:
-            _error(f"{path}: cannot add noqa: {getattr(exc, 'strerror', None) or exc}")
+            error(f"{path}: cannot add noqa: {getattr(exc, 'strerror', None) or exc}")
             status = EXIT_ERROR
             continue
         total += changed
         files += 1
-    sys.stderr.write(f"Added `# noqa` to {total} line{'s' if total != 1 else ''} in {files} file{'s' if files != 1 else ''}.\n")
+    sys.stderr.write(f"Added `# noqa` to {plural(total, 'line')} in {plural(files, 'file')}.\n")
     return status
 
 
-def _run_stdin(name: str, settings, output_format, output_file, show_fixes, exit_zero) -> int:
+def _run_stdin(name: str, r, log: Log) -> int:
     """``resnetlint - --stdin-filename x.py``: the report on stdout, or with
     --fix the fixed source on stdout and the report on stderr (Ruff's
     behaviour, so editors can pipe through it)."""
     from .api import check_stdin
     from .source import SourceError, decode_source
 
+    settings = r.settings
     try:
         source = decode_source(sys.stdin.buffer.read(), name).text
     except SourceError as exc:
-        _error(str(exc))
+        error(str(exc))
         return EXIT_ERROR
-    run = check_stdin(source, name, settings)
+    run_result = check_stdin(source, name, settings)
     if settings.fix == "diff":
-        for outcome in run.fixes:
+        for outcome in run_result.fixes:
             if outcome.changed:
                 sys.stdout.write(outcome.diff())
-        return EXIT_FINDINGS if any(o.changed for o in run.fixes) else EXIT_CLEAN
+        return EXIT_FINDINGS if any(o.changed for o in run_result.fixes) else EXIT_CLEAN
     if settings.fix == "fix":
-        fixed = run.fixes[0].fixed if run.fixes else source
+        fixed = run_result.fixes[0].fixed if run_result.fixes else source
         sys.stdout.write(fixed)
         sys.stdout.flush()
-        with _output(output_file) as stream:
-            _report(run, output_format, show_fixes, settings.unsafe_fixes, stream if output_file else sys.stderr)
-        return _exit_code(run, exit_zero)
-    with _output(output_file) as stream:
-        _report(run, output_format, show_fixes, settings.unsafe_fixes, stream)
-    return _exit_code(run, exit_zero)
+        if r.fix_only and r.output_format not in ("text", "concise"):
+            run_result.findings = [f for f in run_result.findings if f.fix is not None and f.fix.applied]
+        with _output(r.output_file) as stream:
+            report(run_result, r, stream if r.output_file else sys.stderr)
+        return exit_code(run_result, r)
+    with _output(r.output_file) as stream:
+        report(run_result, r, stream)
+    return exit_code(run_result, r)
 
 
-def _summary(run, text) -> str:
-    remaining = run.unfixed_findings()
-    fixed = run.resolved
-    files_with = len({f.path for f in run.findings})
-    parts = []
-    if fixed:
-        found = len(remaining) + fixed
-        parts.append(f"Found {text.plural(found, 'problem')} in {text.plural(files_with, 'file')} "
-                     f"({fixed} fixed, {len(remaining)} remaining).")
-    elif run.findings:
-        parts.append(f"Found {text.plural(len(run.findings), 'problem')} in {text.plural(files_with, 'file')}.")
-    unsafe_only = sum(1 for f in remaining if f.fix is not None and f.fix.edits and f.fix.safety == "unsafe")
-    safe = sum(1 for f in remaining if f.fix is not None and f.fix.edits and f.fix.safety == "safe")
-    if safe:
-        parts.append(f"{safe} fixable with --fix.")
-    if unsafe_only:
-        parts.append(f"{unsafe_only} more fixable with --unsafe-fixes.")
-    if run.errors:
-        parts.append(f"{text.plural(len(run.errors), 'file')} could not be checked.")
-    if not parts or (not run.findings and not run.errors):
-        if run.files == 0:
-            return "No Python files found."
-        return f"All checks passed! ({text.plural(run.files, 'file')}, {text.plural(run.classes, 'module class').replace('classs', 'classes')})"
-    return " ".join(parts)
+# -- the actions that print something and exit
 
 
-def _trace_summary(report, text) -> str:
-    if report is None or (not report.ran and report.reason == "nothing to trace"):
-        return ""
-    if not report.ran:
-        return f"Trace: not run ({report.reason})."
-    line = (f"Trace: {text.plural(report.classes, 'class').replace('classs', 'classes')} run on {report.device} "
-            f"(torch {report.torch}) in {report.seconds:.1f} s")
-    if report.unverified:
-        line += f"; {report.unverified} could not be run"
-    return line + "."
+def show_files(paths: List[str], settings, stream: IO[str]) -> int:
+    """--show-files: the files a run would check, one per line, sorted."""
+    from .api import _ignore_check
+    from .discovery import discover
 
-
-def _list_rules(rules) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="resnetlint rules", show_lines=False)
-    for column in ("Code", "Name", "Default", "Severity", "Fix", "Summary"):
-        table.add_column(column)
-    for rule in rules:
-        fix = "-" if rule.fix_availability == "none" else f"{rule.fix_availability} ({rule.fix_safety})"
-        table.add_row(rule.code, rule.name, "on" if rule.default_enabled else "off", rule.severity, fix, rule.summary)
-    Console().print(table)
+    found = discover(paths, settings.exclude, _ignore_check(settings), settings.config_root, settings.force_exclude)
+    if found.missing:
+        raise UsageError(f"{', '.join(found.missing)}: no such file or directory")
+    for path in sorted(found.files):
+        stream.write(path + "\n")
+    for path, message in found.errors:
+        sys.stderr.write(f"{path}: {message}\n")
     return EXIT_CLEAN
 
 
-def _explain(code: str, rules) -> int:
-    wanted = code.strip().upper()
-    for rule in rules:
-        if rule.code == wanted or rule.name == code.strip().lower():
-            from rich.console import Console
-            from rich.markdown import Markdown
-
-            fix = "no automatic fix" if rule.fix_availability == "none" else f"fix: {rule.fix_availability}, {rule.fix_safety}"
-            header = f"# {rule.code} `{rule.name}`\n\n*{rule.summary}* — {rule.severity}, " \
-                     f"{'on' if rule.default_enabled else 'off'} by default, {fix}.\n\n"
-            Console().print(Markdown(header + rule.documentation()))
-            return EXIT_CLEAN
-    _error(f"unknown rule {code!r}; see --list-rules")
-    return EXIT_ERROR
+# Shown by --show-settings besides the options [tool.resnetlint] can set.
+RUN_SETTINGS = ("trace_all", "show_refuted", "jobs", "no_cache", "cache_dir")
 
 
-def _error(message: str) -> None:
+def show_settings(r, stream: IO[str]) -> int:
+    """--show-settings: every setting in effect, as a ``[tool.resnetlint]``
+    key where there is one, with where its value came from."""
+    from .options import OPTIONS
+
+    rows = []
+    for option in OPTIONS:
+        if option.config or option.name in RUN_SETTINGS:
+            key = option.config or option.flag.lstrip("-")
+            rows.append((key, _toml(r.values[option.name]), r.sources[option.name]))
+    stream.write(f"# configuration file: {r.config.path or 'none'}\n")
+    width = max(len(key) for key, _, _ in rows)
+    value_width = min(max(len(value) for _, value, _ in rows), 40)
+    for key, value, source in rows:
+        stream.write(f"{key:<{width}} = {value:<{value_width}}  # {source}\n")
+    stream.write(f"# rules that run: {', '.join(rule.code for rule in r.settings.rules())}\n")
+    return EXIT_CLEAN
+
+
+def _toml(value) -> str:
+    import json
+
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }" if value else "{}"
+    return json.dumps(value)
+
+
+def list_rules(fmt: str, stream: IO[str], color: str = "auto") -> int:
+    """--list-rules: a table on a terminal, plain lines on a pipe, or JSON;
+    RL000 and RL999 included."""
+    from .api import all_rules
+    from .registry import ENGINE_CODES
+
+    rules = sorted(list(all_rules()) + list(ENGINE_CODES), key=lambda rule: rule.code)
+    if fmt == "json":
+        import json
+
+        json.dump([_rule_json(rule) for rule in rules], stream, indent=2)
+        stream.write("\n")
+        return EXIT_CLEAN
+    from .report.text import use_color
+
+    rows = [(rule.code, rule.name, "on" if rule.default_enabled else "off", rule.severity, _fix_text(rule),
+             rule.summary) for rule in rules]
+    if use_color(stream, color):
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="resnetlint rules")
+        for column in ("Code", "Name", "Default", "Severity", "Fix", "Summary"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        Console(file=stream).print(table)
+        return EXIT_CLEAN
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        stream.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5] + "\n")
+    return EXIT_CLEAN
+
+
+def _fix_text(rule) -> str:
+    return "-" if rule.fix_availability == "none" else f"{rule.fix_safety} ({rule.fix_availability})"
+
+
+def _rule_json(rule) -> dict:
+    return {"code": rule.code, "name": rule.name, "summary": rule.summary, "severity": rule.severity,
+            "default": rule.default_enabled, "fix": None if rule.fix_availability == "none" else
+            {"availability": rule.fix_availability, "safety": rule.fix_safety}}
+
+
+def explain(code: str, stream: IO[str], color: str = "auto") -> int:
+    """--explain CODE (or a rule name): the rule's documentation."""
+    from .api import all_rules
+    from .registry import ENGINE_CODES
+    from .selection import SelectionError, parse_selectors
+
+    try:
+        wanted = parse_selectors([code])
+    except SelectionError:
+        wanted = []
+    rule = next((rule for rule in list(all_rules()) + list(ENGINE_CODES) if [rule.code] == wanted), None)
+    if rule is None:
+        raise UsageError(f"unknown rule {code!r}; `--explain` takes a code such as RL101 or a name such as "
+                         f"stale-input (see --list-rules)")
+    fix = "no automatic fix" if rule.fix_availability == "none" else f"fix: {rule.fix_availability}, {rule.fix_safety}"
+    header = (f"# {rule.code} `{rule.name}`\n\n*{rule.summary}* — {rule.severity}, "
+              f"{'on' if rule.default_enabled else 'off'} by default, {fix}.\n\n")
+    from .report.text import use_color
+
+    if use_color(stream, color):
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console(file=stream).print(Markdown(header + rule.documentation()))
+    else:
+        stream.write(header + rule.documentation() + "\n")
+    return EXIT_CLEAN
+
+
+def error(message: str) -> None:
     sys.stderr.write(f"resnetlint: error: {message}\n")
-
-
-def _usage_error(message: str) -> None:
-    _error(message)
-    raise CliExit(EXIT_ERROR)

@@ -2,10 +2,11 @@
 
 Found by walking up from the paths being checked (or from the current
 directory), or named with ``--config``; ``--isolated`` ignores every file.
-Keys use the same names as the command-line flags; a flag given on the
+The keys are the options of :mod:`resnetlint.options` that have one, named
+like their flags and checked with the same value types; a flag given on the
 command line wins over the file.  An unknown key or a bad value is an error
 (exit status 2) naming the key and the file, with a suggestion for a
-misspelt key.
+misspelt key.  A file named with ``--config`` must have the table.
 
 .. code-block:: toml
 
@@ -20,8 +21,12 @@ misspelt key.
     trace = "auto"          # "auto" | "on" | "off"
     device = "cpu"          # "cpu" | "cuda" | "meta" | "auto"
     trace-timeout = 30
+    trace-path = ["src"]    # where the traced code imports from
     fix = false
     unsafe-fixes = false
+    show-fixes = false
+    force-exclude = false
+    output-format = "text"
 """
 from __future__ import annotations
 
@@ -29,30 +34,17 @@ import difflib
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
+
+from .errors import UsageError
+from .options import CONFIG_KEYS
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - older Pythons use the backport
     import tomli as tomllib
 
-KEYS = {
-    "select": "codes",
-    "ignore": "codes",
-    "extend-select": "codes",
-    "per-file-ignores": "globs",
-    "exclude": "strings",
-    "extend-exclude": "strings",
-    "respect-gitignore": "bool",
-    "trace": ("auto", "on", "off"),
-    "device": ("cpu", "cuda", "meta", "auto"),
-    "trace-timeout": "number",
-    "fix": "bool",
-    "unsafe-fixes": "bool",
-}
-
-
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """A configuration problem; the message names the file and the key."""
 
 
@@ -99,7 +91,10 @@ def _has_table(path: str) -> bool:
     return isinstance(data.get("tool"), dict) and "resnetlint" in data["tool"]
 
 
-def load_config(path: str) -> FileConfig:
+def load_config(path: str, required: bool = False) -> FileConfig:
+    """The checked ``[tool.resnetlint]`` of ``path``.  ``required`` (a file
+    named with ``--config``): a file without the table is an error, not an
+    empty configuration."""
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -107,51 +102,24 @@ def load_config(path: str) -> FileConfig:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    table = data.get("tool", {}).get("resnetlint", {})
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict) or "resnetlint" not in tool:
+        if required:
+            raise ConfigError(f"{path}: no [tool.resnetlint] table (an empty one is enough to use this file)")
+        return FileConfig(path, {})
+    table = tool["resnetlint"]
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.resnetlint] must be a table")
-    values = {}
-    for key, value in table.items():
-        values[key] = _validate(path, key, value)
-    return FileConfig(path, values)
+    return FileConfig(path, {key: _validate(path, key, value) for key, value in table.items()})
 
 
 def _validate(path: str, key: str, value: Any) -> Any:
-    kind = KEYS.get(key)
-    if kind is None:
-        close = difflib.get_close_matches(key, list(KEYS), n=1)
-        hint = f" (did you mean `{close[0]}`?)" if close else f" (known keys: {', '.join(sorted(KEYS))})"
+    option = CONFIG_KEYS.get(key)
+    if option is None:
+        close = difflib.get_close_matches(key, list(CONFIG_KEYS), n=1)
+        hint = f" (did you mean `{close[0]}`?)" if close else f" (known keys: {', '.join(sorted(CONFIG_KEYS))})"
         raise ConfigError(f"{path}: unknown key `{key}` in [tool.resnetlint]{hint}")
-    where = f"{path}: `{key}`"
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, not {value!r}")
-        return value
-    if kind == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigError(f"{where} must be a positive number of seconds, not {value!r}")
-        return float(value)
-    if isinstance(kind, tuple):
-        if value not in kind:
-            raise ConfigError(f"{where} must be one of {', '.join(kind)}, not {value!r}")
-        return value
-    if kind in ("codes", "strings"):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where} must be a list of strings, not {value!r}")
-        if kind == "codes":
-            return _codes(where, value)
-        return value
-    if kind == "globs":
-        if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
-            raise ConfigError(f"{where} must map glob patterns to lists of codes")
-        return {pattern: _codes(f"{where}[{pattern!r}]", codes) for pattern, codes in value.items()}
-    raise AssertionError(kind)
-
-
-def _codes(where: str, values: List[str]) -> List[str]:
-    from .selection import SelectionError, parse_selectors
-
     try:
-        return parse_selectors(values)
-    except SelectionError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        return option.toml_value().check(value, f"{path}: `{key}`")
+    except UsageError as exc:
+        raise ConfigError(str(exc)) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import gc
+import os
 import traceback
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
@@ -19,8 +20,9 @@ from .findings import Finding, FixInfo
 from .results import BlockInfo, FileResult
 from .fixes import FixError, FixPlan, materialize
 from .model import lite
-from .model.block import (BlockModel, FileAnalysis, channels_of, consumes_directly, residual_adds,
-                          strip_elementwise)
+from .model.project import Project
+from .model.block import BlockModel, FileAnalysis, channels_of, consumes_directly, first_input_width
+from .model.residual import residual_adds, strip_elementwise
 from .model.symbolic import Num
 from .model.syntax import LibcstIndex, SourceIndex
 from .model.values import as_num
@@ -44,13 +46,14 @@ class _Reported:
     violation: Violation
 
 
-def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True) -> FileResult:
+def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True,
+               project: Optional[Project] = None) -> FileResult:
     """Check Python source text; ``fast`` parses with libcst only what the
     model can need (see :mod:`resnetlint.prefilter`).  Never raises: a
     failure of resnetlint itself anywhere on the way becomes an ``RL999``
     finding (rules and the block model are contained more finely below)."""
     try:
-        return _check_text(text, path, rules, fast)
+        return _check_text(text, path, rules, fast, project if project is not None else Project())
     except Exception as exc:  # noqa: BLE001 - contained, reported as RL999
         result = FileResult(path, text=text)
         result.findings.append(_internal_error(exc, path, 1, "resnetlint", ""))
@@ -62,7 +65,7 @@ def _traceback(path: str, where: str) -> str:
     return f"{path}: internal error in {where}:\n{traceback.format_exc().rstrip()}"
 
 
-def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool) -> FileResult:
+def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool, project: Project) -> FileResult:
     result = FileResult(path, text=text)
     try:
         tree = _parse_ast(text)
@@ -84,10 +87,10 @@ def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool) -> File
         return result
     result.module = module
     reported: List[_Reported] = []
-    with using_index(index):
+    with using_index(index), project.recording() as consulted:
         analysis = None
         try:
-            analysis = FileAnalysis(module, facts, path)
+            analysis = FileAnalysis(module, facts, path, project)
             _run_rules(analysis, rules, index, scan, path, result, reported)
         except RecursionError:
             return result  # pathologically nested code: nothing to say about it
@@ -98,6 +101,7 @@ def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool) -> File
         finally:
             if analysis is not None:
                 analysis.release()
+            result.dependencies = {p: d for p, d in consulted.items() if p != os.path.abspath(path)}
     if reported:
         newline = next((line[len(line.rstrip("\r\n")):] for line in lines if line.endswith(("\n", "\r"))), "\n")
         result.findings.extend(_locate(reported, index, path, lines, newline))
@@ -199,22 +203,13 @@ def _natural_widths(block: BlockModel, params: Set[str]) -> Dict[str, int]:
             width_out = channels_of(flow, residual.main, facts)
             if not isinstance(width_out, Num):
                 continue
-            width_in = _first_input_width(flow)
+            width_in = first_input_width(flow)
             if width_in is None:
                 continue
             solved = _solve(facts.norm(width_in), facts.norm(width_out), params)
             if solved:
                 return solved
     return {}
-
-
-def _first_input_width(flow) -> Optional[Num]:
-    """The width of the first layer (in forward order) that reads the input."""
-    for value in flow.values:
-        if value.kind == "layer" and consumes_directly(value, flow.input) and value.spec is not None:
-            if value.spec.summary.in_channels is not None:
-                return value.spec.summary.in_channels
-    return None
 
 
 def _solve(a: Num, b: Num, params: Set[str]) -> Dict[str, int]:

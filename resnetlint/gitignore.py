@@ -1,112 +1,75 @@
 """Honouring ``.gitignore`` while walking directories (``respect-gitignore``).
 
-A small reader of git's ignore rules, so it works the same with or without
-git installed and costs no subprocess: the ``.gitignore`` of every directory
-from the repository top (the nearest ancestor with a ``.git``) down to the
-file, plus ``.git/info/exclude``.  Supported: comments, blank lines,
-negation (``!keep.py``), directory-only patterns (``build/``), anchored
-patterns (``/generated`` or any pattern with a ``/`` inside), ``*``, ``?``,
-``[...]`` and ``**``.  Within a directory the last matching pattern wins and
-a deeper ``.gitignore`` overrides a shallower one, as in git.  Not read: the
+The patterns are git's (wildmatch), matched by `pathspec
+<https://pypi.org/project/pathspec/>`_; this module only decides which
+files apply where, so it works the same with or without git installed and
+costs no subprocess: the ``.gitignore`` of every directory from the
+repository top (the nearest ancestor with a ``.git``) down to the file, plus
+``.git/info/exclude``.  Within a file the last matching pattern wins, and a
+deeper ``.gitignore`` overrides a shallower one, as in git.  Not read: the
 user's global excludes file (``core.excludesFile``), which holds personal
 editor clutter rather than a project's decisions.
 
 Like git, a file inside an ignored directory stays ignored even if a later
 pattern negates the file.
+
+pathspec (1.1) does not know POSIX character classes inside brackets
+(``[[:digit:]]``, which git accepts), so :func:`_expand_classes` rewrites
+them as the ranges they stand for before pathspec sees the pattern.
 """
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+import warnings
 from functools import lru_cache
-from typing import Dict, List, Optional, Pattern
+from typing import Dict, List, Optional
+
+# [:class:] -> the same characters as ranges (ASCII, as git's wildmatch).  No
+# backslash (pathspec copies a bracket's content into its regex, doubling
+# them), no "/" (pathspec splits patterns there; no class matches it in a
+# path anyway), and no "!" first (that would negate the bracket).
+POSIX_CLASSES = {
+    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
+    "xdigit": "0-9A-Fa-f", "space": " \t\n\r\f\v", "blank": " \t", "cntrl": "\x00-\x1f\x7f",
+    "punct": ":-@!-.[-`{-~", "graph": "0-~!-.", "print": "0-~ -.",
+}
+POSIX_CLASS = re.compile(r"\[:([a-z]+):\]")
+# A bracket expression with at least one class in it: "[", maybe "!" or "^",
+# then classes and other characters up to the closing "]".
+BRACKET_WITH_CLASS = re.compile(r"\[[!^]?(?:[^\[\]]|\[:[a-z]+:\])*\[:[a-z]+:\](?:[^\[\]]|\[:[a-z]+:\])*\]")
 
 
-@dataclass(frozen=True)
-class IgnoreRule:
-    regex: Pattern[str]
-    negate: bool
-    dir_only: bool
+def _expand_classes(line: str) -> str:
+    """``[[:digit:]_]x`` -> ``[0-9_]x``: every ``[:class:]`` inside a bracket
+    expression replaced by its ranges (an unknown class is left as written)."""
+    if "[:" not in line:
+        return line
+    return BRACKET_WITH_CLASS.sub(
+        lambda bracket: POSIX_CLASS.sub(lambda m: POSIX_CLASSES.get(m.group(1), m.group(0)), bracket.group(0)), line)
 
 
-def parse(text: str) -> List[IgnoreRule]:
-    rules = []
-    for raw in text.splitlines():
-        rule = _parse_line(raw)
-        if rule is not None:
-            rules.append(rule)
-    return rules
-
-
-def _parse_line(raw: str) -> Optional[IgnoreRule]:
-    line = raw.rstrip("\r")
-    if not line.strip() or line.startswith("#"):
+def parse(text: str):
+    """A pathspec matcher for the lines of one ignore file (None when it has
+    no pattern)."""
+    lines = [_expand_classes(line) for line in text.splitlines()
+             if line.strip() and not line.startswith("#")]
+    if not lines:
         return None
-    # Trailing spaces are dropped unless escaped with a backslash.
-    while line.endswith(" ") and not line.endswith("\\ "):
-        line = line[:-1]
-    negate = line.startswith("!")
-    if negate:
-        line = line[1:]
-    elif line.startswith("\\!") or line.startswith("\\#"):
-        line = line[1:]
-    dir_only = line.endswith("/")
-    line = line.rstrip("/")
-    if not line:
-        return None
-    anchored = "/" in line
-    line = line.lstrip("/")
-    body = _translate(line)
-    prefix = "" if anchored else "(?:.*/)?"
-    return IgnoreRule(re.compile(f"^{prefix}{body}$", re.DOTALL), negate, dir_only)
+    import pathspec  # here: most runs never meet a .gitignore with patterns
 
-
-def _translate(glob: str) -> str:
-    out = []
-    i = 0
-    while i < len(glob):
-        char = glob[i]
-        if glob.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif glob.startswith("/**", i) and i + 3 == len(glob):
-            out.append("/.*")
-            i += 3
-        elif glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif char == "*":
-            out.append("[^/]*")
-            i += 1
-        elif char == "?":
-            out.append("[^/]")
-            i += 1
-        elif char == "[":
-            end = glob.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(char))
-                i += 1
-            else:
-                content = glob[i + 1:end]
-                if content.startswith("!"):
-                    content = "^" + content[1:]
-                out.append(f"[{content}]")
-                i = end + 1
-        elif char == "\\" and i + 1 < len(glob):
-            out.append(re.escape(glob[i + 1]))
-            i += 2
-        else:
-            out.append(re.escape(char))
-            i += 1
-    return "".join(out)
+    with warnings.catch_warnings():
+        # A '[' inside a bracket ("[[]x") is literal today, and pathspec hands
+        # it to `re` as is, which warns that this may change.
+        warnings.simplefilter("ignore", FutureWarning)
+        return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 class GitIgnore:
     """``is_ignored(path, is_dir)`` for paths anywhere on disk."""
 
     def __init__(self) -> None:
-        self._rules: Dict[str, List[IgnoreRule]] = {}
+        self._specs: Dict[str, object] = {}  # directory -> its pathspec matcher (None: no patterns)
         self._directories: Dict[tuple, bool] = {}
 
     def is_ignored(self, path: str, is_dir: bool, walked: Optional[str] = None) -> bool:
@@ -140,31 +103,52 @@ class GitIgnore:
         ignored = False
         # From the top down: a deeper .gitignore overrides a shallower one.
         for depth in range(len(parts)):
-            directory = os.path.join(top, *parts[:depth]) if depth else top
-            relative = "/".join(parts[depth:])
-            for rule in self._rules_of(directory, top):
-                if rule.dir_only and not is_dir:
-                    continue
-                if rule.regex.match(relative):
-                    ignored = not rule.negate
+            spec = self._spec_of(os.path.join(top, *parts[:depth]) if depth else top, top)
+            if spec is None:
+                continue
+            relative = "/".join(parts[depth:]) + ("/" if is_dir else "")
+            verdict = _verdict(spec, relative)
+            if verdict is not None:
+                ignored = verdict
         return ignored
 
-    def _rules_of(self, directory: str, top: str) -> List[IgnoreRule]:
-        rules = self._rules.get(directory)
-        if rules is None:
-            rules = _read_rules(os.path.join(directory, ".gitignore"))
+    def _spec_of(self, directory: str, top: str):
+        if directory not in self._specs:
+            text = _read(os.path.join(directory, ".gitignore"))
             if directory == top:
-                rules = _read_rules(os.path.join(top, ".git", "info", "exclude")) + rules
-            self._rules[directory] = rules
-        return rules
+                text = _read(os.path.join(top, ".git", "info", "exclude")) + "\n" + text
+            self._specs[directory] = parse(text)
+        return self._specs[directory]
 
 
-def _read_rules(path: str) -> List[IgnoreRule]:
+def _verdict(spec, relative: str) -> Optional[bool]:
+    """What the last pattern matching ``relative`` itself says (True:
+    ignored, False: re-included, None: no pattern matches it).
+
+    pathspec also counts a match of any parent directory as a match (its
+    ``check_file``); here parents are judged one by one by the caller, so
+    that a directory the user named is checked even when an enclosing
+    repository ignores it.  A pattern's regex marks such a match of a parent
+    with its ``ps_d`` group (the "/" after the parent) and leaves text
+    unmatched after it."""
+    verdict = None
+    for pattern in spec.patterns:
+        if pattern.include is None:
+            continue
+        match = pattern.regex.match(relative)
+        if match is None:
+            continue
+        if match.end() == len(relative) or match.groupdict().get("ps_d") is None:
+            verdict = pattern.include
+    return verdict
+
+
+def _read(path: str) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return parse(handle.read())
+            return handle.read()
     except OSError:
-        return []
+        return ""
 
 
 @lru_cache(maxsize=256)

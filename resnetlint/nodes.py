@@ -70,6 +70,15 @@ def layer_name(attr: Optional[str], spec: Optional[LayerSpec]) -> str:
     return spec.label if spec is not None else "the layer"
 
 
+def layer_phrase(attr: Optional[str], spec: Optional[LayerSpec], call: Optional[cst.CSTNode] = None) -> str:
+    """A layer call named for a message, quotes included: `` `self.conv2` ``;
+    a layer taken from a container (``for layer in self.layers``) by the name
+    it is called with: `` `layer` (an element of `self.layers`) ``."""
+    if isinstance(call, cst.Call) and attr and attr.startswith("<element of "):
+        return f"`{code_of(call.func)}` (an element of `self.{attr[len('<element of '):-1]}`)"
+    return f"`{layer_name(attr, spec)}`"
+
+
 def source_text(node: Optional[cst.CSTNode]) -> Optional[str]:
     """The exact source text of a node (for fixes), or None."""
     index = _INDEX.get()

@@ -187,37 +187,75 @@ def unused_codes(directive: Directive, enabled: Set[str]) -> Tuple[List[str], Li
 def add_noqa(text: str, findings: Sequence[Finding]) -> Tuple[str, int]:
     """``text`` with ``# noqa: CODES`` appended to every line with findings
     (merged into an existing ``# noqa: ...`` there); returns the new text and
-    the number of lines changed.  Lines whose end lies inside a multi-line
-    string are left alone (a comment there would change the string)."""
+    the number of lines changed.  A code the line's directive names but
+    that suppresses nothing (an RL100 finding) is replaced, not kept beside
+    the new one, and RL100 itself is never added.  Lines whose end lies
+    inside a multi-line string are left alone (a comment there would change
+    the string)."""
     wanted: Dict[int, Set[str]] = {}
+    unused: Dict[int, Finding] = {}
     for finding in findings:
-        if finding.code not in UNSUPPRESSIBLE:
+        if finding.code == UNUSED_NOQA:
+            unused[finding.line] = finding
+        elif finding.code not in UNSUPPRESSIBLE:
             wanted.setdefault(finding.line, set()).add(finding.code)
-    if not wanted:
+    if not wanted and not unused:
         return text, 0
     lines = text.splitlines(True)
     in_string = _lines_ending_in_strings(text)
     existing = {d.line: d for d in directives(text) if d.kind in ("line", "class")}
     changed = 0
-    for line_no, codes in sorted(wanted.items()):
+    for line_no in sorted(set(wanted) | set(unused)):
         if line_no - 1 >= len(lines) or line_no in in_string:
             continue
-        line = lines[line_no - 1]
-        body = line.rstrip("\r\n")
-        ending = line[len(body):]
         directive = existing.get(line_no)
-        if directive is not None:
-            if directive.codes is None:
-                continue  # a bare noqa already covers everything
-            merged = list(directive.codes) + sorted(c for c in codes if directive.covers(c) is None)
-            if len(merged) == len(directive.codes):
-                continue
-            body = body[:directive.start] + "# noqa: " + ", ".join(merged) + body[directive.end:]
-        else:
-            body = body.rstrip() + "  # noqa: " + ", ".join(sorted(codes))
-        lines[line_no - 1] = body + ending
+        if directive is None or directive.codes is None:
+            if directive is None and wanted.get(line_no):  # a bare noqa already covers everything
+                lines[line_no - 1] = _with_comment(lines[line_no - 1], sorted(wanted[line_no]))
+                changed += 1
+            continue
+        kept = _still_used(directive, unused.get(line_no))
+        new = sorted(c for c in wanted.get(line_no, ()) if not any(_covers(k, c) for k in kept))
+        if kept + new == list(directive.codes):
+            continue
+        lines[line_no - 1] = _with_directive(lines[line_no - 1], directive, kept + new)
         changed += 1
     return "".join(lines), changed
+
+
+UNUSED_NOQA = "RL100"
+
+
+def _still_used(directive: Directive, unused_noqa: Optional[Finding]) -> List[str]:
+    """The directive's codes minus those RL100 reported as suppressing
+    nothing: its fix rewrites the directive to what should remain."""
+    if unused_noqa is None or unused_noqa.fix is None or not unused_noqa.fix.edits:
+        return list(directive.codes or [])
+    match = LINE_DIRECTIVE.search(unused_noqa.fix.edits[0].text)
+    remaining = {c.upper() for c in re.split(r"[,\s]+", match.group("codes") or "") if c} if match else set()
+    return [code for code in directive.codes or [] if code in remaining]
+
+
+def _covers(written: str, code: str) -> bool:
+    return code == written or (code.startswith(written) and OUR_CODE.match(written) is not None)
+
+
+def _with_comment(line: str, codes: List[str]) -> str:
+    body = line.rstrip("\r\n")
+    return body.rstrip() + "  # noqa: " + ", ".join(codes) + line[len(body):]
+
+
+def _with_directive(line: str, directive: Directive, codes: List[str]) -> str:
+    """The line with its directive's codes replaced (the whole comment gone
+    when no code is left)."""
+    body = line.rstrip("\r\n")
+    ending = line[len(body):]
+    if codes:
+        return body[:directive.start] + "# noqa: " + ", ".join(codes) + body[directive.end:] + ending
+    rest = body[directive.end:]
+    if body[directive.comment_start:directive.start].strip() or rest.strip():
+        return body[:directive.start].rstrip() + rest + ending  # other text in the comment stays
+    return body[:directive.comment_start].rstrip() + ending
 
 
 def _lines_ending_in_strings(text: str) -> Set[int]:

@@ -29,6 +29,14 @@ if TYPE_CHECKING:  # pragma: no cover
     # report (it uses split_lines) must not import on a run from the cache.
     from .model.context import ClassFacts, FileFacts
 
+# ``self.conv.<one of these>`` reads a layer's state without running it:
+# outside forward (re-parameterisation, weight initialisation) it is not a use.
+STATE_ATTRIBUTES = {
+    "weight", "bias", "data", "running_mean", "running_var", "num_batches_tracked", "weight_g", "weight_v",
+    "apply", "reset_parameters", "parameters", "named_parameters", "requires_grad_", "eval", "train",
+    "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "num_features",
+    "eps", "momentum", "in_features", "out_features", "padding_mode", "state_dict", "load_state_dict",
+}
 REFLECTIVE_METHODS = {"modules", "children", "named_modules", "named_children", "_modules", "apply", "__dict__"}
 FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -39,11 +47,12 @@ FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 class _ClassScan:
-    __slots__ = ("loads", "init_passed_on", "literal_getattr", "reflective", "methods", "mentions")
+    __slots__ = ("loads", "init_passed_on", "literal_getattr", "reflective", "methods", "mentions", "state_reads")
 
     def __init__(self):
         self.mentions: Dict[str, Set[str]] = {}  # method -> the `self.X`/`cls.X` names it mentions
         self.loads: Dict[str, Set[str]] = {}
+        self.state_reads: Dict[str, Set[str]] = {}  # X -> methods reading only `self.X.weight` and the like
         self.init_passed_on: Set[str] = set()
         self.literal_getattr: Set[str] = set()
         self.reflective = False
@@ -55,6 +64,8 @@ class _ClassScan:
         return ClassFacts(
             self_attribute_loads=frozenset(self.loads),
             load_methods={k: frozenset(v) for k, v in self.loads.items()},
+            state_reads={k: frozenset(v) for k, v in self.state_reads.items()},
+            mentions={k: frozenset(v) for k, v in self.mentions.items()},
             init_attribute_loads=frozenset(self.init_passed_on),
             reflective=self.reflective,
             literal_getattr=frozenset(self.literal_getattr),
@@ -109,7 +120,7 @@ class FileScan:
                         self._self_load(cls, method, node.attr, is_base)
                 elif isinstance(node.ctx, ast.Load):
                     self.external.add(node.attr)
-                stack.append((value, top, cls, method, True, scoped))
+                stack.append((value, top, cls, method, node.attr, scoped))
                 continue
             if kind is ast.ClassDef:
                 if not scoped:
@@ -156,14 +167,19 @@ class FileScan:
                     stack.append((child, top, cls, method, False, scoped))
         self._finish_calls(class_calls)
 
-    def _self_load(self, cls: _ClassScan, method: str, attr: str, is_base: bool) -> None:
+    def _self_load(self, cls: _ClassScan, method: str, attr: str, outer) -> None:
+        """``self.<attr>`` read in ``method``; ``outer`` is the attribute read
+        off it (``self.conv.weight``: "weight"), or False."""
         if method == "__init__":
-            if not is_base:
+            if not outer:
                 cls.init_passed_on.add(attr)  # handed on, not just `self.conv.weight`
             return
         if attr in REFLECTIVE_METHODS:
             cls.reflective = True
-        cls.loads.setdefault(attr, set()).add(method)
+        if outer in STATE_ATTRIBUTES:
+            cls.state_reads.setdefault(attr, set()).add(method)
+        else:
+            cls.loads.setdefault(attr, set()).add(method)
 
     def _call(self, node: ast.Call, cls: Optional[_ClassScan], method: Optional[str], class_calls: list) -> None:
         func = node.func

@@ -49,3 +49,6 @@ class FileResult:
     error: Optional[str] = None  # the file could not be read at all
     blocks: Dict[str, BlockInfo] = field(default_factory=dict)
     cached: bool = False  # came from the result cache (no module, no blocks)
+    # Modules the analysis read besides the file itself (helpers, base
+    # classes): path -> content hash; the cache re-checks the file when one changes.
+    dependencies: Dict[str, str] = field(default_factory=dict)

@@ -1,48 +1,63 @@
 """Which rules run: ``--select``/``--ignore`` with prefixes, as small decisions.
 
-* A selector is a code prefix (``RL1``, ``RL201``) or ``ALL``.
+* A selector is a code prefix (``RL1``, ``RL201``), a rule name
+  (``stale-input``, the same as ``RL101``) or ``ALL``.
 * For each rule the most specific matching selector decides: ``--select RL1
   --ignore RL101`` runs RL102 but not RL101; ``--ignore RL1 --select RL101``
   runs RL101.  At equal specificity, ignore wins.
 * Rules that are off by default (RL303) run only when selected by their full
   code or by ``ALL``, never by a shorter prefix.
+* RL000 and RL999 (the engine's own codes) are valid selectors, but nothing
+  selects them away: they are always reported.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from typing import TYPE_CHECKING, Iterable, List, Optional, Sequence, Type
+
+from .errors import UsageError
+from .registry import ENGINE_CODES, codes_by_name, rule_files
 
 if TYPE_CHECKING:  # pragma: no cover - the rule module imports libcst and the block model
     from .rule import Rule
 
 CODE_PATTERN = re.compile(r"^(ALL|RL\d{0,3})$")
+ENGINE = {code.code for code in ENGINE_CODES}
 
 
-# Every rule code, so selectors can be validated without importing the rules
-# (and libcst) on a run served from the cache; a test keeps it equal to
-# ``rules.ALL_RULES``.
-KNOWN_CODES = ("RL100", "RL101", "RL102", "RL103", "RL104", "RL201", "RL202", "RL203", "RL204", "RL205",
-               "RL301", "RL302", "RL303")
-
-
-class SelectionError(ValueError):
+class SelectionError(UsageError):
     pass
 
 
 def parse_selectors(values: Iterable[str]) -> List[str]:
-    """Comma- or space-separated selectors, validated."""
+    """Comma- or space-separated selectors, validated; names become codes."""
+    if isinstance(values, str):
+        raise SelectionError(f"expected a list of rule codes, not the string {values!r}")
     out: List[str] = []
     for value in values:
+        if not isinstance(value, str):
+            raise SelectionError(f"{value!r} is not a rule code (expected a string such as 'RL101')")
         for part in re.split(r"[,\s]+", value.strip()):
-            if not part:
-                continue
-            part = part.upper()
-            if not CODE_PATTERN.match(part):
-                raise SelectionError(f"{part!r} is not a rule code or prefix (expected e.g. RL101, RL2 or ALL)")
-            if part != "ALL" and not any(code.startswith(part) for code in KNOWN_CODES):
-                raise SelectionError(f"{part!r} matches no rule (see --list-rules)")
-            out.append(part)
+            if part:
+                out.append(_selector(part))
     return out
+
+
+def _selector(part: str) -> str:
+    names = codes_by_name()
+    if part.lower() in names:
+        return names[part.lower()]
+    code = part.upper()
+    if CODE_PATTERN.match(code):
+        # Engine codes count only in full: "RL9" is a typo, not a way to say RL999.
+        if code != "ALL" and code not in ENGINE and not any(rule.code.startswith(code) for rule in rule_files()):
+            raise SelectionError(f"{part!r} matches no rule (see --list-rules)")
+        return code
+    close = difflib.get_close_matches(part.lower(), list(names), n=1, cutoff=0.8)
+    hint = f"; did you mean {close[0]!r}?" if close else \
+        " (expected a code such as RL101, a prefix such as RL2, ALL, or a rule name such as stale-input)"
+    raise SelectionError(f"{part!r} is not a rule code, prefix or name{hint}")
 
 
 def _specificity(selector: str, code: str) -> int:

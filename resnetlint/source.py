@@ -42,6 +42,16 @@ class SourceFile:
         return 0
 
 
+def content_digest(raw: bytes) -> str:
+    """The hash recorded for a module another file's analysis read (see
+    :mod:`resnetlint.model.project` and the result cache)."""
+    try:  # without importing OpenSSL's _hashlib (a few ms at start-up)
+        from _blake2 import blake2b
+    except ImportError:  # pragma: no cover - other Python implementations
+        from hashlib import blake2b
+    return blake2b(raw, digest_size=16).hexdigest()
+
+
 def decode_source(raw: bytes, path: str) -> SourceFile:
     """Decode bytes with the file's own encoding declaration."""
     bom = raw.startswith(b"\xef\xbb\xbf")

@@ -1,35 +1,29 @@
 """The rule catalog: one module per rule, in code order.
 
-To add a rule, write ``rules/rlNNN_<name>.py`` with a :class:`resnetlint.rule.Rule`
-subclass (docs in the module docstring, VALID/INVALID examples on the class)
-and list it here.  The test suite picks it up from this list.
+To add a rule, write ``rules/rlNNN_<name>.py`` with one
+:class:`resnetlint.rule.Rule` subclass (docs in the module docstring,
+VALID/INVALID examples on the class).  Nothing else to edit: the file name
+gives the code and the name (:mod:`resnetlint.registry`, which a lint run
+reads without importing the rules), this module imports what it lists, and
+the test suite checks the class agrees with its file name and runs its
+examples.
 """
-from .rl100_unused_noqa import UnusedNoqa
-from .rl101_stale_input import StaleInput
-from .rl102_residual_overwritten import ResidualOverwritten
-from .rl103_shortcut_bypassed import ShortcutBypassed
-from .rl104_unused_submodule import UnusedSubmodule
-from .rl201_channel_mismatch import ChannelMismatch
-from .rl202_missing_projection import MissingProjection
-from .rl203_stride_mismatch import StrideMismatch
-from .rl204_padding_shape_change import PaddingShapeChange
-from .rl205_groups_mismatch import GroupsMismatch
-from .rl301_bias_before_norm import BiasBeforeNorm
-from .rl302_inplace_identity import InplaceIdentity
-from .rl303_nonlinear_bottleneck import NonlinearBottleneck
+from __future__ import annotations
 
-ALL_RULES = [
-    UnusedNoqa,
-    StaleInput,
-    ResidualOverwritten,
-    ShortcutBypassed,
-    UnusedSubmodule,
-    ChannelMismatch,
-    MissingProjection,
-    StrideMismatch,
-    PaddingShapeChange,
-    GroupsMismatch,
-    BiasBeforeNorm,
-    InplaceIdentity,
-    NonlinearBottleneck,
-]
+import importlib
+from typing import List, Type
+
+from resnetlint.registry import rule_files
+from resnetlint.rule import Rule
+
+
+def _rule_class(module_name: str) -> Type[Rule]:
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    defined = [value for value in vars(module).values()
+               if isinstance(value, type) and issubclass(value, Rule) and value.__module__ == module.__name__]
+    if len(defined) != 1:
+        raise ImportError(f"{module.__name__} must define exactly one Rule subclass, not {len(defined)}")
+    return defined[0]
+
+
+ALL_RULES: List[Type[Rule]] = [_rule_class(rule.module) for rule in rule_files()]

@@ -49,10 +49,10 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, List, Optional, Set
 
-from resnetlint.model.block import BlockModel, FileAnalysis, is_shortcut_name, main_chain, strip_elementwise
-from resnetlint.model.forward_exec import Flow, FVal, ancestors
+from resnetlint.model.query import (ancestors, BlockModel, FileAnalysis, Flow, FVal, projection_chain, residual_adds, shortcut_kind, main_chain,
+    strip_elementwise)
 from resnetlint.fixes import UNSAFE, FixPlan, replace
-from resnetlint.nodes import call_arg, code_of, layer_name
+from resnetlint.nodes import call_arg, code_of, layer_name, layer_phrase
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 
@@ -251,18 +251,18 @@ class StaleInput(Rule):
 
 def _is_computed(value: FVal) -> bool:
     """A value produced through at least one layer."""
-    return value.kind in ("layer", "func", "method", "binop") and bool(main_chain(value))
+    return value.is_computed and bool(main_chain(value))
 
 
 def _stale_call(new: FVal, dead: FVal, flow: Flow) -> Optional[FVal]:
     """The first layer call in ``new``'s chain that reads a strict ancestor of
     the dead value (the point where the chain restarted from a stale value)."""
+    if shortcut_kind(new, dead, flow) is not None:
+        return None  # the shortcut replaced the main path: residual-overwritten says so
     dead_ancestors = ancestors(dead)
     for layer in reversed(main_chain(new)):
         if layer.order <= dead.order or not layer.inputs:
             continue
-        if layer.attr and is_shortcut_name(layer.attr.split("[")[0]):
-            return None
         source = layer.inputs[0]
         if source is not dead and id(source) in dead_ancestors and source.tensor:
             return layer
@@ -278,19 +278,29 @@ def _violation(layer: FVal, dead: FVal, holder: str, how: str, flow: Flow) -> Op
     if _bound_before(flow, holder, layer):
         fix = FixPlan(f"feed `{holder}` (the previous output) to `{layer_name(layer.attr, layer.spec)}`", UNSAFE,
                       [replace(arg, holder)])
-    name = layer_name(layer.attr, layer.spec)
     previous = main_chain(dead)[0]
-    message = (
-        f"`{name}` is applied to `{code_of(arg)}`, but the output of `{layer_name(previous.attr, previous.spec)}` "
-        f"held in `{holder}` is {how}"
-    )
+    earlier = "the previous iteration" if previous.node is layer.node else \
+        layer_phrase(previous.attr, previous.spec, previous.node)
+    message = (f"{layer_phrase(layer.attr, layer.spec, layer.node)} is applied to `{code_of(arg)}`, but the output "
+               f"of {earlier} held in `{holder}` is {how}")
     return Violation(
         arg,
         message,
         help=f"did you mean `{code_of(layer.node.func)}({holder})`?",
-        expect={"kind": "dead-chain", "stale_layer": layer.attr, "dead_layers": [v.attr for v in main_chain(dead)]},
+        expect={"kind": "dead-chain", "stale_layer": layer.attr, "dead_layers": [_module_path(v.attr) for v in main_chain(dead)]},
         fix=fix,
     )
+
+
+def _module_path(attr: Optional[str]) -> Optional[str]:
+    """The submodule whose parameters a dead call leaves without gradient:
+    ``conv1``; for ``self.layers[i]`` or an element taken by a loop, the
+    container (some of its children get none)."""
+    if attr and attr.startswith("<element of ") and attr.endswith(">"):
+        return attr[len("<element of "):-1]
+    if attr and "[" in attr:
+        return attr.split("[")[0]
+    return attr
 
 
 def _bound_before(flow: Flow, name: str, layer: FVal) -> bool:
@@ -315,7 +325,7 @@ def _dead_in_every_world(flows: List[Flow]) -> Set[tuple]:
     seen: Set[tuple] = set()
     for flow in flows:
         for value in flow.values:
-            if value.node is None or value.kind not in ("layer", "func", "method", "binop"):
+            if value.node is None or not value.is_computed:
                 continue
             seen.add(_evaluation(value))
             if not flow.is_dead(value):
@@ -344,7 +354,7 @@ def _unread_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -> Ite
         dead = event.new
         if id(dead) in killed or not flow.is_dead(dead) or flow.consumers(dead):
             continue
-        if strip_elementwise(dead).kind != "layer" or _evaluation(dead) not in dead_everywhere():
+        if not strip_elementwise(dead).is_layer or _evaluation(dead) not in dead_everywhere():
             continue
         following = _next_layer_call(flow, dead)
         if following is None or not following.inputs:
@@ -352,8 +362,8 @@ def _unread_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -> Ite
         source = following.inputs[0]
         if source is dead or id(source) not in ancestors(dead) or not source.tensor:
             continue
-        if following.attr and is_shortcut_name(following.attr.split("[")[0]):
-            continue
+        if _feeds_a_shortcut(flow, following, source) or _is_a_shortcut(flow, dead, source):
+            continue  # a shortcut reads the stale value, or the dead value is a bypassed shortcut
         if flow.is_dead(following):
             continue
         found = _violation(following, dead, event.var, "never used", flow)
@@ -361,6 +371,37 @@ def _unread_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -> Ite
             yield found
 
 
+def _feeds_a_shortcut(flow: Flow, layer: FVal, source: FVal) -> bool:
+    """``layer`` projects ``source`` into the shortcut operand of an add."""
+    for residual in residual_adds(flow):
+        chain = projection_chain(flow, residual.skip, source)
+        if chain and any(step is layer for step in chain):
+            return True
+    return False
+
+
+def _is_a_shortcut(flow: Flow, dead: FVal, source: FVal) -> bool:
+    """The dead value projects ``source`` to the width of an add's main path
+    that uses ``source`` raw: a bypassed shortcut (shortcut-bypassed)."""
+    chain = projection_chain(flow, strip_elementwise(dead), source)
+    if not chain:
+        return False
+    for residual in residual_adds(flow):
+        if strip_elementwise(residual.skip) is source and shortcut_kind(dead, residual.main, flow) is not None:
+            return True
+    return False
+
+
 def _next_layer_call(flow: Flow, after: FVal) -> Optional[FVal]:
-    calls: List[FVal] = [v for v in flow.values if v.kind == "layer" and v.order > after.order]
+    """The first layer call evaluated after ``after`` on the same path (a
+    call made later on a sibling path, the other side of an ``if``, says
+    nothing about this one)."""
+    calls: List[FVal] = [v for v in flow.values if v.is_layer and v.order > after.order
+                         and _same_path(after, v)]
     return min(calls, key=lambda v: v.order) if calls else None
+
+
+def _same_path(earlier: FVal, later: FVal) -> bool:
+    if earlier.facts is None or later.facts is None:
+        return True
+    return later.facts.extends(earlier.facts)

@@ -56,9 +56,8 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from resnetlint.fixes import UNSAFE, FixPlan, insert_before, replace
-from resnetlint.model.block import (BlockModel, FileAnalysis, main_chain, overwritten_main_paths, shortcut_kind)
-from resnetlint.model.forward_exec import Flow
-from resnetlint.model.syntax import walk
+from resnetlint.model.query import (BlockModel, FileAnalysis, Flow, main_chain, overwritten_main_paths,
+    shortcut_kind, walk)
 from resnetlint.nodes import code_of, source_text
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 

@@ -44,19 +44,14 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
-from resnetlint.model.block import (BlockModel, FileAnalysis, is_shortcut_name, overwritten_main_paths, residual_adds,
-                                    strip_elementwise)
-from resnetlint.model.forward_exec import AddEvent, Flow, FVal, ancestors
-from resnetlint.model.init_exec import World
-from resnetlint.model.symbolic import Facts
-from resnetlint.model.values import AltV, LayerV, Loc
+from resnetlint.model.query import (AddEvent, AltV, ancestors, BlockModel, Facts, FileAnalysis, Flow, FVal,
+    existing_projection, LayerV, Loc, overwritten_main_paths, residual_adds, strip_elementwise, World)
 import libcst as cst
 
 from resnetlint.fixes import UNSAFE, FixPlan, replace
 from resnetlint.nodes import code_of, source_text
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
-IDENTITY_FAMILIES = ("identity", "dropout", "float_functional")
 
 
 class ShortcutBypassed(Rule):
@@ -72,7 +67,7 @@ class ShortcutBypassed(Rule):
                 for operand, node in ((residual.skip, residual.skip_node), (residual.main, residual.main_node)):
                     if node is None or flow.input is None or strip_elementwise(operand) is not flow.input:
                         continue
-                    shortcut = _present_shortcut(world, flow, residual.event)
+                    shortcut = existing_projection(block, world, flow, residual)
                     if shortcut is None:
                         continue
                     other = residual.main if operand is residual.skip else residual.skip
@@ -213,7 +208,7 @@ def _projected_fix(block: BlockModel, flow: Flow, add: AddEvent, node, shortcut:
     raw = source_text(node)
     if raw is None or not isinstance(node, cst.Name):
         return None
-    calls = {id(v) for v in flow.values if v.kind == "layer" and v.attr == shortcut}
+    calls = {id(v) for v in flow.values if v.is_layer and v.attr == shortcut}
     for event in flow.assignments:
         if id(event.new) in calls and event.new.order < add.result.order:
             assignments = [e for e in flow.assignments if e.var == event.var and e.new.order < add.result.order]
@@ -237,58 +232,10 @@ def _always_module(assigned) -> bool:
     return False
 
 
-def _is_real_module(loc: Loc, facts: Facts) -> Optional[bool]:
-    """True: a module with an effect; False: None/Identity/empty; None: unknown."""
-    value = loc.value
-    if isinstance(value, LayerV):
-        spec = value.spec
-        if spec.family in IDENTITY_FAMILIES:
-            return False
-        if spec.family == "container" and spec.children_complete and not spec.children:
-            return False
-        return True
-    if isinstance(value, AltV):
-        answers = {_is_real_module(option, facts) for cond, option in value.options if facts.evaluate(cond) is not False}
-        return answers.pop() if len(answers) == 1 else None
-    from resnetlint.model.values import NoneV
-
-    if isinstance(value, NoneV):
-        return False
-    return None
-
-
-def _present_shortcut(world: World, flow: Flow, add: AddEvent) -> Optional[str]:
-    """The name of a shortcut module that certainly exists on the add's path
-    and does not feed the main path, or None."""
-    main_ancestors = ancestors(add.result)
-    for name, assigned in world.attrs.items():
-        if not is_shortcut_name(name):
-            continue
-        calls = [v for v in flow.values if v.kind == "layer" and v.attr == name]
-        if any(id(v) in main_ancestors and not _is_operand_of(v, add) for v in calls):
-            continue  # it feeds the main path (a downsample at the start)
-        present = _is_real_module(assigned.loc, add.facts)
-        if present is None:
-            # Unknown statically (a constructor argument that may be None): it
-            # exists on this path only if forward called it on this path.
-            present = any(v.order < add.result.order and v.facts is not None and add.facts.extends(v.facts)
-                          for v in calls)
-        if present:
-            return name
-    return None
-
-
 def _is_the_main_path(other: FVal, shortcut: str, flow: Flow) -> bool:
     """``x + self.skip1(x)`` where nothing else was computed: the module named
     like a shortcut *is* the main path."""
     core = strip_elementwise(other)
-    if not (core.kind == "layer" and core.attr == shortcut):
+    if not (core.is_layer and core.attr == shortcut):
         return False
     return not any(event.new is other or event.new is core for event in overwritten_main_paths(flow))
-
-
-def _is_operand_of(value: FVal, add: AddEvent) -> bool:
-    for operand in (add.left, add.right):
-        if strip_elementwise(operand) is value:
-            return True
-    return False

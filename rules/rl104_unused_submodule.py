@@ -50,9 +50,7 @@ from typing import Dict, Iterator, List, Optional, Set
 
 import libcst as cst
 
-from resnetlint.model.block import BlockModel, FileAnalysis
-from resnetlint.model.init_exec import AttrAssign
-from resnetlint.model.values import AltV, LayerV, Loc
+from resnetlint.model.query import AltV, AttrAssign, BlockModel, FileAnalysis, LayerV, Loc
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 NO_WEIGHT_FAMILIES = ("act", "dropout", "identity", "pool", "adaptive_pool", "float_functional", "container")
@@ -69,17 +67,21 @@ class UnusedSubmodule(Rule):
         facts = block.facts
         if facts.reflective or any(w.world.dynamic for w in block.worlds):
             return
-        if _has_subclass(block, analysis):
+        if _has_subclass(block, analysis) or block.has_unknown_base:
             return
         assignments = _weighted_attributes(block)
         external = analysis.ctx.facts.external_attribute_loads
-        lineage = [analysis.ctx.class_facts(c.name.value) for c in _lineage(block, analysis)]
+        lineage = [facts for _, facts in block.lineage()]
         if any(f.reflective for f in lineage):
             return
+        in_forward = _forward_methods(lineage)
+        aliases = _aliases(block)
         for name, assigned in assignments.items():
-            if name in external or any(name in f.literal_getattr or name in f.init_attribute_loads for f in lineage):
+            names = aliases.get(name, (name,))
+            if any(n in external or any(n in f.literal_getattr or n in f.init_attribute_loads for f in lineage)
+                   for n in names):
                 continue
-            readers = frozenset().union(*(f.load_methods.get(name, frozenset()) for f in lineage))
+            readers = frozenset().union(*(_readers(f, n, in_forward) for f in lineage for n in names))
             node = _target_node(assigned)
             if node is None:
                 continue
@@ -233,7 +235,7 @@ def _has_weights(loc: Loc) -> Optional[bool]:
         spec = value.spec
         if spec.family == "parameter":
             return True
-        if spec.family in NO_WEIGHT_FAMILIES:
+        if spec.family in NO_WEIGHT_FAMILIES or spec.family == "other":
             if spec.family == "container":
                 return any(_has_weights(c.loc) for c in spec.children) or not spec.children_complete
             return bool(spec.ltype is not None and spec.ltype.has_weights)
@@ -255,6 +257,49 @@ def _weighted_attributes(block: BlockModel) -> Dict[str, AttrAssign]:
     return out
 
 
+def _readers(facts, name: str, in_forward) -> frozenset:
+    """Methods that use ``self.<name>``: any read, except that reading only
+    its state (``self.conv.weight`` in a re-parameterisation or an
+    initialisation method) counts only in methods forward reaches."""
+    state = facts.state_reads.get(name, frozenset()) & in_forward
+    return facts.load_methods.get(name, frozenset()) | state
+
+
+def _forward_methods(lineage) -> frozenset:
+    """``forward`` and every method it mentions as ``self.<method>``, transitively."""
+    mentions = {}
+    methods = set()
+    for facts in lineage:
+        methods |= facts.methods
+        for method, names in facts.mentions.items():
+            mentions.setdefault(method, set()).update(names)
+    reached, queue = set(), ["forward"]
+    while queue:
+        method = queue.pop()
+        if method in reached:
+            continue
+        reached.add(method)
+        queue.extend(n for n in mentions.get(method, ()) if n in methods)
+    return frozenset(reached)
+
+
+def _aliases(block: BlockModel) -> Dict[str, tuple]:
+    """Attributes that hold the very same module (``self.downsample =
+    self.shortcut = ...``, ``self.mixer = self.attn``): using one uses all."""
+    out: Dict[str, tuple] = {}
+    for wf in block.worlds:
+        holders: Dict[int, list] = {}
+        for name, assigned in wf.world.attrs.items():
+            value = assigned.loc.value
+            if isinstance(value, (LayerV, AltV)):
+                holders.setdefault(id(value), []).append(name)
+        for names in holders.values():
+            if len(names) > 1:
+                for name in names:
+                    out[name] = tuple(sorted(set(out.get(name, ())) | set(names)))
+    return out
+
+
 def _target_node(assigned: AttrAssign) -> Optional[cst.CSTNode]:
     stmt = assigned.stmt
     if isinstance(stmt, cst.Assign):
@@ -264,19 +309,6 @@ def _target_node(assigned: AttrAssign) -> Optional[cst.CSTNode]:
     if isinstance(stmt, cst.AnnAssign):
         return stmt.target
     return None  # built through setattr/add_module or a helper: do not guess
-
-
-def _lineage(block: BlockModel, analysis: FileAnalysis) -> List[cst.ClassDef]:
-    """The class and its same-file bases: a method reading the attribute may
-    be inherited."""
-    out, queue = [], [block.cls]
-    while queue:
-        cls = queue.pop()
-        if any(c is cls for c in out):
-            continue
-        out.append(cls)
-        queue.extend(analysis.ctx.local_bases(cls))
-    return out
 
 
 def _has_subclass(block: BlockModel, analysis: FileAnalysis) -> bool:
@@ -294,7 +326,7 @@ def _only_dead_uses(block: BlockModel, name: str, readers) -> bool:
         if flow.attr_read_nodes.get(name, set()) - flow.attr_called_nodes.get(name, set()):
             return False  # read without being called (passed on, .weight, ...)
         for value in flow.values:
-            if value.kind == "layer" and value.attr == name:
+            if value.is_layer and value.attr == name:
                 calls += 1
                 if not flow.is_dead(value):
                     return False

@@ -45,11 +45,8 @@ from __future__ import annotations
 
 from typing import Dict, Iterator, Optional, Set
 
-from resnetlint.model.block import BlockModel, FileAnalysis, channels_of, strip_elementwise
-from resnetlint.model.forward_exec import Flow, FVal
-from resnetlint.model.layers import chain_links
-from resnetlint.model.symbolic import Facts, Num, provably_different
-from resnetlint.model.values import Item, LayerSpec, LayerV, Loc
+from resnetlint.model.query import (BlockModel, chain_links, channels_of, differ, Facts, FileAnalysis, Flow, FVal,
+    Item, LayerSpec, LayerV, Loc, Num, provably_different, strip_elementwise)
 from resnetlint.fixes import SAFE, FixPlan, replace
 from resnetlint.nodes import code_of, report_node, source_text, width_argument_name, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -65,10 +62,11 @@ class ChannelMismatch(Rule):
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for wf in block.worlds:
             for _, children in block.sequential_bodies(wf.world):
-                yield from _sequential_links(children, wf.world.facts)
+                yield from _sequential_links(children, wf.world.facts, block.numeric_defaults())
         fed = _widths_fed(block)
+        defaults = block.numeric_defaults()
         for _, flow in block.flows():
-            for found in _forward_links(flow):
+            for found in _forward_links(flow, defaults):
                 if len(fed.get(id(found.node), ())) > 1:
                     found.fix = None  # fed different widths in different places: no one value fits them all
                 yield found
@@ -208,12 +206,13 @@ class ChannelMismatch(Rule):
 
 
 def _mismatch(consumer: LayerSpec, width: Num, facts: Facts, producer_label: str,
-              width_text: Optional[str] = None) -> Optional[Violation]:
+              width_text: Optional[str] = None, defaults: Optional[Dict[str, int]] = None) -> Optional[Violation]:
     expected = summary_of_spec(consumer).in_channels
     if expected is None:
         return None
     got, want = facts.norm(width), facts.norm(expected)
-    if not provably_different(got, want):
+    difference = differ(got, want, facts, defaults)
+    if difference is None:
         return None
     arg_name = width_argument_name(consumer)
     arg = consumer.arg(arg_name) if arg_name else None
@@ -225,11 +224,13 @@ def _mismatch(consumer: LayerSpec, width: Num, facts: Facts, producer_label: str
     if arg_name and written_argument(consumer, arg_name) is not None:
         text = width_text or got.render()
         fix = FixPlan(f"use `{text}` for `{arg_name}`", SAFE, [replace(written_argument(consumer, arg_name), text)])
+    assumed = f" (assuming {consumer.assumption})" if consumer.assumption and not consumer.ltype else ""
     return Violation(
         node,
-        f"`{consumer.label}` expects {what} = `{want.render()}` but {producer_label} produces `{got.render()}` channels",
+        f"`{consumer.label}` expects {what} = `{want.render()}` but {producer_label} produces `{got.render()}` "
+        f"channels{difference.when}{assumed}",
         help=f"use `{got.render()}` (the width the previous layer produces)",
-        expect={"kind": "channel-error", "expected": want.render(), "got": got.render()},
+        expect={"kind": "channel-error", "expected": want.render(), "got": got.render(), **difference.expect()},
         fix=fix,
     )
 
@@ -252,21 +253,21 @@ def summary_of_spec(spec: LayerSpec):
     return spec.summary
 
 
-def _sequential_links(children, facts: Facts) -> Iterator[Violation]:
+def _sequential_links(children, facts: Facts, defaults: Dict[str, int]) -> Iterator[Violation]:
     for producer, consumer, width in chain_links(children):
         consumer_value = consumer.loc.value
         producer_value = producer.loc.value
         if not isinstance(consumer_value, LayerV):
             continue
         label = f"the previous layer `{producer_value.spec.label}`" if isinstance(producer_value, LayerV) else "the previous layer"
-        found = _mismatch(consumer_value.spec, width, facts, label, _width_text(producer))
+        found = _mismatch(consumer_value.spec, width, facts, label, _width_text(producer), defaults)
         if found is not None:
             yield found
 
 
-def _forward_links(flow: Flow) -> Iterator[Violation]:
+def _forward_links(flow: Flow, defaults: Dict[str, int]) -> Iterator[Violation]:
     for value in flow.values:
-        if value.kind != "layer" or value.spec is None or not value.inputs:
+        if not value.is_layer or value.spec is None or not value.inputs:
             continue
         summary = value.spec.summary
         if summary.in_channels is None:
@@ -279,7 +280,7 @@ def _forward_links(flow: Flow) -> Iterator[Violation]:
         producer = _producer(source)
         label = f"`{code_of(producer.node.func)}`" if producer is not None and producer.node is not None else "the previous layer"
         text = _width_text(Item(Loc(LayerV(producer.spec)))) if producer is not None and producer.spec is not None else None
-        found = _mismatch(value.spec, width, facts, label, text)
+        found = _mismatch(value.spec, width, facts, label, text, defaults)
         if found is not None:
             yield found
 
@@ -290,7 +291,7 @@ def _widths_fed(block: BlockModel) -> Dict[int, Set[str]]:
     fed: Dict[int, Set[str]] = {}
     for _, flow in block.flows():
         for value in flow.values:
-            if value.kind != "layer" or value.spec is None or not value.inputs:
+            if not value.is_layer or value.spec is None or not value.inputs:
                 continue
             arg_name = width_argument_name(value.spec)
             node = report_node(value.spec, value.spec.arg(arg_name) if arg_name else None)
@@ -306,11 +307,11 @@ def _producer(value: FVal) -> Optional[FVal]:
     """The layer whose output width ``value`` carries."""
     current: Optional[FVal] = value
     while current is not None:
-        if current.kind == "layer":
+        if current.is_layer:
             summary = current.spec.summary if current.spec is not None else None
             if summary is not None and not summary.keeps_channels:
                 return current
-        if current.inputs and current.kind in ("layer", "func", "method"):
+        if current.inputs and (current.is_layer or current.is_call):
             current = current.inputs[0]
         else:
             return None

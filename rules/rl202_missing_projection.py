@@ -58,13 +58,9 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from resnetlint.fixes import UNSAFE, FixPlan, insert_after, replace
-from resnetlint.model.block import (BlockModel, FileAnalysis, caller_provides_projection, channels_of,
-                                    is_shortcut_name, main_chain, residual_adds, stride_of, strip_elementwise)
-from resnetlint.model.init_exec import _assigned_in
-from resnetlint.model.layers import iter_layers
-from resnetlint.model.values import LayerV, Loc
-from resnetlint.model.forward_exec import Flow, FVal
-from resnetlint.model.symbolic import Facts, Num, provably_different
+from resnetlint.model.query import (assigned_names, BlockModel, caller_provides_projection, channels_of, Facts,
+    FileAnalysis, Flow, FVal, differ, existing_projection, iter_layers, LayerV, Loc, main_chain, Num, provably_different,
+    residual_adds, stride_of, strip_elementwise)
 from resnetlint.nodes import code_of, parenthesize, torch_nn_alias
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -76,26 +72,30 @@ class MissingProjection(Rule):
     fix_safety = "unsafe"
 
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
-        if _has_projection_mechanism(block):
+        if caller_provides_projection(block):
             return
-        for _, flow in block.flows():
+        for world, flow in block.flows():
             for residual in residual_adds(flow):
                 if residual.skip_node is None or strip_elementwise(residual.skip) is not flow.input:
                     continue
+                if existing_projection(block, world, flow, residual) is not None:
+                    continue  # a projection exists but is bypassed: RL103 says so
                 facts = residual.event.facts
                 width_in = _input_width(flow, residual.main, facts)
                 width_out = channels_of(flow, residual.main, facts)
                 if not isinstance(width_out, Num) or width_in is None:
                     continue
-                if not provably_different(facts.norm(width_in), facts.norm(width_out)):
+                difference = differ(width_in, width_out, facts, block.numeric_defaults())
+                if difference is None:
                     continue
                 a, b = facts.norm(width_in).render(), facts.norm(width_out).render()
+                when = difference.when or f" whenever {a} != {b}"
                 yield Violation(
                     residual.skip_node,
                     f"the block input `{code_of(residual.skip_node)}` ({a} channels) is added to a main path producing "
-                    f"{b} channels with no projection: the add fails whenever {a} != {b}",
+                    f"{b} channels with no projection: the add fails{when}",
                     help=f"project the input with a 1x1 conv when {a} != {b} (or assert they are equal)",
-                    expect={"kind": "shape-error", "dim": 1, "widths": [a, b]},
+                    expect={"kind": "shape-error", "dim": 1, "widths": [a, b], **difference.expect()},
                     fix=_projection_fix(block, analysis, flow, residual, facts.norm(width_in), facts.norm(width_out)),
                 )
 
@@ -223,7 +223,7 @@ def _projection_fix(block: BlockModel, analysis: FileAnalysis, flow: Flow, resid
     stride = None if stride is None or stride.const_value() == 1 else stride
     if stride is not None:
         atoms |= stride.atoms()
-    reassigned, _ = _assigned_in(init.body)
+    reassigned, _ = assigned_names(init.body)
     if not width_in.is_opaque_free() or not width_out.is_opaque_free() or atoms & reassigned:
         return None  # the names would not mean the same at the end of __init__
     dims = _conv_dims(flow, residual.main)
@@ -271,10 +271,3 @@ def _input_width(flow: Flow, main: FVal, facts: Facts) -> Optional[Num]:
             return None
         return facts.norm(summary.in_channels)
     return None
-
-
-def _has_projection_mechanism(block: BlockModel) -> bool:
-    """A projection under a shortcut-like name, or one the caller provides."""
-    if any(is_shortcut_name(name) for wf in block.worlds for name in wf.world.attrs):
-        return True
-    return caller_provides_projection(block)

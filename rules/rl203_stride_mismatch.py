@@ -47,14 +47,10 @@ from typing import Iterator, List, Optional, Tuple
 
 import libcst as cst
 
-from resnetlint.model.block import (GLOBAL, BlockModel, FileAnalysis, Residual, caller_provides_projection,
-                                    intended_residuals, is_shortcut_name, main_chain, stride_of, strip_elementwise)
-from resnetlint.model.forward_exec import Flow, FVal
-from resnetlint.model.init_exec import World
-from resnetlint.model.symbolic import Num, provably_different
-from resnetlint.model.values import AltV, LayerSpec, LayerV
+from resnetlint.model.query import (mentions, NoneV, GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection, FileAnalysis,
+    Flow, FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, differ,
+    Residual, stride_of, strip_elementwise, World)
 from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
-from resnetlint.model.values import as_int_pair
 from resnetlint.nodes import code_of, local_call, parenthesize, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -74,7 +70,7 @@ class StrideMismatch(Rule):
             for residual in intended_residuals(flow):
                 if caller_projects and strip_elementwise(residual.skip) is flow.input:
                     continue  # the caller passes a projection when the shapes change
-                found = _check(world, flow, residual)
+                found = _check(block, world, flow, residual)
                 if found is not None:
                     yield found
 
@@ -205,14 +201,16 @@ class StrideMismatch(Rule):
     )
 
 
-def _check(world: World, flow: Flow, residual: Residual) -> Optional[Violation]:
+def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> Optional[Violation]:
     s_main, s_skip = stride_of(flow, residual.main), stride_of(flow, residual.skip)
     if s_main is None or s_skip is None or GLOBAL in (s_main, s_skip):
         return None
     facts = residual.facts
     main, skip = facts.norm(s_main), facts.norm(s_skip)
-    if not provably_different(main, skip):
+    difference = differ(main, skip, facts, block.numeric_defaults())
+    if difference is None:
         return None
+    expect = {"kind": "shape-error", "dim": "spatial", **difference.expect()}
     main_strided = _strided_sites(residual.main)
     skip_strided = _strided_sites(residual.skip)
     detail = f"the main path reduces the resolution by `{main.render()}` and the shortcut by `{skip.render()}`"
@@ -220,24 +218,24 @@ def _check(world: World, flow: Flow, residual: Residual) -> Optional[Violation]:
         return Violation(skip_strided[-1][1], f"{detail}: the shortcut strides but the main path never does, so the "
                          f"add fails whenever {skip.render()} != 1",
                          help="apply the stride to the first 3x3 conv of the main path as well",
-                         expect={"kind": "shape-error", "stride": skip.render()},
+                         expect={**expect, "stride": skip.render()},
                          fix=_stride_onto_main_path(residual, skip_strided[-1][0]))
     if skip == ONE and main_strided:
-        guard = _channels_only_guard(world, residual, main)
+        guard = _channels_only_guard(block, world, residual, main)
         if guard is not None:
             return Violation(guard, f"{detail}: the projection is built only when `{code_of(guard)}`, so with equal "
                              f"widths and {main.render()} != 1 the identity shortcut keeps the full resolution",
                              help=f"also build the projection when {main.render()} != 1",
-                             expect={"kind": "shape-error", "stride": main.render()},
+                             expect={**expect, "stride": main.render()},
                              fix=_widen_guard(guard, main_strided[0][0]) if len(main_strided) == 1 else None)
         return Violation(main_strided[-1][1], f"{detail}: the main path strides but the shortcut does not, so the add "
                          f"fails whenever {main.render()} != 1",
                          help="give the shortcut the same stride (a strided 1x1 projection or pooling)",
-                         expect={"kind": "shape-error", "stride": main.render()})
+                         expect={**expect, "stride": main.render()})
     if len(main_strided) >= 2:
         return Violation(main_strided[-1][1], f"{detail}: the stride is applied twice on the main path",
                          help="keep the stride on the first strided conv only",
-                         expect={"kind": "shape-error", "stride": main.render()},
+                         expect={**expect, "stride": main.render()},
                          # the same layer applied twice: unstriding it would unstride both
                          fix=None if any(spec is main_strided[-1][0] for spec, _ in main_strided[:-1])
                          else _unstride(main_strided[-1][0]))
@@ -327,45 +325,38 @@ def _strided_in(spec: LayerSpec) -> List[Tuple[LayerSpec, cst.CSTNode]]:
     return [(spec, node)] if node is not None else []
 
 
-def _channels_only_guard(world: World, residual: Residual, main_stride: Num) -> Optional[cst.CSTNode]:
+def _channels_only_guard(block: BlockModel, world: World, residual: Residual, main_stride: Num) -> Optional[cst.CSTNode]:
     """The test that chose an identity shortcut without looking at the stride."""
     stride_atoms = main_stride.atoms()
     for layer in main_chain(residual.skip) or []:
         assigned = world.attrs.get(layer.attr or "")
         if assigned is not None and isinstance(assigned.loc.value, AltV) and assigned.loc.value.test is not None:
-            if not _mentions(assigned.loc.value.options[0][0], stride_atoms):
+            if not mentions(assigned.loc.value.options[0][0], stride_atoms):
                 return assigned.loc.value.test
     for name, assigned in world.attrs.items():
-        if not is_shortcut_name(name) or not _identity_like(assigned.loc.value):
+        if not _identity_like(assigned.loc.value) or not _projects_elsewhere(block, name):
             continue
         calls_it = any(layer.attr == name for layer in main_chain(residual.skip))
         if not calls_it and main_chain(residual.skip):
             continue
         for decision in assigned.decisions:
-            if not _mentions(decision.cond, stride_atoms):
+            if not mentions(decision.cond, stride_atoms):
                 return decision.node
     return None
 
 
-def _identity_like(value) -> bool:
-    from resnetlint.model.values import NoneV
+def _projects_elsewhere(block: BlockModel, name: str) -> bool:
+    """In some other world ``self.<name>`` is a projection: the attribute is
+    a shortcut that a test chose to leave as the identity here."""
+    for wf in block.worlds:
+        value = wf.world.attrs.get(name)
+        if value is not None and isinstance(value.loc.value, LayerV) and projects(value.loc.value.spec):
+            return True
+    return False
 
+
+def _identity_like(value) -> bool:
     if isinstance(value, NoneV):
         return True
     return isinstance(value, LayerV) and (value.spec.family == "identity" or (
         value.spec.family == "container" and value.spec.children_complete and not value.spec.children))
-
-
-def _mentions(cond, atoms) -> bool:
-    """Whether a condition refers to any of the atoms (so it tests the stride)."""
-    from resnetlint.model.symbolic import And, Cmp, Not, Or, Truth
-
-    if isinstance(cond, Cmp):
-        return bool((cond.left.atoms() | cond.right.atoms()) & atoms)
-    if isinstance(cond, (And, Or)):
-        return any(_mentions(c, atoms) for c in cond.items)
-    if isinstance(cond, Not):
-        return _mentions(cond.item, atoms)
-    if isinstance(cond, Truth):
-        return any(a in cond.key for a in atoms)
-    return True  # unknown: assume it does, stay silent

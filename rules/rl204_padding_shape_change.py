@@ -36,8 +36,8 @@ from typing import Iterator, List, Optional, Tuple
 
 import libcst as cst
 
-from resnetlint.model.block import BlockModel, FileAnalysis, intended_residuals, main_chain
-from resnetlint.model.values import LayerSpec, LayerV, Loc, StrV, TupleV, as_int
+from resnetlint.model.query import (as_int, as_num, BlockModel, FileAnalysis, forward_chain, intended_residuals,
+    LayerSpec, Loc, Num, provably_different, StrV, TupleV, unless)
 from resnetlint.fixes import SAFE, FixPlan, set_argument
 from resnetlint.nodes import local_call, parenthesize, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -53,20 +53,20 @@ class PaddingShapeChange(Rule):
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for _, flow in block.flows():
             for residual in intended_residuals(flow):
-                if any(_shrinking(spec) for spec in _path_convs(residual.skip)):
+                if any(problem is not None for _, problem in _size_changes(residual.skip)):
                     continue  # both paths lose the border: they may still agree
-                for spec in _path_convs(residual.main):
-                    problem = _shrinking(spec)
+                for spec, problem in _size_changes(residual.main):
                     if problem is None:
                         continue
-                    node, text = problem
+                    node, text, condition = problem
+                    when = f" whenever {condition}" if condition else ""
                     yield Violation(
                         node,
-                        f"`{spec.label}` with {text} changes the spatial size on the main path of a residual block: "
-                        "the add fails",
+                        f"`{spec.label}` with {text} changes the spatial size on the main path of a residual "
+                        f"block{when}: the add fails",
                         help="use padding = dilation * (kernel_size - 1) // 2 (or padding=\"same\")",
-                        expect={"kind": "shape-error"},
-                        fix=_padding_fix(spec),
+                        expect={"kind": "shape-error", "conditions": [condition] if condition else []},
+                        fix=_padding_fix(spec) if not _padded_before(residual.main, spec) else None,
                     )
 
     VALID = (
@@ -152,8 +152,8 @@ def _padding_fix(spec: LayerSpec) -> Optional[FixPlan]:
     if call is None:
         return None
     dims = spec.ltype.dims if spec.ltype is not None else 0
-    kernel = _per_dim(spec.arg("kernel_size"), dims)
-    dilation = _per_dim(spec.arg("dilation"), dims)
+    kernel = _int_dims(spec.arg("kernel_size"), dims)
+    dilation = _int_dims(spec.arg("dilation"), dims)
     kernel_text = source_text(written_argument(spec, "kernel_size"))
     dilation_text = source_text(written_argument(spec, "dilation"))
     literal = lambda text: text is None or text.replace(" ", "").strip("()").replace(",", "").isdigit()
@@ -171,62 +171,107 @@ def _padding_fix(spec: LayerSpec) -> Optional[FixPlan]:
     return FixPlan(f"pad with `{text}` so the size is kept", SAFE, [set_argument(call, "padding", text, PADDING_INDEX)])
 
 
-def _path_convs(value) -> List[LayerSpec]:
+def _size_changes(value) -> List[Tuple[LayerSpec, Optional[Tuple[cst.CSTNode, str, str]]]]:
+    """Each stride-1 convolution on the chain of ``value`` (forward order)
+    with what is wrong with its size, given the explicit padding (pad layers,
+    ``F.pad``) right before it."""
     out = []
-    for layer in main_chain(value):
-        if layer.spec is not None:
-            out.extend(_convs_in(layer.spec))
+    pending: Optional[List[Num]] = []  # padding added since the last conv, innermost last; None: unknown
+    for step in forward_chain(value):
+        if step.is_pad:
+            pending = _add_padding(pending, step.padding)
+            continue
+        spec = step.spec
+        if spec is None or spec.family in ("pool", "adaptive_pool", "conv_transpose", "other", "unknown", "composite"):
+            pending = [] if spec is not None and spec.family in ("pool", "adaptive_pool") else None
+            continue
+        if spec.family != "conv" or spec.subclass_forward:
+            continue
+        out.append((spec, _shrinking(spec, pending) if pending is not None else None))
+        pending = []
     return out
 
 
-def _convs_in(spec: LayerSpec) -> List[LayerSpec]:
-    if spec.family == "conv" and not spec.subclass_forward:
-        return [spec]
-    if spec.family == "container":
-        found = []
-        for child in spec.children:
-            if isinstance(child.loc.value, LayerV):
-                found.extend(_convs_in(child.loc.value.spec))
-        return found
-    return []
+def _add_padding(pending: Optional[List[Num]], padding: Optional[Tuple[Num, ...]]) -> Optional[List[Num]]:
+    if pending is None or padding is None:
+        return None
+    longer, shorter = (list(pending), list(padding)) if len(pending) >= len(padding) else (list(padding), list(pending))
+    offset = len(longer) - len(shorter)
+    return [a + shorter[i - offset] if i >= offset else a for i, a in enumerate(longer)]
 
 
-def _per_dim(loc: Optional[Loc], dims: int) -> Optional[List[int]]:
+def _padded_before(value, conv: LayerSpec) -> bool:
+    """An explicit padding feeds this conv: the right fix may be the pad's."""
+    previous = None
+    for step in forward_chain(value):
+        if step.spec is conv:
+            return previous is not None and previous.is_pad
+        if step.spec is None or step.spec.family not in ("act", "norm", "dropout", "identity"):
+            previous = step
+    return False
+
+
+def _per_dim(loc: Optional[Loc], dims: int) -> Optional[List[Num]]:
     if loc is None:
         return None
     value = loc.value
     if isinstance(value, TupleV):
-        values = [as_int(i) for i in value.items]
+        values = [as_num(i) for i in value.items]
         return values if all(v is not None for v in values) and len(values) == dims else None
-    single = as_int(loc)
+    single = as_num(loc)
     return [single] * dims if single is not None else None
 
 
-def _shrinking(spec: LayerSpec) -> Optional[Tuple[cst.CSTNode, str]]:
-    """(node, description) when the conv certainly changes the size at stride 1."""
+def _int_dims(loc: Optional[Loc], dims: int) -> Optional[List[int]]:
+    nums = _per_dim(loc, dims)
+    values = [n.int_value() for n in nums] if nums is not None else None
+    return values if values is not None and all(v is not None for v in values) else None
+
+
+def _shrinking(spec: LayerSpec, before: List[Num]) -> Optional[Tuple[cst.CSTNode, str, str]]:
+    """(node, description, condition) when the conv changes the size at
+    stride 1 (``condition`` says when, for a size written in terms of the
+    block's parameters; "" when always)."""
     dims = spec.ltype.dims if spec.ltype is not None else 0
-    if dims == 0:
+    if dims == 0 or len(before) > dims:
         return None
+    before = [Num.const(0)] * (dims - len(before)) + list(before)
     stride = _per_dim(spec.arg("stride"), dims)
     kernel = _per_dim(spec.arg("kernel_size"), dims)
     dilation = _per_dim(spec.arg("dilation"), dims)
-    if stride is None or any(s != 1 for s in stride) or kernel is None or dilation is None:
+    if stride is None or any(s.const_value() != 1 for s in stride) or kernel is None or dilation is None:
         return None
     padding_loc = spec.arg("padding")
     if padding_loc is not None and isinstance(padding_loc.value, StrV):
         if padding_loc.value.text == "same":
             return None
-        padding = [0] * dims if padding_loc.value.text == "valid" else None
+        padding = [Num.const(0)] * dims if padding_loc.value.text == "valid" else None
     else:
         padding = _per_dim(padding_loc, dims)
-    if padding is None or min(kernel) < 1 or min(dilation) < 1 or min(padding) < 0:
+    if padding is None or not all(n.is_opaque_free() for n in kernel + dilation + padding + before):
+        return None
+    if any(_negative(n) for n in kernel + dilation + padding) or any(_negative(k - Num.const(1)) for k in kernel):
         return None  # not a valid conv at all: constructing it raises
-    for k, p, d in zip(kernel, padding, dilation):
-        if 2 * p != d * (k - 1):
-            k_text = kernel[0] if len(set(kernel)) == 1 else tuple(kernel)
-            p_text = padding[0] if len(set(padding)) == 1 else tuple(padding)
-            text = f"kernel_size={k_text}, padding={p_text}" + (f", dilation={d}" if d != 1 else "")
-            written = padding_loc is not None and padding_loc.node is not None
-            node = report_node(spec, padding_loc if written else spec.arg("kernel_size"))
-            return (node, text) if node is not None else None
+    for k, p, d, extra in zip(kernel, padding, dilation, before):
+        total, needed = p + p + extra, d * (k - Num.const(1))
+        if not provably_different(total, needed):
+            continue
+        k_text = _text(kernel)
+        p_text = _text(padding)
+        text = f"kernel_size={k_text}, padding={p_text}" + (f", dilation={d.render()}" if d != Num.const(1) else "")
+        if any(n != Num.const(0) for n in before):
+            text += f" after an explicit pad adding {_text(before)} per dimension"
+        written = padding_loc is not None and padding_loc.node is not None
+        node = report_node(spec, padding_loc if written else spec.arg("kernel_size"))
+        return (node, text, unless(total, needed)) if node is not None else None
     return None
+
+
+def _negative(num: Num) -> bool:
+    value = num.const_value()
+    return value is not None and value < 0
+
+
+def _text(values: List[Num]) -> str:
+    rendered = [v.render() for v in values]
+    return rendered[0] if len(set(rendered)) == 1 else "(" + ", ".join(rendered) + ")"

@@ -35,9 +35,7 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Set
 
-from resnetlint.model.block import BlockModel, FileAnalysis
-from resnetlint.model.symbolic import Facts, Num
-from resnetlint.model.values import LayerSpec, as_num
+from resnetlint.model.query import as_num, BlockModel, Facts, FileAnalysis, LayerSpec, Num
 from resnetlint.fixes import UNSAFE, FixPlan, set_argument
 from resnetlint.nodes import local_call, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation

@@ -38,8 +38,7 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
-from resnetlint.model.block import BlockModel, FileAnalysis
-from resnetlint.model.values import BoolV, LayerV
+from resnetlint.model.query import BlockModel, BoolV, FileAnalysis, LayerV
 from resnetlint.fixes import UNSAFE, FixPlan, set_argument
 from resnetlint.nodes import local_call, report_node
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -68,10 +67,10 @@ class BiasBeforeNorm(Rule):
                         yield found
         for _, flow in block.flows():
             for value in flow.values:
-                if value.kind != "layer" or value.spec is None or not value.inputs:
+                if not value.is_layer or value.spec is None or not value.inputs:
                     continue
                 source = value.inputs[0]
-                if source.kind == "layer" and source.spec is not None:
+                if source.is_layer and source.spec is not None:
                     module = source.attr if source.attr and source.attr.isidentifier() else None
                     found = _check(LayerV(source.spec), LayerV(value.spec), module)
                     if found is not None:
@@ -81,7 +80,7 @@ class BiasBeforeNorm(Rule):
         Valid(
             """
             class Block(nn.Module):
-                def __init__(self, c, norm_layer=nn.BatchNorm2d, use_bn=True):
+                def __init__(self, c, norm_layer=None, use_bn=True):
                     super().__init__()
                     self.a = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
                     self.b = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.GroupNorm(8, c))
@@ -89,6 +88,7 @@ class BiasBeforeNorm(Rule):
                     self.d = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=not use_bn), nn.BatchNorm2d(c))
                     self.e = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(c))
             """,
+            note="a norm_layer without a default may be any norm: its kind is unknown",
         ),
         Valid(
             """
@@ -130,7 +130,26 @@ class BiasBeforeNorm(Rule):
             expect=((4, 57),),
             note="explicit bias=True, in forward, before InstanceNorm",
         ),
+        Invalid(
+            """
+            class ConvNorm(nn.Module):
+                def __init__(self, in_chs, out_chs, stride=2, norm_layer=nn.BatchNorm2d):
+                    super().__init__()
+                    self.conv = nn.Conv2d(in_chs, out_chs, 3, stride=stride, padding=1)
+                    self.norm = norm_layer(out_chs)
+
+                def forward(self, x):
+                    return self.norm(self.conv(x))
+            """,
+            expect=((4, 21),),
+            note="timm style: the default norm_layer is BatchNorm (a caller may pass another norm)",
+        ),
     )
+
+
+def _assumed(norm) -> str:
+    """Where the norm's class comes from when it is not written at the call."""
+    return f" ({norm.assumption})" if norm.assumption else ""
 
 
 def _check(before, after, module: Optional[str]) -> Optional[Violation]:
@@ -154,7 +173,8 @@ def _check(before, after, module: Optional[str]) -> Optional[Violation]:
                       [set_argument(call, "bias", "False", BIAS_INDEX)])
     return Violation(
         node,
-        f"`{conv.label}` has {how} but feeds `{norm.label}`, which subtracts the per-channel mean: the bias is dead weight",
+        f"`{conv.label}` has {how} but feeds `{norm.label}`{_assumed(norm)}, which subtracts the per-channel mean: "
+        "the bias is dead weight",
         help="pass `bias=False` (note: checkpoints saved with the bias will no longer load strictly)",
         expect={"kind": "dead-bias", "module": module},
         fix=fix,

@@ -44,9 +44,7 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
-from resnetlint.model.block import BlockModel, FileAnalysis
-from resnetlint.model.forward_exec import Flow, FVal, InplaceEvent
-from resnetlint.model.values import LayerV
+from resnetlint.model.query import BlockModel, FileAnalysis, Flow, FVal, InplaceEvent, LayerV
 from resnetlint.nodes import code_of, layer_name, local_call, parenthesize, source_text
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -190,7 +188,7 @@ def _used_later(flow: Flow, event: InplaceEvent) -> bool:
             continue
         if consumer.facts is not None and not consumer.facts.extends(event.facts):
             continue  # computed on another path (the other side of a fork)
-        if not consumer.tensor and consumer.kind == "func":
+        if not consumer.tensor and consumer.is_call:
             continue  # x.shape, x.size(): the shape does not change
         return True
     return False
@@ -206,11 +204,11 @@ SAVES_OUTPUT_CALLS = {"relu", "sigmoid", "tanh", "softmax", "log_softmax", "exp"
 
 def _saved_output_of(value: FVal) -> Optional[str]:
     """The operation that saved ``value`` for its backward, if any."""
-    if value.kind == "layer" and value.spec is not None and value.spec.ltype is not None:
+    if value.is_layer and value.spec is not None and value.spec.ltype is not None:
         name = value.spec.ltype.name
         if name in SAVES_OUTPUT_LAYERS or (name in SAVES_OUTPUT_IF_INPLACE and value.spec.inplace_first):
             return layer_name(value.attr, value.spec)
-    if value.kind in ("func", "method") and value.name in SAVES_OUTPUT_CALLS:
+    if value.is_call and value.name in SAVES_OUTPUT_CALLS:
         return f"{value.name}()"
     return None
 
@@ -246,7 +244,7 @@ def _check(flow: Flow, event: InplaceEvent):
             expect={"kind": "mutation"},
             fix=_augmented_fix(event.node),
         )
-    if event.result.kind == "layer" and flow.is_dead(event.result) and not flow.consumers(event.result):
+    if event.result.is_layer and flow.is_dead(event.result) and not flow.consumers(event.result):
         return None  # called for its side effect on purpose
     if not _used_later(flow, event):
         return None

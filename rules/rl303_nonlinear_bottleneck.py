@@ -38,8 +38,8 @@ from typing import Iterator, List, Optional, Tuple
 
 import libcst as cst
 
-from resnetlint.model.block import BlockModel, FileAnalysis, main_chain, residual_adds, strip_elementwise
-from resnetlint.model.values import LayerSpec, LayerV, as_int_pair, as_num
+from resnetlint.model.query import (as_int_pair, as_num, BlockModel, FileAnalysis, LayerSpec, LayerV, main_chain,
+    residual_adds, strip_elementwise)
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 

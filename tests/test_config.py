@@ -96,11 +96,12 @@ def test_explicit_config_and_isolated(tmp_path):
 @pytest.mark.parametrize("config,message", [
     ('selct = ["RL101"]\n', "unknown key `selct` in [tool.resnetlint] (did you mean `select`?)"),
     ('trace = "maybe"\n', "`trace` must be one of auto, on, off, not 'maybe'"),
-    ('select = "RL101"\n', "`select` must be a list of strings"),
+    ('select = "RL101"\n', "`select` must be a list of rule codes, not the string 'RL101'"),
     ('select = ["RL9"]\n', "`select`"),
     ('respect-gitignore = "yes"\n', "`respect-gitignore` must be true or false"),
-    ('per-file-ignores = { "a.py" = "RL101" }\n', "`per-file-ignores` must map glob patterns to lists of codes"),
-    ('trace-timeout = -1\n', "`trace-timeout` must be a positive number of seconds"),
+    ('per-file-ignores = { "a.py" = "RL101" }\n', "`per-file-ignores`['a.py'] must be a list of rule codes"),
+    ('per-file-ignores = ["a.py"]\n', "`per-file-ignores` must map glob patterns to lists of codes"),
+    ('trace-timeout = -1\n', "`trace-timeout` must be a number of seconds, at least 1"),
     ('select = [\n', "not valid TOML"),
 ])
 def test_bad_configuration_is_a_usage_error_naming_file_and_key(tmp_path, config, message):
@@ -130,7 +131,7 @@ def test_exclude_and_extend_exclude(tmp_path):
     # A file named explicitly is checked unless --force-exclude (pre-commit passes every file).
     assert invoke("generated/g.py", cwd=root).exit_code == 1
     forced = invoke("generated/g.py", "--force-exclude", cwd=root)
-    assert forced.exit_code == 0 and "No Python files found." in forced.output
+    assert forced.exit_code == 0 and "resnetlint: warning: No Python files found under generated/g.py" in forced.output
 
 
 def test_gitignore_is_respected_unless_disabled(tmp_path):

@@ -38,7 +38,7 @@ COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "resnetli
 # must still be reported next to every bad one).
 BUGGY_LINES = (
     ":44:13: RL102 [residual-overwritten] `out` holds the main-path result and is overwritten with the shortcut",
-    ":37:35: RL201 [channel-mismatch]",
+    ":37:35: RL201 [*] [channel-mismatch]",  # [*]: its fix is safe
 )
 REPORT = "please report this at https://github.com/resnetlint/resnetlint/issues"
 
@@ -594,9 +594,12 @@ def test_interrupted_fix_leaves_every_file_old_or_fully_fixed(tmp_path):
         root = tmp_path / f"run{attempt}"
         shutil.copytree(original_root, root)
         sig = signals[attempt % len(signals)]
+        # SIG_DFL in the child: were SIGINT ignored here (a suite started in
+        # the background), the child would inherit that and never see Ctrl-C.
         process = subprocess.Popen(COMMAND + [str(root), "--fix", "--unsafe-fixes", "--no-trace", "--no-cache"],
                                    cwd=str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   env=dict(os.environ, NO_COLOR="1"), text=True)
+                                   env=dict(os.environ, NO_COLOR="1"), text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         time.sleep(rng.uniform(0.05, full * 1.05))
         if process.poll() is None:
             process.send_signal(sig)
@@ -637,6 +640,10 @@ def test_interrupted_fix_leaves_every_file_old_or_fully_fixed(tmp_path):
 def test_an_interrupt_during_the_write_waits_until_the_file_is_replaced(tmp_path, monkeypatch):
     import resnetlint.fixer as fixer
 
+    # Python turns SIGINT into KeyboardInterrupt only if SIGINT was not
+    # ignored when it started; a suite started in the background (some CI
+    # runners) inherits SIG_IGN.  This test is about that handler: set it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     path = tmp_path / "block.py"
     shutil.copy(FIXTURES / "seeds" / "seed001_bottleneck.py", path)
     outcome = fixer.fix_file(str(path), Settings().rules(), unsafe=True)
@@ -648,8 +655,11 @@ def test_an_interrupt_during_the_write_waits_until_the_file_is_replaced(tmp_path
         synced(fd)
 
     monkeypatch.setattr(fixer.os, "fsync", interrupted_fsync)
-    with pytest.raises(KeyboardInterrupt):
-        fixer.write_fixed(outcome)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fixer.write_fixed(outcome)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert path.read_bytes() == (FIXTURES / "fixed" / "seeds" / "seed001_bottleneck.py").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["block.py"]
 

@@ -5,7 +5,8 @@ import textwrap
 import libcst as cst
 import pytest
 
-from resnetlint.model.block import FileAnalysis, channels_of, input_channels, residual_adds, stride_of
+from resnetlint.model.block import FileAnalysis, channels_of, input_channels, stride_of
+from resnetlint.model.residual import residual_adds
 from resnetlint.model.layers import sequential_children, summary_of
 from resnetlint.model.values import AltV, LayerV, NoneV, ParamV, as_num
 
@@ -389,3 +390,21 @@ def test_a_batch_thaws_what_it_froze_and_leaves_a_callers_frozen_objects_alone(t
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_rules_ask_the_query_module_and_nothing_else_of_the_model():
+    """A rule is one file that asks typed questions of resnetlint.model.query;
+    it never imports the interpreters or their private helpers, and never
+    compares the dataflow's internal kinds."""
+    import ast as python_ast
+
+    from helpers import ROOT
+
+    for path in sorted((ROOT / "rules").glob("rl*.py")):
+        tree = python_ast.parse(path.read_text())
+        for node in python_ast.walk(tree):
+            if isinstance(node, python_ast.ImportFrom) and node.module and node.module.startswith("resnetlint.model"):
+                assert node.module == "resnetlint.model.query", f"{path.name} imports {node.module}"
+                assert not any(alias.name.startswith("_") for alias in node.names), path.name
+            if isinstance(node, python_ast.Attribute) and node.attr == "kind" and isinstance(node.value, python_ast.Name):
+                assert node.value.id in ("directive", "event"), f"{path.name}:{node.lineno} reads {node.value.id}.kind"

@@ -86,10 +86,11 @@ def test_check_hook_fails_on_the_bug_and_passes_once_fixed(tmp_path, pre_commit_
     repo = _scratch(tmp_path, {"block.py": BUGGY, "clean.py": "x = 1\n"})
     failing = _try_repo(repo, "resnetlint", pre_commit_home, hook_repo)
     assert failing.returncode == 1, failing.stdout + failing.stderr
-    assert "block.py:7:37: RL204 [padding-shape-change]" in failing.stdout, failing.stdout
-    # No torch in the hook environment: static only, said once.
+    assert "block.py:7:37: RL204 [*] [padding-shape-change]" in failing.stdout, failing.stdout
+    # No torch in the hook environment: static only, said once, and no advice to install torch.
     assert "trace: not run" not in failing.stdout
-    assert "Trace: not run (torch is not installed" in failing.stdout
+    assert "Trace: off in this environment (no torch)." in failing.stdout
+    assert "pip install" not in failing.stdout
     (repo / "block.py").write_text(BUGGY.replace("3, bias=False", "3, padding=1, bias=False"))
     _git(repo, "add", "-A")
     passing = _try_repo(repo, "resnetlint", pre_commit_home, hook_repo)

@@ -7,35 +7,18 @@ another (``BasicConv`` inside a block) be summarised through its own model.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import libcst as cst
 
 from .context import ClassFacts, FileFacts, ModuleContext
+from .project import Project
 from .forward_exec import AddEvent, AssignEvent, Budget, Flow, ForwardExecutor, FVal, ancestors
 from .init_exec import InitResult, Interpreter, World
-from .symbolic import Cond, Facts, Num
+from .symbolic import Cond, Facts, Num, provably_different
 from .layers import iter_layers, sequential_children
-from .values import AltV, Item, LayerSpec, LayerV, Summary
-
-# Attribute names people give a shortcut branch.  ``proj`` alone is left out on
-# purpose: in attention and MLP blocks it names the main path's last layer.
-SHORTCUT_NAME = re.compile(
-    r"""^_?(
-        skip|shortcut|short_cut|sc|downsample|down_sample|down|residual|res|identity
-        |conv_?shortcut|shortcut_?conv|shortcut_?layer|skip_?conv|conv_?skip|skip_?layer
-        |res_?conv|conv_?res|proj_?shortcut|shortcut_?proj|match_?channels|channel_?match
-        |identity_?conv|residual_?conv|skip_?connection|shortcut_?connection
-    )(_?\d+)?$""",
-    re.VERBOSE | re.IGNORECASE,
-)
-
-
-def is_shortcut_name(name: str) -> bool:
-    return bool(SHORTCUT_NAME.match(name))
-
+from .values import AltV, Item, LayerSpec, LayerV, Summary, TupleV, as_num
 
 @dataclass
 class WorldFlow:
@@ -51,6 +34,7 @@ class BlockModel:
     forward: Optional[cst.FunctionDef]
     forward_owner: Optional[cst.ClassDef]
     worlds: List[WorldFlow] = field(default_factory=list)
+    interp: Optional[Interpreter] = None
 
     @property
     def name(self) -> str:
@@ -71,6 +55,50 @@ class BlockModel:
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
                 return stmt
         return None
+
+    def lineage(self) -> List[Tuple[cst.ClassDef, ClassFacts]]:
+        """The class and every base we read the source of (this file or
+        another module), each with its facts: a method reading an attribute
+        may be inherited."""
+        interp = self.interp
+        out: List[Tuple[cst.ClassDef, ClassFacts]] = []
+        queue = [self.cls]
+        while queue:
+            cls = queue.pop()
+            if any(c is cls for c, _ in out):
+                continue
+            out.append((cls, interp.class_ctx(cls).class_facts(cls.name.value)))
+            queue.extend(interp.bases_of(cls))
+        return out
+
+    def numeric_defaults(self) -> Dict[str, int]:
+        """Constructor parameters whose default is an integer (or a bool)."""
+        init = self.init.init
+        if init is None or self.interp is None:
+            return {}
+        out: Dict[str, int] = {}
+        _, owner = self.interp.find_method(self.cls, "__init__")
+        ctx = self.interp.class_ctx(owner)  # defaults are written in the module of the __init__
+        for param in list(init.params.params) + list(init.params.kwonly_params):
+            if param.default is None:
+                continue
+            value = as_num(self.interp.eval_module_expr(param.default, ctx))
+            number = value.int_value() if value is not None else None
+            if number is not None:
+                out[param.name.value] = number
+        return out
+
+    @property
+    def has_unknown_base(self) -> bool:
+        """A base class (other than torch's and mmengine's) whose source we
+        cannot read: it may build or use attributes we never see."""
+        from .torch_api import is_module_base
+
+        for cls, _ in self.lineage():
+            for qual in self.interp.class_ctx(cls).external_bases(cls):
+                if not is_module_base(qual) and not qual.startswith(("torch.", "typing.", "abc.")):
+                    return True
+        return False
 
     @property
     def own_forward(self) -> bool:
@@ -124,12 +152,14 @@ def _sequentials_in(path: str, loc) -> Iterator[Tuple[str, List[Item]]]:
 class FileAnalysis:
     """All module classes of one file, analysed on demand."""
 
-    def __init__(self, module: cst.Module, facts: Optional[FileFacts] = None, path: str = "<string>"):
-        self.ctx = ModuleContext(module, facts, path)
+    def __init__(self, module: cst.Module, facts: Optional[FileFacts] = None, path: str = "<string>",
+                 project: Optional[Project] = None):
+        self.project = project
+        self.ctx = ModuleContext(module, facts, path, project=project)
         self.interp = Interpreter(self.ctx, class_summaries=self.class_summaries)
-        self._models: Dict[str, BlockModel] = {}
-        self._summaries: Dict[str, Optional[List[Tuple[Cond, Summary]]]] = {}
-        self._building: Set[str] = set()
+        self._models: Dict[Tuple[str, str], BlockModel] = {}
+        self._summaries: Dict[Tuple[str, str], Optional[List[Tuple[Cond, Summary]]]] = {}
+        self._building: Set[Tuple[str, str]] = set()
 
     def blocks(self) -> List[BlockModel]:
         return [self.block(cls) for cls in self.ctx.iter_module_classes()]
@@ -144,41 +174,56 @@ class FileAnalysis:
         self._summaries.clear()
 
     def block(self, cls: cst.ClassDef) -> BlockModel:
-        name = cls.name.value
-        model = self._models.get(name)
+        key = (self.interp.class_ctx(cls).path, cls.name.value)
+        model = self._models.get(key)
         if model is None or model.cls is not cls:
             model = self._build(cls)
-            self._models[name] = model
+            self._models[key] = model
         return model
 
     def _build(self, cls: cst.ClassDef) -> BlockModel:
         init = self.interp.run_class(cls)
         forward, owner = self.interp.find_method(cls, "forward")
-        model = BlockModel(cls, self.ctx, init, forward, owner)
+        model = BlockModel(cls, self.interp.class_ctx(cls), init, forward, owner, interp=self.interp)
         budget = Budget()
+        forward_ctx = self.interp.class_ctx(owner)
         for world in init.worlds:
             flow = None
             if forward is not None:
                 if budget.left < 0:
                     flow = Flow(world, complete=False, reason="forward is too long to explore")
                 else:
-                    flow = ForwardExecutor(self.ctx, self.interp, cls, world, budget).run(forward)
+                    flow = ForwardExecutor(forward_ctx, self.interp, cls, world, budget).run(forward)
             model.worlds.append(WorldFlow(world, flow))
+        from .residual import caller_projections
+
+        callers = set(caller_projections(model))
+        for wf in model.worlds:
+            if wf.flow is not None:
+                wf.flow.caller_projections = callers
         return model
 
     def class_summaries(self, cls: cst.ClassDef) -> Optional[List[Tuple[Cond, Summary]]]:
         """How a module class transforms a tensor, per world, in terms of its
         own constructor parameters (None when it cannot be analysed)."""
+        ctx = self.interp.class_ctx(cls)
+        if ctx.foreign and self.project is not None:
+            # The same helper class serves every file that imports it.
+            return self.project.memo(ctx, f"class-summary:{cls.name.value}", lambda: self._summarise(cls))
+        return self._summarise(cls)
+
+    def _summarise(self, cls: cst.ClassDef) -> Optional[List[Tuple[Cond, Summary]]]:
         name = cls.name.value
-        if name in self._summaries:
-            return self._summaries[name]
-        if name in self._building:
+        key = (self.interp.class_ctx(cls).path, name)
+        if key in self._summaries:
+            return self._summaries[key]
+        if key in self._building:
             return None
-        self._building.add(name)
+        self._building.add(key)
         try:
             model = self.block(cls)
         finally:
-            self._building.discard(name)
+            self._building.discard(key)
         out: Optional[List[Tuple[Cond, Summary]]] = []
         if not model.init.complete:
             out = None
@@ -195,7 +240,7 @@ class FileAnalysis:
                 else:
                     summary = flow_summary(wf.flow, world.facts)
                 out.append((world.condition(), summary))
-        self._summaries[name] = out
+        self._summaries[key] = out
         return out
 
 
@@ -233,16 +278,6 @@ def _layer_summary(value: FVal) -> Optional[Summary]:
     if value.kind != "layer" or value.spec is None:
         return None
     return value.spec.summary
-
-
-def passes_channels(value: FVal) -> bool:
-    """Values whose channel count is their first input's."""
-    if value.kind in ("func", "method") and value.elementwise:
-        return True
-    if value.kind == "layer":
-        summary = _layer_summary(value)
-        return bool(summary and summary.keeps_channels)
-    return False
 
 
 def channels_of(flow: Flow, value: FVal, facts: Facts, _depth: int = 0):
@@ -326,37 +361,169 @@ def _keeps_dims(value: FVal) -> bool:
     return value.name.startswith("adaptive")
 
 
-def main_chain(value: FVal) -> List[FVal]:
-    """The layer calls a value went through, following first inputs back to
-    where the chain started (nearest first)."""
-    out = []
+@dataclass(frozen=True)
+class ChainStep:
+    """One step of the path a tensor took (see :func:`forward_chain`): a
+    layer, or an explicit padding (a pad layer or ``F.pad``) with what it
+    adds on each spatial dimension (innermost last; None when unknown)."""
+
+    spec: Optional[LayerSpec] = None
+    padding: Optional[Tuple[Num, ...]] = None
+    is_pad: bool = False
+
+
+def forward_chain(value: FVal) -> List[ChainStep]:
+    """The layers a value went through, in forward order, following first
+    inputs back to where its chain started: containers are expanded into
+    their children, and ``F.pad`` calls and pad layers are steps that add a
+    known (or unknown) padding."""
+    steps: List[ChainStep] = []
     current: Optional[FVal] = value
     seen: Set[int] = set()
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if current.kind == "layer":
-            out.append(current)
-        if current.kind in ("layer", "func", "method") and current.inputs:
-            current = current.inputs[0]
-        elif current.kind == "binop" and current.inputs:
+        if current.kind == "layer" and current.spec is not None:
+            steps.extend(reversed(_expanded(current.spec)))
+        elif current.kind == "func" and current.name == "pad":
+            steps.append(ChainStep(padding=_functional_padding(current), is_pad=True))
+        if current.kind in ("layer", "func", "method", "binop") and current.inputs:
             current = current.inputs[0]
         else:
             current = None
-    return out
+    steps.reverse()
+    return steps
+
+
+def _expanded(spec: LayerSpec) -> List[ChainStep]:
+    if spec.family == "container" and spec.ltype is not None and spec.ltype.name == "Sequential":
+        out: List[ChainStep] = []
+        for child in spec.children:
+            value = child.loc.value
+            if isinstance(value, LayerV) and child.segment is None:
+                out.extend(_expanded(value.spec))
+            else:
+                out.append(ChainStep())  # something we cannot follow
+        return out
+    if spec.family == "pad":
+        return [ChainStep(spec, _layer_padding(spec), is_pad=True)]
+    return [ChainStep(spec)]
+
+
+def _pad_totals(amounts: List[Optional[Num]], dims: int) -> Optional[Tuple[Num, ...]]:
+    """Per-dimension totals (outermost first) of a torch-style pad list,
+    which names the last dimension first: ``(left, right, top, bottom)``."""
+    if any(a is None for a in amounts) or len(amounts) % 2 or len(amounts) > 2 * dims:
+        return None
+    totals = [Num.const(0)] * dims
+    for index in range(len(amounts) // 2):
+        totals[dims - 1 - index] = amounts[2 * index] + amounts[2 * index + 1]
+    return tuple(totals)
+
+
+def _layer_padding(spec: LayerSpec) -> Optional[Tuple[Num, ...]]:
+    dims = spec.ltype.dims if spec.ltype is not None else 0
+    loc = spec.arg("padding")
+    if loc is None or not dims:
+        return None
+    if isinstance(loc.value, TupleV):
+        return _pad_totals([as_num(item) for item in loc.value.items], dims)
+    single = as_num(loc)
+    return tuple(single + single for _ in range(dims)) if single is not None else None
+
+
+def _functional_padding(value: FVal) -> Optional[Tuple[Num, ...]]:
+    """``F.pad(x, (1, 1, 1, 1))``: the amounts, when written as numbers."""
+    if len(value.inputs) < 2 or value.inputs[1].kind != "container":
+        return None
+    amounts = []
+    for item in value.inputs[1].inputs:
+        amounts.append(as_num(item.static) if item.kind == "static" and item.static is not None else None)
+    if any(a is None for a in amounts):
+        return None
+    return _pad_totals(amounts, len(amounts) // 2)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Two widths (or strides) that differ: ``condition`` says when, as a
+    Python condition on the block's parameters ("" when always), and
+    ``configuration`` is one configuration where they do when the symbolic
+    comparison could not say it for every value (``c // 2`` against ``c``)."""
+
+    condition: str
+    configuration: Optional[Dict[str, int]] = None
+
+    @property
+    def when(self) -> str:
+        """For messages: " whenever in_ch != out_ch", " (e.g. with c=16)", ""."""
+        if self.configuration is not None:
+            from .concrete import describe
+
+            return f" (e.g. with {describe(self.configuration)})"
+        return f" whenever {self.condition}" if self.condition else ""
+
+    def expect(self) -> Dict[str, object]:
+        """What the trace should know: the conditions, and a configuration to try."""
+        out: Dict[str, object] = {"conditions": [self.condition] if self.condition else []}
+        if self.configuration is not None:
+            out["config"] = dict(self.configuration)
+        return out
+
+
+def differ(a: Optional[Num], b: Optional[Num], facts: Facts, defaults: Optional[Dict[str, int]] = None) -> Optional[Difference]:
+    """Whether two expressions of the block's parameters differ in a
+    configuration the code allows: one of the sample configurations (the
+    defaults, strides of 1 and 2, a few widths; see
+    :mod:`resnetlint.model.concrete`) consistent with ``facts`` must show
+    it.  The difference is described by a condition when the two differ as
+    polynomials, else by that configuration (``c // 2`` against ``c``)."""
+    if a is None or b is None:
+        return None
+    a, b = facts.norm(a), facts.norm(b)
+    if a == b:
+        return None
+    from .concrete import witness
+
+    configuration = witness(a, b, facts, defaults or {})
+    if configuration is None:
+        # No configuration the parameters' roles allow (strides of 1 and 2,
+        # widths, the defaults) shows it under what the path assumes: a
+        # stride that is 1 unless it is 2 never differs from 1 "in practice".
+        return None
+    if provably_different(a, b):
+        from .symbolic import unless
+
+        return Difference(unless(a, b))
+    return Difference(f"{a.render()} != {b.render()}", configuration)
 
 
 def consumes_directly(value: FVal, source: FVal) -> bool:
     """``value`` takes ``source`` as its first input, possibly through
-    elementwise functions."""
+    elementwise functions and layers that keep the channels without stating
+    a width (a pad, an activation, dropout)."""
     current = value.inputs[0] if value.inputs else None
     while current is not None:
         if current is source:
             return True
         if current.kind in ("func", "method") and current.elementwise and current.inputs:
             current = current.inputs[0]
+        elif current.kind == "layer" and current.inputs and current.spec is not None and \
+                current.spec.summary.keeps_channels and current.spec.summary.in_channels is None:
+            current = current.inputs[0]
         else:
             return False
     return False
+
+
+def first_input_width(flow: Flow) -> Optional[Num]:
+    """The width the first layer (in forward order) that reads the block
+    input states for it: what the block takes (a later layer reading the
+    input with another width is the mistake, not the input)."""
+    for value in flow.values:
+        if value.kind == "layer" and flow.input is not None and consumes_directly(value, flow.input) \
+                and value.spec is not None and value.spec.summary.in_channels is not None:
+            return value.spec.summary.in_channels
+    return None
 
 
 def input_channels(flow: Flow, facts: Facts) -> Optional[Num]:
@@ -374,170 +541,3 @@ def input_channels(flow: Flow, facts: Facts) -> Optional[Num]:
     if widths and all(w == widths[0] for w in widths):
         return widths[0]
     return None
-
-
-def is_tensor_ancestor(a: FVal, b: FVal) -> bool:
-    return id(a) in ancestors(b)
-
-
-@dataclass
-class Residual:
-    """A residual add: ``main`` is the value computed through the block's
-    layers, ``skip`` the value added back (often the block input)."""
-
-    event: Optional[AddEvent]
-    skip: FVal
-    main: FVal
-    skip_node: Optional[cst.CSTNode]
-    main_node: Optional[cst.CSTNode]
-    facts: Facts = None  # type: ignore[assignment]
-    overwrite: Optional[AssignEvent] = None  # set for an add reconstructed from an overwrite
-
-    def __post_init__(self):
-        if self.facts is None and self.event is not None:
-            self.facts = self.event.facts
-
-
-def residual_adds(flow: Flow) -> List[Residual]:
-    """Adds whose operands come from a common tensor: ``x + f(x)``,
-    ``skip(x) + block(x)``.  ``x + self.pos_embed`` is not one."""
-    return flow.memo("residual_adds", _residual_adds)
-
-
-def _residual_adds(flow: Flow) -> List[Residual]:
-    out = []
-    by_id = {id(v): v for v in flow.values}
-    for event in flow.adds:
-        left, right = event.left, event.right
-        if not (left.tensor and right.tensor):
-            continue
-        anc_left = flow.ancestors(left) | {id(left)}
-        anc_right = flow.ancestors(right) | {id(right)}
-        common = [by_id[i] for i in anc_left & anc_right if i in by_id and by_id[i].kind != "static"]
-        if not common:
-            continue
-        if id(left) in anc_right:
-            out.append(Residual(event, left, right, event.left_node, event.right_node))
-        elif id(right) in anc_left:
-            out.append(Residual(event, right, left, event.right_node, event.left_node))
-        else:
-            skip_side = _shortcut_side(left, right)
-            if skip_side == "left":
-                out.append(Residual(event, left, right, event.left_node, event.right_node))
-            elif skip_side == "right":
-                out.append(Residual(event, right, left, event.right_node, event.left_node))
-    return out
-
-
-def intended_residuals(flow: Flow) -> List[Residual]:
-    """The residual adds as written, minus those without a main path (the
-    shortcut added to the input after the main path was overwritten), plus
-    the add the author meant in that case: the overwritten main path against
-    the shortcut that replaced it."""
-    return flow.memo("intended_residuals", _intended_residuals)
-
-
-def _intended_residuals(flow: Flow) -> List[Residual]:
-    out = [r for r in residual_adds(flow) if not all(_is_shortcut_layer(v) for v in main_chain(r.main))]
-    for event in overwritten_main_paths(flow):
-        out.append(Residual(None, event.new, event.old, event.target, None, facts=event.facts, overwrite=event))
-    return out
-
-
-def _is_shortcut_layer(value: FVal) -> bool:
-    return bool(value.attr) and is_shortcut_name(value.attr.split("[")[0])
-
-
-def is_main_path(value: FVal, flow: Flow) -> bool:
-    """Computed from the block input through layers none of which is a shortcut."""
-    chain = main_chain(value)
-    if not chain or flow.input is None:
-        return False
-    if any(_is_shortcut_layer(layer) for layer in chain):
-        return False
-    return id(flow.input) in flow.ancestors(value)
-
-
-def shortcut_kind(value: FVal, dead: FVal, flow: Flow) -> Optional[str]:
-    """How ``value`` is a shortcut of the (dead) main path: the block input or
-    a shortcut module applied to it; None otherwise."""
-    core = strip_elementwise(value)
-    if flow.input is not None and core is flow.input:
-        return f"the block input `{flow.input.name}`"
-    if core.kind == "layer" and _is_shortcut_layer(core):
-        if core.inputs and (core.inputs[0] is flow.input or id(core.inputs[0]) in flow.ancestors(dead)):
-            name = f"self.{core.attr}" if core.attr and not core.attr.startswith("<") else "the shortcut"
-            return f"the shortcut `{name}`"
-    return None
-
-
-def overwritten_main_paths(flow: Flow) -> List[AssignEvent]:
-    """Assignments that replace a dead main-path result with the shortcut
-    before a residual add (``out = self.skip(x)`` after ``out = self.block(x)``)."""
-    return flow.memo("overwritten_main_paths", _overwritten_main_paths)
-
-
-def _overwritten_main_paths(flow: Flow) -> List[AssignEvent]:
-    out = []
-    for event in flow.assignments:
-        dead = event.old
-        if dead is None or shortcut_kind(event.new, dead, flow) is None or not is_main_path(dead, flow):
-            continue
-        # Judged on the path of the overwrite: ``if self.downsample is not
-        # None: out = self.downsample(x)`` loses the main path exactly there.
-        if not flow.dead_on_path(dead, event.facts) or not _add_follows(flow, event.new):
-            continue
-        out.append(event)
-    return out
-
-
-def _add_follows(flow: Flow, value: FVal) -> bool:
-    return any(add.left is value or add.right is value or id(value) in flow.ancestors(add.result)
-               for add in flow.adds if add.result.order > value.order or add.left is value or add.right is value)
-
-
-PROJECTION_PARAMETER = re.compile(r"^(downsample|down_sample|shortcut|skip|proj|projection|identity|residual)(_\w+)?$")
-
-
-def caller_provides_projection(block: "BlockModel") -> bool:
-    """The caller passes the projection in (``downsample=None``) or the
-    identity itself (``forward(x, identity)``): matching shapes is then the
-    caller's contract, as in torchvision's BasicBlock."""
-    init = block.init.init
-    if init is not None:
-        params = list(init.params.params) + list(init.params.kwonly_params)
-        if any(PROJECTION_PARAMETER.match(p.name.value) for p in params):
-            return True
-    forward = block.forward
-    if forward is not None:
-        params = list(forward.params.params)[2:] + list(forward.params.kwonly_params)
-        if any(PROJECTION_PARAMETER.match(p.name.value) for p in params):
-            return True
-    return False
-
-
-def _shortcut_side(left: FVal, right: FVal) -> Optional[str]:
-    def through_shortcut(value: FVal) -> bool:
-        return any(layer.attr and is_shortcut_name(layer.attr.split("[")[0]) for layer in main_chain(value))
-
-    left_sc, right_sc = through_shortcut(left), through_shortcut(right)
-    if left_sc and not right_sc:
-        return "left"
-    if right_sc and not left_sc:
-        return "right"
-    left_len, right_len = len(main_chain(left)), len(main_chain(right))
-    if left_len < right_len:
-        return "left"
-    if right_len < left_len:
-        return "right"
-    return None
-
-
-def strip_elementwise(value: FVal) -> FVal:
-    while value.kind in ("func", "method") and value.elementwise and value.inputs:
-        value = value.inputs[0]
-    return value
-
-
-def spec_of(value: FVal) -> Optional[LayerSpec]:
-    return value.spec if value.kind == "layer" else None

@@ -26,6 +26,9 @@ class ClassFacts:
 
     self_attribute_loads: FrozenSet[str] = frozenset()  # self.X read in any method but __init__
     load_methods: Dict[str, FrozenSet[str]] = field(default_factory=dict)  # X -> methods reading self.X
+    # X -> methods that only read its state (``self.X.weight``, ``self.X.apply(init)``)
+    state_reads: Dict[str, FrozenSet[str]] = field(default_factory=dict)
+    mentions: Dict[str, FrozenSet[str]] = field(default_factory=dict)  # method -> the self.X names it mentions
     init_attribute_loads: FrozenSet[str] = frozenset()  # self.X read in __init__
     reflective: bool = False  # getattr/setattr(self, <non-literal>), self.modules(), __getattr__, ...
     literal_getattr: FrozenSet[str] = frozenset()  # getattr(self, "name") names
@@ -47,11 +50,21 @@ class FileFacts:
 
 
 class ModuleContext:
-    """Name resolution for one file."""
+    """Name resolution for one file.
 
-    def __init__(self, module: cst.Module, facts: Optional[FileFacts] = None, path: str = "<string>"):
+    ``project`` (a :class:`~resnetlint.model.project.Project`) lets names
+    imported from other modules be followed; ``foreign`` marks a module read
+    only because the checked file imports from it (its nodes have no
+    positions in the checked file, so nothing is ever reported on them).
+    """
+
+    def __init__(self, module: cst.Module, facts: Optional[FileFacts] = None, path: str = "<string>",
+                 project=None, digest: str = "", foreign: bool = False):
         self.module = module
         self.path = path
+        self.project = project
+        self.digest = digest
+        self.foreign = foreign
         self.facts = facts or FileFacts()
         self.imports: Dict[str, str] = {}
         self.star_imports: List[str] = []
@@ -62,6 +75,8 @@ class ModuleContext:
         for stmt in _module_level_statements(module.body):
             self._record(stmt)
         self.module_classes: Set[str] = self._find_module_classes()
+        self._module_class_memo: Dict[str, bool] = {}
+        self.resolved: Dict[str, Tuple[object, Dict[str, str]]] = {}  # the project's memo of names resolved here
 
     # -- collection ----------------------------------------------------------
     def _record(self, stmt: cst.CSTNode) -> None:
@@ -163,6 +178,8 @@ class ModuleContext:
         for star in self.star_imports:
             if star in ("torch.nn", "torch.nn.modules"):
                 return f"torch.nn.{name}"
+        if self.project is not None and any(not star.startswith("torch") for star in self.star_imports):
+            return LOCAL_PREFIX + name  # the project looks it up in the starred modules
         return None
 
     def is_ambiguous(self, name: str) -> bool:
@@ -171,31 +188,92 @@ class ModuleContext:
     def class_facts(self, name: str) -> ClassFacts:
         return self.facts.classes.get(name, ClassFacts())
 
-    def local_bases(self, cls: cst.ClassDef) -> List[cst.ClassDef]:
-        """Same-file base classes, nearest first."""
-        out = []
-        for base in cls.bases:
-            qual = self.qualify(base.value) if base.keyword is None else None
-            if qual and qual.startswith(LOCAL_PREFIX):
-                parent = self.classes.get(qual[len(LOCAL_PREFIX):])
-                if parent is not None and parent is not cls:
-                    out.append(parent)
-        return out
-
-    def external_bases(self, cls: cst.ClassDef) -> List[str]:
+    def class_bases(self, cls: cst.ClassDef) -> List[Tuple["ModuleContext", cst.ClassDef]]:
+        """Base classes whose source we read (this file's, or another
+        module's through the project), nearest first, each with its module."""
         out = []
         for base in cls.bases:
             if base.keyword is not None:
                 continue
-            qual = self.qualify(base.value)
-            if qual is None or not qual.startswith(LOCAL_PREFIX):
-                out.append(qual or "<unknown>")
+            found = self._base_class(base.value)
+            if found is not None and found[1] is not cls:
+                out.append(found)
         return out
+
+    def local_bases(self, cls: cst.ClassDef) -> List[cst.ClassDef]:
+        """Same-file base classes, nearest first."""
+        return [parent for ctx, parent in self.class_bases(cls) if ctx is self]
+
+    def _base_class(self, expr: cst.BaseExpression) -> Optional[Tuple["ModuleContext", cst.ClassDef]]:
+        qual = self.qualify(expr)
+        if qual is None:
+            return None
+        if qual.startswith(LOCAL_PREFIX) and qual[len(LOCAL_PREFIX):] in self.classes:
+            return self, self.classes[qual[len(LOCAL_PREFIX):]]
+        if self.project is None or is_module_base(qual):
+            return None
+        from .project import Definition
+
+        resolved = self.project.resolve(self, qual)
+        if isinstance(resolved, Definition) and resolved.kind == "class":
+            return resolved.ctx, resolved.ctx.classes[resolved.name]
+        return None
+
+    def external_bases(self, cls: cst.ClassDef) -> List[str]:
+        """Bases whose source we do not read, as absolute names where known
+        (``torch.nn.Module``), ``<unknown>`` otherwise."""
+        out = []
+        for base in cls.bases:
+            if base.keyword is not None:
+                continue
+            if self._base_class(base.value) is not None:
+                continue
+            qual = self.qualify(base.value)
+            if qual is not None and self.project is not None and not qual.startswith(("torch.", LOCAL_PREFIX)):
+                from .project import External
+
+                resolved = self.project.resolve(self, qual)
+                qual = resolved.qualname if isinstance(resolved, External) else qual
+            out.append(qual or "<unknown>")
+        return out
+
+    def is_module_class(self, name: str) -> bool:
+        """An ``nn.Module`` subclass: through torch's (or mmengine's) base
+        classes, through bases in this or another module, or (base unknown)
+        a class that defines its own ``forward``."""
+        if name in self.module_classes:
+            return True
+        if name not in self.classes:
+            return False
+        found = self._module_class_memo.get(name)
+        if found is None:
+            self._module_class_memo[name] = False  # a cycle of bases is not a module
+            found = self._module_class_memo[name] = self._inherits_module(self.classes[name])
+        return found
+
+    def _inherits_module(self, cls: cst.ClassDef) -> bool:
+        for ctx, parent in self.class_bases(cls):
+            if ctx.is_module_class(parent.name.value):
+                return True
+        external = self.external_bases(cls)
+        if any(is_module_base(qual) for qual in external):
+            return True
+        unknown = [base for base in cls.bases if base.keyword is None and not _is_builtin_name(base.value)
+                   and self._base_class(base.value) is None]
+        return bool(unknown) and any(isinstance(stmt, cst.FunctionDef) and stmt.name.value == "forward"
+                                     for stmt in cls.body.body)
 
     def iter_module_classes(self) -> Iterator[cst.ClassDef]:
         for name, cls in self.classes.items():
-            if name in self.module_classes:
+            if self.is_module_class(name):
                 yield cls
+
+
+def _is_builtin_name(expr: cst.BaseExpression) -> bool:
+    """``object``, ``dict``, ``Exception``: bases that never make a module."""
+    import builtins
+
+    return isinstance(expr, cst.Name) and hasattr(builtins, expr.value)
 
 
 def _dotted(node: cst.CSTNode) -> Optional[str]:

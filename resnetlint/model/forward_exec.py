@@ -22,11 +22,12 @@ from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 import libcst as cst
 
 from .context import ModuleContext
+from .layers import role_module
 from .lite import make
 from .records import record
 from .syntax import walk
 from .init_exec import Frame, Interpreter, World, _is_self, _target_names
-from .symbolic import Cond, Facts, fresh_truth, negate
+from .symbolic import Cond, Facts, Truth, fresh_truth, negate
 from .torch_api import (
     ELEMENTWISE_FUNCTIONS,
     ELEMENTWISE_METHODS,
@@ -44,7 +45,9 @@ from .values import (
     Loc,
     MethodV,
     NoneV,
+    ParamV,
     QualV,
+    StrV,
     UnknownV,
     Value,
 )
@@ -112,7 +115,22 @@ class FVal:
 
     @property
     def is_layer(self) -> bool:
+        """A call of a module (``self.conv(x)``)."""
         return self.kind == "layer"
+
+    @property
+    def is_call(self) -> bool:
+        """A call of a function or a tensor method (``F.relu(x)``, ``x.mean()``)."""
+        return self.kind in ("func", "method")
+
+    @property
+    def is_computed(self) -> bool:
+        """Produced by an operation: a layer, a function or method, an operator."""
+        return self.kind in ("layer", "func", "method", "binop")
+
+    @property
+    def is_input(self) -> bool:
+        return self.kind == "input"
 
 
 @record
@@ -166,6 +184,9 @@ class Flow:
     attr_read_nodes: Dict[str, Set[int]] = field(default_factory=dict)  # X -> ids of `self.X` nodes read
     attr_called_nodes: Dict[str, Set[int]] = field(default_factory=dict)  # X -> ids of `self.X` nodes called
     methods_inlined: Set[str] = field(default_factory=set)
+    # Attributes holding the projection a caller passes in (``downsample``),
+    # filled in once the block's worlds are known (see residual.caller_projections).
+    caller_projections: Set[str] = field(default_factory=set)
     returns: List[FVal] = field(default_factory=list)
     paths: int = 0
     _live: Optional[Set[int]] = None
@@ -286,7 +307,7 @@ class ForwardExecutor:
         self.flow = Flow(world)
         # One frame for every call into the interpreter: it restores what it
         # changes on a frame (site, segment) before returning.
-        self.frame = Frame(cls=cls, local=True)
+        self.frame = Frame(cls=cls, local=True, ctx=ctx)
         self._statements = 0
         self._depth = 0
         self._iteration: Tuple[int, ...] = ()
@@ -654,7 +675,7 @@ class ForwardExecutor:
             return [(state, self.static(self.interp.ev_Name(expr, self.world, self.frame), expr))]
         if name in state.funcs:
             return [(state, self.new("static", expr, static=Loc(QualV("<nested>." + name)), tensor=False))]
-        return [(state, self.static(Loc(self.interp.lookup_global(name), expr, True), expr))]
+        return [(state, self.static(Loc(self.interp.lookup_global(name, self.frame.ctx), expr, True), expr))]
 
     def ev_Integer(self, expr, state):
         return [(state, self.static(self.interp.ev_Integer(expr, self.world, self.frame), expr))]
@@ -775,10 +796,11 @@ class ForwardExecutor:
                 nxt = []
                 for s1, lhs, conds in results:
                     for s2, rhs in self.ev(comparison.comparator, s1):
+                        op = type(comparison.operator).__name__
                         if lhs.kind == "static" and rhs.kind == "static":
-                            cond = self.interp._compare(type(comparison.operator).__name__, lhs.static, rhs.static)
+                            cond = self.interp._compare(op, lhs.static, rhs.static)
                         else:
-                            cond = None
+                            cond = _input_is_none(op, lhs, rhs)
                         nxt.append((s2, rhs, conds + [(cond, lhs, rhs)]))
                 results = nxt
             for s2, _, conds in results:
@@ -857,6 +879,8 @@ class ForwardExecutor:
         if isinstance(value, LayerV) and value.spec.family in ("parameter", "float_functional"):
             return self.opaque_call(expr, callee, state)
         spec = value.spec if isinstance(value, LayerV) else None
+        if isinstance(value, ParamV):
+            spec = role_module(value.name, expr)
         return self.layer_call(expr, callee, spec, state)
 
     def layer_call(self, expr: cst.Call, callee: FVal, spec: Optional[LayerSpec], state: State) -> Results:
@@ -875,9 +899,15 @@ class ForwardExecutor:
         return out
 
     def call_alternatives(self, expr: cst.Call, callee: FVal, alt: AltV, state: State) -> Results:
+        """Call each alternative a module may be, on its own path.  Each path
+        also records which alternative it took: the alternatives exclude each
+        other even when their conditions, as written, do not show it."""
         out: Results = []
-        for cond, option in alt.options:
+        viable = [(cond, option) for cond, option in alt.options if state.facts.evaluate(cond) is not False]
+        for index, (cond, option) in enumerate(viable):
             facts = state.facts.assume(cond, True)
+            if facts is not None and len(viable) > 1:
+                facts = facts.assume(Truth(f"<alternative {index} of {id(alt)}>"), True)
             if facts is None:
                 continue
             branch = state.fork()
@@ -903,6 +933,10 @@ class ForwardExecutor:
             return self.call_nested(expr, state.funcs.get(short), state)
         if short in ("checkpoint",) and expr.args:
             return self.call_checkpoint(expr, state)
+        if qualname in ("builtins.hasattr", "builtins.getattr"):
+            looked_up = self.self_lookup(expr, short, state)
+            if looked_up is not None:
+                return looked_up
         torch_function = qualname.startswith("torch.")
         builtin = qualname.startswith("builtins.")
         out = []
@@ -929,6 +963,34 @@ class ForwardExecutor:
                 self.sink(value)
             out.append((s, value))
         return out
+
+    def self_lookup(self, expr: cst.Call, builtin: str, state: State) -> Optional[Results]:
+        """``hasattr(self, "shortcut")`` and ``getattr(self, "shortcut", None)``
+        with a literal name: decided by the world (``__init__`` built the
+        attribute or did not), like ``self.shortcut is not None``.  None when
+        the call is not of that form or the world cannot tell."""
+        args = [a for a in expr.args if a.keyword is None and not a.star]
+        if len(args) < 2 or not _is_self(args[0].value) or not isinstance(args[1].value, cst.SimpleString):
+            return None
+        if self.world.dynamic:
+            return None
+        name = self.interp.ev_SimpleString(args[1].value, self.world, self.frame).value
+        if not isinstance(name, StrV):
+            return None
+        attr = name.text
+        present = attr in self.world.attrs or self.interp.find_method(self.cls, attr)[0] is not None \
+            or self.interp.class_attribute(self.cls, attr) is not None
+        if builtin == "hasattr":
+            return [(state, self.static(Loc(BoolV(present), expr, True), expr))]
+        if present:
+            fake = make(cst.Attribute, value=args[0].value, attr=make(cst.Name, value=attr))
+            results = self.ev_Attribute(fake, state)
+            for _, value in results:
+                value.node = expr  # positions come from the call the user wrote
+            return results
+        if len(args) >= 3:
+            return self.ev(args[2].value, state)
+        return []  # getattr without a default raises: this path does not run
 
     def call_tensor_method(self, expr: cst.Call, method: FVal, state: State) -> Results:
         receiver = method.inputs[0]
@@ -975,11 +1037,15 @@ class ForwardExecutor:
             self.flow.assignments.append(AssignEvent(node.value, old, new, expr, node, state.facts))
 
     def call_self_method(self, expr: cst.Call, name: str, state: State) -> Results:
-        method, _ = self.interp.find_method(self.cls, name)
+        method, owner = self.interp.find_method(self.cls, name)
         if method is None or self._depth >= MAX_INLINE_DEPTH or name in self._stack:
             return self.opaque_call(expr, self.new("unknown", expr, tensor=False), state)
         self.flow.methods_inlined.add(name)
-        return self.inline(expr, method, state, skip_self=True, label=name)
+        outer_ctx, self.frame.ctx = self.frame.ctx, self.interp.class_ctx(owner)
+        try:
+            return self.inline(expr, method, state, skip_self=True, label=name)
+        finally:
+            self.frame.ctx = outer_ctx
 
     def call_nested(self, expr: cst.Call, func: Optional[cst.FunctionDef], state: State) -> Results:
         if func is None or self._depth >= MAX_INLINE_DEPTH or func.name.value in self._stack:
@@ -1058,6 +1124,25 @@ class ForwardExecutor:
                 return fresh_truth("condition")
             return cond
         return fresh_truth("tensor condition")
+
+
+def _input_is_none(op: str, left: FVal, right: FVal) -> Cond:
+    """``x2 is None`` for an argument of forward: the same condition every
+    time it is tested (``x_in = cat(x1, x2) if x2 is not None else x1`` and a
+    later ``assert x2 is not None`` agree); False for a layer's output or a
+    sum (``if identity is None`` after ``identity = self.proj(x)``); None
+    (unknown) for anything else."""
+    if op not in ("Is", "IsNot"):
+        return None
+    for value, other in ((left, right), (right, left)):
+        if other.kind != "static" or other.static is None or not isinstance(other.static.value, NoneV):
+            continue
+        if value.kind == "input":
+            cond = Truth(f"forward argument {value.name} is None")
+            return cond if op == "Is" else negate(cond)
+        if value.kind in ("layer", "binop") and value.tensor:
+            return op == "IsNot"  # a module's output or a sum is a tensor, never None
+    return None
 
 
 def _is_true_static(value: Optional[FVal]) -> bool:

@@ -24,6 +24,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 import libcst as cst
 
 from . import layers as L
+from . import summaries
 from .context import LOCAL_PREFIX, ModuleContext
 from .records import record
 from .syntax import iter_children
@@ -54,6 +55,7 @@ from .values import (
     Item,
     LayerSpec,
     LayerV,
+    LambdaV,
     ListV,
     Loc,
     MethodV,
@@ -151,6 +153,7 @@ class Frame:
     segment: Optional[int] = None
     site: Optional[cst.CSTNode] = None  # outermost local expression being evaluated
     stack: Tuple[str, ...] = ()
+    ctx: Optional[ModuleContext] = None  # the module whose names the code reads (None: the checked file)
 
 
 @dataclass
@@ -170,14 +173,21 @@ ClassSummaries = Callable[[cst.ClassDef], Optional[List[Tuple[Cond, Summary]]]]
 class Interpreter:
     def __init__(self, ctx: ModuleContext, class_summaries: Optional[ClassSummaries] = None):
         self.ctx = ctx
+        self.project = ctx.project
         self.class_summaries = class_summaries
+        # The module of every class met (the checked file's, bases and
+        # helper classes from other modules), to read its code's names there.
+        self._class_ctx: Dict[int, Tuple[cst.ClassDef, ModuleContext]] = {}
+        for cls in ctx.classes.values():
+            self._class_ctx[id(cls)] = (cls, ctx)
         self._segments = itertools.count(1)
-        self._constants: Dict[str, Loc] = {}
-        self._constant_stack: Set[str] = set()
+        self._constants: Dict[Tuple[str, str], Loc] = {}
+        self._constant_stack: Set[Tuple[str, str]] = set()
         self._composites: Dict[Tuple, Loc] = {}
         self._budget = INIT_BUDGET
         self._integers: Dict[str, NumV] = {}
         self._syntax: Dict[Tuple[str, int], object] = {}
+        self._memo_table: Dict[Tuple[str, object], object] = {}
 
     def syntax(self, kind: str, node, compute):
         """A fact about a syntax node (names it reads, names it assigns),
@@ -194,9 +204,10 @@ class Interpreter:
         """Run the class's ``__init__`` with symbolic parameters."""
         init, owner = self.find_method(cls, "__init__")
         world = World()
+        ctx = self.class_ctx(cls)
         if init is None:
-            return InitResult([world], complete=not self.ctx.external_bases(cls) or self._only_torch_bases(cls))
-        frame = Frame(cls=cls, local=owner is cls, stack=(cls.name.value,))
+            return InitResult([world], complete=not ctx.external_bases(cls) or self._only_torch_bases(cls))
+        frame = Frame(cls=cls, local=owner is cls and not ctx.foreign, stack=(cls.name.value,), ctx=self.class_ctx(owner))
         for name, loc in self._symbolic_params(init, frame):
             world.env[name] = loc
         world.facts = self._call_site_facts(cls, init, world.facts)
@@ -212,7 +223,7 @@ class Interpreter:
     def _call_site_facts(self, cls: cst.ClassDef, init: cst.FunctionDef, facts: Facts) -> Facts:
         """Parameters that every call in the file passes the same expression
         for are equal by contract (``PosConv(dims[i], dims[i])``)."""
-        sites = self.ctx.facts.call_sites.get(cls.name.value)
+        sites = self.class_ctx(cls).facts.call_sites.get(cls.name.value)
         if not sites:
             return facts
         names = [p.name.value for p in list(init.params.posonly_params) + list(init.params.params)][1:]
@@ -230,7 +241,7 @@ class Interpreter:
         return facts
 
     def _only_torch_bases(self, cls: cst.ClassDef) -> bool:
-        return all(b.startswith("torch.") for b in self.ctx.external_bases(cls))
+        return all(b.startswith("torch.") for b in self.class_ctx(cls).external_bases(cls))
 
     def _symbolic_params(self, func: cst.FunctionDef, frame: Frame) -> Iterable[Tuple[str, Loc]]:
         params = func.params
@@ -239,10 +250,10 @@ class Interpreter:
             if index == 0:
                 yield param.name.value, Loc(SELF, param.name, frame.local)
                 continue
-            default = self.eval_module_expr(param.default) if param.default is not None else None
+            default = self.eval_module_expr(param.default, frame.ctx) if param.default is not None else None
             yield param.name.value, Loc(ParamV(param.name.value, default), param.name, frame.local)
         for param in params.kwonly_params:
-            default = self.eval_module_expr(param.default) if param.default is not None else None
+            default = self.eval_module_expr(param.default, frame.ctx) if param.default is not None else None
             yield param.name.value, Loc(ParamV(param.name.value, default), param.name, frame.local)
         star = params.star_arg
         if isinstance(star, cst.Param):
@@ -259,11 +270,30 @@ class Interpreter:
         for stmt in cls.body.body:
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
                 return stmt, cls
-        for base in self.ctx.local_bases(cls):
+        for base in self.bases_of(cls):
             found, owner = self.find_method(base, name, seen)
             if found is not None:
                 return found, owner
         return None, None
+
+    def class_ctx(self, cls: Optional[cst.ClassDef]) -> ModuleContext:
+        """The module a class (met on the way) is defined in."""
+        if cls is None:
+            return self.ctx
+        entry = self._class_ctx.get(id(cls))
+        return entry[1] if entry is not None and entry[0] is cls else self.ctx
+
+    def bases_of(self, cls: cst.ClassDef) -> List[cst.ClassDef]:
+        """Base classes we read the source of, nearest first (in this file or,
+        through the project, in another module)."""
+        out = []
+        for ctx, parent in self.class_ctx(cls).class_bases(cls):
+            self._class_ctx[id(parent)] = (parent, ctx)
+            out.append(parent)
+        return out
+
+    def ctx_of(self, frame: Frame) -> ModuleContext:
+        return frame.ctx or self.ctx
 
     def class_attribute(self, cls: cst.ClassDef, name: str, _seen=None) -> Optional[Tuple[cst.BaseExpression, cst.ClassDef]]:
         seen = _seen or set()
@@ -283,7 +313,7 @@ class Interpreter:
                             found = (small.value, cls)
         if found is not None:
             return found
-        for base in self.ctx.local_bases(cls):
+        for base in self.bases_of(cls):
             found = self.class_attribute(base, name, seen)
             if found is not None:
                 return found
@@ -341,20 +371,23 @@ class Interpreter:
     def exec_small(self, small: cst.BaseSmallStatement, world: World, frame: Frame) -> List[World]:
         if isinstance(small, cst.Assign):
             forked = self._exec_call_statement(small.value, world, frame)
-            results = forked if forked is not None else [(world, self.ev(small.value, world, frame))]
+            results = forked if forked is not None else self._choose(self.ev(small.value, world, frame), world)
             for w, value in results:
                 for target in small.targets:
                     self.assign(target.target, value, w, frame, small)
             return [w for w, _ in results]
         if isinstance(small, cst.AnnAssign):
-            if small.value is not None:
-                self.assign(small.target, self.ev(small.value, world, frame), world, frame, small)
-            return [world]
+            if small.value is None:
+                return [world]
+            results = self._choose(self.ev(small.value, world, frame), world)
+            for w, value in results:
+                self.assign(small.target, value, w, frame, small)
+            return [w for w, _ in results]
         if isinstance(small, cst.AugAssign):
             self.exec_augassign(small, world, frame)
             return [world]
         if isinstance(small, cst.Expr):
-            forked = self._exec_call_statement(small.value, world, frame)
+            forked = self._exec_call_statement(small.value, world, frame, discarded=True)
             if forked is not None:
                 return [w for w, _ in forked]
             self.ev(small.value, world, frame)
@@ -379,9 +412,32 @@ class Interpreter:
             return [world]
         return [world]  # pass, break, continue, global, nonlocal
 
-    def _exec_call_statement(self, expr: cst.BaseExpression, world: World, frame: Frame):
+    def _choose(self, value: Loc, world: World) -> List[Tuple[World, Loc]]:
+        """An assigned value that is one of several plain values
+        (``out_channels or in_channels``, ``dim if dim_out is None else
+        dim_out``) forks the world, one alternative each, so that widths stay
+        numbers and later tests agree with the choice.  Alternatives of layers
+        stay a value: the forward dataflow splits where they are called."""
+        alternatives = value.value
+        if not isinstance(alternatives, AltV) or not all(
+                isinstance(option.value, (NumV, ParamV, NoneV, BoolV, StrV)) for _, option in alternatives.options):
+            return [(world, value)]
+        out = []
+        for cond, option in alternatives.options:
+            facts = world.facts.assume(cond, True)
+            if facts is None:
+                continue
+            branch = world.fork() if len(out) < len(alternatives.options) - 1 else world
+            branch.facts = facts
+            branch.decisions = branch.decisions + (Decision(cond, True, alternatives.test or value.node),)
+            out.append((branch, option))
+        return out or [(world, value)]
+
+    def _exec_call_statement(self, expr: cst.BaseExpression, world: World, frame: Frame, discarded: bool = False):
         """Calls that may fork worlds: ``super().__init__(...)`` and
-        ``self.method(...)`` (they assign attributes).  None if not one."""
+        ``self.method(...)`` (they assign attributes); with ``discarded`` (an
+        expression statement) also helper calls that cannot change ``self``,
+        which are skipped.  None if not one of those."""
         if not isinstance(expr, cst.Call):
             return None
         callee = self.ev(expr.func, world, frame)
@@ -394,10 +450,28 @@ class Interpreter:
             first = self.ev(expr.args[0].value, world, frame)
             if isinstance(first.value, SelfV):
                 args, kwargs, _ = self.eval_args(expr, world, frame)
-                return self.call_super_init(args[1:], kwargs, world, frame, expr, explicit=value.qualname[: -len(".__init__")])
+                base = QualV(value.qualname[: -len(".__init__")], value.origin)
+                return self.call_super_init(args[1:], kwargs, world, frame, expr, explicit=base)
         if isinstance(value, MethodV):
             return self.call_method(value.name, expr, world, frame)
+        if discarded and isinstance(value, QualV) and self._discardable(value, expr, world, frame):
+            return [(world, Loc(NONE))]
         return None
+
+    def _discardable(self, callee: QualV, expr: cst.Call, world: World, frame: Frame) -> bool:
+        """A helper function called for its effect (``trunc_normal_(self.pos_embed)``,
+        ``init_weights(self.head)``) whose result is thrown away: without
+        ``self`` among its arguments it cannot build or change an attribute,
+        so it is not run (weight initialisation is most of these)."""
+        from .project import Definition
+
+        if callee.qualname.startswith(("torch.", "builtins.")):
+            return False
+        resolved = self.resolve(callee)
+        if not (isinstance(resolved, Definition) and resolved.kind == "function"):
+            return False
+        args, kwargs, _ = self.eval_args(expr, world, frame)
+        return not any(isinstance(a.value, SelfV) for a in list(args) + list(kwargs.values()))
 
     def exec_if(self, stmt: cst.If, world: World, frame: Frame) -> List[World]:
         cond = self.as_cond(self.ev(stmt.test, world, frame))
@@ -571,38 +645,54 @@ class Interpreter:
             # as the user wrote it); inside a helper, a parameter keeps
             # pointing at the caller's argument.
             return bound.with_value(bound.value) if not frame.local else Loc(bound.value, expr, True)
-        return self.here(self.lookup_global(name), expr, frame)
+        return self.here(self.lookup_global(name, frame.ctx), expr, frame)
 
-    def lookup_global(self, name: str) -> Value:
-        ctx = self.ctx
+    def lookup_global(self, name: str, ctx: Optional[ModuleContext] = None) -> Value:
+        """A module-level name as the code of ``ctx`` (default: the checked
+        file) sees it."""
+        ctx = ctx or self.ctx
         if ctx.is_ambiguous(name):
             return UnknownV(f"{name} is defined more than once")
         if name in ctx.functions or name in ctx.classes:
-            return QualV(LOCAL_PREFIX + name)
+            return QualV(LOCAL_PREFIX + name, ctx)
         if name in ctx.imports:
-            return QualV(ctx.imports[name])
+            return QualV(ctx.imports[name], ctx)
         if name in ctx.constants:
-            return self._constant(name).value
+            return self._constant(ctx, name).value
         if name in BUILTINS:
             return QualV("builtins." + name)
         qual = ctx.qualify_name(name)
-        return QualV(qual) if qual else UnknownV(name)
+        return QualV(qual, ctx) if qual else UnknownV(name)
 
-    def _constant(self, name: str) -> Loc:
-        if name in self._constants:
-            return self._constants[name]
-        if name in self._constant_stack:
+    def _constant(self, ctx: ModuleContext, name: str) -> Loc:
+        key = (ctx.path, name)
+        if key in self._constants:
+            return self._constants[key]
+        if key in self._constant_stack:
             return Loc(UNKNOWN)
-        self._constant_stack.add(name)
+        self._constant_stack.add(key)
         try:
-            loc = self.eval_module_expr(self.ctx.constants[name])
+            loc = self.eval_module_expr(ctx.constants[name], ctx)
         finally:
-            self._constant_stack.discard(name)
-        self._constants[name] = loc
+            self._constant_stack.discard(key)
+        self._constants[key] = loc
         return loc
 
-    def eval_module_expr(self, expr: cst.BaseExpression) -> Loc:
-        return self.ev(expr, World(), Frame(cls=None, local=False))
+    def eval_module_expr(self, expr: cst.BaseExpression, ctx: Optional[ModuleContext] = None) -> Loc:
+        return self.ev(expr, World(), Frame(cls=None, local=False, ctx=ctx))
+
+    def resolve(self, value: QualV):
+        """What a qualified name denotes (see :mod:`resnetlint.model.project`):
+        a Definition in some module, an External absolute name, or None."""
+        from .project import External, lookup_local
+
+        origin = value.origin or self.ctx
+        qualname = value.qualname
+        if qualname.startswith(("torch.", "builtins.", "<nested>.")) or qualname == "torch":
+            return External(qualname)
+        if self.project is None:
+            return lookup_local(origin, qualname)
+        return self.project.resolve(origin, qualname)
 
     def ev_Integer(self, expr: cst.Integer, world, frame) -> Loc:
         value = self._integers.get(expr.value)
@@ -705,13 +795,12 @@ class Interpreter:
         if isinstance(value, SelfV):
             return self.self_attribute(attr, world, frame)
         if isinstance(value, QualV):
-            if value.qualname.startswith(LOCAL_PREFIX):
-                cls = self.ctx.classes.get(value.qualname[len(LOCAL_PREFIX):])
-                found = self.class_attribute(cls, attr) if cls is not None else None
-                if found is not None:
-                    expr, owner = found
-                    return self.ev(expr, World(), Frame(cls=owner, local=False)).value
-            return QualV(f"{value.qualname}.{attr}")
+            cls = self.class_of(value)
+            found = self.class_attribute(cls, attr) if cls is not None else None
+            if found is not None:
+                expr, owner = found
+                return self.ev(expr, World(), Frame(cls=owner, local=False, ctx=self.class_ctx(owner))).value
+            return QualV(f"{value.qualname}.{attr}", value.origin)
         if isinstance(value, ParamV):
             return ParamV(f"{value.name}.{attr}")
         if isinstance(value, SuperV):
@@ -727,6 +816,19 @@ class Interpreter:
             return BoundMethodV(base, attr)
         return UnknownV(f"attribute {attr}")
 
+    def class_of(self, value: QualV) -> Optional[cst.ClassDef]:
+        """The class a qualified name denotes, when we read its source."""
+        from .project import Definition
+
+        if value.qualname.startswith(("torch.", "builtins.")):
+            return None
+        resolved = self.resolve(value)
+        if isinstance(resolved, Definition) and resolved.kind == "class":
+            cls = resolved.ctx.classes[resolved.name]
+            self._class_ctx[id(cls)] = (cls, resolved.ctx)
+            return cls
+        return None
+
     def self_attribute(self, attr: str, world: World, frame: Frame) -> Value:
         assigned = world.attrs.get(attr)
         if assigned is not None:
@@ -734,18 +836,41 @@ class Interpreter:
         cls = frame.cls
         if cls is None:
             return UNKNOWN
-        method, _ = self.find_method(cls, attr)
+        method, owner = self.find_method(cls, attr)
         if method is not None:
             if any(_decorator_name(d) == "property" for d in method.decorators):
-                return UnknownV(f"property {attr}")
+                return self.property_value(method, owner, world, frame)
             return MethodV(attr)
         found = self.class_attribute(cls, attr)
         if found is not None:
             expr, owner = found
-            return self.ev(expr, World(), Frame(cls=owner, local=False)).value
+            return self.ev(expr, World(), Frame(cls=owner, local=False, ctx=self.class_ctx(owner))).value
         if attr == "training":
             return BoolV(Truth("self.training"))
+        if attr in ("add_module", "register_module", "register_parameter", "register_buffer"):
+            return BoundMethodV(Loc(SELF), attr)  # nn.Module's own: see _self_builtin
         return UnknownV(f"self.{attr} is not assigned here")
+
+    def property_value(self, method: cst.FunctionDef, owner: cst.ClassDef, world: World, frame: Frame) -> Value:
+        """What a ``@property`` returns (mmcv's ``norm1`` returns
+        ``getattr(self, self.norm1_name)``), computed on a copy of the world so
+        that reading it changes nothing; unknown when it can return several
+        things or does more than compute a value."""
+        name = method.name.value
+        if frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
+            return UnknownV(f"property {name}")
+        reader = world.fork()
+        reader.env = {method.params.params[0].name.value: Loc(SELF)} if method.params.params else {}
+        sub = Frame(cls=frame.cls, local=False, depth=frame.depth + 1, stack=frame.stack + (name,),
+                    ctx=self.class_ctx(owner))
+        try:
+            worlds = self.exec_block(method.body, [reader], sub)
+        except TooComplex:
+            return UnknownV(f"property {name}")
+        values = [w.retval.value for w in worlds if w.returned and w.retval is not None]
+        if len(worlds) != 1 or len(values) != 1:
+            return UnknownV(f"property {name}")
+        return values[0]
 
     def ev_Subscript(self, expr: cst.Subscript, world: World, frame: Frame) -> Loc:
         base = self.ev(expr.value, world, frame)
@@ -819,7 +944,7 @@ class Interpreter:
         left = self.ev(expr.left, world, frame)
         right = self.ev(expr.right, world, frame)
         is_and = isinstance(expr.operator, cst.And)
-        if _is_boolean(left.value) and _is_boolean(right.value):
+        if _is_boolean(left.value) and _is_boolean(right.value) or _is_flag_test(left.value, right.value):
             conds = (self.as_cond(left), self.as_cond(right))
             return self.here(BoolV(conjoin(conds) if is_and else disjoin(conds)), expr, frame)
         # Value-level ``a or default`` (``norm_layer or nn.BatchNorm2d``).
@@ -920,6 +1045,9 @@ class Interpreter:
             return options[0][1]
         return self.here(AltV(tuple(options), test=expr.test), expr, frame)
 
+    def ev_Lambda(self, expr: cst.Lambda, world: World, frame: Frame) -> Loc:
+        return self.here(LambdaV(expr.params, expr.body, tuple(world.env.items()), frame.ctx), expr, frame)
+
     def ev_NamedExpr(self, expr: cst.NamedExpr, world, frame) -> Loc:
         value = self.ev(expr.value, world, frame)
         self.assign(expr.target, value, world, frame, expr)
@@ -987,41 +1115,91 @@ class Interpreter:
         callee = self.ev(expr.func, world, frame)
         value = callee.value
         if isinstance(value, QualV):
-            return self.call_qualified(value.qualname, expr, world, frame)
+            return self.call_qualified(value, expr, world, frame)
         if isinstance(value, BoundMethodV):
             return self.call_bound_method(value, expr, world, frame)
         if isinstance(value, MethodV):
             results = self.call_method(value.name, expr, world, frame)
             return self._merge_results(results, expr, frame)
+        args, kwargs, complete = self.eval_args(expr, world, frame)  # also for side effects (list appends)
+        return self.call_value(callee, args, kwargs, complete, expr, world, frame)
+
+    def call_value(self, func: Loc, args, kwargs, complete, expr, world, frame, _depth: int = 0) -> Loc:
+        """Call a value with evaluated arguments: a qualified name, a
+        ``partial``, a layer-class parameter (``norm_layer(planes)``) or
+        alternatives of those (``(norm_layer or nn.BatchNorm2d)(planes)``)."""
+        value = func.value
+        if _depth > MAX_CALL_DEPTH:
+            return self.here(UnknownV("call"), expr, frame)
+        if isinstance(value, QualV):
+            return self._call_qualified_with(value, args, kwargs, complete, expr, world, frame)
         if isinstance(value, PartialV):
-            args, kwargs, complete = self.eval_args(expr, world, frame)
             merged_kwargs = dict(value.kwargs)
             merged_kwargs.update(kwargs)
-            return self.call_value(value.func, list(value.args) + args, merged_kwargs, complete, expr, world, frame)
+            return self.call_value(value.func, list(value.args) + list(args), merged_kwargs, complete, expr, world,
+                                   frame, _depth + 1)
         if isinstance(value, ParamV):
-            args, kwargs, _ = self.eval_args(expr, world, frame)
-            spec = L.unknown_layer(f"{value.name}(...)", expr, frame.site)
-            spec.args = {"0": args[0]} if args else {}
-            return self.here(LayerV(spec), expr, frame)
+            return self.call_layer_parameter(value, args, kwargs, complete, expr, world, frame, _depth)
+        if isinstance(value, LambdaV):
+            return self.call_lambda(value, args, kwargs, complete, expr, world, frame)
         if isinstance(value, AltV):
-            return self.here(UnknownV("call of alternatives"), expr, frame)
-        self.eval_args(expr, world, frame)  # for side effects such as list appends
+            options = []
+            for cond, option in value.options:
+                if world.facts.evaluate(cond) is False:
+                    continue
+                options.append((cond, self.call_value(option, args, kwargs, complete, expr, world, frame, _depth + 1)))
+            if len(options) == 1:
+                return options[0][1]
+            return self.here(AltV(tuple(options), test=value.test), expr, frame) if options else \
+                self.here(UnknownV("call of alternatives"), expr, frame)
         return self.here(UnknownV("call"), expr, frame)
 
-    def call_value(self, func: Loc, args, kwargs, complete, expr, world, frame) -> Loc:
-        value = func.value
-        if isinstance(value, QualV):
-            return self._call_qualified_with(value.qualname, args, kwargs, complete, expr, world, frame)
-        return self.here(UnknownV("call"), expr, frame)
+    def call_lambda(self, fn: LambdaV, args, kwargs, complete, expr, world: World, frame: Frame) -> Loc:
+        """Evaluate a lambda's body with its arguments bound, in the scope it
+        was written in."""
+        if frame.depth >= MAX_CALL_DEPTH:
+            return self.here(UnknownV("lambda: too deep"), expr, frame)
+        holder = cst.FunctionDef(name=cst.Name("lambda"), params=fn.params, body=cst.SimpleStatementSuite(body=[]))
+        env = self._bind(holder, args, dict(kwargs), complete, skip_self=False, frame=frame, ctx=fn.ctx)
+        if env is None:
+            return self.here(UnknownV("lambda: arguments do not fit"), expr, frame)
+        inner = World(world.facts)
+        inner.env = {**dict(fn.env), **env}
+        sub = Frame(cls=None, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack, ctx=fn.ctx)
+        return _relabel(self.ev(fn.body, inner, sub), frame)
 
-    def call_qualified(self, qualname: str, expr: cst.Call, world: World, frame: Frame) -> Loc:
-        ltype = layer_type(qualname)
+    def call_layer_parameter(self, param: ParamV, args, kwargs, complete, expr, world, frame, depth: int) -> Loc:
+        """``norm_layer(planes)`` with ``norm_layer`` a constructor parameter.
+
+        A known default (``norm_layer=nn.BatchNorm2d``) is built as written,
+        noting that a caller may pass another class; otherwise the contract
+        every such parameter has in practice, by its role: ``norm_layer(C)``
+        keeps C channels, ``act_layer()`` keeps the shape, ``conv_layer(i, o,
+        k, stride=s)`` is a convolution with ``nn.Conv2d``'s signature."""
+        default = param.default
+        if default is not None and isinstance(default.value, (QualV, PartialV)):
+            built = self.call_value(default, args, kwargs, complete, expr, world, frame, depth + 1)
+            for spec in L.iter_layers(built):
+                spec.assumption = f"the default of `{param.name}`"
+                spec.from_parameter = param.name
+            return built
+        role = L.layer_role(param.name)
+        spec = L.role_layer(role, param.name, args, kwargs, expr, frame.site) if complete else None
+        if spec is None:
+            spec = L.unknown_layer(f"{param.name}(...)", expr, frame.site)
+            spec.args = {"0": args[0]} if args else {}
+        spec.from_parameter = param.name
+        return self.here(LayerV(spec), expr, frame)
+
+    def call_qualified(self, callee: QualV, expr: cst.Call, world: World, frame: Frame) -> Loc:
+        ltype = layer_type(callee.qualname)
         if ltype is not None and ltype.family == "container":
             return self._container(ltype, expr, world, frame)
         args, kwargs, complete = self.eval_args(expr, world, frame)
-        return self._call_qualified_with(qualname, args, kwargs, complete, expr, world, frame)
+        return self._call_qualified_with(callee, args, kwargs, complete, expr, world, frame)
 
-    def _call_qualified_with(self, qualname, args, kwargs, complete, expr, world, frame) -> Loc:
+    def _call_qualified_with(self, callee: QualV, args, kwargs, complete, expr, world, frame) -> Loc:
+        qualname = callee.qualname
         short = qualname.rsplit(".", 1)[-1]
         ltype = layer_type(qualname)
         if ltype is not None:
@@ -1035,13 +1213,6 @@ class Interpreter:
                 return self.here(LayerV(spec), expr, frame)
             label = f"nn.{ltype.name}"
             return self.here(LayerV(L.torch_layer(ltype, bound, expr, frame.site, label)), expr, frame)
-        if qualname.startswith(LOCAL_PREFIX):
-            name = qualname[len(LOCAL_PREFIX):]
-            if name in self.ctx.functions:
-                return self.call_helper_function(name, args, kwargs, complete, expr, world, frame)
-            if name in self.ctx.module_classes:
-                return self.instantiate(name, args, kwargs, complete, expr, world, frame)
-            return self.here(OpaqueV(name, tuple(args)), expr, frame)
         if qualname in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
             spec = LayerSpec(family="parameter", label="nn.Parameter", call=expr, site=frame.site)
             return self.here(LayerV(spec), expr, frame)
@@ -1054,14 +1225,46 @@ class Interpreter:
             return self.here(PartialV(args[0], tuple(args[1:]), tuple(kwargs.items())), expr, frame)
         if qualname in ("collections.OrderedDict",) and args and isinstance(args[0].value, (ListV, TupleV)):
             return self._ordered_dict(args[0], expr, frame)
+        if qualname in ("inspect.isfunction", "types.FunctionType") and args:
+            return self.here(BoolV(_is_function(self, args[0].value)), expr, frame)
         if qualname in ("math.ceil", "math.floor", "math.sqrt", "math.log2"):
             num = as_num(args[0]) if args else None
             if num is not None and num.int_value() is not None and short in ("ceil", "floor"):
                 return self.here(NumV(num), expr, frame)
+            if num is not None and short in ("ceil", "floor"):
+                return self.here(NumV(Num.opaque(short, [num])), expr, frame)
+        defined = self._call_definition(callee, args, kwargs, complete, expr, world, frame)
+        if defined is not None:
+            return defined
         if short[:1].isupper():
             # An external class: almost always a module when built here.
             return self.here(LayerV(L.unknown_layer(short, expr, frame.site)), expr, frame)
         return self.here(OpaqueV(short, tuple(args)), expr, frame)
+
+    def _call_definition(self, callee: QualV, args, kwargs, complete, expr, world, frame) -> Optional[Loc]:
+        """A call of a function, class or alias we can read the source of
+        (in this file or, through the project, in another module); None when
+        the name is not one."""
+        from .project import Definition, External
+
+        resolved = self.resolve(callee)
+        if isinstance(resolved, External):
+            if resolved.qualname != callee.qualname and not resolved.qualname.startswith("."):
+                return self._call_qualified_with(QualV(resolved.qualname), args, kwargs, complete, expr, world, frame)
+            return None
+        if not isinstance(resolved, Definition):
+            return None
+        ctx, name = resolved.ctx, resolved.name
+        if resolved.kind == "function":
+            return self.call_helper_function(ctx, name, args, kwargs, complete, expr, world, frame)
+        if resolved.kind == "class":
+            if ctx.is_module_class(name):
+                return self.instantiate(ctx, name, args, kwargs, complete, expr, world, frame)
+            return self.here(OpaqueV(name, tuple(args)), expr, frame)
+        alias = self._constant(ctx, name)
+        if isinstance(alias.value, (QualV, PartialV)):
+            return self.call_value(alias, args, kwargs, complete, expr, world, frame, 1)
+        return None
 
     def _ordered_dict(self, pairs: Loc, expr, frame) -> Loc:
         value = pairs.value
@@ -1133,8 +1336,8 @@ class Interpreter:
                 return self.here(TupleV(tuple(i.loc for i in value.items)), expr, frame)
         if name == "list" and not args:
             return self.here(ListV(), expr, frame)
-        if name == "getattr" and len(args) >= 2 and isinstance(args[1].value, StrV):
-            return self.here(self.attribute_of(args[0], args[1].value.text, world, frame), expr, frame)
+        if name == "getattr" and len(args) >= 2 and _attribute_key(args[1]) is not None:
+            return self.here(self.attribute_of(args[0], _attribute_key(args[1]), world, frame), expr, frame)
         if name == "setattr" and len(args) == 3 and isinstance(args[0].value, SelfV):
             if isinstance(args[1].value, StrV):
                 self._set_attr(world, args[1].value.text, args[2], expr, frame)
@@ -1143,9 +1346,41 @@ class Interpreter:
             return self.here(NONE, expr, frame)
         if name == "super":
             return self.here(SuperV(), expr, frame)
-        if name == "isinstance":
-            return self.here(BoolV(None), expr, frame)
+        if name == "isinstance" and len(args) == 2:
+            return self.here(BoolV(self._isinstance(args[0].value, args[1].value)), expr, frame)
+        if name == "callable" and args:
+            return self.here(BoolV(_is_function(self, args[0].value, classes_too=True)), expr, frame)
         return self.here(UnknownV(name), expr, frame)
+
+    def _isinstance(self, value: Value, classinfo: Value) -> Cond:
+        """``isinstance`` for the values the model knows the type of; None
+        (unknown) for parameters and anything else."""
+        if isinstance(classinfo, TupleV):
+            answers = [self._isinstance(value, item.value) for item in classinfo.items]
+            if any(a is True for a in answers):
+                return True
+            return False if all(a is False for a in answers) else None
+        if not isinstance(classinfo, QualV):
+            return None
+        kind = classinfo.qualname
+        if isinstance(value, (ParamV, UnknownV, OpaqueV, AltV)):
+            return None
+        if kind in ("torch.nn.Module", "torch.nn.modules.module.Module"):
+            return isinstance(value, LayerV)
+        if kind.startswith("torch.nn."):
+            if not isinstance(value, LayerV):
+                return False
+            return value.spec.ltype.qualname == kind if value.spec.ltype is not None else None
+        python_types = {"builtins.str": StrV, "builtins.list": ListV, "builtins.tuple": TupleV, "builtins.dict": DictV,
+                        "builtins.bool": BoolV}
+        if kind in python_types:
+            return isinstance(value, python_types[kind])
+        if kind in ("builtins.int", "builtins.float"):
+            if isinstance(value, NumV):
+                constant = value.num.const_value()
+                return None if constant is None else (constant.denominator == 1) == (kind == "builtins.int") or None
+            return False if isinstance(value, (StrV, ListV, TupleV, DictV, NoneV, LayerV, LambdaV)) else None
+        return None
 
     def call_bound_method(self, method: BoundMethodV, expr: cst.Call, world: World, frame: Frame) -> Loc:
         receiver = method.receiver
@@ -1177,8 +1412,9 @@ class Interpreter:
 
     def _self_builtin(self, name, args, expr, world, frame) -> Loc:
         if name in ("add_module", "register_module") and len(args) >= 2:
-            if isinstance(args[0].value, StrV):
-                self._set_attr(world, args[0].value.text, args[1], expr, frame)
+            key = _attribute_key(args[0])
+            if key is not None:
+                self._set_attr(world, key, args[1], expr, frame)
             else:
                 world.dynamic = True
         elif name == "register_parameter" and len(args) >= 2:
@@ -1229,7 +1465,10 @@ class Interpreter:
         return values[0] if len(values) == 1 else self.here(UnknownV("several results"), expr, frame)
 
     # -- helper functions and classes ------------------------------------
-    def _bind(self, func: cst.FunctionDef, args, kwargs, complete, skip_self: bool, frame: Frame) -> Optional[Dict[str, Loc]]:
+    def _bind(self, func: cst.FunctionDef, args, kwargs, complete, skip_self: bool, frame: Frame,
+              ctx: Optional[ModuleContext] = None) -> Optional[Dict[str, Loc]]:
+        """The callee's parameters bound to the arguments (defaults evaluated
+        in ``ctx``, the callee's module); None when the call does not fit."""
         params = func.params
         ordered = list(params.posonly_params) + list(params.params)
         env: Dict[str, Loc] = {}
@@ -1244,7 +1483,7 @@ class Interpreter:
             elif name in kwargs:
                 env[name] = kwargs.pop(name)
             elif param.default is not None:
-                env[name] = self.eval_module_expr(param.default)
+                env[name] = self.eval_module_expr(param.default, ctx)
             elif not complete:
                 env[name] = Loc(UnknownV("argument not known"))
             else:
@@ -1259,7 +1498,7 @@ class Interpreter:
             if name in kwargs:
                 env[name] = kwargs.pop(name)
             elif param.default is not None:
-                env[name] = self.eval_module_expr(param.default)
+                env[name] = self.eval_module_expr(param.default, ctx)
             else:
                 env[name] = Loc(UnknownV("argument not known"))
         if params.star_kwarg is not None:
@@ -1269,16 +1508,45 @@ class Interpreter:
             return None
         return env
 
-    def call_helper_function(self, name, args, kwargs, complete, expr, world: World, frame: Frame) -> Loc:
-        func = self.ctx.functions[name]
+    def call_helper_function(self, ctx: ModuleContext, name: str, args, kwargs, complete, expr, world: World,
+                             frame: Frame) -> Loc:
+        """A helper function (of this file or another module) run with the
+        caller's values bound to its parameters."""
         if frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
             return self.here(UnknownV(f"{name}: too deep"), expr, frame)
-        env = self._bind(func, args, dict(kwargs), complete, skip_self=False, frame=frame)
+        abstracted = summaries.abstract_arguments(args, kwargs) if complete else None
+        if abstracted is None:
+            return self._run_helper(ctx, name, args, kwargs, complete, expr, world, frame)
+        key, template_args, template_kwargs, mapping = abstracted
+        depth, stack = frame.depth, frame.stack
+
+        def summarise() -> Loc:
+            blank = Frame(cls=None, local=False, depth=depth, stack=stack, ctx=frame.ctx)
+            return self._run_helper(ctx, name, template_args, template_kwargs, True, None, World(), blank)
+
+        template = self._memo(ctx, ("helper", name, depth, key), summarise)
+        return summaries.instantiate(template, mapping, world.facts, frame.site, expr, frame.local)
+
+    def _memo(self, ctx: ModuleContext, key, compute):
+        """A value computed once per module content and key: in the project
+        for a module read from disk (shared by every file checked in this
+        process), here for the checked file (its text may be a fix's)."""
+        if self.project is not None and ctx.foreign:
+            return self.project.memo(ctx, repr(key), compute)
+        memo_key = (ctx.path, key)
+        if memo_key not in self._memo_table:
+            self._memo_table[memo_key] = compute()
+        return self._memo_table[memo_key]
+
+    def _run_helper(self, ctx: ModuleContext, name: str, args, kwargs, complete, expr, world: World,
+                    frame: Frame) -> Loc:
+        func = ctx.functions[name]
+        env = self._bind(func, args, dict(kwargs), complete, skip_self=False, frame=frame, ctx=ctx)
         if env is None:
             return self.here(UnknownV(f"{name}: arguments do not fit"), expr, frame)
         inner = World(world.facts)
         inner.env = env
-        sub = Frame(cls=None, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + (name,))
+        sub = Frame(cls=None, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + (name,), ctx=ctx)
         try:
             worlds = self.exec_block(func.body, [inner], sub)
         except TooComplex:
@@ -1300,13 +1568,14 @@ class Interpreter:
         args, kwargs, complete = self.eval_args(expr, world, frame)
         if method is None or frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
             return [(world, self.here(UnknownV(f"self.{name}()"), expr, frame))]
-        env = self._bind(method, args, dict(kwargs), complete, skip_self=True, frame=frame)
+        owner_ctx = self.class_ctx(owner)
+        env = self._bind(method, args, dict(kwargs), complete, skip_self=True, frame=frame, ctx=owner_ctx)
         if env is None:
             return [(world, self.here(UnknownV(f"self.{name}(): arguments do not fit"), expr, frame))]
         saved_env = world.env
         world.env = env
         sub = Frame(cls=cls, local=frame.local and owner is cls, depth=frame.depth + 1, loop_depth=frame.loop_depth,
-                    segment=frame.segment, site=frame.site, stack=frame.stack + (name,))
+                    segment=frame.segment, site=frame.site, stack=frame.stack + (name,), ctx=owner_ctx)
         try:
             worlds = self.exec_block(method.body, [world], sub)
         finally:
@@ -1319,32 +1588,45 @@ class Interpreter:
             results.append((w, _relabel(value, frame)))
         return results
 
-    def call_super_init(self, args, kwargs, world: World, frame: Frame, expr, explicit: Optional[str] = None):
+    def call_super_init(self, args, kwargs, world: World, frame: Frame, expr, explicit: Optional[QualV] = None):
+        """``super().__init__(...)`` (or ``Base.__init__(self, ...)``): run the
+        base's ``__init__`` on the same ``self`` when we read its source (in
+        this file or another module); a torch layer base becomes the class's
+        own layer, an ``nn.Sequential`` base its children."""
         cls = frame.cls
         if cls is None:
             return [(world, Loc(NONE))]
-        parents = self.ctx.local_bases(cls)
-        if explicit is None or explicit.startswith(LOCAL_PREFIX):
-            if parents:
-                parent = parents[0]
-                if explicit is not None:
-                    parent = self.ctx.classes.get(explicit[len(LOCAL_PREFIX):], parent)
-                init, owner = self.find_method(parent, "__init__")
-                if init is None:
-                    return self.call_super_init(args, kwargs, world, Frame(cls=parent, local=False, depth=frame.depth + 1, stack=frame.stack), expr)
-                env = self._bind(init, args, dict(kwargs), True, skip_self=True, frame=frame)
-                if env is None or frame.depth >= MAX_CALL_DEPTH:
-                    world.dynamic = True
-                    return [(world, Loc(NONE))]
-                saved_env = world.env
-                world.env = env
-                sub = Frame(cls=owner, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + ("__init__",))
-                worlds = self.exec_block(init.body, [world], sub)
-                for w in worlds:
-                    w.env = saved_env if w is world else dict(saved_env)
-                    w.returned, w.retval = False, None
-                return [(w, Loc(NONE)) for w in worlds]
-        bases = [q for q in self.ctx.external_bases(cls)] if explicit is None else [explicit]
+        if explicit is None:
+            parents = self.bases_of(cls)
+            parent = parents[0] if parents else None
+        else:
+            parent = self.class_of(explicit)
+        if parent is not None:
+            init, owner = self.find_method(parent, "__init__")
+            if init is None:
+                up = Frame(cls=parent, local=False, depth=frame.depth + 1, stack=frame.stack, ctx=self.class_ctx(parent))
+                return self.call_super_init(args, kwargs, world, up, expr)
+            owner_ctx = self.class_ctx(owner)
+            env = self._bind(init, args, dict(kwargs), True, skip_self=True, frame=frame, ctx=owner_ctx)
+            if env is None or frame.depth >= MAX_CALL_DEPTH:
+                world.dynamic = True
+                return [(world, Loc(NONE))]
+            saved_env = world.env
+            world.env = env
+            sub = Frame(cls=owner, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + ("__init__",),
+                        ctx=owner_ctx)
+            worlds = self.exec_block(init.body, [world], sub)
+            for w in worlds:
+                w.env = saved_env if w is world else dict(saved_env)
+                w.returned, w.retval = False, None
+            return [(w, Loc(NONE)) for w in worlds]
+        if explicit is None:
+            bases = self.class_ctx(cls).external_bases(cls)
+        else:
+            from .project import External
+
+            resolved = self.resolve(explicit)
+            bases = [resolved.qualname if isinstance(resolved, External) else explicit.qualname]
         for qual in bases:
             ltype = layer_type(qual)
             if ltype is None:
@@ -1363,7 +1645,8 @@ class Interpreter:
                     world.base_layer = L.torch_layer(ltype, bound, expr, frame.site, f"nn.{ltype.name}")
         return [(world, Loc(NONE))]
 
-    def instantiate(self, name, args, kwargs, complete, expr, world: World, frame: Frame) -> Loc:
+    def instantiate(self, ctx: ModuleContext, name: str, args, kwargs, complete, expr, world: World,
+                    frame: Frame) -> Loc:
         """A same-file Module class used as a layer.
 
         A class with a ``forward`` is analysed once, with its own parameters
@@ -1371,11 +1654,13 @@ class Interpreter:
         (cheap, and the same for every call site).  A class without one (an
         ``nn.Sequential`` subclass, a subclass of ``nn.Conv2d``) is run with
         the caller's values, since its layers are what matters."""
-        cls = self.ctx.classes[name]
+        cls = ctx.classes[name]
+        self._class_ctx[id(cls)] = (cls, ctx)
         if frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
             return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
-        init, _ = self.find_method(cls, "__init__")
-        env = self._bind(init, args, dict(kwargs), complete, skip_self=True, frame=frame) if init is not None else {}
+        init, init_owner = self.find_method(cls, "__init__")
+        env = self._bind(init, args, dict(kwargs), complete, skip_self=True, frame=frame,
+                         ctx=self.class_ctx(init_owner)) if init is not None else {}
         if env is None:
             return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
         if self.find_method(cls, "forward")[0] is not None and self.class_summaries is not None:
@@ -1384,7 +1669,8 @@ class Interpreter:
             spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site, summary=summary)
             return self.here(LayerV(spec), expr, frame)
         inner = World(world.facts)
-        sub = Frame(cls=cls, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + (name,))
+        sub = Frame(cls=cls, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + (name,),
+                    ctx=self.class_ctx(init_owner) if init is not None else ctx)
         if init is not None:
             inner.env = env
             try:
@@ -1542,8 +1828,46 @@ def _decorator_name(decorator: cst.Decorator) -> str:
     return ""
 
 
+def _is_function(interp: "Interpreter", value: Value, classes_too: bool = False) -> Cond:
+    """``inspect.isfunction`` (``callable`` with ``classes_too``) for values
+    whose nature the model knows."""
+    from .project import Definition
+
+    if isinstance(value, LambdaV):
+        return True
+    if isinstance(value, (LayerV, NumV, StrV, NoneV, BoolV, ListV, TupleV, DictV)):
+        return isinstance(value, LayerV) and classes_too
+    if isinstance(value, QualV):
+        resolved = interp.resolve(value)
+        if isinstance(resolved, Definition):
+            return resolved.kind == "function" or (classes_too and resolved.kind == "class")
+        if value.qualname.startswith("torch.nn.") and layer_type(value.qualname) is not None:
+            return classes_too
+    return None
+
+
+def _attribute_key(name: Loc) -> Optional[str]:
+    """The attribute name given to ``add_module``/``getattr``: a string, or
+    (mmcv's ``self.add_module(self.norm1_name, norm1)``, read back with
+    ``getattr(self, self.norm1_name)``) a name computed once and kept in
+    ``self.<x>``, keyed by that attribute: ``<self.norm1_name>``."""
+    if isinstance(name.value, StrV):
+        return name.value.text
+    node = name.node
+    if isinstance(node, cst.Attribute) and _is_self(node.value):
+        return f"<self.{node.attr.value}>"
+    return None
+
+
 def _is_boolean(value: Value) -> bool:
     return isinstance(value, BoolV)
+
+
+def _is_flag_test(left: Value, right: Value) -> bool:
+    """``with_idt and cin == cout``, ``args.id_skip and stride == 1``: a
+    parameter combined with a comparison is a flag, not a value to choose."""
+    values = (left, right)
+    return any(isinstance(v, BoolV) for v in values) and all(isinstance(v, (BoolV, ParamV)) for v in values)
 
 
 def _target_names(target: cst.BaseExpression) -> Set[str]:

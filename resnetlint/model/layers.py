@@ -1,6 +1,7 @@
 """Building :class:`LayerSpec` objects and summarising what layers do to a tensor."""
 from __future__ import annotations
 
+import re
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import libcst as cst
@@ -111,6 +112,79 @@ def unknown_layer(label: str, call: Optional[cst.Call], site: Optional[cst.CSTNo
     return spec
 
 
+# The role of a constructor parameter holding a layer class, read off its name
+# (``norm_layer``, ``act_layer``, ``conv_layer``, ``bn``, ``activation``).
+_ROLES = (
+    ("norm", re.compile(r"(^|_)(norm|bn|batchnorm|batch_norm|normalization)(_|$)|norm_?layer|^norm", re.IGNORECASE)),
+    ("act", re.compile(r"(^|_)(act|activation|nonlinearity|nonlin|relu)(_|$)|act_?layer|^act", re.IGNORECASE)),
+    ("conv", re.compile(r"(^|_)conv(_|$)|conv_?layer|^conv", re.IGNORECASE)),
+    ("linear", re.compile(r"(^|_)(linear|fc)(_|$)|linear_?layer", re.IGNORECASE)),
+)
+NORM_WIDTH_KEYWORDS = ("num_features", "num_channels", "normalized_shape", "channels", "dim", "in_channels")
+
+
+def layer_role(name: str) -> Optional[str]:
+    """``norm`` / ``act`` / ``conv`` / ``linear`` for a parameter that holds a
+    layer class, judged by its name; None when the name says nothing."""
+    for role, pattern in _ROLES:
+        if pattern.search(name):
+            return role
+    return None
+
+
+def role_layer(role: Optional[str], name: str, args: Sequence[Loc], kwargs: Dict[str, Loc],
+               call: Optional[cst.Call], site: Optional[cst.CSTNode]) -> Optional[LayerSpec]:
+    """A layer built by calling a layer-class parameter whose class we do not
+    know, described by the contract every such parameter has in practice."""
+    label = f"{name}(...)"
+    if role == "norm":
+        width = args[0] if args else next((kwargs[k] for k in NORM_WIDTH_KEYWORDS if k in kwargs), None)
+        if width is None:
+            return None
+        spec = LayerSpec(family="norm", label=label, args={"num_features": width}, explicit=frozenset({"num_features"}),
+                         call=call, site=site)
+        spec.summary = Summary(in_channels=as_num(width), keeps_channels=True, stride=ONE, has_weights=True)
+        spec.assumption = f"`{name}(C)` is a norm layer, which keeps its C channels"
+        return spec
+    if role == "act":
+        spec = LayerSpec(family="act", label=label, args=dict(kwargs), explicit=frozenset(kwargs), call=call, site=site)
+        spec.summary = Summary(keeps_channels=True, stride=ONE)
+        spec.inplace_first = _is_true(kwargs.get("inplace"))
+        spec.assumption = f"`{name}()` is an activation, which keeps the shape"
+        return spec
+    if role in ("conv", "linear"):
+        from .torch_api import layer_type
+
+        ltype = layer_type("torch.nn.Conv2d" if role == "conv" else "torch.nn.Linear")
+        assert ltype is not None
+        bound = bind_arguments(ltype.params, args, kwargs)
+        if bound is None:
+            return None
+        spec = torch_layer(ltype, bound, call, site, label)
+        for unknown in ("padding", "bias", "padding_mode"):
+            # The convention covers widths and stride, not these defaults
+            # (timm's convolutions pad to "same", builders choose the bias).
+            if unknown not in bound:
+                spec.args.pop(unknown, None)
+        spec.assumption = f"`{name}` takes the arguments of nn.{ltype.name}"
+        return spec
+    return None
+
+
+def role_module(name: str, call: Optional[cst.CSTNode]) -> Optional[LayerSpec]:
+    """A module passed in through a parameter (``normalization`` given as
+    an ``nn.Module``) and called in forward: a norm or an activation keeps
+    the shape, by the same contract as the classes of those roles."""
+    role = layer_role(name)
+    if role not in ("norm", "act"):
+        return None
+    spec = LayerSpec(family=role, label=name, call=None, site=call)
+    spec.summary = Summary(keeps_channels=True, stride=ONE, has_weights=role == "norm")
+    spec.assumption = f"`{name}` is {'a norm layer' if role == 'norm' else 'an activation'}, which keeps the shape"
+    spec.from_parameter = name
+    return spec
+
+
 def first_layer(children: Sequence[Item]) -> Optional[LayerSpec]:
     for item in children:
         value = item.loc.value
@@ -185,6 +259,8 @@ def _torch_summary(spec: LayerSpec) -> Summary:
         return Summary(keeps_channels=True, stride=as_int_pair(stride))
     if family == "adaptive_pool":
         return Summary(keeps_channels=True, stride=None)
+    if family == "pad":
+        return Summary(keeps_channels=True, stride=ONE)
     return Summary(has_weights=ltype.has_weights)
 
 
@@ -249,13 +325,6 @@ def compose(children: Sequence[Item], complete: bool = True) -> Summary:
     )
 
 
-def channels_after(summary: Summary, incoming: Optional[Num]) -> Optional[Num]:
-    """Channels leaving a layer given the channels entering it."""
-    if summary.keeps_channels:
-        return incoming if incoming is not None else summary.in_channels
-    return summary.out_channels
-
-
 def chain_links(children: Sequence[Item]) -> Iterator[Tuple[Item, Item, Num]]:
     """Consecutive (producer, consumer, produced width) pairs in a Sequential
     where the width entering ``consumer`` is known from ``producer``'s side.
@@ -286,10 +355,6 @@ def chain_links(children: Sequence[Item]) -> Iterator[Tuple[Item, Item, Num]]:
                 producer = item
         else:
             current, producer = summary.out_channels, item
-
-
-def norm_with(facts: Facts, num: Optional[Num]) -> Optional[Num]:
-    return facts.norm(num) if num is not None else None
 
 
 def iter_layers(loc: Optional[Loc]) -> Iterator[LayerSpec]:

@@ -72,8 +72,11 @@ class Num:
 
     @staticmethod
     def opaque(func: str, args: Iterable["Num"]) -> "Num":
-        rendered = ", ".join(a.render() for a in args)
-        return Num.atom(f"{OPAQUE_PREFIX}{func}({rendered})")
+        args = tuple(args)
+        name = OPAQUE_PREFIX + _python_text(func, args)
+        if name not in OPAQUE_DEFINITIONS and len(OPAQUE_DEFINITIONS) < _OPAQUE_DEFINITIONS_LIMIT:
+            OPAQUE_DEFINITIONS[name] = (func, args)
+        return Num.atom(name)
 
     # -- queries ------------------------------------------------------------
     def is_const(self) -> bool:
@@ -194,8 +197,11 @@ class Num:
         parts = []
         for mono, coeff in sorted(self.terms, key=lambda t: (-len(t[0]), t[0])):
             factors = []
+            alone = len(mono) == 1 and mono[0][1] == 1 and coeff == 1
             for atom, power in mono:
                 name = atom[len(OPAQUE_PREFIX):] if atom.startswith(OPAQUE_PREFIX) else atom
+                if " " in name and not alone:
+                    name = f"({name})"  # c // 2 times something: keep the division first
                 factors.extend([name] * power)
             text = " * ".join(factors)
             if not factors:
@@ -209,6 +215,24 @@ class Num:
         for part in parts[1:]:
             out += f" - {part[1:]}" if part.startswith("-") else f" + {part}"
         return out
+
+
+_INFIX = {"floordiv": "//", "truediv": "/", "mod": "%", "pow": "**"}
+
+
+def _python_text(func: str, args: Tuple["Num", ...]) -> str:
+    """An opaque term as Python would write it: ``c // 2``, ``int(c * 3 / 2)``."""
+    if func in _INFIX and len(args) == 2:
+        left, right = (a.render() for a in args)
+        wrap = lambda text: f"({text})" if " " in text else text
+        return f"{wrap(left)} {_INFIX[func]} {wrap(right)}"
+    return f"{func}({', '.join(a.render() for a in args)})"
+
+
+# What each opaque atom stands for (``§floordiv(c, 2)`` -> ("floordiv", (c, 2))),
+# so that a configuration can evaluate it (see :mod:`resnetlint.model.concrete`).
+OPAQUE_DEFINITIONS: Dict[str, Tuple[str, Tuple["Num", ...]]] = {}
+_OPAQUE_DEFINITIONS_LIMIT = 200_000
 
 
 def _fraction_text(value: Fraction) -> str:
@@ -235,6 +259,22 @@ def provably_different(a: Optional[Num], b: Optional[Num]) -> bool:
     if not (a.is_opaque_free() and b.is_opaque_free()):
         return False
     return a != b
+
+
+def unless(a: Num, b: Num) -> str:
+    """When two provably different expressions actually differ, as a
+    condition on the block's parameters: "" when always (both constant),
+    ``dilation != 1`` when the difference is linear in one parameter,
+    ``a != b`` otherwise."""
+    difference = a - b
+    if difference.is_const():
+        return ""
+    varying = [(mono, coefficient) for mono, coefficient in difference.terms if mono]
+    if len(varying) == 1 and len(varying[0][0]) == 1 and varying[0][0][0][1] == 1:
+        (name, _), = varying[0][0]
+        constant = sum((c for mono, c in difference.terms if not mono), Fraction(0))
+        return f"{name} != {_fraction_text(-constant / varying[0][1])}"
+    return f"{a.render()} != {b.render()}"
 
 
 # ----------------------------------------------------------------------------
@@ -330,6 +370,21 @@ def disjoin(items: Iterable[Cond]) -> Cond:
     if not flat:
         return False
     return flat[0] if len(flat) == 1 else Or(tuple(flat))
+
+
+def mentions(cond: Cond, atoms) -> bool:
+    """Whether a condition refers to any of the named parameters (so that,
+    say, a test chooses by the stride).  Unknown conditions count as
+    mentioning them: the answer is used to stay silent."""
+    if isinstance(cond, Cmp):
+        return bool((cond.left.atoms() | cond.right.atoms()) & set(atoms))
+    if isinstance(cond, (And, Or)):
+        return any(mentions(c, atoms) for c in cond.items)
+    if isinstance(cond, Not):
+        return mentions(cond.item, atoms)
+    if isinstance(cond, Truth):
+        return any(a in cond.key for a in atoms)
+    return True
 
 
 class Contradiction(Exception):

@@ -19,6 +19,7 @@ from typing import Dict, Optional, Tuple
 #   identity        shape preserved
 #   pool            channels preserved, spatial by stride
 #   adaptive_pool   channels preserved, spatial fixed by output_size
+#   pad             channels preserved, spatial size grown by the padding
 #   container       Sequential / ModuleList / ModuleDict
 #   other           known torch module with an effect we do not model
 FAMILIES = (
@@ -31,6 +32,7 @@ FAMILIES = (
     "identity",
     "pool",
     "adaptive_pool",
+    "pad",
     "container",
     "other",
 )
@@ -119,9 +121,14 @@ for _name in ("GELU", "Sigmoid", "Tanh", "Softplus", "Softsign", "Tanhshrink", "
 _add(LayerType("PReLU", "act", ("num_parameters", "init"), has_weights=True))
 for _name in ("Softmax", "LogSoftmax", "Softmin", "Softmax2d"):
     _add(LayerType(_name, "act", ("dim",)))
+# Explicit padding layers: the size grows by what they add (a `padding=0`
+# convolution after one keeps it).
+for _d in (1, 2, 3):
+    for _kind in ("Zero", "Reflection", "Replication", "Circular"):
+        _add(LayerType(f"{_kind}Pad{_d}d", "pad", ("padding",), dims=_d))
+    _add(LayerType(f"ConstantPad{_d}d", "pad", ("padding", "value"), dims=_d))
 for _name in ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle",
-              "Flatten", "Unflatten", "GLU", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d",
-              "ZeroPad1d", "ReflectionPad1d", "Embedding", "Bilinear",
+              "Flatten", "Unflatten", "GLU", "Embedding", "Bilinear",
               "MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer", "LSTM", "GRU", "RNN"):
     _add(LayerType(_name, "other", (), has_weights=_name in {
         "Embedding", "Bilinear", "MultiheadAttention", "TransformerEncoderLayer",

@@ -149,9 +149,15 @@ class SuperV(Value):
 @record
 class QualV(Value):
     """A dotted name we can resolve (``torch.nn``, ``torch.nn.Conv2d``,
-    ``functools.partial``, ``<local>.conv3x3``)."""
+    ``functools.partial``, ``<local>.conv3x3``, ``.common.conv3x3_block``).
+
+    ``origin`` is the module whose imports the name is written against (None:
+    the checked file): ``<local>.X`` and relative names mean different things
+    in different modules, and a value can travel from a helper module into
+    the block that called it."""
 
     qualname: str
+    origin: Optional[object] = None  # a ModuleContext
 
 
 @record
@@ -174,6 +180,18 @@ class PartialV(Value):
     func: Loc
     args: Tuple[Loc, ...]
     kwargs: Tuple[Tuple[str, Loc], ...]
+
+
+@record
+class LambdaV(Value):
+    """A ``lambda`` (or a nested function returning one), with the names it
+    closes over: calling it evaluates its body with the arguments bound
+    (pytorchcv's ``lambda num_features: nn.BatchNorm2d(num_features)``)."""
+
+    params: object  # cst.Parameters
+    body: object  # cst expression
+    env: Tuple[Tuple[str, "Loc"], ...]
+    ctx: Optional[object] = None  # the ModuleContext its names are read in
 
 
 @record
@@ -247,6 +265,10 @@ class LayerSpec:
     inplace_first: bool = False  # mutates its input (inplace activation, or a
     # container whose first layer does)
     subclass_forward: bool = False  # a subclass of a torch layer with its own forward
+    # What the model assumed to know this layer (a parameter's default, a
+    # role's contract), for messages; None when it is built as written.
+    assumption: Optional[str] = None
+    from_parameter: Optional[str] = None  # built by calling this constructor parameter (``proj_layer(...)``)
 
     def arg(self, name: str) -> Optional[Loc]:
         return self.args.get(name)

@@ -30,6 +30,7 @@ class TraceOptions:
     class_timeout: float = 30.0
     total_timeout: float = 600.0
     memory_mb: Optional[int] = 8192
+    trace_paths: List[str] = field(default_factory=list)  # --trace-path: where the traced code imports from
 
 
 @dataclass

@@ -1,0 +1,404 @@
+"""The project: which file holds module ``a.b.c``, and what an imported name is.
+
+A block is rarely built from ``torch.nn`` alone: its layers come from helpers
+in a sibling module (``from .common import conv3x3_block``), its base class
+lives in another file, its norm layer is a re-export from a package's
+``__init__``.  :class:`Project` lets the model follow those names **without
+importing anything**: it finds the file of a module the way Python's import
+system would (the checked file's package root, the folders above it for
+namespace packages and ``sys.path`` tricks, then the installed packages of
+the running interpreter), reads and parses it with the same lite front end
+the checked file gets, and resolves a dotted name through ``import``,
+``from ... import``, ``from x import *`` and ``__init__`` re-exports to the
+definition it names.
+
+What the model learns this way depends on those files, so every module
+consulted while a file is analysed is recorded (:meth:`Project.recording`)
+with its content hash: the result cache keys a file by its own content *and*
+those hashes, and an edit to ``common.py`` re-checks exactly its users.
+
+Parsed modules are kept in a small LRU (a model zoo's shared helper modules
+are parsed once per worker, not once per importer); what is worth more than
+a parse, the summary of a module class used as a layer, is memoised by the
+caller under the module's content hash (:meth:`Project.memo`).
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple
+
+from .context import LOCAL_PREFIX, ModuleContext
+
+# Top-level packages never read: torch's own layers are modelled by
+# ``torch_api``; the others hold no modules a block builds.
+NEVER_READ = frozenset({
+    "torch", "numpy", "builtins", "functools", "math", "typing", "collections", "itertools", "os", "sys",
+    "warnings", "copy", "abc", "enum", "dataclasses", "inspect", "logging", "re", "operator", "types",
+    "contextlib", "typing_extensions", "einops", "scipy", "pandas", "PIL", "cv2",
+})
+# Files at which the search for enclosing project folders stops.
+PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+MAX_PARSED_MODULES = 256  # LRU bound on the modules kept parsed
+MAX_MODULE_BYTES = 2 * 1024 * 1024  # a generated file is never a helper worth modelling
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A name bound at the top level of a module: a function, a class or a
+    constant (``BN = partial(nn.BatchNorm2d, eps=1e-3)``)."""
+
+    ctx: ModuleContext
+    name: str
+    kind: str  # "function" | "class" | "constant"
+
+
+@dataclass(frozen=True)
+class External:
+    """A name outside anything we read (``torch.nn.Conv2d``, or a package
+    that is not installed here), as an absolute dotted name."""
+
+    qualname: str
+
+
+Resolved = Optional[object]  # Definition | External | None (unknown)
+
+
+class _Parsed:
+    __slots__ = ("ctx", "stamp", "digest")
+
+    def __init__(self, ctx: Optional[ModuleContext], stamp: Tuple[int, int], digest: str):
+        self.ctx = ctx
+        self.stamp = stamp
+        self.digest = digest
+
+
+class Project:
+    """Module lookup and name resolution across the checked tree and the
+    installed packages (read, never imported)."""
+
+    def __init__(self, extra_roots: Tuple[str, ...] = (), installed: bool = True):
+        self.extra_roots = tuple(os.path.abspath(r) for r in extra_roots)
+        self.installed = installed
+        self._parsed: "OrderedDict[str, _Parsed]" = OrderedDict()
+        self._module_files: Dict[Tuple[str, Tuple[str, ...]], Optional[str]] = {}
+        self._installed_roots: Dict[str, Optional[str]] = {}
+        self._roots: Dict[str, Tuple[str, ...]] = {}
+        self._memo: Dict[Tuple[str, str, str], Tuple[object, Dict[str, str]]] = {}
+        self._recorders: List[Dict[str, str]] = []
+        self._resolving: Set[Tuple[str, str]] = set()
+
+    # ------------------------------------------------------------------
+    # Dependencies
+    # ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[Dict[str, str]]:
+        """Collect ``path -> content hash`` of every module consulted inside
+        the block (nested recordings all see what the inner ones consult)."""
+        consulted: Dict[str, str] = {}
+        self._recorders.append(consulted)
+        try:
+            yield consulted
+        finally:
+            self._recorders.pop()
+
+    def _consult(self, path: str, digest: str) -> None:
+        for recorder in self._recorders:
+            recorder[path] = digest
+
+    def memo(self, ctx: ModuleContext, key: str, compute: Callable[[], object]) -> object:
+        """``compute()`` once per (module content, key); whoever reuses the
+        value also depends on what computing it consulted."""
+        entry = (ctx.path, ctx.digest, key)
+        found = self._memo.get(entry)
+        if found is None:
+            with self.recording() as consulted:
+                value = compute()
+            found = self._memo[entry] = (value, dict(consulted))
+        value, consulted = found
+        for path, digest in consulted.items():
+            self._consult(path, digest)
+        return value
+
+    # ------------------------------------------------------------------
+    # Finding module files
+    # ------------------------------------------------------------------
+    def roots_for(self, path: str) -> Tuple[str, ...]:
+        """Folders that act as ``sys.path`` entries for a file, nearest first:
+        the folder above its topmost package, then every folder above that up
+        to the project's top (namespace packages, scripts that extend
+        ``sys.path``), then the configured extra roots."""
+        folder = os.path.dirname(os.path.abspath(path))
+        found = self._roots.get(folder)
+        if found is not None:
+            return found
+        roots: List[str] = []
+        top = folder
+        while os.path.isfile(os.path.join(top, "__init__.py")):
+            parent = os.path.dirname(top)
+            if parent == top:
+                break
+            top = parent
+        current = top
+        while True:
+            roots.append(current)
+            if any(os.path.exists(os.path.join(current, marker)) for marker in PROJECT_MARKERS):
+                break
+            parent = os.path.dirname(current)
+            if parent == current or len(roots) >= 8:
+                break
+            current = parent
+        if folder not in roots:
+            roots.insert(0, folder)  # a loose script: its siblings import as top-level modules
+        result = tuple(dict.fromkeys(roots + list(self.extra_roots)))
+        self._roots[folder] = result
+        return result
+
+    def module_file(self, dotted: str, near: str) -> Optional[str]:
+        """The file of an absolutely imported module, searched from the roots
+        of the file ``near``, then among the installed packages."""
+        parts = tuple(dotted.split("."))
+        if not parts or parts[0] in NEVER_READ or not all(p.isidentifier() for p in parts):
+            return None
+        roots = self.roots_for(near)
+        key = (dotted, roots)
+        if key in self._module_files:
+            return self._module_files[key]
+        found = None
+        for root in roots:
+            found = _file_in(root, parts)
+            if found is not None:
+                break
+        if found is None and self.installed:
+            top = self._installed_root(parts[0])
+            if top is not None:
+                found = _file_in(os.path.dirname(top), parts)
+        self._module_files[key] = found
+        return found
+
+    def relative_file(self, near: str, level: int, dotted: str) -> Optional[str]:
+        """The file of ``from <level dots><dotted> import ...`` written in
+        ``near`` (resolved by folders, so packages without ``__init__.py``
+        work as Python's namespace packages do)."""
+        folder = os.path.dirname(os.path.abspath(near))
+        for _ in range(level - 1):
+            folder = os.path.dirname(folder)
+        parts = tuple(p for p in dotted.split(".") if p)
+        if not parts:
+            init = os.path.join(folder, "__init__.py")
+            return init if os.path.isfile(init) else None
+        return _file_in(folder, parts)
+
+    def _installed_root(self, top: str) -> Optional[str]:
+        """The folder (or file) of an installed top-level package, found the
+        way the import system would, without importing anything."""
+        if top in self._installed_roots:
+            return self._installed_roots[top]
+        found = None
+        try:
+            from importlib.machinery import PathFinder
+
+            spec = PathFinder.find_spec(top, sys.path)  # searches folders only: runs no package code
+        except (ImportError, ValueError, OSError):
+            spec = None
+        if spec is not None and spec.origin not in (None, "built-in", "frozen") or \
+                spec is not None and spec.submodule_search_locations:
+            if spec.submodule_search_locations:
+                found = os.path.join(list(spec.submodule_search_locations)[0], "")
+                found = found.rstrip(os.sep)
+            elif spec.origin and spec.origin.endswith(".py"):
+                found = spec.origin
+            if found is not None and _is_standard_library(found):
+                found = None
+        self._installed_roots[top] = found
+        return found
+
+    # ------------------------------------------------------------------
+    # Parsing modules
+    # ------------------------------------------------------------------
+    def context(self, path: str) -> Optional[ModuleContext]:
+        """The model's view of a module file (None when it cannot be read or
+        parsed), recorded as a dependency of whatever is being analysed."""
+        path = os.path.abspath(path)
+        try:
+            status = os.stat(path)
+        except OSError:
+            return None
+        stamp = (status.st_mtime_ns, status.st_size)
+        parsed = self._parsed.get(path)
+        if parsed is None or parsed.stamp != stamp:
+            parsed = self._parse(path, stamp, status.st_size)
+            self._parsed[path] = parsed
+            while len(self._parsed) > MAX_PARSED_MODULES:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(path)
+        self._consult(path, parsed.digest)
+        return parsed.ctx
+
+    def _parse(self, path: str, stamp: Tuple[int, int], size: int) -> _Parsed:
+        from ..source import SourceError, content_digest, read_source
+
+        if size > MAX_MODULE_BYTES:
+            return _Parsed(None, stamp, "too-large")
+        try:
+            source = read_source(path)
+        except SourceError:
+            return _Parsed(None, stamp, "unreadable")
+        digest = content_digest(source.raw)
+        ctx = module_context(source.text, path, self, digest)
+        return _Parsed(ctx, stamp, digest)
+
+    # ------------------------------------------------------------------
+    # Resolving names
+    # ------------------------------------------------------------------
+    def resolve(self, ctx: ModuleContext, qualname: str) -> Resolved:
+        """What a qualified name as written in ``ctx`` denotes: ``<local>.X``
+        (a top-level name of ``ctx``), ``.common.conv3x3`` (relative),
+        ``timm.layers.create_conv2d`` (absolute).  Memoised per module (the
+        memo lives and dies with the parsed module), replaying the modules
+        the first resolution consulted."""
+        memo = ctx.resolved
+        found = memo.get(qualname)
+        if found is None:
+            with self.recording() as consulted:
+                resolved = self._resolve(ctx, qualname)
+            found = memo[qualname] = (resolved, dict(consulted))
+        resolved, consulted = found
+        for path, digest in consulted.items():
+            self._consult(path, digest)
+        return resolved
+
+    def _resolve(self, ctx: ModuleContext, qualname: str) -> Resolved:
+        if qualname.startswith(LOCAL_PREFIX):
+            return self.lookup(ctx, qualname[len(LOCAL_PREFIX):].split("."))
+        if qualname.startswith("."):
+            level = len(qualname) - len(qualname.lstrip("."))
+            parts = qualname[level:].split(".") if qualname[level:] else []
+            return self._resolve_parts(ctx, parts, lambda prefix: self.relative_file(ctx.path, level, ".".join(prefix)))
+        parts = qualname.split(".")
+        if parts[0] in NEVER_READ:
+            return External(qualname)
+        resolved = self._resolve_parts(ctx, parts, lambda prefix: self.module_file(".".join(prefix), ctx.path)
+                                       if prefix else None)
+        return resolved if resolved is not None else External(qualname)
+
+    def _resolve_parts(self, ctx: ModuleContext, parts: List[str], file_of) -> Resolved:
+        """Longest module prefix of ``parts``, then the rest looked up inside it."""
+        for split in range(len(parts), -1, -1):
+            path = file_of(parts[:split])
+            if path is None:
+                continue
+            module = self.context(path)
+            if module is None:
+                return None
+            rest = parts[split:]
+            return self.lookup(module, rest) if rest else ModuleRef(module)
+        return None
+
+    def lookup(self, ctx: ModuleContext, parts: List[str]) -> Resolved:
+        """``parts[0]`` as bound at the top level of ``ctx`` (definitions,
+        imports, star imports, submodules of a package), then the rest."""
+        if not parts:
+            return ModuleRef(ctx)
+        name, rest = parts[0], parts[1:]
+        key = (ctx.path, ".".join(parts))
+        if key in self._resolving or ctx.is_ambiguous(name):
+            return None  # an import cycle, or a name bound twice
+        self._resolving.add(key)
+        try:
+            return self._lookup(ctx, name, rest)
+        finally:
+            self._resolving.discard(key)
+
+    def _lookup(self, ctx: ModuleContext, name: str, rest: List[str]) -> Resolved:
+        for kind, table in (("function", ctx.functions), ("class", ctx.classes), ("constant", ctx.constants)):
+            if name in table:
+                return Definition(ctx, name, kind) if not rest else None
+        if name in ctx.imports:
+            target = ctx.imports[name]
+            return self.resolve(ctx, ".".join([target] + rest))
+        if os.path.basename(ctx.path) == "__init__.py":
+            submodule = _file_in(os.path.dirname(ctx.path), (name,))
+            if submodule is not None:
+                module = self.context(submodule)
+                return self.lookup(module, rest) if module is not None else None
+        for star in ctx.star_imports:
+            if star.startswith("torch"):
+                continue
+            resolved = self.resolve(ctx, ".".join([star, name] + rest))
+            if isinstance(resolved, (Definition, ModuleRef)):
+                return resolved
+        return None
+
+    def module_class_bases(self, ctx: ModuleContext, cls) -> List[Tuple[str, Resolved]]:
+        """Each positional base of a class: its qualified name as written and
+        what it resolves to."""
+        out = []
+        for base in cls.bases:
+            if base.keyword is not None:
+                continue
+            qual = ctx.qualify(base.value)
+            out.append((qual or "", self.resolve(ctx, qual) if qual else None))
+        return out
+
+
+@dataclass(frozen=True)
+class ModuleRef:
+    """A module itself (``from . import common`` binds one)."""
+
+    ctx: ModuleContext
+
+
+def lookup_local(ctx: ModuleContext, qualname: str) -> Resolved:
+    """Resolution without a project: this module's own top-level names."""
+    if not qualname.startswith(LOCAL_PREFIX):
+        return None if qualname.startswith(".") else External(qualname)
+    name = qualname[len(LOCAL_PREFIX):]
+    if ctx.is_ambiguous(name):
+        return None
+    for kind, table in (("function", ctx.functions), ("class", ctx.classes), ("constant", ctx.constants)):
+        if name in table:
+            return Definition(ctx, name, kind)
+    return None
+
+
+def _file_in(root: str, parts: Tuple[str, ...]) -> Optional[str]:
+    folder = os.path.join(root, *parts)
+    init = os.path.join(folder, "__init__.py")
+    if os.path.isfile(init):
+        return init
+    module = folder + ".py"
+    if os.path.isfile(module):
+        return module
+    return None
+
+
+def _is_standard_library(path: str) -> bool:
+    import sysconfig
+
+    stdlib = sysconfig.get_paths().get("stdlib") or ""
+    return bool(stdlib) and os.path.abspath(path).startswith(os.path.abspath(stdlib) + os.sep) and \
+        "site-packages" not in path
+
+
+def module_context(text: str, path: str, project: Optional[Project], digest: str = "") -> Optional[ModuleContext]:
+    """A module the checked code imports from, built like a checked file
+    but whole: every top-level statement, every class member."""
+    from ..prefilter import FileScan, split_lines
+    from . import lite
+
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    scan = FileScan(tree)
+    try:
+        module, _ = lite.build(split_lines(text), tree.body, {})
+    except RecursionError:
+        return None
+    return ModuleContext(module, scan.facts(), path, project=project, digest=digest, foreign=True)
