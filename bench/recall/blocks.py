@@ -21,7 +21,6 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
@@ -382,10 +381,6 @@ class Residual:
     main_attrs: List[str]  # self attributes called on the main path, in order
     base_is_input: bool
 
-    @property
-    def shortcut_is_raw_input(self) -> bool:
-        return not self.projections and self.base_is_input
-
 
 def _calls_post_order(expr: cst.CSTNode) -> List[cst.Call]:
     out: List[cst.Call] = []
@@ -723,19 +718,6 @@ def class_lines(text: str) -> Dict[str, int]:
     return out
 
 
-def class_bases_of(module: cst.Module) -> Dict[str, List[str]]:
-    """Class name -> base names, for the package-wide module-ness check."""
-    out: Dict[str, List[str]] = {}
-    for top in module.body:
-        for cls, _ in _classes(top, ""):
-            out[cls.name.value] = [dotted(a.value) or "" for a in cls.bases if a.keyword is None]
-    return out
-
-
 def quick_candidates(text: str) -> bool:
     """Cheap text test before parsing: a ``forward`` and an addition."""
     return "def forward" in text and ("+" in text or ".add" in text)
-
-
-def module_path_parts(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()

@@ -51,10 +51,6 @@ def keyword(call: cst.Call, *names: str) -> Optional[cst.Arg]:
     return None
 
 
-def has_star(call: cst.Call) -> bool:
-    return any(a.star for a in call.args)
-
-
 def argument(call: cst.Call, index: Optional[int], names: Sequence[str]) -> Optional[cst.Arg]:
     """The argument passed as ``names`` (keyword) or at ``index``."""
     found = keyword(call, *names)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import multiprocessing
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -176,7 +176,7 @@ def select(scan: PackageScan, codes: Sequence[str], per_operator: int, seed: int
 
 
 def _materialize_file(args) -> List[Mutant]:
-    package, top, root, relpath, wanted, block_features, seed = args
+    package, top, root, relpath, wanted, block_features = args
     path = Path(root) / relpath
     text = path.read_text(encoding="utf-8", errors="replace")
     module = cst.parse_module(text)
@@ -227,7 +227,7 @@ def materialize(scan: PackageScan, package: Package, root: Path, chosen: Sequenc
     by_file: Dict[str, List[CandidateInfo]] = {}
     for candidate in chosen:
         by_file.setdefault(candidate.relpath, []).append(candidate)
-    work = [(package.distribution, package.top, str(root), relpath, by_file[relpath], features.get(relpath, {}), 0)
+    work = [(package.distribution, package.top, str(root), relpath, by_file[relpath], features.get(relpath, {}))
             for relpath in sorted(by_file)]
     if jobs <= 1:
         results = list(map(_materialize_file, work))
@@ -237,5 +237,3 @@ def materialize(scan: PackageScan, package: Package, root: Path, chosen: Sequenc
     return [m for group in results for m in group]
 
 
-def as_dict(obj) -> dict:
-    return asdict(obj)

@@ -53,7 +53,6 @@ class Signature:
     padding_index: Optional[int] = None
     groups_index: Optional[int] = None
     bias_index: Optional[int] = None
-    default_stride_one: bool = True  # an absent stride means 1
     certain: bool = False  # a torch/mmcv/same-file signature (positional indexes exact)
 
 
@@ -240,10 +239,6 @@ def kernel_bigger_than_one(block: Block, call: cst.Call, sig: Signature) -> Opti
         if literal is not None:
             return literal > 1
     return None
-
-
-def attr_of_site(block: Block, site: CallSite) -> Optional[str]:
-    return site.attr
 
 
 def constructions(block: Block, attr: str) -> List[cst.BaseExpression]:

@@ -47,6 +47,7 @@ RL302  inplace-identity        an in-place op on the saved identity or the
 """
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
@@ -54,7 +55,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from . import layers as L
-from .blocks import WIDTH_NAME, Block, CallSite, Residual
+from .blocks import WIDTH_NAME, Block, CallSite, Residual, class_constants
 from .cstutil import code, last_name, self_attr, statements, walk
 from .flow import Flow
 from .mutate import SourceFile, expression
@@ -117,8 +118,6 @@ NUMERIC_CALL = re.compile(r"^(int|round|max|min|abs|math\.ceil|math\.floor|ceil|
 def _numeric(text: str) -> bool:
     """Whether an expression is arithmetic of names and numbers (calls only
     to int/round/make_divisible-like helpers): a width, not a layer."""
-    import ast
-
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError:
@@ -195,8 +194,6 @@ def _defined_before(block: Block, text: str, order: int) -> bool:
 
 
 def _class_constant_names(block: Block) -> Set[str]:
-    from .blocks import class_constants
-
     return set(class_constants(block.cls))
 
 
