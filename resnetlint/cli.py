@@ -19,7 +19,7 @@ from . import __version__  # noqa: F401  (re-exported for ``resnetlint.cli.__ver
 
 # Subcommands (cli_app.commands), so that a lint run need not import typer to
 # know that its first argument is not one.
-SUBCOMMANDS: Sequence[str] = ()
+SUBCOMMANDS: Sequence[str] = ("server",)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

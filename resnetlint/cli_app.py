@@ -118,6 +118,18 @@ def _commands() -> None:
     single registered command as the whole application)."""
 
 
+@commands.command("server")
+def server(stdio: bool = typer.Option(False, "--stdio", hidden=True,
+                                      help="Accepted and ignored: stdio is the only transport.")) -> None:
+    """Run the language server for editors: the Language Server Protocol on
+    stdin/stdout (diagnostics as you type, fixes as code actions, rule
+    documentation on hover). Needs pip install 'resnetlint[server]'; see the
+    README's Editors section for VS Code, Neovim and Helix."""
+    from .server import main as serve
+
+    raise typer.Exit(serve())
+
+
 def run_options(options) -> int:
     """The seam the fast path shares (tests replace it to compare parsers)."""
     return run(options)

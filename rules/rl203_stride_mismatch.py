@@ -215,8 +215,10 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
     skip_strided = _strided_sites(residual.skip)
     detail = f"the main path reduces the resolution by `{main.render()}` and the shortcut by `{skip.render()}`"
     if main == ONE and skip_strided:
+        assumed = skip_strided[-1][0].assumption
+        note = f" (assuming {assumed})" if skip_strided[-1][0].family == "caller" and assumed else ""
         return Violation(skip_strided[-1][1], f"{detail}: the shortcut strides but the main path never does, so the "
-                         f"add fails whenever {skip.render()} != 1",
+                         f"add fails whenever {skip.render()} != 1{note}",
                          help="apply the stride to the first 3x3 conv of the main path as well",
                          expect={**expect, "stride": skip.render()},
                          fix=_stride_onto_main_path(residual, skip_strided[-1][0]))
@@ -304,7 +306,10 @@ def _strided_sites(value: FVal) -> List[Tuple[LayerSpec, cst.CSTNode]]:
     node to point at (their ``stride`` argument where written)."""
     out: List[Tuple[LayerSpec, cst.CSTNode]] = []
     for layer in reversed(main_chain(value)):
-        if layer.spec is not None:
+        if layer.spec is not None and layer.spec.family == "caller":
+            if layer.spec.summary.stride is not None and layer.node is not None:
+                out.append((layer.spec, layer.node))  # the caller's projection, where forward calls it
+        elif layer.spec is not None:
             out.extend(_strided_in(layer.spec))
     return out
 

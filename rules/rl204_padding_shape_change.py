@@ -254,8 +254,8 @@ def _shrinking(spec: LayerSpec, before: List[Num]) -> Optional[Tuple[cst.CSTNode
         return None  # not a valid conv at all: constructing it raises
     for k, p, d, extra in zip(kernel, padding, dilation, before):
         total, needed = p + p + extra, d * (k - Num.const(1))
-        if not provably_different(total, needed):
-            continue
+        if not provably_different(total, needed) or not total.atoms() <= needed.atoms():
+            continue  # equal, or a padding the caller chooses (a parameter of its own)
         k_text = _text(kernel)
         p_text = _text(padding)
         text = f"kernel_size={k_text}, padding={p_text}" + (f", dilation={d.render()}" if d != Num.const(1) else "")

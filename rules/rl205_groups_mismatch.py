@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Set
 
-from resnetlint.model.query import as_num, BlockModel, Facts, FileAnalysis, LayerSpec, Num
+from resnetlint.model.query import describe, find_configuration, as_num, BlockModel, Facts, FileAnalysis, LayerSpec, Num
 from resnetlint.fixes import UNSAFE, FixPlan, set_argument
 from resnetlint.nodes import local_call, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -56,8 +56,9 @@ class GroupsMismatch(Rule):
             world = wf.world
             specs = list(block.layer_specs(world))
             channel_atoms = _channel_atoms(specs, world.facts)
+            defaults = block.numeric_defaults()
             for spec in specs:
-                found = _check(spec, world.facts, channel_atoms)
+                found = _check(spec, world.facts, channel_atoms, defaults)
                 if found is not None:
                     yield found
 
@@ -139,7 +140,8 @@ def _divides(divisor: Num, value: Num) -> Optional[bool]:
     return True
 
 
-def _check(spec: LayerSpec, facts: Facts, channel_atoms: Set[str]) -> Optional[Violation]:
+def _check(spec: LayerSpec, facts: Facts, channel_atoms: Set[str], defaults) -> Optional[Violation]:
+    """``groups`` must divide both the input and the output width."""
     if spec.family != "conv":
         return None
     groups_loc = spec.arg("groups")
@@ -151,32 +153,48 @@ def _check(spec: LayerSpec, facts: Facts, channel_atoms: Set[str]) -> Optional[V
         return None
     if groups.const_value() is None and not groups.atoms() <= channel_atoms:
         return None  # a cardinality or a ``groups`` argument: the caller's business
-    sides = [("in_channels", as_num(spec.arg("in_channels")))]
-    in_channels = sides[0][1]
-    if in_channels is None or facts.norm(in_channels) != groups:
-        sides.append(("out_channels", as_num(spec.arg("out_channels"))))
-    for name, width in sides:
+    in_channels = as_num(spec.arg("in_channels"))
+    for name in ("in_channels", "out_channels"):
+        width = as_num(spec.arg(name))
         if width is None:
             continue
         width = facts.norm(width)
         if not width.is_opaque_free():
             continue
-        if _divides(groups, width) is False:
-            node = report_node(spec, groups_loc)
-            if node is None:
-                return None
-            fix = None
-            in_text = source_text(written_argument(spec, "in_channels"))
-            if in_text is not None and local_call(spec) is not None and name == "in_channels":
-                fix = FixPlan(f"group by the input width (`groups={in_text}`)", UNSAFE,
-                              [set_argument(local_call(spec), "groups", in_text, GROUPS_INDEX)])
-            return Violation(
-                node,
-                f"`groups={groups.render()}` does not divide `{name}={width.render()}`: `{spec.label}` raises "
-                f"\"{name} must be divisible by groups\" for most arguments",
-                help=f"use groups = in_channels ({as_num(spec.arg('in_channels')).render() if in_channels is not None else '?'}) "
-                     "for a depthwise conv, or make the widths match",
-                expect={"kind": "construction-error", "text": f"{name} must be divisible by groups"},
-                fix=fix,
-            )
+        configuration = _not_divisible(groups, width, facts, defaults)
+        if configuration is None:
+            continue
+        node = report_node(spec, groups_loc)
+        if node is None:
+            return None
+        fix = None
+        in_text = source_text(written_argument(spec, "in_channels"))
+        out_channels = as_num(spec.arg("out_channels"))
+        if in_text is not None and local_call(spec) is not None and name == "in_channels" and \
+                in_channels is not None and out_channels is not None and \
+                _divides(facts.norm(in_channels), facts.norm(out_channels)) is True:
+            fix = FixPlan(f"group by the input width (`groups={in_text}`)", UNSAFE,
+                          [set_argument(local_call(spec), "groups", in_text, GROUPS_INDEX)])
+        when = f" (e.g. with {describe(configuration)})" if configuration else ""
+        return Violation(
+            node,
+            f"`groups={groups.render()}` does not divide `{name}={width.render()}`{when}: `{spec.label}` raises "
+            f"\"{name} must be divisible by groups\"",
+            help=f"use groups = in_channels ({in_channels.render() if in_channels is not None else '?'}) "
+                 "for a depthwise conv, or make the widths match",
+            expect={"kind": "construction-error", "text": f"{name} must be divisible by groups",
+                    "conditions": [f"{width.render()} % {groups.render()} != 0"],
+                    **({"config": configuration} if configuration else {})},
+            fix=fix,
+        )
     return None
+
+
+def _not_divisible(groups: Num, width: Num, facts: Facts, defaults) -> Optional[dict]:
+    """A configuration in which ``groups`` does not divide ``width`` (``{}``:
+    in every one, as written), or None."""
+    if _divides(groups, width) is False:
+        return {}
+    if _divides(groups, width) is True or groups.const_value() is not None:
+        return None  # a constant count of groups: the caller picks widths it divides
+    return find_configuration([groups, width], lambda g, w: g > 0 and w > 0 and w % g != 0, facts, defaults)

@@ -17,7 +17,7 @@ from .project import Project
 from .forward_exec import AddEvent, AssignEvent, Budget, Flow, ForwardExecutor, FVal, ancestors
 from .init_exec import InitResult, Interpreter, World
 from .symbolic import Cond, Facts, Num, provably_different
-from .layers import iter_layers, sequential_children
+from .layers import iter_layers
 from .values import AltV, Item, LayerSpec, LayerV, Summary, TupleV, as_num
 
 @dataclass
@@ -101,6 +101,17 @@ class BlockModel:
         return False
 
     @property
+    def own_init(self) -> bool:
+        """The class defines ``__init__`` itself (an inherited one is its base's)."""
+        return any(isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__" for stmt in self.cls.body.body)
+
+    @property
+    def has_subclass(self) -> bool:
+        """A class of the same file derives from this one (and may use what
+        it builds)."""
+        return any(self.name in bases for bases in self.ctx.facts.subclass_bases.values())
+
+    @property
     def own_forward(self) -> bool:
         return self.forward is not None and self.forward_owner is self.cls
 
@@ -141,12 +152,27 @@ def _sequentials_in(path: str, loc) -> Iterator[Tuple[str, List[Item]]]:
     if not isinstance(value, LayerV):
         return
     spec = value.spec
-    children = sequential_children(spec)
+    children = list(spec.children) if _is_chain(spec) else []
     if children and spec.children_complete and spec.site is not None:
         yield path, children
         for index, child in enumerate(children):
             if child.segment is None:
                 yield from _sequentials_in(f"{path}.{index}", child.loc)
+
+
+def caller_projection_contract(block: BlockModel, attr: str, param: str) -> LayerSpec:
+    """What a projection the caller passes in does, by the contract every
+    ``_make_layer`` follows: it takes the block input to the main path's
+    shape, at the block's own ``stride`` (the widths it is built with are
+    the caller's; the stride is the one the block was asked for)."""
+    init = block.init.init
+    names = {p.name.value for p in list(init.params.params) + list(init.params.kwonly_params)} if init else set()
+    stride = Num.atom("stride") if "stride" in names else None
+    spec = LayerSpec(family="caller", label=f"self.{attr}", summary=Summary(stride=stride, has_weights=True))
+    spec.assumption = (f"the caller's `{param}` downsamples by `stride`, as the code that builds the block's "
+                       "projection does" if stride is not None else f"the caller's `{param}`")
+    spec.from_parameter = param
+    return spec
 
 
 class FileAnalysis:
@@ -197,10 +223,14 @@ class FileAnalysis:
             model.worlds.append(WorldFlow(world, flow))
         from .residual import caller_projections
 
-        callers = set(caller_projections(model))
+        callers = caller_projections(model)
+        contracts = {attr: caller_projection_contract(model, attr, param) for attr, param in callers.items()}
         for wf in model.worlds:
             if wf.flow is not None:
-                wf.flow.caller_projections = callers
+                wf.flow.caller_projections = set(callers)
+                for value in wf.flow.values:
+                    if value.kind == "layer" and value.spec is None and value.attr in contracts:
+                        value.spec = contracts[value.attr]
         return model
 
     def class_summaries(self, cls: cst.ClassDef) -> Optional[List[Tuple[Cond, Summary]]]:
@@ -395,7 +425,7 @@ def forward_chain(value: FVal) -> List[ChainStep]:
 
 
 def _expanded(spec: LayerSpec) -> List[ChainStep]:
-    if spec.family == "container" and spec.ltype is not None and spec.ltype.name == "Sequential":
+    if _is_chain(spec):
         out: List[ChainStep] = []
         for child in spec.children:
             value = child.loc.value
@@ -407,6 +437,14 @@ def _expanded(spec: LayerSpec) -> List[ChainStep]:
     if spec.family == "pad":
         return [ChainStep(spec, _layer_padding(spec), is_pad=True)]
     return [ChainStep(spec)]
+
+
+def _is_chain(spec: LayerSpec) -> bool:
+    """A layer that runs its children one after the other: an nn.Sequential,
+    or a module class whose forward is a plain chain of its layers."""
+    if spec.family == "container":
+        return spec.ltype is not None and spec.ltype.name == "Sequential"
+    return spec.family == "composite" and bool(spec.children)
 
 
 def _pad_totals(amounts: List[Optional[Num]], dims: int) -> Optional[Tuple[Num, ...]]:
@@ -490,7 +528,7 @@ def differ(a: Optional[Num], b: Optional[Num], facts: Facts, defaults: Optional[
         # widths, the defaults) shows it under what the path assumes: a
         # stride that is 1 unless it is 2 never differs from 1 "in practice".
         return None
-    if provably_different(a, b):
+    if provably_different(a, b) or not configuration:
         from .symbolic import unless
 
         return Difference(unless(a, b))

@@ -158,15 +158,25 @@ def consistent(facts: Facts, values: Mapping[str, Fraction]) -> bool:
 
 def witness(a: Num, b: Num, facts: Facts, defaults: Mapping[str, int]) -> Optional[Dict[str, int]]:
     """A configuration consistent with ``facts`` under which ``a`` and ``b``
-    (already normalised by the facts) take different values, or None."""
-    parameters = parameters_of(a) | parameters_of(b)
-    if not parameters:
-        return None
-    for values in configurations(parameters, defaults):
-        if not consistent(facts, values):
+    (already normalised by the facts) take different values, or None
+    (``{}`` when they are constants that differ)."""
+    return find_configuration([a, b], lambda va, vb: va != vb and va > 0 and vb > 0, facts, defaults)
+
+
+def find_configuration(expressions, predicate, facts: Facts,
+                       defaults: Mapping[str, int]) -> Optional[Dict[str, int]]:
+    """The first sample configuration consistent with ``facts`` under which
+    ``predicate`` holds of the expressions' values (``{}`` when they involve
+    no parameter and it holds), or None."""
+    parameters: Set[str] = set()
+    for expression in expressions:
+        parameters |= parameters_of(expression)
+    candidates = configurations(parameters, defaults) if parameters else iter([{}])
+    for values in candidates:
+        if parameters and not consistent(facts, values):
             continue
-        va, vb = evaluate(a, values), evaluate(b, values)
-        if va is not None and vb is not None and va != vb and va > 0 and vb > 0:
+        evaluated = [evaluate(e, values) for e in expressions]
+        if all(v is not None for v in evaluated) and predicate(*evaluated):
             return {name: int(value) for name, value in sorted(values.items())}
     return None
 

@@ -1647,13 +1647,15 @@ class Interpreter:
 
     def instantiate(self, ctx: ModuleContext, name: str, args, kwargs, complete, expr, world: World,
                     frame: Frame) -> Loc:
-        """A same-file Module class used as a layer.
+        """A Module class (of this file or another module) used as a layer.
 
-        A class with a ``forward`` is analysed once, with its own parameters
-        symbolic, and its summary is specialised to the caller's arguments
-        (cheap, and the same for every call site).  A class without one (an
-        ``nn.Sequential`` subclass, a subclass of ``nn.Conv2d``) is run with
-        the caller's values, since its layers are what matters."""
+        Its ``__init__`` runs with the caller's arguments (summarised once
+        per kind of call, see :mod:`resnetlint.model.summaries`), so the
+        layers it builds are known, as its children in the order its
+        ``forward`` calls them (a pad, a conv with its padding and bias, its
+        norm).  A class with a ``forward`` also gets its summary (widths in
+        and out, stride) from its own model, analysed once with its
+        parameters symbolic and specialised to the caller's arguments."""
         cls = ctx.classes[name]
         self._class_ctx[id(cls)] = (cls, ctx)
         if frame.depth >= MAX_CALL_DEPTH or name in frame.stack:
@@ -1663,11 +1665,38 @@ class Interpreter:
                          ctx=self.class_ctx(init_owner)) if init is not None else {}
         if env is None:
             return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
+        abstracted = summaries.abstract_arguments(args, kwargs) if complete else None
+        if abstracted is None:
+            built = self._build_instance(ctx, name, args, kwargs, complete, expr, world, frame)
+        else:
+            key, template_args, template_kwargs, mapping = abstracted
+            depth, stack = frame.depth, frame.stack
+
+            def summarise() -> Loc:
+                blank = Frame(cls=None, local=False, depth=depth, stack=stack, ctx=frame.ctx)
+                return self._build_instance(ctx, name, template_args, template_kwargs, True, None, World(), blank)
+
+            template = self._memo(ctx, ("class", name, depth, key), summarise)
+            built = summaries.instantiate(template, mapping, world.facts, frame.site, expr, frame.local)
         if self.find_method(cls, "forward")[0] is not None and self.class_summaries is not None:
             options = self.class_summaries(cls)
             summary = specialize(options, env, world.facts) if options is not None else Summary()
-            spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site, summary=summary)
-            return self.here(LayerV(spec), expr, frame)
+            for spec in L.iter_layers(built):
+                if spec.family == "composite" and spec.class_name == name:
+                    spec.summary = summary  # with the caller's facts, not the summary's blank ones
+        return built
+
+    def _build_instance(self, ctx: ModuleContext, name: str, args, kwargs, complete, expr, world: World,
+                        frame: Frame) -> Loc:
+        """Run the class's ``__init__`` with these arguments: a composite
+        layer whose children are the layers it built (a Sequential or layer
+        subclass becomes that container or layer)."""
+        cls = ctx.classes[name]
+        init, init_owner = self.find_method(cls, "__init__")
+        env = self._bind(init, args, dict(kwargs), complete, skip_self=True, frame=frame,
+                         ctx=self.class_ctx(init_owner)) if init is not None else {}
+        if env is None:
+            return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
         inner = World(world.facts)
         sub = Frame(cls=cls, local=False, depth=frame.depth + 1, site=frame.site, stack=frame.stack + (name,),
                     ctx=self.class_ctx(init_owner) if init is not None else ctx)
@@ -1681,12 +1710,25 @@ class Interpreter:
             worlds = [w for w, _ in self.call_super_init(args, kwargs, inner, sub, expr)]
         return self._composite_from_worlds(cls, worlds, expr, frame)
 
+    def _forward_order(self, cls: cst.ClassDef) -> List[str]:
+        """The attributes ``forward`` calls (``self.conv(x)``), in the order
+        they are written: the order a composite's children run in."""
+        forward, _ = self.find_method(cls, "forward")
+        if forward is None:
+            return []
+        return self.syntax("forward order", forward, _called_attributes)
+
     def _composite_from_worlds(self, cls: cst.ClassDef, worlds: List[World], expr, frame) -> Loc:
         """Layers of a forward-less helper class, one option per world."""
         name = cls.name.value
         options = []
+        own_forward = self.find_method(cls, "forward")[0] is not None
         for w in worlds:
-            if w.seq_children is not None:
+            if w.seq_children is not None and own_forward:
+                # an nn.Sequential subclass with a forward of its own (a
+                # concatenation of its children, say): not a chain
+                spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site)
+            elif w.seq_children is not None:
                 children, complete = w.seq_children
                 seq = layer_type("torch.nn.Sequential")
                 assert seq is not None
@@ -1699,6 +1741,10 @@ class Interpreter:
                                  class_name=name, inplace_first=base.inplace_first)
             else:
                 spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site)
+                children = [Item(w.attrs[attr].loc) for attr in self._forward_order(cls)
+                            if attr in w.attrs and isinstance(w.attrs[attr].loc.value, (LayerV, AltV))]
+                if children:
+                    spec.children = tuple(children)
             options.append((w.condition(), Loc(LayerV(spec), expr, frame.local)))
         if not options:
             return self.here(LayerV(L.unknown_layer(name, expr, frame.site)), expr, frame)
@@ -1868,6 +1914,56 @@ def _is_flag_test(left: Value, right: Value) -> bool:
     parameter combined with a comparison is a flag, not a value to choose."""
     values = (left, right)
     return any(isinstance(v, BoolV) for v in values) and all(isinstance(v, (BoolV, ParamV)) for v in values)
+
+
+def _called_attributes(function: cst.FunctionDef) -> List[str]:
+    """The ``self.X`` modules a ``forward`` runs one after the other, when it
+    is a plain chain (every ``self.X(...)`` call takes the variable it
+    assigns: ``x = self.conv(x)``, ``if self.use_bn: x = self.bn(x)``);
+    empty for anything else (branches, a residual add), whose order says
+    nothing about the data flow."""
+    params = [p.name.value for p in list(function.params.params)[1:2]]
+    out: List[str] = []
+    if not params or not _chain_statements(function.body.body, params[0], out):
+        return []
+    return out
+
+
+def _chain_statements(statements, chain: str, out: List[str]) -> bool:
+    from .syntax import walk
+
+    def calls_self(node) -> bool:
+        return any(isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and _is_self(n.func.value)
+                   for n in walk(node))
+
+    for stmt in statements:
+        if isinstance(stmt, cst.If):
+            if calls_self(stmt.test) or not _chain_statements(stmt.body.body, chain, out):
+                return False
+            orelse = stmt.orelse
+            if isinstance(orelse, cst.If) and not _chain_statements([orelse], chain, out):
+                return False
+            if isinstance(orelse, cst.Else) and not _chain_statements(orelse.body.body, chain, out):
+                return False
+            continue
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            if calls_self(stmt):
+                return False
+            continue
+        for small in stmt.body:
+            if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name) \
+                    and small.targets[0].target.value == chain:
+                call = small.value
+                if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and _is_self(call.func.value) \
+                        and call.args and isinstance(call.args[0].value, cst.Name) and call.args[0].value.value == chain \
+                        and not any(calls_self(a.value) for a in call.args[1:]):
+                    if call.func.attr.value not in out:
+                        out.append(call.func.attr.value)
+                    continue
+                return False  # the chain variable gets something else
+            if calls_self(small):
+                return False
+    return True
 
 
 def _target_names(target: cst.BaseExpression) -> Set[str]:

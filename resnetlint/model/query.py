@@ -36,6 +36,7 @@ from .block import (
     input_channels,
     stride_of,
 )
+from .concrete import describe, find_configuration
 from .forward_exec import AddEvent, AssignEvent, Flow, FVal, InplaceEvent, ancestors
 from .init_exec import AttrAssign, World
 from .init_exec import _assigned_in
@@ -94,4 +95,5 @@ __all__ = [
     "intended_residuals", "is_main_path", "is_projection", "iter_layers", "main_chain", "overwritten_main_paths",
     "present_module", "projection_chain", "provably_different", "residual_adds", "sequential_children",
     "shortcut_kind", "stride_of", "strip_elementwise", "unless", "walk", "existing_projection", "projects", "mentions",
+    "describe", "find_configuration",
 ]

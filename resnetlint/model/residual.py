@@ -48,9 +48,9 @@ def is_projection(spec: Optional[LayerSpec]) -> bool:
 
 
 def _mixing_layers(spec: LayerSpec) -> int:
-    if spec.family in ("conv", "linear"):
+    if spec.family in ("conv", "linear", "caller"):
         return 1
-    if spec.family == "container":
+    if spec.family in ("container", "composite"):
         return sum(_mixing_layers(child.loc.value.spec) for child in spec.children
                    if isinstance(child.loc.value, LayerV))
     return 0
@@ -58,12 +58,15 @@ def _mixing_layers(spec: LayerSpec) -> int:
 
 def _adapts(spec: LayerSpec) -> bool:
     family = spec.family
+    if family == "caller":
+        return True  # a projection the caller passes in (see block.caller_projection_contract)
     if family == "conv":
         kernel = as_int_pair(spec.arg("kernel_size"))
         return kernel is not None and kernel.const_value() == 1
     if family in _ADAPTING_FAMILIES:
         return True
-    if family == "container" and spec.ltype is not None and spec.ltype.name == "Sequential":
+    if (family == "container" and spec.ltype is not None and spec.ltype.name == "Sequential") or \
+            (family == "composite" and spec.children):
         return spec.children_complete and all(
             isinstance(child.loc.value, LayerV) and _adapts(child.loc.value.spec) for child in spec.children)
     return False
@@ -91,7 +94,7 @@ def projection_chain(flow: Flow, value: FVal, root: FVal) -> Optional[List[FVal]
     layers: List[FVal] = []
     current: Optional[FVal] = value
     while current is not None and current is not root:
-        if current.kind == "layer" and (is_projection(current.spec) or (current.spec is None and current.attr in caller)):
+        if current.kind == "layer" and (is_projection(current.spec) or current.attr in caller):
             layers.append(current)
         elif not (current.kind in ("func", "method") and current.elementwise):
             return None
@@ -207,8 +210,7 @@ def _projection_root(flow: Flow, value: FVal):
     layers: List[FVal] = []
     current = value
     while True:
-        if current.kind == "layer" and current.inputs and (
-                is_projection(current.spec) or (current.spec is None and current.attr in caller)):
+        if current.kind == "layer" and current.inputs and (is_projection(current.spec) or current.attr in caller):
             layers.append(current)
         elif not (current.kind in ("func", "method") and current.elementwise and current.inputs):
             return current, layers

@@ -5,8 +5,9 @@ planes, stride)``, ``create_conv2d(...)``, ``ConvNormAct(...)``), from every
 block of every file.  Running each call's body again costs more than the
 rest of the analysis.  A call is summarised instead: its arguments are
 abstracted (:func:`abstract_arguments`): symbolic widths and strides become
-placeholders ``§0``, ``§1``..., while constants, strings, layer classes and
-flags stay as they are, since they decide which branch the helper takes.
+placeholders ``§0``, ``§1``..., while constants, strings, layer classes,
+flags and the caller's own parameters (by name) stay as they are, since
+they decide which branch the helper takes.
 The helper runs once per abstraction, in a world that knows nothing, and
 every call with that abstraction gets the result with its own arguments put
 back in (:func:`instantiate`): numbers substituted, alternatives the caller's
@@ -60,10 +61,12 @@ def abstract_arguments(args, kwargs) -> Optional[Tuple[tuple, List[Loc], Dict[st
                 return ("num", constant), loc
             return _placeholder(loc)
         if isinstance(value, ParamV):
-            if _numeric_parameter(value):
-                return _placeholder(loc)
+            # Kept as itself (it may be a layer class, a flag, a width): the
+            # key names it, and the caller's expression comes back in place
+            # of the template's (see _Substitution.loc).
             default = value.default.value if value.default is not None else None
-            return ("param", value.name, _identity(default)), loc
+            mapping[f"param:{value.name}"] = loc
+            return ("param", value.name, _identity(default)), Loc(value)
         if isinstance(value, (StrV, NoneV)):
             return ("const", type(value).__name__, getattr(value, "text", None)), loc
         if isinstance(value, BoolV) and isinstance(value.cond, bool):
@@ -94,14 +97,6 @@ def abstract_arguments(args, kwargs) -> Optional[Tuple[tuple, List[Loc], Dict[st
     return tuple(key_parts), new_args, new_kwargs, mapping
 
 
-def _numeric_parameter(value: ParamV) -> bool:
-    """A constructor parameter that stands for a number: no default, or a
-    numeric one (a layer class or None default means it is not a width)."""
-    if value.default is None:
-        return "." not in value.name
-    return isinstance(value.default.value, NumV)
-
-
 def _identity(value: Optional[Value]):
     if value is None:
         return None
@@ -116,10 +111,7 @@ def instantiate(template: Loc, mapping: Dict[str, Loc], facts: Facts, site, node
     """The summarised result for one call: placeholders replaced by the
     caller's arguments, alternatives its facts rule out dropped, layers
     pointed at the caller's expression."""
-    numbers = {}
-    for name, loc in mapping.items():
-        value = loc.value
-        numbers[name] = value.num if isinstance(value, NumV) else Num.atom(value.name)
+    numbers = {name: loc.value.num for name, loc in mapping.items() if not name.startswith("param:")}
     result = _Substitution(mapping, numbers, facts, site).loc(template)
     if result.node is None:
         return Loc(result.value, node, local)
@@ -143,6 +135,10 @@ class _Substitution:
             atom = value.num.single_atom()
             if atom is not None and atom in self.mapping:
                 return self.mapping[atom]  # the caller's own argument, where it was written
+        if isinstance(value, ParamV) and loc.node is None:
+            caller = self.mapping.get(f"param:{value.name}")
+            if caller is not None and isinstance(caller.value, ParamV) and caller.value.name == value.name:
+                return caller
         new = self.value(value)
         return loc if new is value else Loc(new, loc.node, loc.local)
 
