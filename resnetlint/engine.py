@@ -55,10 +55,24 @@ def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True,
     try:
         return _check_text(text, path, rules, fast, project if project is not None else Project())
     except Exception as exc:  # noqa: BLE001 - contained, reported as RL999
+        reraise_interrupt(exc)
         result = FileResult(path, text=text)
         result.findings.append(_internal_error(exc, path, 1, "resnetlint", ""))
         result.tracebacks.append(_traceback(path, "resnetlint"))
         return result
+
+
+def reraise_interrupt(exc: BaseException) -> None:
+    """An error raised while handling Ctrl-C (a failed import, a lock
+    released mid-way) is the interrupt, not a bug of ours to report: a
+    fix must not go on with a file whose analysis was cut short."""
+    seen = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            raise KeyboardInterrupt from exc
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
 
 
 def _traceback(path: str, where: str) -> str:
@@ -87,7 +101,7 @@ def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool, project
         return result
     result.module = module
     reported: List[_Reported] = []
-    with using_index(index), project.recording() as consulted:
+    with using_index(index, project.text_of), project.recording() as consulted:
         analysis = None
         try:
             analysis = FileAnalysis(module, facts, path, project)
@@ -95,6 +109,7 @@ def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool, project
         except RecursionError:
             return result  # pathologically nested code: nothing to say about it
         except Exception as exc:  # noqa: BLE001 - contained, reported as RL999
+            reraise_interrupt(exc)
             result.findings.append(_internal_error(exc, path, 1, "the block model", ""))
             result.tracebacks.append(_traceback(path, "the block model"))
             return result
@@ -123,6 +138,7 @@ def _run_rules(analysis: FileAnalysis, rules: Sequence[Rule], index: SourceIndex
             except RecursionError:
                 continue
             except Exception as exc:  # noqa: BLE001
+                reraise_interrupt(exc)
                 line = _class_line(block, index)
                 result.findings.append(_internal_error(exc, path, line, f"rule {rule.code}", block.name))
                 result.tracebacks.append(_traceback(path, f"rule {rule.code} (class {block.name})"))

@@ -38,7 +38,7 @@ from typing import List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from .engine import REPORT_REQUEST, check_text
+from .engine import REPORT_REQUEST, check_text, reraise_interrupt
 from .findings import Finding
 from .fixes import SAFE, apply_edits, overlaps
 from .prefilter import split_lines
@@ -89,10 +89,21 @@ def fix_text(text: str, path: str, rules: Sequence[Rule], unsafe: bool,
     outcome = FixOutcome(path, text, text)
     refused: Set[Tuple] = set()  # fixes (class, code, description, edits) that broke the syntax or did nothing
     seen = {text}
+    failures = None  # internal errors on the text as read: a fix must not add any
     for _ in range(MAX_PASSES):
         findings = check_text(outcome.fixed, path, rules, fast=False).findings
         if any(f.code == "RL000" for f in findings):
             break
+        current = {(f.symbol, f.message) for f in findings if f.code == "RL999"}
+        if failures is None:
+            failures = current
+        elif current - failures:
+            # The analysis of a fixed text failed: what it would still fix is
+            # unknown, so no partly fixed text may be written.
+            outcome.fixed = text
+            outcome.applied = []
+            outcome.error = f"internal error while re-checking the fixed code; {REPORT_REQUEST}"
+            return outcome
         chosen = _choose(findings, unsafe, blocked, refused)
         if not chosen:
             break
@@ -202,6 +213,7 @@ def fix_file(path: str, rules: Sequence[Rule], unsafe: bool, trace=None,
                 retry.source = source  # type: ignore[attr-defined]
                 outcome = retry
     except Exception as exc:  # noqa: BLE001 - a bug of ours costs this file its fixes, not the run
+        reraise_interrupt(exc)
         outcome = FixOutcome(path, source.text, source.text)
         outcome.error = f"internal error in the fixer: {type(exc).__name__}: {exc}".splitlines()[0][:300] + \
             f"; {REPORT_REQUEST}"

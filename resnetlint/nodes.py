@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import libcst as cst
 
@@ -13,23 +13,41 @@ from .model.values import LayerSpec, Loc
 # The index of the file whose rules are running (set by the engine), so that
 # messages can quote source text whichever front end built the nodes.
 _INDEX: contextvars.ContextVar[Optional[SourceIndex]] = contextvars.ContextVar("resnetlint_index", default=None)
+# Text of nodes from other modules (a layer a helper builds): None if unknown.
+_ELSEWHERE: contextvars.ContextVar[Optional[Callable[[cst.CSTNode], Optional[str]]]] = \
+    contextvars.ContextVar("resnetlint_elsewhere", default=None)
 
 
 @contextlib.contextmanager
-def using_index(index: SourceIndex) -> Iterator[None]:
+def using_index(index: SourceIndex, elsewhere: Optional[Callable[[cst.CSTNode], Optional[str]]] = None) -> Iterator[None]:
     token = _INDEX.set(index)
+    other = _ELSEWHERE.set(elsewhere)
     try:
         yield
     finally:
+        _ELSEWHERE.reset(other)
         _INDEX.reset(token)
+
+
+def _text(node: cst.CSTNode) -> str:
+    index = _INDEX.get()
+    if index is not None and index.position(node) is not None:
+        return index.text(node)
+    elsewhere = _ELSEWHERE.get()
+    found = elsewhere(node) if elsewhere is not None else None
+    if found is not None:
+        return found
+    try:  # a node built by a rule: libcst can still print it
+        return index.text(node) if index is not None else "?"
+    except (AttributeError, TypeError):  # a lite node, which libcst cannot print
+        return "?"
 
 
 def code_of(node: Optional[cst.CSTNode], limit: int = 60) -> str:
     """Source text of a node on one line, shortened for messages."""
-    index = _INDEX.get()
-    if node is None or index is None:
+    if node is None:
         return "?"
-    text = " ".join(index.text(node).split())
+    text = " ".join(_text(node).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

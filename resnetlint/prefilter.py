@@ -37,6 +37,7 @@ STATE_ATTRIBUTES = {
     "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "num_features",
     "eps", "momentum", "in_features", "out_features", "padding_mode", "state_dict", "load_state_dict",
 }
+_ATTRIBUTE_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 REFLECTIVE_METHODS = {"modules", "children", "named_modules", "named_children", "_modules", "apply", "__dict__"}
 FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -84,6 +85,7 @@ class FileScan:
         self.bound: List[Set[str]] = [set() for _ in body]  # names each top-level statement binds
         self.self_attrs: List[Set[str]] = [set() for _ in body]  # `self.X` / `cls.X` names it mentions
         self.external: Set[str] = set()
+        self.attribute_paths: Set[str] = set()  # parts of dotted attribute paths written as strings
         self.classes: Dict[str, _ClassScan] = {}
         self.bases: Dict[str, FrozenSet[str]] = {}
         self.class_names = set()
@@ -165,6 +167,10 @@ class FileScan:
                         self.bound[top].add(child.id)
                 elif child_kind is not ast.Constant:
                     stack.append((child, top, cls, method, False, scoped))
+                elif type(child.value) is str and "." in child.value and _ATTRIBUTE_PATH.match(child.value):
+                    # "head.decoder.bias": a state_dict key or a tied-weights
+                    # entry names attributes other code reaches by string
+                    self.attribute_paths.update(child.value.split("."))
         self._finish_calls(class_calls)
 
     def _self_load(self, cls: _ClassScan, method: str, attr: str, outer) -> None:
@@ -227,6 +233,7 @@ class FileScan:
             call_sites[name] = sites if direct else None
         return FileFacts(
             external_attribute_loads=frozenset(self.external),
+            string_constants=frozenset(self.attribute_paths),
             classes={name: scan.facts() for name, scan in self.classes.items()},
             subclass_bases=self.bases,
             call_sites=call_sites,

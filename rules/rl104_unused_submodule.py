@@ -76,16 +76,19 @@ class UnusedSubmodule(Rule):
             return
         in_forward = _forward_methods(lineage)
         aliases = _aliases(block)
+        strings = analysis.ctx.facts.string_constants
         for name, assigned in assignments.items():
             names = aliases.get(name, (name,))
-            if any(n in external or any(n in f.literal_getattr or n in f.init_attribute_loads for f in lineage)
-                   for n in names):
+            if any(n in external or n in strings or any(n in f.literal_getattr or n in f.init_attribute_loads
+                                                          for f in lineage) for n in names):
                 continue
             readers = frozenset().union(*(_readers(f, n, in_forward) for f in lineage for n in names))
             node = _target_node(assigned)
             if node is None:
                 continue
             if not readers:
+                if block.attribute_read_elsewhere(name):
+                    continue  # another module of the package applies it (a parent, a helper given the module)
                 yield Violation(
                     node,
                     f"`self.{name}` is created in `__init__` but never used: its parameters never receive a gradient",
@@ -241,7 +244,9 @@ def _has_weights(loc: Loc) -> Optional[bool]:
             return bool(spec.ltype is not None and spec.ltype.has_weights)
         if spec.family == "unknown":
             return None  # an external class: maybe not even a module (an enum, a config)
-        return True  # convs, norms, linear, same-file module classes
+        if spec.family == "composite" and spec.summary.known:
+            return spec.summary.has_weights  # a module class whose forward runs no layer holds none
+        return True  # convs, norms, linear, module classes
     if isinstance(value, AltV):
         return any(_has_weights(option) for _, option in value.options)
     return None

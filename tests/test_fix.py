@@ -245,3 +245,39 @@ def test_a_fix_that_breaks_the_syntax_is_never_applied():
     outcome = fix_text(source, "x.py", [BreaksSyntax()], unsafe=False)
     assert outcome.fixed == source
     assert outcome.rejected and "does not parse" in outcome.rejected[0].rejected
+
+
+class RenamesThenFails(Rule):
+    """Renames ``Block`` to ``Block2`` (a first fix), then fails on the
+    renamed class, as a rule with a bug would on a fixed text."""
+    code = "RL997"
+    name = "renames-then-fails"
+    summary = "test rule that crashes on its own fix"
+    fix_availability = "always"
+    fix_safety = "safe"
+
+    def check(self, block, analysis):
+        if block.cls.name.value == "Block2":
+            raise ValueError("a bug in a rule")
+        yield Violation(block.cls.name, "test", fix=FixPlan("rename", "safe", [replace(block.cls.name, "Block2")]))
+
+
+def test_a_fixed_text_the_analysis_fails_on_is_never_written():
+    source = "import torch.nn as nn\n\n\nclass Block(nn.Module):\n    pass\n"
+    outcome = fix_text(source, "x.py", [RenamesThenFails()], unsafe=False)
+    assert outcome.fixed == source and not outcome.applied
+    assert "internal error" in outcome.error
+
+
+def test_an_interrupt_inside_the_analysis_is_not_reported_as_a_bug(monkeypatch):
+    import resnetlint.engine as engine
+
+    def interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ImportError("cannot import name 'x' (partially initialized module)")
+
+    monkeypatch.setattr(engine, "FileAnalysis", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        engine.check_text("import torch.nn as nn\n\nclass B(nn.Module):\n    pass\n", "x.py", [RenamesThenFails()])

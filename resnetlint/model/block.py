@@ -71,6 +71,11 @@ class BlockModel:
             queue.extend(interp.bases_of(cls))
         return out
 
+    def attribute_read_elsewhere(self, name: str) -> bool:
+        """Another module of the package reads ``.<name>`` (see Project)."""
+        project = self.ctx.project
+        return project is not None and project.attribute_read_elsewhere(self.ctx, name)
+
     def numeric_defaults(self) -> Dict[str, int]:
         """Constructor parameters whose default is an integer (or a bool)."""
         init = self.init.init

@@ -40,6 +40,8 @@ class FileFacts:
     """Whole-file facts from the ast pass (see :mod:`resnetlint.prefilter`)."""
 
     external_attribute_loads: FrozenSet[str] = frozenset()  # obj.X for obj other than self, anywhere
+    # the parts of dotted attribute paths written as strings ("head.decoder.bias":
+    # state_dict keys, tied weights): attributes other code reaches by name
     string_constants: FrozenSet[str] = frozenset()
     classes: Dict[str, ClassFacts] = field(default_factory=dict)
     subclass_bases: Dict[str, FrozenSet[str]] = field(default_factory=dict)  # class -> names of its bases
@@ -65,6 +67,7 @@ class ModuleContext:
         self.project = project
         self.digest = digest
         self.foreign = foreign
+        self.source_index = None  # a foreign module's positions and text (see Project.text_of)
         self.facts = facts or FileFacts()
         self.imports: Dict[str, str] = {}
         self.star_imports: List[str] = []

@@ -1031,7 +1031,13 @@ class ForwardExecutor:
         return out
 
     def _rebind_receiver(self, expr: cst.Call, old: FVal, new: FVal, state: State) -> None:
+        """The variable an in-place method updated now holds its result; for a
+        chain (``y.mul_(a).add_(b)``, each step returns ``y`` itself) the
+        variable at the start of the chain."""
         node = _receiver_node(expr)
+        while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and \
+                is_inplace_method(node.func.attr.value):
+            node = node.func.value
         if isinstance(node, cst.Name) and state.env.get(node.value) is old:
             state.env[node.value] = new
             self.flow.assignments.append(AssignEvent(node.value, old, new, expr, node, state.facts))

@@ -93,6 +93,11 @@ class TooComplex(Exception):
     """The class has more alternative constructions than we explore."""
 
 
+class Raises(Exception):
+    """This way of running ``__init__`` raises (arithmetic on None, a layer
+    given None for a width): it builds no block, like a ``raise``."""
+
+
 @record(eq=True)
 class Decision:
     cond: Cond
@@ -344,6 +349,12 @@ class Interpreter:
         self._budget -= 1
         if self._budget < 0:
             raise TooComplex("__init__ is too long to explore")
+        try:
+            return self._exec_stmt(stmt, world, frame)
+        except Raises:
+            return []
+
+    def _exec_stmt(self, stmt: cst.CSTNode, world: World, frame: Frame) -> List[World]:
         if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
             worlds = [world]
             for small in stmt.body:
@@ -907,7 +918,19 @@ class Interpreter:
     def ev_BinaryOperation(self, expr: cst.BinaryOperation, world, frame) -> Loc:
         left = self.ev(expr.left, world, frame)
         right = self.ev(expr.right, world, frame)
+        if type(expr.operator).__name__ in _ARITHMETIC:
+            self._check_not_none(type(expr.operator).__name__, (left, right), world)
         return self._binary(type(expr.operator).__name__, left, right, expr, frame)
+
+    @staticmethod
+    def _check_not_none(op: str, operands, world: World) -> None:
+        """Arithmetic on None (or on a parameter this path knows is None)
+        raises TypeError: this way of running ``__init__`` builds nothing."""
+        for operand in operands:
+            value = operand.value
+            if isinstance(value, NoneV) or (isinstance(value, ParamV) and
+                                           world.facts.evaluate(Truth(f"{value.name} is None")) is True):
+                raise Raises(f"{op} with None")
 
     def _binary(self, op: str, left: Loc, right: Loc, expr: cst.CSTNode, frame: Optional[Frame] = None) -> Loc:
         local = frame.local if frame is not None else left.local
@@ -1554,7 +1577,7 @@ class Interpreter:
             return self.here(UnknownV(f"{name}: too deep"), expr, frame)
         abstracted = summaries.abstract_arguments(args, kwargs) if complete else None
         if abstracted is None:
-            return self._run_helper(ctx, name, args, kwargs, complete, expr, world, frame)
+            return _named_by(self._run_helper(ctx, name, args, kwargs, complete, expr, world, frame), name)
         key, template_args, template_kwargs, mapping = abstracted
         depth, stack = frame.depth, frame.stack
 
@@ -1563,7 +1586,7 @@ class Interpreter:
             return self._run_helper(ctx, name, template_args, template_kwargs, True, None, World(), blank)
 
         template = self._memo(ctx, ("helper", name, depth, key), summarise)
-        return summaries.instantiate(template, mapping, world.facts, frame.site, expr, frame.local)
+        return _named_by(summaries.instantiate(template, mapping, world.facts, frame.site, expr, frame.local), name)
 
     def _memo(self, ctx: ModuleContext, key, compute):
         """A value computed once per module content and key: in the project
@@ -1994,6 +2017,16 @@ def _is_flag_test(left: Value, right: Value) -> bool:
     return any(isinstance(v, BoolV) for v in values) and all(isinstance(v, (BoolV, ParamV)) for v in values)
 
 
+def _named_by(result: Loc, helper: str) -> Loc:
+    """A layer a helper function returns is named after the helper in
+    messages (``conv_bn_act``, not ``nn.Sequential``), when the helper built it."""
+    value = result.value
+    if isinstance(value, LayerV) and value.spec.call is not None and value.spec.class_name is None \
+            and not value.spec.label.startswith(helper):
+        value.spec.label = f"{helper}(...)"
+    return result
+
+
 def _unpacked_alternatives(alternatives: AltV, count: int) -> Optional[Tuple[Loc, ...]]:
     """``name, layer = build_norm_layer(cfg, c)`` where the helper returns one
     of several tuples: each element becomes the alternatives of that element."""
@@ -2082,6 +2115,8 @@ def _assigned_in(node) -> Tuple[Set[str], Set[str]]:
         stack.extend(reversed(children))
     return names, attrs
 
+
+_ARITHMETIC = {"Add", "Subtract", "Multiply", "Divide", "FloorDivide", "Modulo", "Power"}
 
 # ``ev`` dispatches on the node's class name through this table (cheaper than
 # building the method name and looking it up on the instance every time).

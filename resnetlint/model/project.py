@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
+import re
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ NEVER_READ = frozenset({
 })
 # Files at which the search for enclosing project folders stops.
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+MAX_PACKAGE_FILES = 5000  # a package larger than this is not searched for attribute reads
 MAX_PARSED_MODULES = 256  # LRU bound on the modules kept parsed
 MAX_MODULE_BYTES = 2 * 1024 * 1024  # a generated file is never a helper worth modelling
 # Contracts of library builders, read when the library itself is not
@@ -95,6 +97,8 @@ class Project:
         self._memo: Dict[Tuple[str, str, str], Tuple[object, Dict[str, str]]] = {}
         self._recorders: List[Dict[str, str]] = []
         self._resolving: Set[Tuple[str, str]] = set()
+        self._packages: Dict[str, List[str]] = {}
+        self._texts: Dict[str, str] = {}
 
     # ------------------------------------------------------------------
     # Dependencies
@@ -248,6 +252,15 @@ class Project:
         self._consult(path, parsed.digest)
         return parsed.ctx
 
+    def text_of(self, node) -> Optional[str]:
+        """Source text of a node of an imported module (a helper's argument a
+        message quotes), or None when no module read here holds it."""
+        for parsed in self._parsed.values():
+            index = getattr(parsed.ctx, "source_index", None)
+            if index is not None and index.position(node) is not None:
+                return index.text(node)
+        return None
+
     def _parse(self, path: str, stamp: Tuple[int, int], size: int) -> _Parsed:
         from ..source import SourceError, content_digest, read_source
 
@@ -343,6 +356,50 @@ class Project:
                 return resolved
         return None
 
+    def attribute_read_elsewhere(self, ctx: ModuleContext, name: str) -> bool:
+        """Another module of the package reads ``<something>.<name>`` (a parent
+        applying its child's layer, a helper given the module): a cheap text
+        search, made only when a rule is about to call an attribute unused."""
+        # ``self.<name>`` in another file is that class's own attribute, not
+        # a read of this module's; a loose file has no package to search.
+        pattern = re.compile(
+            r"(?:(?<=\.)\w+|(?<![\w.])(?!self\b)\w+|[)\]])\s*\.\s*" + re.escape(name) + r"\b"
+        )
+        if not os.path.isfile(os.path.join(os.path.dirname(os.path.abspath(ctx.path)), "__init__.py")):
+            return False
+        for path in self._package_files(ctx.path):
+            if path == os.path.abspath(ctx.path):
+                continue
+            text = self._texts.get(path)
+            if text is None:
+                try:
+                    with open(path, encoding="utf-8", errors="replace") as handle:
+                        text = handle.read(MAX_MODULE_BYTES)
+                except OSError:
+                    text = ""
+                self._texts[path] = text
+            if pattern.search(text):
+                return True
+        return False
+
+    def _package_files(self, path: str) -> List[str]:
+        """The Python files of the package a file belongs to (its topmost
+        package folder; a loose file's own folder), at most a few thousand."""
+        folder = os.path.dirname(os.path.abspath(path))
+        top = folder
+        while os.path.isfile(os.path.join(os.path.dirname(top), "__init__.py")):
+            top = os.path.dirname(top)
+        found = self._packages.get(top)
+        if found is None:
+            found = []
+            for current, dirs, files in os.walk(top):
+                dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+                found.extend(os.path.join(current, f) for f in files if f.endswith(".py"))
+                if len(found) > MAX_PACKAGE_FILES or top == folder and current != top:
+                    break
+            self._packages[top] = found
+        return found
+
     def module_class_bases(self, ctx: ModuleContext, cls) -> List[Tuple[str, Resolved]]:
         """Each positional base of a class: its qualified name as written and
         what it resolves to."""
@@ -406,7 +463,9 @@ def module_context(text: str, path: str, project: Optional[Project], digest: str
         return None
     scan = FileScan(tree)
     try:
-        module, _ = lite.build(split_lines(text), tree.body, {})
+        module, index = lite.build(split_lines(text), tree.body, {})
     except RecursionError:
         return None
-    return ModuleContext(module, scan.facts(), path, project=project, digest=digest, foreign=True)
+    ctx = ModuleContext(module, scan.facts(), path, project=project, digest=digest, foreign=True)
+    ctx.source_index = index
+    return ctx
