@@ -160,6 +160,11 @@ def test_a_stride_finding_is_confirmed_by_the_add_on_a_spatial_dimension_only():
     runs = [config("B(stride=2)", {"stride": 2}, channel_add, spatial_add)]
     verdict = judge(claim, {"status": "ok", "runs": runs})
     assert verdict.status == "confirmed" and "dimension 3" in verdict.detail  # the matching failure is shown
+    # a channel failure of the add at stride 1 does not explain the spatial one away
+    runs.append(config("B(stride=1)", {"stride": 1}, channel_add))
+    assert judge(claim, {"status": "ok", "runs": runs}).status == "confirmed"
+    runs.append(config("B(stride=1)", {"stride": 1}, spatial_add))  # but the same spatial failure does
+    assert judge(claim, {"status": "ok", "runs": runs}).status != "confirmed"
 
 
 # ----------------------------------------------------------------------------

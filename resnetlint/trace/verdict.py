@@ -176,8 +176,9 @@ def _meets(config: Dict[str, Any], conditions: Optional[List[str]]) -> Optional[
 
 
 def _mode(error: str) -> str:
-    """An error with its numbers blanked: the same failure at other sizes."""
-    return re.sub(r"\d+", "N", error or "")
+    """An error with its sizes blanked: the same failure at other sizes (the
+    dimension an add disagreed on is kept: channels and space are two failures)."""
+    return re.sub(r"(?<!dimension )(?<!dimension -)\d+", "N", error or "")
 
 
 def _numbers(error: str) -> List[int]:
