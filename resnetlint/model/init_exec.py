@@ -26,6 +26,7 @@ import libcst as cst
 from . import layers as L
 from . import summaries
 from .context import LOCAL_PREFIX, ModuleContext
+from .control import ControlFlow
 from .records import record
 from .syntax import iter_children
 from .symbolic import (
@@ -142,6 +143,10 @@ class World:
         other.base_layer = self.base_layer
         other.seq_children = self.seq_children
         return other
+
+    @property
+    def stopped(self) -> bool:
+        return self.returned
 
     def attr(self, name: str) -> Optional[Loc]:
         assigned = self.attrs.get(name)
@@ -332,61 +337,18 @@ class Interpreter:
     # Statements
     # ------------------------------------------------------------------
     def exec_block(self, block, worlds: List[World], frame: Frame) -> List[World]:
-        statements = block.body if isinstance(block, (cst.IndentedBlock, cst.SimpleStatementSuite)) else block
-        for stmt in statements:
-            next_worlds: List[World] = []
-            for world in worlds:
-                if world.returned:
-                    next_worlds.append(world)
-                else:
-                    next_worlds.extend(self.exec_stmt(stmt, world, frame))
-            worlds = next_worlds
-            if len(worlds) > MAX_WORLDS:
-                raise TooComplex(f"more than {MAX_WORLDS} ways to construct")
-        return worlds
+        """Run a body in ``frame``: the shared engine with ``__init__``'s hooks."""
+        return InitControl(self, frame).exec_block(block, worlds)
 
-    def exec_stmt(self, stmt: cst.CSTNode, world: World, frame: Frame) -> List[World]:
+    def tick(self) -> None:
         self._budget -= 1
         if self._budget < 0:
             raise TooComplex("__init__ is too long to explore")
-        try:
-            return self._exec_stmt(stmt, world, frame)
-        except Raises:
-            return []
-
-    def _exec_stmt(self, stmt: cst.CSTNode, world: World, frame: Frame) -> List[World]:
-        if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
-            worlds = [world]
-            for small in stmt.body:
-                next_worlds = []
-                for w in worlds:
-                    if w.returned:
-                        next_worlds.append(w)
-                    else:
-                        next_worlds.extend(self.exec_small(small, w, frame))
-                worlds = next_worlds
-            return worlds
-        if isinstance(stmt, cst.BaseSmallStatement):
-            return self.exec_small(stmt, world, frame)
-        if isinstance(stmt, cst.If):
-            return self.exec_if(stmt, world, frame)
-        if isinstance(stmt, (cst.For, cst.While)):
-            return self.exec_loop(stmt, world, frame)
-        if isinstance(stmt, cst.With):
-            return self.exec_block(stmt.body, [world], frame)
-        if isinstance(stmt, (cst.Try, cst.TryStar)):
-            return self.exec_try(stmt, world, frame)
-        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
-            world.env[stmt.name.value] = Loc(UnknownV("local definition"), stmt.name, frame.local)
-            return [world]
-        # match statements and anything newer: whatever they assign is unknown
-        self._forget_assigned(stmt, world, frame)
-        return [world]
 
     def exec_small(self, small: cst.BaseSmallStatement, world: World, frame: Frame) -> List[World]:
         if isinstance(small, cst.Assign):
             forked = self._exec_call_statement(small.value, world, frame)
-            results = forked if forked is not None else self._choose(self.ev(small.value, world, frame), world)
+            results = forked if forked is not None else self._choose(self.ev(small.value, world, frame), world, frame)
             for w, value in results:
                 for target in small.targets:
                     self.assign(target.target, value, w, frame, small)
@@ -394,7 +356,7 @@ class Interpreter:
         if isinstance(small, cst.AnnAssign):
             if small.value is None:
                 return [world]
-            results = self._choose(self.ev(small.value, world, frame), world)
+            results = self._choose(self.ev(small.value, world, frame), world, frame)
             for w, value in results:
                 self.assign(small.target, value, w, frame, small)
             return [w for w, _ in results]
@@ -427,7 +389,7 @@ class Interpreter:
             return [world]
         return [world]  # pass, break, continue, global, nonlocal
 
-    def _choose(self, value: Loc, world: World) -> List[Tuple[World, Loc]]:
+    def _choose(self, value: Loc, world: World, frame: Frame) -> List[Tuple[World, Loc]]:
         """An assigned value that is one of several plain values
         (``out_channels or in_channels``, ``dim if dim_out is None else
         dim_out``) forks the world, one alternative each, so that widths stay
@@ -437,15 +399,13 @@ class Interpreter:
         if not isinstance(alternatives, AltV) or not all(
                 isinstance(option.value, (NumV, ParamV, NoneV, BoolV, StrV)) for _, option in alternatives.options):
             return [(world, value)]
+        control = InitControl(self, frame)
         out = []
         for cond, option in alternatives.options:
-            facts = world.facts.assume(cond, True)
-            if facts is None:
-                continue
-            branch = world.fork() if len(out) < len(alternatives.options) - 1 else world
-            branch.facts = facts
-            branch.decisions = branch.decisions + (Decision(cond, True, alternatives.test or value.node),)
-            out.append((branch, option))
+            last = len(out) == len(alternatives.options) - 1
+            branch = control.assume(world, cond, True, alternatives.test or value.node, fork=not last)
+            if branch is not None:
+                out.append((branch, option))
         return out or [(world, value)]
 
     def _exec_call_statement(self, expr: cst.BaseExpression, world: World, frame: Frame, discarded: bool = False):
@@ -487,74 +447,6 @@ class Interpreter:
             return False
         args, kwargs, _ = self.eval_args(expr, world, frame)
         return not any(isinstance(a.value, SelfV) for a in list(args) + list(kwargs.values()))
-
-    def exec_if(self, stmt: cst.If, world: World, frame: Frame) -> List[World]:
-        cond = self.as_cond(self.ev(stmt.test, world, frame))
-        known = world.facts.evaluate(cond)
-        out: List[World] = []
-        for taken in (True, False):
-            if known is not None and known != taken:
-                continue
-            branch = world if known is not None else world.fork()
-            if known is None:
-                facts = world.facts.assume(cond, taken)
-                if facts is None:
-                    continue
-                branch.facts = facts
-                branch.decisions = branch.decisions + (Decision(cond, taken, stmt.test),)
-            body = stmt.body if taken else stmt.orelse
-            if body is None:
-                out.append(branch)
-            elif isinstance(body, cst.If):
-                out.extend(self.exec_if(body, branch, frame))
-            elif isinstance(body, cst.Else):
-                out.extend(self.exec_block(body.body, [branch], frame))
-            else:
-                out.extend(self.exec_block(body, [branch], frame))
-        return out
-
-    def exec_loop(self, stmt, world: World, frame: Frame) -> List[World]:
-        names, attrs = self.syntax("assigned", stmt.body, _assigned_in)
-        if isinstance(stmt, cst.For):
-            names |= _target_names(stmt.target)
-        inner = world.fork()
-        for name in names:
-            if not isinstance(inner.env.get(name, Loc(UNKNOWN)).value, (ListV, DictV)):
-                inner.env[name] = Loc(UnknownV("changed by a loop"), None, frame.local)
-        for attr in attrs:
-            self._set_attr(inner, attr, Loc(UnknownV("changed by a loop")), None, frame, in_loop=True)
-        outer_segment = frame.segment
-        frame.loop_depth += 1
-        frame.segment = next(self._segments)
-        try:
-            worlds = self.exec_block(stmt.body, [inner], frame)
-        finally:
-            frame.loop_depth -= 1
-            frame.segment = outer_segment
-        # The loop may run any number of times, zero included.
-        for w in worlds:
-            w.returned = False
-            for name in names:
-                if not isinstance(w.env.get(name, Loc(UNKNOWN)).value, (ListV, DictV)):
-                    w.env[name] = Loc(UnknownV("changed by a loop"), None, frame.local)
-            for attr in attrs:
-                assigned = w.attrs.get(attr)
-                stmt_node = assigned.stmt if assigned is not None else None
-                self._set_attr(w, attr, Loc(UnknownV("changed by a loop")), stmt_node, frame, in_loop=True)
-        if stmt.orelse is not None:
-            worlds = self.exec_block(stmt.orelse.body, worlds, frame)
-        return worlds
-
-    def exec_try(self, stmt, world: World, frame: Frame) -> List[World]:
-        worlds = self.exec_block(stmt.body, [world], frame)
-        if stmt.orelse is not None:
-            worlds = self.exec_block(stmt.orelse.body, worlds, frame)
-        for handler in stmt.handlers:
-            for w in worlds:
-                self._forget_assigned(handler.body, w, frame)
-        if stmt.finalbody is not None:
-            worlds = self.exec_block(stmt.finalbody.body, worlds, frame)
-        return worlds
 
     def exec_augassign(self, node: cst.AugAssign, world: World, frame: Frame) -> None:
         target = node.target
@@ -1826,6 +1718,91 @@ class Interpreter:
         if len(options) == 1:
             return options[0][1]
         return self.here(AltV(tuple(options)), expr, frame)
+
+
+class InitControl(ControlFlow[World]):
+    """``__init__``'s use of the shared control-flow engine, for one frame:
+    an ``if`` it cannot decide forks the world and records the decision
+    (findings name the configuration); a loop runs its body once with what
+    it changes made unknown (it may run any number of times); an exception
+    handler makes unknown what it assigns; a ``raise``, or arithmetic on
+    None, ends the world (that way of calling the constructor builds no
+    block)."""
+
+    max_states = MAX_WORLDS
+    too_complex = TooComplex
+    states_noun = "ways to construct"
+
+    def __init__(self, interp: "Interpreter", frame: Frame):
+        self.interp = interp
+        self.frame = frame
+
+    def tick(self) -> None:
+        self.interp.tick()
+
+    def exec_stmt(self, stmt, state: World) -> List[World]:
+        try:
+            return super().exec_stmt(stmt, state)
+        except Raises:
+            return []
+
+    def exec_small(self, small, state: World) -> List[World]:
+        return self.interp.exec_small(small, state, self.frame)
+
+    def branch_tests(self, test, state: World) -> List[Tuple[World, Cond]]:
+        return [(state, self.interp.as_cond(self.interp.ev(test, state, self.frame)))]
+
+    def decided(self, state: World, cond: Cond, taken: bool, node) -> None:
+        state.decisions = state.decisions + (Decision(cond, taken, node),)
+
+    def define(self, stmt, state: World) -> List[World]:
+        state.env[stmt.name.value] = Loc(UnknownV("local definition"), stmt.name, self.frame.local)
+        return [state]
+
+    def unmodelled(self, stmt, state: World) -> List[World]:
+        # match statements and anything newer: whatever they assign is unknown
+        self.interp._forget_assigned(stmt, state, self.frame)
+        return [state]
+
+    def handle_exceptions(self, stmt, before: World, states: List[World]) -> List[World]:
+        for handler in stmt.handlers:
+            for world in states:
+                self.interp._forget_assigned(handler.body, world, self.frame)
+        return states
+
+    def exec_loop(self, stmt, world: World) -> List[World]:
+        interp, frame = self.interp, self.frame
+        names, attrs = interp.syntax("assigned", stmt.body, _assigned_in)
+        if isinstance(stmt, cst.For):
+            names |= _target_names(stmt.target)
+        inner = world.fork()
+        self._forget_changed(inner, names, attrs, keep_stmt=False)
+        outer_segment = frame.segment
+        frame.loop_depth += 1
+        frame.segment = next(interp._segments)
+        try:
+            worlds = self.exec_block(stmt.body, [inner])
+        finally:
+            frame.loop_depth -= 1
+            frame.segment = outer_segment
+        # The loop may run any number of times, zero included.
+        for w in worlds:
+            w.returned = False
+            self._forget_changed(w, names, attrs, keep_stmt=True)
+        if stmt.orelse is not None:
+            worlds = self.exec_block(stmt.orelse.body, worlds)
+        return worlds
+
+    def _forget_changed(self, world: World, names: Set[str], attrs: Set[str], keep_stmt: bool) -> None:
+        """What a loop body assigns is unknown after it (lists and dicts it
+        fills stay: their elements are what ``append`` recorded)."""
+        for name in names:
+            if not isinstance(world.env.get(name, Loc(UNKNOWN)).value, (ListV, DictV)):
+                world.env[name] = Loc(UnknownV("changed by a loop"), None, self.frame.local)
+        for attr in attrs:
+            assigned = world.attrs.get(attr) if keep_stmt else None
+            stmt_node = assigned.stmt if assigned is not None else None
+            self.interp._set_attr(world, attr, Loc(UnknownV("changed by a loop")), stmt_node, self.frame, in_loop=True)
 
 
 def specialize(options: Sequence[Tuple[Cond, Summary]], env: Dict[str, Loc], facts: Facts) -> Summary:
