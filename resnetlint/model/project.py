@@ -47,6 +47,7 @@ NEVER_READ = frozenset({
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 MAX_PACKAGE_FILES = 5000  # a package larger than this is not searched for attribute reads
 MAX_PARSED_MODULES = 256  # LRU bound on the modules kept parsed
+MAX_STAR_IMPORTS = 16  # a module with more `from x import *` is a hub, not where a helper is found
 MAX_MODULE_BYTES = 2 * 1024 * 1024  # a generated file is never a helper worth modelling
 # Contracts of library builders, read when the library itself is not
 # installed (see resnetlint/stubs/README.md).
@@ -348,6 +349,8 @@ class Project:
             if submodule is not None:
                 module = self.context(submodule)
                 return self.lookup(module, rest) if module is not None else None
+        if len(ctx.star_imports) > MAX_STAR_IMPORTS:
+            return None  # a re-export hub (every model of a zoo): searching it would read the whole package
         for star in ctx.star_imports:
             if star.startswith("torch"):
                 continue
