@@ -141,10 +141,10 @@ class BlockModel:
         for name, assigned in world.attrs.items():
             yield from _sequentials_in(name, assigned.loc)
         if world.seq_children is not None:
-            children, complete = world.seq_children
+            children, complete = world.sequential_modules()
             if complete:
                 yield "", list(children)
-                for index, child in enumerate(children):
+                for index, child in enumerate(world.seq_children[0]):  # the attributes were walked above
                     yield from _sequentials_in(str(index), child.loc)
 
 

@@ -81,6 +81,7 @@ MAX_WORLDS = 32
 CONTRACT_MODULE = "__resnetlint__"
 INSTANCE_FORWARD_BUDGET = 400  # statements of a helper class's forward run for one kind of call
 MAX_CALL_DEPTH = 5
+BUFFER = "buffer"  # the reason of the unknown value ``register_buffer`` stores
 INIT_BUDGET = 20000  # statements executed while running one class's __init__ (helpers included)
 BUILTINS = {
     "int", "float", "round", "max", "min", "len", "range", "list", "tuple", "dict", "isinstance",
@@ -149,6 +150,30 @@ class World:
 
     def condition(self) -> Cond:
         return conjoin(d.cond if d.taken else negate(d.cond) for d in self.decisions)
+
+    def sequential_modules(self) -> Optional[Tuple[Tuple[Item, ...], bool]]:
+        """The layers an ``nn.Sequential`` subclass runs, in order, and
+        whether the list is complete (None: not a Sequential subclass).
+
+        ``nn.Sequential.forward`` runs every registered submodule: those
+        passed to ``super().__init__(...)``, then those assigned to ``self``
+        afterwards (``self.conv = ...; self.bn = ...``), in the order they
+        were first registered (re-assigning a name keeps its place).  An
+        attribute that may or may not be a module makes the list incomplete.
+        """
+        if self.seq_children is None:
+            return None
+        items, complete = self.seq_children
+        added = []
+        for assigned in self.attrs.values():
+            value = assigned.loc.value
+            if isinstance(value, LayerV) and value.spec.family != "parameter":
+                added.append(Item(assigned.loc))
+            elif not _never_a_module(value):
+                complete = False
+        if self.dynamic:
+            complete = False
+        return tuple(items) + tuple(added), complete
 
 
 @dataclass
@@ -1486,7 +1511,7 @@ class Interpreter:
                 world.dynamic = True
         elif name == "register_buffer" and len(args) >= 1:
             if isinstance(args[0].value, StrV):
-                self._set_attr(world, args[0].value.text, Loc(UnknownV("buffer"), expr, frame.local), expr, frame)
+                self._set_attr(world, args[0].value.text, Loc(UnknownV(BUFFER), expr, frame.local), expr, frame)
         return self.here(UnknownV(f"self.{name}()"), expr, frame)
 
     def _mutate_list(self, func: cst.BaseExpression, value: Value, name: str, args: List[Loc], world: World, frame: Frame) -> None:
@@ -1806,7 +1831,7 @@ class Interpreter:
                 # concatenation of its children, say): not a chain
                 spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site)
             elif w.seq_children is not None:
-                children, complete = w.seq_children
+                children, complete = w.sequential_modules()
                 seq = layer_type("torch.nn.Sequential")
                 assert seq is not None
                 spec = L.container(seq, children, complete, expr, frame.site, name)
@@ -1921,6 +1946,19 @@ def _render(loc: Loc) -> str:
     if isinstance(value, BoolV):
         return repr(value.cond)
     return f"<{type(value).__name__}:{id(value)}>"
+
+
+def _never_a_module(value: Value) -> bool:
+    """A value ``nn.Module.__setattr__`` does not register as a submodule:
+    numbers, flags, strings, plain Python containers, classes and functions,
+    buffers."""
+    if isinstance(value, AltV):
+        return all(_never_a_module(option.value) for _, option in value.options)
+    if isinstance(value, UnknownV):
+        return value.reason == BUFFER
+    if isinstance(value, LayerV):
+        return value.spec.family == "parameter"
+    return isinstance(value, (NumV, BoolV, StrV, NoneV, TupleV, ListV, DictV, QualV, MethodV, LambdaV, PartialV))
 
 
 def _is_self(expr: cst.BaseExpression) -> bool:
