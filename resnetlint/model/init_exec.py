@@ -82,6 +82,7 @@ CONTRACT_MODULE = "__resnetlint__"
 INSTANCE_FORWARD_BUDGET = 400  # statements of a helper class's forward run for one kind of call
 MAX_CALL_DEPTH = 5
 BUFFER = "buffer"  # the reason of the unknown value ``register_buffer`` stores
+DICT_METHODS = ("get", "copy", "setdefault")
 INIT_BUDGET = 20000  # statements executed while running one class's __init__ (helpers included)
 BUILTINS = {
     "int", "float", "round", "max", "min", "len", "range", "list", "tuple", "dict", "isinstance",
@@ -119,7 +120,8 @@ class AttrAssign:
 class World:
     """One way ``__init__`` can run: facts, locals, and ``self``'s attributes."""
 
-    __slots__ = ("facts", "env", "attrs", "decisions", "dynamic", "returned", "retval", "base_layer", "seq_children")
+    __slots__ = ("facts", "env", "attrs", "decisions", "dynamic", "returned", "retval", "base_layer", "seq_children",
+                 "assumed")
 
     def __init__(self, facts: Facts = EMPTY_FACTS):
         self.facts = facts
@@ -131,6 +133,9 @@ class World:
         self.retval: Optional[Loc] = None
         self.base_layer: Optional[LayerSpec] = None  # subclass of a torch layer
         self.seq_children: Optional[Tuple[Tuple[Item, ...], bool]] = None  # Sequential subclass
+        # What this world took for granted to get this far (a parameter's
+        # default configuration read), said on the layers it builds next.
+        self.assumed: Tuple[str, ...] = ()
 
     def fork(self) -> "World":
         other = World(self.facts)
@@ -142,6 +147,7 @@ class World:
         other.retval = self.retval
         other.base_layer = self.base_layer
         other.seq_children = self.seq_children
+        other.assumed = self.assumed
         return other
 
     def attr(self, name: str) -> Optional[Loc]:
@@ -844,6 +850,9 @@ class Interpreter:
                 return self.ev(expr, World(), Frame(cls=owner, local=False, ctx=self.class_ctx(owner))).value
             return QualV(f"{value.qualname}.{attr}", value.origin)
         if isinstance(value, ParamV):
+            default = self._default_config(value, world)
+            if default is not None and attr in DICT_METHODS:
+                return BoundMethodV(default, attr)
             return ParamV(f"{value.name}.{attr}")
         if isinstance(value, SuperV):
             return BoundMethodV(base, attr)
@@ -857,6 +866,19 @@ class Interpreter:
         if isinstance(value, (ListV, DictV, TupleV, StrV)):
             return BoundMethodV(base, attr)
         return UnknownV(f"attribute {attr}")
+
+    @staticmethod
+    def _default_config(param: ParamV, world: World) -> Optional[Loc]:
+        """The dict a config parameter defaults to (``norm_cfg=dict(type="BN")``),
+        read as the configuration the block is built with unless told
+        otherwise; the world notes it assumed so, for the messages."""
+        default = param.default
+        if default is None or not isinstance(default.value, DictV):
+            return None
+        note = f"the default of `{param.name}`"
+        if note not in world.assumed:
+            world.assumed += (note,)
+        return default
 
     def class_of(self, value: QualV) -> Optional[cst.ClassDef]:
         """The class a qualified name denotes, when we read its source."""
@@ -927,6 +949,11 @@ class Interpreter:
             position_value = position.int_value() if position is not None else None
             if complete and position_value is not None and -len(items) <= position_value < len(items):
                 return items[position_value]
+        if isinstance(value, ParamV) and isinstance(index.value, StrV):
+            default = self._default_config(value, world)
+            if default is None:
+                return self.here(OpaqueV(f"{value.name}[{index.value.text!r}]"), expr, frame)
+            value = default.value
         if isinstance(value, DictV) and isinstance(index.value, StrV):
             for key, item in value.items:
                 if key == index.value.text:
@@ -1030,7 +1057,9 @@ class Interpreter:
             return cond if op == "Is" else negate(cond)
         if op in ("In", "NotIn"):
             found = _contains(right.value, left.value)
-            return found if found is None or op == "In" else not found
+            if found is None and isinstance(left.value, OpaqueV):
+                found = _lookup_among(left.value, right.value)
+            return found if found is None or op == "In" else negate(found)
         symbol = {"Equal": "==", "NotEqual": "!=", "LessThan": "<", "LessThanEqual": "<=",
                   "GreaterThan": ">", "GreaterThanEqual": ">="}.get(op)
         if symbol is None:
@@ -1038,6 +1067,13 @@ class Interpreter:
         if isinstance(left.value, StrV) and isinstance(right.value, StrV) and symbol in ("==", "!="):
             same = left.value.text == right.value.text
             return same if symbol == "==" else not same
+        if symbol in ("==", "!=") and {type(left.value), type(right.value)} == {OpaqueV, StrV}:
+            lookup, text = (left.value, right.value) if isinstance(left.value, OpaqueV) else (right.value, left.value)
+            same = _looked_up_as(lookup, text.text)
+            return same if symbol == "==" else negate(same)
+        kinds = {_constant_kind(left.value), _constant_kind(right.value)}
+        if symbol in ("==", "!=") and None not in kinds and len(kinds) == 2:
+            return symbol == "!="  # a string never equals a number or None (mmcv's ``bias == "auto"``)
         a, b = as_num(left), as_num(right)
         if a is None or b is None:
             return None
@@ -1197,7 +1233,7 @@ class Interpreter:
                                    frame, _depth + 1)
         if isinstance(value, ParamV):
             if "." in value.name:
-                return self.here(UnknownV(f"{value.name}()"), expr, frame)  # a method of a parameter (cfg.get)
+                return self.here(_config_lookup(value.name, args, kwargs), expr, frame)
             return self.call_layer_parameter(value, args, kwargs, complete, expr, world, frame, _depth)
         if isinstance(value, LambdaV):
             return self.call_lambda(value, args, kwargs, complete, expr, world, frame)
@@ -1271,7 +1307,10 @@ class Interpreter:
                 spec.family = "unknown"
                 return self.here(LayerV(spec), expr, frame)
             label = f"nn.{ltype.name}"
-            return self.here(LayerV(L.torch_layer(ltype, bound, expr, frame.site, label)), expr, frame)
+            spec = L.torch_layer(ltype, bound, expr, frame.site, label)
+            if world.assumed:
+                spec.assumption = ", ".join(world.assumed)
+            return self.here(LayerV(spec), expr, frame)
         if qualname in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
             spec = LayerSpec(family="parameter", label="nn.Parameter", call=expr, site=frame.site)
             return self.here(LayerV(spec), expr, frame)
@@ -1465,7 +1504,7 @@ class Interpreter:
                     world.dynamic = True
             return self.here(NONE, expr, frame)
         value = receiver.value
-        if isinstance(value, DictV) and name in ("get", "copy", "setdefault"):
+        if isinstance(value, DictV) and name in DICT_METHODS:
             args, _, _ = self.eval_args(expr, world, frame)
             return self._dict_method(value, name, args, expr, frame)
         if isinstance(value, (ListV, LayerV)) and name in ("append", "extend", "insert"):
@@ -1924,6 +1963,7 @@ def _adopt(world: World, other: World) -> None:
     world.dynamic = other.dynamic
     world.base_layer = other.base_layer
     world.seq_children = other.seq_children
+    world.assumed = other.assumed
 
 
 def _relabel(loc: Loc, frame: Frame) -> Loc:
@@ -1946,6 +1986,58 @@ def _render(loc: Loc) -> str:
     if isinstance(value, BoolV):
         return repr(value.cond)
     return f"<{type(value).__name__}:{id(value)}>"
+
+
+def _config_lookup(method: str, args, kwargs) -> Value:
+    """``cfg.get("type", "BN")`` on a parameter we know nothing of: one
+    unknown value per lookup, named by it, so that every test of the same
+    lookup agrees (the conv type a ``conv_cfg`` names is the same for every
+    conv built with it); unknown for other methods or arguments."""
+    name = method.rsplit(".", 1)[-1]
+    constants = [_constant_text(a.value) for a in args]
+    if name not in ("get", "pop") or kwargs or not args or any(c is None for c in constants):
+        return UnknownV(f"{method}()")
+    return OpaqueV(f"{method.rsplit('.', 1)[0]}[{constants[0]}]")
+
+
+def _constant_text(value: Value) -> Optional[str]:
+    if isinstance(value, StrV):
+        return repr(value.text)
+    if isinstance(value, NoneV):
+        return "None"
+    if isinstance(value, NumV) and value.num.const_value() is not None:
+        return value.num.render()
+    if isinstance(value, BoolV) and isinstance(value.cond, bool):
+        return repr(value.cond)
+    return None
+
+
+def _looked_up_as(lookup: OpaqueV, text: str) -> Cond:
+    return Truth(f"{lookup.text} == {text!r}")
+
+
+def _lookup_among(lookup: OpaqueV, container: Value) -> Cond:
+    """``cfg["type"] in ("BN", "SyncBN")``: one of the equalities."""
+    if not isinstance(container, (TupleV, ListV)) or (isinstance(container, ListV) and not container.complete):
+        return None
+    items = container.items if isinstance(container, TupleV) else tuple(i.loc for i in container.items)
+    if not items or not all(isinstance(i.value, StrV) for i in items):
+        return None
+    return disjoin(_looked_up_as(lookup, i.value.text) for i in items)
+
+
+def _constant_kind(value: Value) -> Optional[str]:
+    """What ``==`` compares a known constant as (bools and ints are both
+    numbers), None when the value is not a known constant."""
+    if isinstance(value, StrV):
+        return "str"
+    if isinstance(value, NoneV):
+        return "none"
+    if isinstance(value, BoolV) and isinstance(value.cond, bool):
+        return "number"
+    if isinstance(value, NumV) and value.num.const_value() is not None:
+        return "number"
+    return None
 
 
 def _never_a_module(value: Value) -> bool:
