@@ -86,6 +86,16 @@ class GroupsMismatch(Rule):
             """,
             note="torchvision's ResNeXt width",
         ),
+        Valid(
+            """
+            class SplitBlock(nn.Module):
+                def __init__(self, c, e=0.5):
+                    super().__init__()
+                    half = int(c * e)
+                    self.conv = nn.Conv2d(c, c, 3, padding=1, groups=half)
+            """,
+            note="a fractional ratio is taken at its default: half the width divides the width",
+        ),
     )
     INVALID = (
         Invalid(
@@ -191,10 +201,12 @@ def _check(spec: LayerSpec, facts: Facts, channel_atoms: Set[str], defaults) -> 
 
 
 def _not_divisible(groups: Num, width: Num, facts: Facts, defaults) -> Optional[dict]:
-    """A configuration in which ``groups`` does not divide ``width`` (``{}``:
-    in every one, as written), or None."""
-    if _divides(groups, width) is False:
-        return {}
-    if _divides(groups, width) is True or groups.const_value() is not None:
+    """A configuration in which ``groups`` does not divide ``width`` (``{}``
+    when neither depends on a parameter), or None.  Not a multiple as a
+    polynomial is not enough: ``in_channels`` divides
+    ``out_channels * ratio`` for some arguments, so the message names a
+    configuration where it does not."""
+    divides = _divides(groups, width)
+    if divides is True or (divides is None and groups.const_value() is not None):
         return None  # a constant count of groups: the caller picks widths it divides
     return find_configuration([groups, width], lambda g, w: g > 0 and w > 0 and w % g != 0, facts, defaults)

@@ -77,7 +77,7 @@ class BlockModel:
         return project is not None and project.attribute_read_elsewhere(self.ctx, name)
 
     def numeric_defaults(self) -> Dict[str, int]:
-        """Constructor parameters whose default is an integer (or a bool)."""
+        """Constructor parameters whose default is a number (or a bool)."""
         init = self.init.init
         if init is None or self.interp is None:
             return {}
@@ -88,9 +88,10 @@ class BlockModel:
             if param.default is None:
                 continue
             value = as_num(self.interp.eval_module_expr(param.default, ctx))
-            number = value.int_value() if value is not None else None
+            number = value.const_value() if value is not None else None
             if number is not None:
-                out[param.name.value] = number
+                # a fraction (``e=0.5``, ``mlp_ratio=4.0`` stays an int) is a ratio: kept as is
+                out[param.name.value] = int(number) if number == int(number) else number
         return out
 
     @property

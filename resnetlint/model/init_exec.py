@@ -662,6 +662,18 @@ class Interpreter:
             if position is not None and -len(items) <= position < len(items) and items[position].segment is None:
                 items[position] = Item(value, items[position].segment)
                 return ListV(tuple(items), True)
+        if isinstance(container, DictV) and container.complete and frame.loop_depth == 0 and len(target.slice) == 1 \
+                and isinstance(target.slice[0].slice, cst.Index):
+            key = self.ev(target.slice[0].slice.value, world, frame).value
+            if isinstance(key, StrV):
+                # torchvision's ``layers["conv_a"] = ...`` into an OrderedDict: a
+                # new key goes last, a known one keeps its place
+                items = [(k, v) for k, v in container.items if k != key.text]
+                if len(items) < len(container.items):
+                    items = [(k, value if k == key.text else v) for k, v in container.items]
+                else:
+                    items.append((key.text, value))
+                return DictV(tuple(items), True)
         return type(container)(container.items, False)
 
     def _set_attr(self, world: World, name: str, value: Loc, stmt, frame: Frame, in_loop: bool = False) -> None:
@@ -1321,6 +1333,8 @@ class Interpreter:
             return self.call_builtin(short, args, kwargs, expr, world, frame)
         if qualname in ("functools.partial",) and args:
             return self.here(PartialV(args[0], tuple(args[1:]), tuple(kwargs.items())), expr, frame)
+        if qualname in ("collections.OrderedDict",) and not args and not kwargs:
+            return self.here(DictV(), expr, frame)
         if qualname in ("collections.OrderedDict",) and args and isinstance(args[0].value, (ListV, TupleV)):
             return self._ordered_dict(args[0], expr, frame)
         if qualname.startswith(CONTRACT_MODULE + "."):
@@ -1851,13 +1865,22 @@ class Interpreter:
         if not flow.complete or not flow.returns:
             return
         spec.summary = flow_summary(flow, world.facts)
-        chains = {tuple(id(v.spec) for v in reversed(main_chain(r))) for r in flow.returns}
-        if len(chains) != 1:
+        if flow.input is None or not _only_chain(flow) or \
+                not all(id(flow.input) in flow.ancestors(r) for r in flow.returns):
             return
-        chain = [v.spec for v in reversed(main_chain(flow.returns[0]))]
-        if chain and all(s is not None for s in chain) and flow.input is not None and \
-                id(flow.input) in flow.ancestors(flow.returns[0]) and _only_chain(flow):
-            spec.children = tuple(Item(Loc(LayerV(s))) for s in chain)
+        chains = {tuple(id(v.spec) for v in reversed(main_chain(r))) for r in flow.returns}
+        if len(chains) == 1:
+            chain = [v.spec for v in reversed(main_chain(flow.returns[0]))]
+            if chain and all(s is not None for s in chain):
+                spec.children = tuple(Item(Loc(LayerV(s))) for s in chain)
+            return
+        # The paths differ only in which alternative an attribute holds
+        # (``self.act = nn.SiLU() if act is True else nn.Identity()``): the
+        # children are those attributes, alternatives and all.
+        orders = {tuple(v.attr for v in reversed(main_chain(r))) for r in flow.returns}
+        order = orders.pop() if len(orders) == 1 else ()
+        if order and all(attr in world.attrs for attr in order):
+            spec.children = tuple(Item(world.attrs[attr].loc) for attr in order)
 
     def _composite_from_worlds(self, cls: cst.ClassDef, worlds: List[World], expr, frame) -> Loc:
         """Layers of a forward-less helper class, one option per world."""
