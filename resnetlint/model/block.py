@@ -8,7 +8,7 @@ another (``BasicConv`` inside a block) be summarised through its own model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import Dict, FrozenSet, Iterator, List, Optional, Set, Tuple
 
 import libcst as cst
 
@@ -428,6 +428,77 @@ def forward_chain(value: FVal) -> List[ChainStep]:
             current = None
     steps.reverse()
     return steps
+
+
+# Operations whose result has the spatial size of their tensor operands
+# (which must agree): a size change before them reaches the result.
+SIZE_JOINING_FUNCTIONS = frozenset({"cat", "concat", "concatenate", "stack", "add", "mul", "sub", "div", "where"})
+# Operations that set a size of their own: what came before them does not
+# decide the size of the result.
+RESIZING_NAMES = frozenset({
+    "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d", "adaptive_max_pool2d", "avg_pool2d", "max_pool2d", "avg_pool1d", "max_pool1d", "view",
+    "reshape", "flatten", "unflatten", "matmul", "bmm", "einsum", "unfold", "fold", "pixel_shuffle",
+    "pixel_unshuffle", "mean", "sum", "amax", "max", "expand", "expand_as", "repeat", "grid_sample", "roll",
+    "__getitem__", "[]", "chunk", "split",
+})
+MAX_CHAINS = 32
+
+
+def forward_chains(value: FVal) -> List[List[ChainStep]]:
+    """Every chain of layers whose output size reaches ``value``, in forward
+    order: like :func:`forward_chain`, but through every tensor operand of
+    an elementwise operation and every part of a concatenation (a dense
+    block's ``conv(torch.cat((x, x1, x2), 1))``), and only back to the last
+    operation that sets a size of its own (``F.interpolate``, a reshape),
+    which starts the chain with an unknown step.  At most MAX_CHAINS."""
+    chains: List[List[ChainStep]] = []
+
+    def walk(current: Optional[FVal], tail: List[ChainStep], seen: FrozenSet[int]) -> None:
+        while current is not None and id(current) not in seen and len(chains) < MAX_CHAINS:
+            seen = seen | {id(current)}
+            if current.kind == "layer" and current.spec is not None:
+                tail = _expanded(current.spec) + tail
+                current = current.inputs[0] if current.inputs else None
+                continue
+            if current.kind in ("func", "method") and current.name in RESIZING_NAMES:
+                tail = [ChainStep()] + tail
+                break
+            if current.kind == "func" and current.name == "pad":
+                tail = [ChainStep(padding=_functional_padding(current), is_pad=True)] + tail
+                current = current.inputs[0] if current.inputs else None
+                continue
+            operands = _size_operands(current)
+            if len(operands) > 1:
+                for operand in operands:
+                    walk(operand, tail, seen)
+                return
+            if current.kind in ("layer", "func", "method", "binop") and current.inputs:
+                current = operands[0] if operands else current.inputs[0]
+            else:
+                current = None
+        if len(chains) < MAX_CHAINS:
+            chains.append(tail)
+
+    walk(value, [], frozenset())
+    return chains
+
+
+def _size_operands(value: FVal) -> List[FVal]:
+    """The tensors whose spatial size an operation's result takes: the
+    tensor operands of an elementwise operation (``layer_scale * x``: only
+    ``x``), the parts of a concatenation; [] when it is not one of those."""
+    if value.kind == "func" and value.name in ("cat", "concat", "concatenate", "stack") and value.inputs:
+        parts = value.inputs[0]
+        return [p for p in parts.inputs if p.tensor] if parts.kind == "container" else []
+    if value.kind == "binop" or (value.kind in ("func", "method") and value.elementwise) or \
+            (value.kind == "func" and value.name in SIZE_JOINING_FUNCTIONS):
+        return [i for i in value.inputs if i.tensor and i.kind != "static" and not _is_parameter(i)]
+    return []
+
+
+def _is_parameter(value: FVal) -> bool:
+    return value.spec is not None and value.spec.family == "parameter"
 
 
 def _expanded(spec: LayerSpec) -> List[ChainStep]:
