@@ -82,7 +82,9 @@ CONTRACT_MODULE = "__resnetlint__"
 INSTANCE_FORWARD_BUDGET = 400  # statements of a helper class's forward run for one kind of call
 MAX_CALL_DEPTH = 5
 BUFFER = "buffer"  # the reason of the unknown value ``register_buffer`` stores
-DICT_METHODS = ("get", "copy", "setdefault")
+DICT_METHODS = ("get", "copy")
+DICT_MUTATORS = ("pop", "setdefault", "update")
+STRING_METHODS = {"lower": str.lower, "upper": str.upper, "strip": str.strip, "replace": str.replace}
 INIT_BUDGET = 20000  # statements executed while running one class's __init__ (helpers included)
 BUILTINS = {
     "int", "float", "round", "max", "min", "len", "range", "list", "tuple", "dict", "isinstance",
@@ -792,6 +794,11 @@ class Interpreter:
             return self.here(UnknownV("starred tuple"), expr, frame)
         return self.here(TupleV(tuple(items)), expr, frame)
 
+    def ev_Set(self, expr: cst.Set, world, frame) -> Loc:
+        """A set display, kept as a tuple: only membership is asked of it
+        (``norm_layer in _NORM_ACT_TYPES``)."""
+        return self.ev_Tuple(expr, world, frame)
+
     def ev_List(self, expr: cst.List, world, frame) -> Loc:
         items, complete = self._elements(expr.elements, world, frame)
         return self.here(ListV(tuple(Item(i, frame.segment) for i in items), complete), expr, frame)
@@ -820,7 +827,14 @@ class Interpreter:
             if isinstance(element, cst.DictElement):
                 key = self.ev(element.key, world, frame)
                 if isinstance(key.value, StrV):
-                    items.append((key.value.text, self.ev(element.value, world, frame)))
+                    items = _dict_set(items, key.value.text, self.ev(element.value, world, frame))
+                    continue
+            elif isinstance(element, cst.StarredDictElement):
+                spread = self.ev(element.value, world, frame).value
+                if isinstance(spread, DictV):  # ``{**dd, **(conv_kwargs or {})}``
+                    for key, item in spread.items:
+                        items = _dict_set(items, key, item)
+                    complete = complete and spread.complete
                     continue
             complete = False
         return self.here(DictV(tuple(items), complete), expr, frame)
@@ -855,6 +869,9 @@ class Interpreter:
         if isinstance(value, SelfV):
             return self.self_attribute(attr, world, frame)
         if isinstance(value, QualV):
+            if attr == "__name__" and self._definition_key(value) is not None:
+                return StrV(value.qualname.rsplit(".", 1)[-1] if value.qualname.startswith("torch.") else
+                            self.resolve(value).name)
             cls = self.class_of(value)
             found = self.class_attribute(cls, attr) if cls is not None else None
             if found is not None:
@@ -1069,6 +1086,8 @@ class Interpreter:
             return cond if op == "Is" else negate(cond)
         if op in ("In", "NotIn"):
             found = _contains(right.value, left.value)
+            if found is None and isinstance(left.value, QualV):
+                found = self._class_among(left.value, right.value)
             if found is None and isinstance(left.value, OpaqueV):
                 found = _lookup_among(left.value, right.value)
             return found if found is None or op == "In" else negate(found)
@@ -1090,6 +1109,36 @@ class Interpreter:
         if a is None or b is None:
             return None
         return Cmp(symbol, a, b)
+
+    def _class_among(self, value: QualV, container: Value) -> Optional[bool]:
+        """``cls in (A, B)`` for classes and functions we can name."""
+        if not isinstance(container, TupleV) or not all(isinstance(i.value, QualV) for i in container.items):
+            return None
+        wanted = self._definition_key(value)
+        keys = [self._definition_key(i.value) for i in container.items]
+        if wanted is None or any(k is None for k in keys):
+            return None
+        return wanted in keys
+
+    def _names_class(self, value: QualV) -> Optional[bool]:
+        from .project import Definition
+
+        resolved = self.resolve(value)
+        if isinstance(resolved, Definition):
+            return resolved.kind == "class" if resolved.kind in ("class", "function") else None
+        if value.qualname.startswith("torch.nn.") and layer_type(value.qualname) is not None:
+            return True
+        return None
+
+    def _definition_key(self, value: QualV):
+        from .project import Definition, External
+
+        resolved = self.resolve(value)
+        if isinstance(resolved, Definition):
+            return ("definition", resolved.ctx.path, resolved.name)
+        if isinstance(resolved, External) and resolved.qualname.startswith("torch."):
+            return ("external", resolved.qualname)
+        return None
 
     def is_none(self, value: Value) -> Cond:
         if isinstance(value, NoneV):
@@ -1119,7 +1168,7 @@ class Interpreter:
             return Truth(f"{value.name} is truthy")
         if isinstance(value, StrV):
             return bool(value.text)
-        if isinstance(value, (ListV, TupleV)) and (not isinstance(value, ListV) or value.complete):
+        if isinstance(value, (ListV, TupleV, DictV)) and (isinstance(value, TupleV) or value.complete):
             return bool(value.items)
         if isinstance(value, AltV):
             return disjoin(conjoin((c, self.as_cond(o))) for c, o in value.options)
@@ -1375,6 +1424,8 @@ class Interpreter:
         if not isinstance(resolved, Definition):
             return None
         ctx, name = resolved.ctx, resolved.name
+        if ctx.foreign and resolved.kind in ("function", "class"):
+            args, kwargs = _default_classes(args), dict(zip(kwargs, _default_classes(list(kwargs.values()))))
         if resolved.kind == "function":
             return self.call_helper_function(ctx, name, args, kwargs, complete, expr, world, frame)
         if resolved.kind == "class":
@@ -1485,6 +1536,18 @@ class Interpreter:
         if not isinstance(classinfo, QualV):
             return None
         kind = classinfo.qualname
+        if kind == "builtins.type":  # is it a class
+            if isinstance(value, QualV):
+                return self._names_class(value)
+            return False if isinstance(value, (PartialV, LayerV, NumV, StrV, NoneV, BoolV, ListV, TupleV, DictV,
+                                               LambdaV)) else None
+        if kind in ("types.FunctionType", "inspect.isfunction"):
+            return _is_function(self, value)
+        if kind == "functools.partial":
+            if isinstance(value, PartialV):
+                return True
+            return False if isinstance(value, (QualV, LayerV, NumV, StrV, NoneV, BoolV, ListV, TupleV, DictV,
+                                               LambdaV)) else None
         if isinstance(value, (ParamV, UnknownV, OpaqueV, AltV)):
             return None
         if kind in ("torch.nn.Module", "torch.nn.modules.module.Module"):
@@ -1521,6 +1584,16 @@ class Interpreter:
         if isinstance(value, DictV) and name in DICT_METHODS:
             args, _, _ = self.eval_args(expr, world, frame)
             return self._dict_method(value, name, args, expr, frame)
+        if isinstance(value, DictV) and name in DICT_MUTATORS:
+            args, kwargs, _ = self.eval_args(expr, world, frame)
+            result, updated = _dict_mutation(value, name, args, kwargs)
+            self._rebind(expr.func, Loc(updated, None, frame.local), world, frame)
+            return self.here(result, expr, frame) if isinstance(result, Value) else result
+        if isinstance(value, StrV) and name in STRING_METHODS:
+            args, _, _ = self.eval_args(expr, world, frame)
+            texts = [a.value.text if isinstance(a.value, StrV) else None for a in args]
+            if None not in texts:
+                return self.here(StrV(STRING_METHODS[name](value.text, *texts)), expr, frame)
         if isinstance(value, (ListV, LayerV)) and name in ("append", "extend", "insert"):
             args, _, _ = self.eval_args(expr, world, frame)
             self._mutate_list(expr.func, value, name, args, world, frame)
@@ -1590,6 +1663,12 @@ class Interpreter:
                 complete = False
             assert spec.ltype is not None
             new = Loc(LayerV(L.container(spec.ltype, children, complete, spec.call, spec.site, spec.label)), receiver_expr, frame.local)
+        self._rebind(func, new, world, frame)
+
+    def _rebind(self, func: cst.BaseExpression, new: Loc, world: World, frame: Frame) -> None:
+        """After ``receiver.method(...)`` changed the receiver, the name (or
+        ``self.<attr>``) it was read from holds the changed value."""
+        receiver_expr = func.value if isinstance(func, cst.Attribute) else None
         if isinstance(receiver_expr, cst.Name):
             world.env[receiver_expr.value] = new
         elif isinstance(receiver_expr, cst.Attribute) and _is_self(receiver_expr.value):
@@ -1821,8 +1900,12 @@ class Interpreter:
             options = self.class_summaries(cls)
             summary = specialize(options, env, world.facts) if options is not None else Summary()
             for spec in L.iter_layers(built):
-                if spec.family == "composite" and spec.class_name == name:
-                    spec.summary = summary  # with the caller's facts, not the summary's blank ones
+                if spec.family == "composite" and spec.class_name == name and \
+                        (summary.known or not spec.summary.known):
+                    # with the caller's facts, not the summary's blank ones; but the
+                    # forward run with this call's arguments knows more than a class
+                    # too general to summarise (timm's ConvNormAct)
+                    spec.summary = summary
         return built
 
     def _build_instance(self, ctx: ModuleContext, name: str, args, kwargs, complete, expr, world: World,
@@ -2009,6 +2092,66 @@ def _render(loc: Loc) -> str:
     if isinstance(value, BoolV):
         return repr(value.cond)
     return f"<{type(value).__name__}:{id(value)}>"
+
+
+def _default_classes(args: Sequence[Loc]) -> List[Loc]:
+    """Arguments for a library helper: a layer-class parameter with a
+    default (``norm_layer=nn.BatchNorm2d``) is passed as that default.  A
+    library factory inspects the class it is given (``isinstance(norm_layer,
+    partial)``, ``norm_layer.__name__``), which a parameter of unknown value
+    turns into a fork at every test; the block is checked as its defaults
+    build it, as when it calls ``norm_layer(C)`` itself."""
+    out = []
+    for loc in args:
+        value = loc.value
+        default = value.default if isinstance(value, ParamV) else None
+        out.append(default if default is not None and isinstance(default.value, (QualV, PartialV)) else loc)
+    return out
+
+
+def _dict_set(items, key: str, value: Loc):
+    """Items of a dict after ``d[key] = value``: a known key keeps its place."""
+    items = list(items)
+    for index, (existing, _) in enumerate(items):
+        if existing == key:
+            items[index] = (key, value)
+            return items
+    return items + [(key, value)]
+
+
+def _dict_mutation(value: DictV, name: str, args, kwargs):
+    """``d.pop(k[, default])``, ``d.setdefault(k, v)``, ``d.update(...)`` on a
+    dict written out: (what the call returns, the dict afterwards).  A key
+    that is not a string, or missing from an incomplete dict, leaves both
+    unknown (the dict incomplete)."""
+    unknown = (UnknownV(f"dict.{name}"), DictV(value.items, False))
+    if name == "update":
+        items = list(value.items)
+        sources = [a.value for a in args] + [DictV(tuple(kwargs.items()))]
+        for source in sources:
+            if not isinstance(source, DictV):
+                return unknown
+            for key, item in source.items:
+                items = _dict_set(items, key, item)
+        return NONE, DictV(tuple(items), value.complete and all(s.complete for s in sources))
+    if not args or not isinstance(args[0].value, StrV):
+        return unknown
+    key = args[0].value.text
+    found = next((item for k, item in value.items if k == key), None)
+    if name == "pop":
+        rest = tuple((k, item) for k, item in value.items if k != key)
+        if found is not None:
+            return found, DictV(rest, value.complete)
+        if value.complete and len(args) > 1:
+            return args[1], value
+        return unknown
+    # setdefault
+    if found is not None:
+        return found, value
+    if value.complete:
+        default = args[1] if len(args) > 1 else Loc(NONE)
+        return default, DictV(value.items + ((key, default),), True)
+    return unknown
 
 
 def _config_lookup(method: str, args, kwargs) -> Value:
