@@ -21,7 +21,7 @@ from .results import FileResult
 from .selection import select_rules
 from .source import SourceError, read_source
 from .trace import TraceOptions, TraceReport, confirm, torch_available
-from .cache import open_cache
+from .cache import cache_dir_for, open_cache
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fixer import FixOutcome
@@ -120,6 +120,7 @@ class RunResult:
     fixes: List[FixOutcome] = field(default_factory=list)
     found_before_fixing: Optional[int] = None  # findings before --fix rewrote files
     cached: int = 0  # files whose results came from the cache (not re-analysed)
+    refuted: List[Finding] = field(default_factory=list)  # findings the trace's runs disproved
 
     @property
     def fixes_applied(self) -> int:
@@ -317,7 +318,13 @@ def check_paths(paths: Sequence[str], settings: Optional[Settings] = None,
     if settings.trace.mode != "off":
         if progress is not None and traceable:
             progress("trace", 0, 0)
-        run.trace = confirm(traceable, settings.trace)
+        run.trace = confirm(traceable, settings.trace, cache_dir_for(settings, paths) if settings.cache else None,
+                            progress)
+        run.trace.show_refuted = settings.show_refuted
+        # A refuted finding is not reported (nor counted for the exit code);
+        # the JSON and SARIF reports keep it with --show-refuted.
+        run.refuted = [f for f in run.findings if f.confirmation.status == "refuted"]
+        run.findings = [f for f in run.findings if f.confirmation.status != "refuted"]
         for finding in run.trace.new_findings:
             run.findings.append(finding)
             source = next((r.text for r in traceable if r.path == finding.path), None)

@@ -17,7 +17,7 @@ from .project import Project
 from .forward_exec import AddEvent, AssignEvent, Budget, Flow, ForwardExecutor, FVal, ancestors
 from .init_exec import InitResult, Interpreter, World
 from .symbolic import Cond, Facts, Num, provably_different
-from .layers import iter_layers
+from .layers import iter_layers, iter_layers_under
 from .values import AltV, Item, LayerSpec, LayerV, Summary, TupleV, as_num
 
 @dataclass
@@ -134,6 +134,15 @@ class BlockModel:
         if world.seq_children is not None:
             for item in world.seq_children[0]:
                 yield from iter_layers(item.loc)
+
+    def conditioned_layers(self, world: World) -> Iterator[Tuple[LayerSpec, Facts]]:
+        """Every layer built in this world with the facts under which it is
+        built (the world's, plus an alternative's own condition)."""
+        for assigned in world.attrs.values():
+            yield from iter_layers_under(assigned.loc, world.facts)
+        if world.seq_children is not None:
+            for item in world.seq_children[0]:
+                yield from iter_layers_under(item.loc, world.facts)
 
     def sequential_bodies(self, world: World) -> Iterator[Tuple[str, List[Item]]]:
         """The children of every nn.Sequential built in this world, in order,
@@ -334,6 +343,11 @@ def channels_of(flow: Flow, value: FVal, facts: Facts, _depth: int = 0):
         return channels_of(flow, value.inputs[0], facts, _depth + 1)
     if value.kind == "binop" and value.name in ("Add", "Subtract", "Multiply", "Divide"):
         sides = [channels_of(flow, i, facts, _depth + 1) for i in value.inputs if i.tensor]
+        # a one-channel side (a spatial gate) broadcasts over the other: the
+        # result has the other side's width, known or not
+        wide = [s for s in sides if not (isinstance(s, Num) and s.const_value() == 1)]
+        if len(wide) < len(sides):
+            sides = wide or sides[:1]
         known = [s for s in sides if s is not None]
         if known and all(_key(k) == _key(known[0]) for k in known):
             return known[0]
@@ -406,6 +420,16 @@ class ChainStep:
     spec: Optional[LayerSpec] = None
     padding: Optional[Tuple[Num, ...]] = None
     is_pad: bool = False
+    # the tensor's sizes were changed in a way we do not follow (a view or
+    # reshape, slicing, a pooling function, code we cannot see), or the chain
+    # starts at such a value: sizes before and after cannot be compared
+    reshapes: bool = False
+
+
+# Tensor methods and functions that keep the sizes of every dimension, only
+# ordering them differently (a Conv1d between two transposes is common).
+SIZE_KEEPING = frozenset({"transpose", "permute", "movedim", "swapaxes", "contiguous", "clone", "to", "type_as",
+                          "float", "half", "double", "bfloat16", "detach", "cuda", "cpu"})
 
 
 def forward_chain(value: FVal) -> List[ChainStep]:
@@ -422,9 +446,13 @@ def forward_chain(value: FVal) -> List[ChainStep]:
             steps.extend(reversed(_expanded(current.spec)))
         elif current.kind == "func" and current.name == "pad":
             steps.append(ChainStep(padding=_functional_padding(current), is_pad=True))
-        if current.kind in ("layer", "func", "method", "binop") and current.inputs:
+        elif current.kind in ("func", "method", "item") and not (current.elementwise or current.name in SIZE_KEEPING):
+            steps.append(ChainStep(reshapes=True))
+        if current.kind in ("layer", "func", "method", "binop", "item") and current.inputs:
             current = current.inputs[0]
         else:
+            if current.kind != "input":
+                steps.append(ChainStep(reshapes=True))  # it started at something we cannot follow
             current = None
     steps.reverse()
     return steps
@@ -433,15 +461,6 @@ def forward_chain(value: FVal) -> List[ChainStep]:
 # Operations whose result has the spatial size of their tensor operands
 # (which must agree): a size change before them reaches the result.
 SIZE_JOINING_FUNCTIONS = frozenset({"cat", "concat", "concatenate", "stack", "add", "mul", "sub", "div", "where"})
-# Operations that set a size of their own: what came before them does not
-# decide the size of the result.
-RESIZING_NAMES = frozenset({
-    "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-    "adaptive_avg_pool3d", "adaptive_max_pool2d", "avg_pool2d", "max_pool2d", "avg_pool1d", "max_pool1d", "view",
-    "reshape", "flatten", "unflatten", "matmul", "bmm", "einsum", "unfold", "fold", "pixel_shuffle",
-    "pixel_unshuffle", "mean", "sum", "amax", "max", "expand", "expand_as", "repeat", "grid_sample", "roll",
-    "__getitem__", "[]", "chunk", "split",
-})
 MAX_CHAINS = 32
 
 
@@ -449,34 +468,37 @@ def forward_chains(value: FVal) -> List[List[ChainStep]]:
     """Every chain of layers whose output size reaches ``value``, in forward
     order: like :func:`forward_chain`, but through every tensor operand of
     an elementwise operation and every part of a concatenation (a dense
-    block's ``conv(torch.cat((x, x1, x2), 1))``), and only back to the last
-    operation that sets a size of its own (``F.interpolate``, a reshape),
-    which starts the chain with an unknown step.  At most MAX_CHAINS."""
+    block's ``conv(torch.cat((x, x1, x2), 1))``, a ConvNeXt branch scaled
+    by a parameter).  A chain goes back to the block input, or to the last
+    operation whose effect on sizes we do not follow, which starts it with a
+    ``reshapes`` step.  At most MAX_CHAINS."""
     chains: List[List[ChainStep]] = []
 
-    def walk(current: Optional[FVal], tail: List[ChainStep], seen: FrozenSet[int]) -> None:
-        while current is not None and id(current) not in seen and len(chains) < MAX_CHAINS:
-            seen = seen | {id(current)}
-            if current.kind == "layer" and current.spec is not None:
-                tail = _expanded(current.spec) + tail
-                current = current.inputs[0] if current.inputs else None
-                continue
-            if current.kind in ("func", "method") and current.name in RESIZING_NAMES:
-                tail = [ChainStep()] + tail
+    def walk(current: FVal, tail: List[ChainStep], seen: FrozenSet[int]) -> None:
+        while len(chains) < MAX_CHAINS:
+            if id(current) in seen:
                 break
-            if current.kind == "func" and current.name == "pad":
-                tail = [ChainStep(padding=_functional_padding(current), is_pad=True)] + tail
-                current = current.inputs[0] if current.inputs else None
-                continue
+            seen = seen | {id(current)}
             operands = _size_operands(current)
             if len(operands) > 1:
                 for operand in operands:
                     walk(operand, tail, seen)
                 return
-            if current.kind in ("layer", "func", "method", "binop") and current.inputs:
-                current = operands[0] if operands else current.inputs[0]
-            else:
-                current = None
+            if current.kind == "layer" and current.spec is not None:
+                tail = _expanded(current.spec) + tail
+            elif current.kind == "func" and current.name == "pad":
+                tail = [ChainStep(padding=_functional_padding(current), is_pad=True)] + tail
+            elif current.kind in ("func", "method", "item") and not operands and \
+                    not (current.elementwise or current.name in SIZE_KEEPING):
+                tail = [ChainStep(reshapes=True)] + tail
+                break
+            following = operands[0] if operands else current.inputs[0] if current.inputs and \
+                current.kind in ("layer", "func", "method", "binop", "item") else None
+            if following is None:
+                if current.kind != "input":
+                    tail = [ChainStep(reshapes=True)] + tail  # it started at something we cannot follow
+                break
+            current = following
         if len(chains) < MAX_CHAINS:
             chains.append(tail)
 

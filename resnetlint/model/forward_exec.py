@@ -22,6 +22,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 import libcst as cst
 
 from .context import ModuleContext
+from .control import ControlFlow
 from .layers import role_module
 from .lite import make
 from .records import record
@@ -189,6 +190,7 @@ class Flow:
     caller_projections: Set[str] = field(default_factory=set)
     returns: List[FVal] = field(default_factory=list)
     paths: int = 0
+    falls_off_end: bool = False  # some path ends without `return` (forward returns None there)
     _live: Optional[Set[int]] = None
     _consumers: Optional[Dict[int, List[FVal]]] = None
     _ancestors: Dict[int, Set[int]] = field(default_factory=dict)
@@ -294,8 +296,14 @@ class State:
 Results = List[Tuple[State, FVal]]
 
 
-class ForwardExecutor:
-    """Runs one class's ``forward`` in one world."""
+class ForwardExecutor(ControlFlow[State]):
+    """Runs one class's ``forward`` in one world: the shared control-flow
+    engine, with forward's hooks (a tested tensor is used; a loop runs its
+    body twice; a ``try`` handler starts from the state before the ``try``)."""
+
+    max_states = MAX_PATHS
+    too_complex = FlowTooComplex
+    states_noun = "paths through forward"
 
     def __init__(self, ctx: ModuleContext, interp: Interpreter, cls: cst.ClassDef, world: World,
                  budget: Optional[Budget] = None):
@@ -335,6 +343,7 @@ class ForwardExecutor:
             self.flow.reason = str(exc)
             return self.flow
         self.flow.paths = len(states)
+        self.flow.falls_off_end = any(not state.returned for state in states)
         return self.flow
 
     # -- helpers -----------------------------------------------------------
@@ -363,55 +372,46 @@ class ForwardExecutor:
         if self.budget.left < 0:
             raise FlowTooComplex("forward is too long to explore")
 
-    # -- statements ----------------------------------------------------------
-    def exec_block(self, block, states: List[State]) -> List[State]:
-        statements = block.body if isinstance(block, (cst.IndentedBlock, cst.SimpleStatementSuite)) else block
-        for stmt in statements:
-            next_states: List[State] = []
-            for state in states:
-                if state.stopped:
-                    next_states.append(state)
-                else:
-                    next_states.extend(self.exec_stmt(stmt, state))
-            states = next_states
-            if len(states) > MAX_PATHS:
-                raise FlowTooComplex(f"more than {MAX_PATHS} paths through forward")
+    # -- the shared engine's hooks ---------------------------------------------
+    def tick(self) -> None:
+        self._count()
+
+    def enter_with(self, stmt: cst.With, state: State) -> List[State]:
+        states = [state]
+        for item in stmt.items:
+            evaluated = []
+            for s in states:
+                for s2, manager in self.ev(item.item, s):
+                    self.sink(manager)
+                    evaluated.append(s2)
+            states = evaluated
         return states
 
-    def exec_stmt(self, stmt, state: State) -> List[State]:
-        self._count()
-        if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
-            states = [state]
-            for small in stmt.body:
-                nxt: List[State] = []
-                for s in states:
-                    nxt.extend([s] if s.stopped else self.exec_small(small, s))
-                states = nxt
-            return states
-        if isinstance(stmt, cst.If):
-            return self.exec_if(stmt, state)
-        if isinstance(stmt, (cst.For, cst.While)):
-            return self.exec_loop(stmt, state)
-        if isinstance(stmt, cst.With):
-            states = [state]
-            for item in stmt.items:
-                evaluated = []
-                for s in states:
-                    for s2, manager in self.ev(item.item, s):
-                        self.sink(manager)
-                        evaluated.append(s2)
-                states = evaluated
-            return self.exec_block(stmt.body, states)
-        if isinstance(stmt, (cst.Try, cst.TryStar)):
-            return self.exec_try(stmt, state)
+    def define(self, stmt, state: State) -> List[State]:
         if isinstance(stmt, cst.FunctionDef):
-            state.funcs[stmt.name.value] = stmt
+            state.funcs[stmt.name.value] = stmt  # inlined where it is called
             state.env.pop(stmt.name.value, None)
-            return [state]
-        if isinstance(stmt, cst.ClassDef):
+        else:
             state.env[stmt.name.value] = self.new("unknown", stmt.name, tensor=False)
-            return [state]
+        return [state]
+
+    def unmodelled(self, stmt, state: State) -> List[State]:
         raise FlowTooComplex(f"{type(stmt).__name__} in forward is not modelled")
+
+    def branch_tests(self, test, state: State) -> List[Tuple[State, Cond]]:
+        out = []
+        for s, value in self.ev(test, state):
+            if value.tensor or value.kind not in ("static",):
+                self.sink(value)  # a tested tensor is used
+            out.append((s, self.cond_of(value)))
+        return out
+
+    def handle_exceptions(self, stmt, before: State, states: List[State]) -> List[State]:
+        # A handler runs from the state before the try (its body may have
+        # failed anywhere: the conservative choice is before it started).
+        for handler in stmt.handlers:
+            states.extend(self.exec_block(handler.body, [before.fork()]))
+        return states
 
     def exec_small(self, small, state: State) -> List[State]:
         if isinstance(small, cst.Assign):
@@ -496,33 +496,6 @@ class ForwardExecutor:
                 out.append(s2)
         return out
 
-    def exec_if(self, stmt: cst.If, state: State) -> List[State]:
-        out: List[State] = []
-        for s, test in self.ev(stmt.test, state):
-            cond = self.cond_of(test)
-            if test.tensor or test.kind not in ("static",):
-                self.sink(test)
-            known = s.facts.evaluate(cond)
-            for taken in (True, False):
-                if known is not None and known != taken:
-                    continue
-                branch = s if known is not None else s.fork()
-                if known is None:
-                    facts = s.facts.assume(cond, taken)
-                    if facts is None:
-                        continue
-                    branch.facts = facts
-                body = stmt.body if taken else stmt.orelse
-                if body is None:
-                    out.append(branch)
-                elif isinstance(body, cst.If):
-                    out.extend(self.exec_if(body, branch))
-                elif isinstance(body, cst.Else):
-                    out.extend(self.exec_block(body.body, [branch]))
-                else:
-                    out.extend(self.exec_block(body, [branch]))
-        return out
-
     def exec_loop(self, stmt, state: State) -> List[State]:
         """Run the body twice: enough to see a value that the next iteration
         overwrites before anything reads it (``for layer in self.layers:
@@ -601,17 +574,6 @@ class ForwardExecutor:
                 and first.stride.const_value() == 1:
             return children[0].loc.value
         return UnknownV("element of a container")
-
-    def exec_try(self, stmt, state: State) -> List[State]:
-        before = state.fork()
-        states = self.exec_block(stmt.body, [state])
-        if stmt.orelse is not None:
-            states = self.exec_block(stmt.orelse.body, states)
-        for handler in stmt.handlers:
-            states.extend(self.exec_block(handler.body, [before.fork()]))
-        if stmt.finalbody is not None:
-            states = self.exec_block(stmt.finalbody.body, states)
-        return states
 
     # -- assignment ----------------------------------------------------------
     def assign(self, target, value: FVal, state: State, stmt, record: bool = True) -> None:
@@ -698,7 +660,7 @@ class ForwardExecutor:
         out = []
         for s, base in self.ev(expr.value, state):
             attr = expr.attr.value
-            if base.kind == "static" and base.static is not None:
+            if base.kind == "static" and base.static is not None and not _holds_tensor(base.static.value):
                 loc = Loc(self.interp.attribute_of(base.static, attr, self.world, self.frame), expr, True)
                 value = self.static(loc, expr)
                 value.attr = f"{base.attr}.{attr}" if base.attr else None
@@ -876,7 +838,7 @@ class ForwardExecutor:
             return self.call_self_method(expr, value.name, state)
         if isinstance(value, QualV):
             return self.call_qualified(expr, value.qualname, state)
-        if isinstance(value, LayerV) and value.spec.family in ("parameter", "float_functional"):
+        if isinstance(value, LayerV) and value.spec.family in ("parameter", "buffer", "float_functional"):
             return self.opaque_call(expr, callee, state)
         spec = value.spec if isinstance(value, LayerV) else None
         if isinstance(value, ParamV):
@@ -1149,6 +1111,11 @@ def _input_is_none(op: str, left: FVal, right: FVal) -> Cond:
         if value.kind in ("layer", "binop") and value.tensor:
             return op == "IsNot"  # a module's output or a sum is a tensor, never None
     return None
+
+
+def _holds_tensor(value) -> bool:
+    """A parameter or buffer: its attributes are a tensor's (``self.running.mul_``)."""
+    return isinstance(value, LayerV) and value.spec.family in ("parameter", "buffer")
 
 
 def _is_true_static(value: Optional[FVal]) -> bool:

@@ -26,6 +26,7 @@ import libcst as cst
 from . import layers as L
 from . import summaries
 from .context import LOCAL_PREFIX, ModuleContext
+from .control import ControlFlow
 from .records import record
 from .syntax import iter_children
 from .symbolic import (
@@ -81,7 +82,7 @@ MAX_WORLDS = 32
 CONTRACT_MODULE = "__resnetlint__"
 INSTANCE_FORWARD_BUDGET = 400  # statements of a helper class's forward run for one kind of call
 MAX_CALL_DEPTH = 5
-BUFFER = "buffer"  # the reason of the unknown value ``register_buffer`` stores
+NOT_MODULES = ("parameter", "buffer")  # LayerV families nn.Module does not register as submodules
 DICT_METHODS = ("get", "copy")
 DICT_MUTATORS = ("pop", "setdefault", "update")
 STRING_METHODS = {"lower": str.lower, "upper": str.upper, "strip": str.strip, "replace": str.replace}
@@ -152,6 +153,10 @@ class World:
         other.assumed = self.assumed
         return other
 
+    @property
+    def stopped(self) -> bool:
+        return self.returned
+
     def attr(self, name: str) -> Optional[Loc]:
         assigned = self.attrs.get(name)
         return assigned.loc if assigned is not None else None
@@ -175,7 +180,7 @@ class World:
         added = []
         for assigned in self.attrs.values():
             value = assigned.loc.value
-            if isinstance(value, LayerV) and value.spec.family != "parameter":
+            if isinstance(value, LayerV) and value.spec.family not in NOT_MODULES:
                 added.append(Item(assigned.loc))
             elif not _never_a_module(value):
                 complete = False
@@ -365,61 +370,18 @@ class Interpreter:
     # Statements
     # ------------------------------------------------------------------
     def exec_block(self, block, worlds: List[World], frame: Frame) -> List[World]:
-        statements = block.body if isinstance(block, (cst.IndentedBlock, cst.SimpleStatementSuite)) else block
-        for stmt in statements:
-            next_worlds: List[World] = []
-            for world in worlds:
-                if world.returned:
-                    next_worlds.append(world)
-                else:
-                    next_worlds.extend(self.exec_stmt(stmt, world, frame))
-            worlds = next_worlds
-            if len(worlds) > MAX_WORLDS:
-                raise TooComplex(f"more than {MAX_WORLDS} ways to construct")
-        return worlds
+        """Run a body in ``frame``: the shared engine with ``__init__``'s hooks."""
+        return InitControl(self, frame).exec_block(block, worlds)
 
-    def exec_stmt(self, stmt: cst.CSTNode, world: World, frame: Frame) -> List[World]:
+    def tick(self) -> None:
         self._budget -= 1
         if self._budget < 0:
             raise TooComplex("__init__ is too long to explore")
-        try:
-            return self._exec_stmt(stmt, world, frame)
-        except Raises:
-            return []
-
-    def _exec_stmt(self, stmt: cst.CSTNode, world: World, frame: Frame) -> List[World]:
-        if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
-            worlds = [world]
-            for small in stmt.body:
-                next_worlds = []
-                for w in worlds:
-                    if w.returned:
-                        next_worlds.append(w)
-                    else:
-                        next_worlds.extend(self.exec_small(small, w, frame))
-                worlds = next_worlds
-            return worlds
-        if isinstance(stmt, cst.BaseSmallStatement):
-            return self.exec_small(stmt, world, frame)
-        if isinstance(stmt, cst.If):
-            return self.exec_if(stmt, world, frame)
-        if isinstance(stmt, (cst.For, cst.While)):
-            return self.exec_loop(stmt, world, frame)
-        if isinstance(stmt, cst.With):
-            return self.exec_block(stmt.body, [world], frame)
-        if isinstance(stmt, (cst.Try, cst.TryStar)):
-            return self.exec_try(stmt, world, frame)
-        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
-            world.env[stmt.name.value] = Loc(UnknownV("local definition"), stmt.name, frame.local)
-            return [world]
-        # match statements and anything newer: whatever they assign is unknown
-        self._forget_assigned(stmt, world, frame)
-        return [world]
 
     def exec_small(self, small: cst.BaseSmallStatement, world: World, frame: Frame) -> List[World]:
         if isinstance(small, cst.Assign):
             forked = self._exec_call_statement(small.value, world, frame)
-            results = forked if forked is not None else self._choose(self.ev(small.value, world, frame), world)
+            results = forked if forked is not None else self._choose(self.ev(small.value, world, frame), world, frame)
             for w, value in results:
                 for target in small.targets:
                     self.assign(target.target, value, w, frame, small)
@@ -427,7 +389,7 @@ class Interpreter:
         if isinstance(small, cst.AnnAssign):
             if small.value is None:
                 return [world]
-            results = self._choose(self.ev(small.value, world, frame), world)
+            results = self._choose(self.ev(small.value, world, frame), world, frame)
             for w, value in results:
                 self.assign(small.target, value, w, frame, small)
             return [w for w, _ in results]
@@ -460,7 +422,7 @@ class Interpreter:
             return [world]
         return [world]  # pass, break, continue, global, nonlocal
 
-    def _choose(self, value: Loc, world: World) -> List[Tuple[World, Loc]]:
+    def _choose(self, value: Loc, world: World, frame: Frame) -> List[Tuple[World, Loc]]:
         """An assigned value that is one of several plain values
         (``out_channels or in_channels``, ``dim if dim_out is None else
         dim_out``) forks the world, one alternative each, so that widths stay
@@ -470,15 +432,13 @@ class Interpreter:
         if not isinstance(alternatives, AltV) or not all(
                 isinstance(option.value, (NumV, ParamV, NoneV, BoolV, StrV)) for _, option in alternatives.options):
             return [(world, value)]
+        control = InitControl(self, frame)
         out = []
         for cond, option in alternatives.options:
-            facts = world.facts.assume(cond, True)
-            if facts is None:
-                continue
-            branch = world.fork() if len(out) < len(alternatives.options) - 1 else world
-            branch.facts = facts
-            branch.decisions = branch.decisions + (Decision(cond, True, alternatives.test or value.node),)
-            out.append((branch, option))
+            last = len(out) == len(alternatives.options) - 1
+            branch = control.assume(world, cond, True, alternatives.test or value.node, fork=not last)
+            if branch is not None:
+                out.append((branch, option))
         return out or [(world, value)]
 
     def _exec_call_statement(self, expr: cst.BaseExpression, world: World, frame: Frame, discarded: bool = False):
@@ -520,74 +480,6 @@ class Interpreter:
             return False
         args, kwargs, _ = self.eval_args(expr, world, frame)
         return not any(isinstance(a.value, SelfV) for a in list(args) + list(kwargs.values()))
-
-    def exec_if(self, stmt: cst.If, world: World, frame: Frame) -> List[World]:
-        cond = self.as_cond(self.ev(stmt.test, world, frame))
-        known = world.facts.evaluate(cond)
-        out: List[World] = []
-        for taken in (True, False):
-            if known is not None and known != taken:
-                continue
-            branch = world if known is not None else world.fork()
-            if known is None:
-                facts = world.facts.assume(cond, taken)
-                if facts is None:
-                    continue
-                branch.facts = facts
-                branch.decisions = branch.decisions + (Decision(cond, taken, stmt.test),)
-            body = stmt.body if taken else stmt.orelse
-            if body is None:
-                out.append(branch)
-            elif isinstance(body, cst.If):
-                out.extend(self.exec_if(body, branch, frame))
-            elif isinstance(body, cst.Else):
-                out.extend(self.exec_block(body.body, [branch], frame))
-            else:
-                out.extend(self.exec_block(body, [branch], frame))
-        return out
-
-    def exec_loop(self, stmt, world: World, frame: Frame) -> List[World]:
-        names, attrs = self.syntax("assigned", stmt.body, _assigned_in)
-        if isinstance(stmt, cst.For):
-            names |= _target_names(stmt.target)
-        inner = world.fork()
-        for name in names:
-            if not isinstance(inner.env.get(name, Loc(UNKNOWN)).value, (ListV, DictV)):
-                inner.env[name] = Loc(UnknownV("changed by a loop"), None, frame.local)
-        for attr in attrs:
-            self._set_attr(inner, attr, Loc(UnknownV("changed by a loop")), None, frame, in_loop=True)
-        outer_segment = frame.segment
-        frame.loop_depth += 1
-        frame.segment = next(self._segments)
-        try:
-            worlds = self.exec_block(stmt.body, [inner], frame)
-        finally:
-            frame.loop_depth -= 1
-            frame.segment = outer_segment
-        # The loop may run any number of times, zero included.
-        for w in worlds:
-            w.returned = False
-            for name in names:
-                if not isinstance(w.env.get(name, Loc(UNKNOWN)).value, (ListV, DictV)):
-                    w.env[name] = Loc(UnknownV("changed by a loop"), None, frame.local)
-            for attr in attrs:
-                assigned = w.attrs.get(attr)
-                stmt_node = assigned.stmt if assigned is not None else None
-                self._set_attr(w, attr, Loc(UnknownV("changed by a loop")), stmt_node, frame, in_loop=True)
-        if stmt.orelse is not None:
-            worlds = self.exec_block(stmt.orelse.body, worlds, frame)
-        return worlds
-
-    def exec_try(self, stmt, world: World, frame: Frame) -> List[World]:
-        worlds = self.exec_block(stmt.body, [world], frame)
-        if stmt.orelse is not None:
-            worlds = self.exec_block(stmt.orelse.body, worlds, frame)
-        for handler in stmt.handlers:
-            for w in worlds:
-                self._forget_assigned(handler.body, w, frame)
-        if stmt.finalbody is not None:
-            worlds = self.exec_block(stmt.finalbody.body, worlds, frame)
-        return worlds
 
     def exec_augassign(self, node: cst.AugAssign, world: World, frame: Frame) -> None:
         target = node.target
@@ -1367,6 +1259,10 @@ class Interpreter:
                 spec.ltype = ltype
                 spec.family = "unknown"
                 return self.here(LayerV(spec), expr, frame)
+            if any(isinstance(loc.value, NoneV) for name, loc in bound.items() if name not in ltype.defaults):
+                # nn.Conv2d(c, None): torch raises, so this way of running
+                # __init__ builds no block (an optional width left unset)
+                raise Raises(f"nn.{ltype.name} given None")
             label = f"nn.{ltype.name}"
             spec = L.torch_layer(ltype, bound, expr, frame.site, label)
             if world.assumed:
@@ -1637,7 +1533,8 @@ class Interpreter:
                 world.dynamic = True
         elif name == "register_buffer" and len(args) >= 1:
             if isinstance(args[0].value, StrV):
-                self._set_attr(world, args[0].value.text, Loc(UnknownV(BUFFER), expr, frame.local), expr, frame)
+                spec = LayerSpec(family="buffer", label="buffer", call=expr, site=frame.site)
+                self._set_attr(world, args[0].value.text, Loc(LayerV(spec), expr, frame.local), expr, frame)
         return self.here(UnknownV(f"self.{name}()"), expr, frame)
 
     def _mutate_list(self, func: cst.BaseExpression, value: Value, name: str, args: List[Loc], world: World, frame: Frame) -> None:
@@ -1683,10 +1580,35 @@ class Interpreter:
         return values[0] if len(values) == 1 else self.here(UnknownV("several results"), expr, frame)
 
     # -- helper functions and classes ------------------------------------
+    def _open_keywords(self, expr, world: World, frame: Frame) -> bool:
+        """The call passes on keyword arguments we cannot read
+        (``super().__init__(inplanes, planes, **kwargs)``)."""
+        if not isinstance(expr, cst.Call):
+            return False
+        for arg in expr.args:
+            if arg.star == "**":
+                value = self.ev(arg.value, world, frame).value
+                if not (isinstance(value, DictV) and value.complete):
+                    return True
+        return False
+
     def _bind(self, func: cst.FunctionDef, args, kwargs, complete, skip_self: bool, frame: Frame,
-              ctx: Optional[ModuleContext] = None) -> Optional[Dict[str, Loc]]:
+              ctx: Optional[ModuleContext] = None, open_keywords: bool = False) -> Optional[Dict[str, Loc]]:
         """The callee's parameters bound to the arguments (defaults evaluated
-        in ``ctx``, the callee's module); None when the call does not fit."""
+        in ``ctx``, the callee's module); None when the call does not fit.
+        With ``open_keywords`` (keyword arguments passed on unread), a
+        parameter not bound explicitly is the caller's to choose: its default
+        or anything else, like a parameter of the class itself (a
+        ``downsample`` handed to the base block through ``**kwargs``)."""
+
+        def unbound(param) -> Loc:
+            default = self.eval_module_expr(param.default, ctx) if param.default is not None else None
+            if open_keywords:
+                return Loc(ParamV(param.name.value, default))
+            if default is not None:
+                return default
+            return Loc(UnknownV("argument not known"))
+
         params = func.params
         ordered = list(params.posonly_params) + list(params.params)
         env: Dict[str, Loc] = {}
@@ -1700,10 +1622,8 @@ class Interpreter:
                 env[name] = positional.pop(0)
             elif name in kwargs:
                 env[name] = kwargs.pop(name)
-            elif param.default is not None:
-                env[name] = self.eval_module_expr(param.default, ctx)
-            elif not complete:
-                env[name] = Loc(UnknownV("argument not known"))
+            elif param.default is not None or not complete or open_keywords:
+                env[name] = unbound(param)
             else:
                 return None
         if isinstance(params.star_arg, cst.Param):
@@ -1715,10 +1635,8 @@ class Interpreter:
             name = param.name.value
             if name in kwargs:
                 env[name] = kwargs.pop(name)
-            elif param.default is not None:
-                env[name] = self.eval_module_expr(param.default, ctx)
             else:
-                env[name] = Loc(UnknownV("argument not known"))
+                env[name] = unbound(param)
         if params.star_kwarg is not None:
             env[params.star_kwarg.name.value] = Loc(DictV(tuple(kwargs.items()), complete))
             kwargs = {}
@@ -1825,7 +1743,8 @@ class Interpreter:
                 up = Frame(cls=parent, local=False, depth=frame.depth + 1, stack=frame.stack, ctx=self.class_ctx(parent))
                 return self.call_super_init(args, kwargs, world, up, expr)
             owner_ctx = self.class_ctx(owner)
-            env = self._bind(init, args, dict(kwargs), True, skip_self=True, frame=frame, ctx=owner_ctx)
+            env = self._bind(init, args, dict(kwargs), True, skip_self=True, frame=frame, ctx=owner_ctx,
+                             open_keywords=self._open_keywords(expr, world, frame))
             if env is None or frame.depth >= MAX_CALL_DEPTH:
                 world.dynamic = True
                 return [(world, Loc(NONE))]
@@ -1985,7 +1904,8 @@ class Interpreter:
                 base = w.base_layer
                 spec = LayerSpec(family=base.family, label=f"{name} ({base.label})", ltype=base.ltype, args=base.args,
                                  explicit=base.explicit, call=base.call, site=frame.site, summary=base.summary,
-                                 class_name=name, inplace_first=base.inplace_first)
+                                 class_name=name, inplace_first=base.inplace_first,
+                                 subclass_forward=own_forward)
             else:
                 spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site)
                 if own_forward:
@@ -1996,6 +1916,115 @@ class Interpreter:
         if len(options) == 1:
             return options[0][1]
         return self.here(AltV(tuple(options)), expr, frame)
+
+
+class InitControl(ControlFlow[World]):
+    """``__init__``'s use of the shared control-flow engine, for one frame:
+    an ``if`` it cannot decide forks the world and records the decision
+    (findings name the configuration); a loop runs its body once with what
+    it changes made unknown (it may run any number of times); an exception
+    handler makes unknown what it assigns; a ``raise``, or arithmetic on
+    None, ends the world (that way of calling the constructor builds no
+    block)."""
+
+    max_states = MAX_WORLDS
+    too_complex = TooComplex
+    states_noun = "ways to construct"
+
+    def __init__(self, interp: "Interpreter", frame: Frame):
+        self.interp = interp
+        self.frame = frame
+
+    def tick(self) -> None:
+        self.interp.tick()
+
+    def exec_stmt(self, stmt, state: World) -> List[World]:
+        try:
+            return super().exec_stmt(stmt, state)
+        except Raises:
+            return []
+
+    def exec_small(self, small, state: World) -> List[World]:
+        return self.interp.exec_small(small, state, self.frame)
+
+    def branch_tests(self, test, state: World) -> List[Tuple[World, Cond]]:
+        return [(state, self.interp.as_cond(self.interp.ev(test, state, self.frame)))]
+
+    def decided(self, state: World, cond: Cond, taken: bool, node) -> None:
+        state.decisions = state.decisions + (Decision(cond, taken, node),)
+        for name in _names_assumed_none(cond, taken):
+            # `if width is None:` taken: below, `width` is None, not a number
+            # (nn.Conv2d(c, width) there raises; `width or c` is c)
+            current = state.env.get(name)
+            if current is not None and _is_parameter(current.value, name):
+                state.env[name] = Loc(NONE, current.node, current.local)
+
+    def define(self, stmt, state: World) -> List[World]:
+        state.env[stmt.name.value] = Loc(UnknownV("local definition"), stmt.name, self.frame.local)
+        return [state]
+
+    def unmodelled(self, stmt, state: World) -> List[World]:
+        # match statements and anything newer: whatever they assign is unknown
+        self.interp._forget_assigned(stmt, state, self.frame)
+        return [state]
+
+    def handle_exceptions(self, stmt, before: World, states: List[World]) -> List[World]:
+        for handler in stmt.handlers:
+            for world in states:
+                self.interp._forget_assigned(handler.body, world, self.frame)
+        return states
+
+    def exec_loop(self, stmt, world: World) -> List[World]:
+        interp, frame = self.interp, self.frame
+        names, attrs = interp.syntax("assigned", stmt.body, _assigned_in)
+        if isinstance(stmt, cst.For):
+            names |= _target_names(stmt.target)
+        inner = world.fork()
+        self._forget_changed(inner, names, attrs, keep_stmt=False)
+        outer_segment = frame.segment
+        frame.loop_depth += 1
+        frame.segment = next(interp._segments)
+        try:
+            worlds = self.exec_block(stmt.body, [inner])
+        finally:
+            frame.loop_depth -= 1
+            frame.segment = outer_segment
+        # The loop may run any number of times, zero included.
+        for w in worlds:
+            w.returned = False
+            self._forget_changed(w, names, attrs, keep_stmt=True)
+        if stmt.orelse is not None:
+            worlds = self.exec_block(stmt.orelse.body, worlds)
+        return worlds
+
+    def _forget_changed(self, world: World, names: Set[str], attrs: Set[str], keep_stmt: bool) -> None:
+        """What a loop body assigns is unknown after it (lists and dicts it
+        fills stay: their elements are what ``append`` recorded)."""
+        for name in names:
+            if not isinstance(world.env.get(name, Loc(UNKNOWN)).value, (ListV, DictV)):
+                world.env[name] = Loc(UnknownV("changed by a loop"), None, self.frame.local)
+        for attr in attrs:
+            assigned = world.attrs.get(attr) if keep_stmt else None
+            stmt_node = assigned.stmt if assigned is not None else None
+            self.interp._set_attr(world, attr, Loc(UnknownV("changed by a loop")), stmt_node, self.frame, in_loop=True)
+
+
+def _names_assumed_none(cond: Cond, taken: bool) -> List[str]:
+    """Parameters that ``cond`` being ``taken`` says are None."""
+    if isinstance(cond, Not):
+        return _names_assumed_none(cond.item, not taken)
+    if isinstance(cond, And) and taken:
+        return [name for item in cond.items for name in _names_assumed_none(item, True)]
+    if isinstance(cond, Truth) and taken and cond.key.endswith(" is None"):
+        return [cond.key[: -len(" is None")]]
+    return []
+
+
+def _is_parameter(value: Value, name: str) -> bool:
+    """``value`` is still the parameter ``name`` itself (not reassigned)."""
+    if isinstance(value, ParamV):
+        return value.name == name
+    return isinstance(value, NumV) and value.num.single_atom() == name
 
 
 def specialize(options: Sequence[Tuple[Cond, Summary]], env: Dict[str, Loc], facts: Facts) -> Summary:
@@ -2209,13 +2238,11 @@ def _constant_kind(value: Value) -> Optional[str]:
 def _never_a_module(value: Value) -> bool:
     """A value ``nn.Module.__setattr__`` does not register as a submodule:
     numbers, flags, strings, plain Python containers, classes and functions,
-    buffers."""
+    parameters and buffers."""
     if isinstance(value, AltV):
         return all(_never_a_module(option.value) for _, option in value.options)
-    if isinstance(value, UnknownV):
-        return value.reason == BUFFER
     if isinstance(value, LayerV):
-        return value.spec.family == "parameter"
+        return value.spec.family in NOT_MODULES
     return isinstance(value, (NumV, BoolV, StrV, NoneV, TupleV, ListV, DictV, QualV, MethodV, LambdaV, PartialV))
 
 

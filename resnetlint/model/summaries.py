@@ -40,6 +40,8 @@ from .values import (
     StrV,
     Summary,
     TupleV,
+    UNKNOWN,
+    UnknownV,
     Value,
 )
 
@@ -87,6 +89,19 @@ def abstract_arguments(args, kwargs) -> Optional[Tuple[tuple, List[Loc], Dict[st
             return ("bool", value.cond), _slot(loc, position)
         if isinstance(value, QualV):
             return ("qual", value.qualname, getattr(value.origin, "path", None)), _slot(loc, position)
+        if isinstance(value, UnknownV):
+            # Unknown in the caller is unknown in the summary: one summary
+            # serves every call that passes something we cannot read.
+            return ("unknown",), Loc(UNKNOWN)
+        if isinstance(value, OpaqueV):
+            return ("opaque", value.text), _slot(loc, position)  # equal texts compare equal anyway
+        if isinstance(value, TupleV):
+            parts = [abstract(item, f"{position}.{index}") for index, item in enumerate(value.items)]
+            if any(part is None for part in parts):
+                return None
+            mapping[f"{SLOT}{position}"] = loc
+            return ("tuple",) + tuple(key for key, _ in parts), Loc(TupleV(tuple(item for _, item in parts)),
+                                                                       ArgumentSlot(position), False)
         return None
 
     def _slot(loc: Loc, position: str) -> Loc:
