@@ -1883,6 +1883,17 @@ class Interpreter:
         order = orders.pop() if len(orders) == 1 else ()
         if order and all(attr in world.attrs for attr in order):
             spec.children = tuple(Item(world.attrs[attr].loc) for attr in order)
+            return
+        # Read through a property or a computed name (mmcv's ``self.norm``):
+        # position by position, the layer, or the layers it may be, when the
+        # paths differ at one position only (else which layers go together
+        # would be lost).
+        chains = [[v.spec for v in reversed(main_chain(r))] for r in flow.returns]
+        if not order or not all(len(c) == len(order) and all(s is not None for s in c) for c in chains):
+            return
+        differing = [i for i in range(len(order)) if len({id(c[i]) for c in chains}) > 1]
+        if len(differing) <= 1:
+            spec.children = tuple(Item(_one_of([c[i] for c in chains])) for i in range(len(order)))
 
     def _composite_from_worlds(self, cls: cst.ClassDef, worlds: List[World], expr, frame) -> Loc:
         """Layers of a forward-less helper class, one option per world."""
@@ -2233,6 +2244,15 @@ def _constant_kind(value: Value) -> Optional[str]:
     if isinstance(value, NumV) and value.num.const_value() is not None:
         return "number"
     return None
+
+
+def _one_of(specs: List[LayerSpec]) -> Loc:
+    """The layer a position of a chain holds on every path, or the ones it
+    may hold (which one is not known here)."""
+    distinct = list({id(s): s for s in specs}.values())
+    if len(distinct) == 1:
+        return Loc(LayerV(distinct[0]))
+    return Loc(AltV(tuple((fresh_truth("which layer"), Loc(LayerV(s))) for s in distinct)))
 
 
 def _never_a_module(value: Value) -> bool:
