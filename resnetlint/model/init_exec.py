@@ -556,7 +556,7 @@ class Interpreter:
             if position is not None and -len(items) <= position < len(items) and items[position].segment is None:
                 items[position] = Item(value, items[position].segment)
                 return ListV(tuple(items), True)
-        if isinstance(container, DictV) and container.complete and frame.loop_depth == 0 and len(target.slice) == 1 \
+        if isinstance(container, DictV) and frame.loop_depth == 0 and len(target.slice) == 1 \
                 and isinstance(target.slice[0].slice, cst.Index):
             key = self.ev(target.slice[0].slice.value, world, frame).value
             if isinstance(key, StrV):
@@ -567,7 +567,7 @@ class Interpreter:
                     items = [(k, value if k == key.text else v) for k, v in container.items]
                 else:
                     items.append((key.text, value))
-                return DictV(tuple(items), True)
+                return DictV(tuple(items), container.complete)  # other keys stay as unknown as they were
         return type(container)(container.items, False)
 
     def _set_attr(self, world: World, name: str, value: Loc, stmt, frame: Frame, in_loop: bool = False) -> None:
@@ -1117,8 +1117,9 @@ class Interpreter:
                 else:
                     complete = False
             elif arg.star == "**":
-                if isinstance(value.value, DictV) and value.value.complete:
-                    kwargs.update(dict(value.value.items))
+                if isinstance(value.value, DictV):
+                    kwargs.update(dict(value.value.items))  # the keys we know, even if there may be more
+                    complete = complete and value.value.complete
                 else:
                     complete = False
             elif arg.keyword is not None:
@@ -1200,6 +1201,17 @@ class Interpreter:
                 return options[0][1]
             return self.here(AltV(tuple(options), test=value.test), expr, frame) if options else \
                 self.here(UnknownV("call of alternatives"), expr, frame)
+        if isinstance(value, (UnknownV, OpaqueV)) and isinstance(getattr(expr, "func", None), cst.Name):
+            # A local holding a class we cannot tell (monai's ``conv_type =
+            # Conv[Conv.CONV, spatial_dims]``): the contract its role has,
+            # as for a layer-class parameter of that name (a conv's
+            # arguments must all be known, a norm's width need not be).
+            name = expr.func.value
+            role = L.layer_role(name)
+            spec = L.role_layer(role, name, args, kwargs, expr, frame.site) if complete or role in ("norm", "act") \
+                else None
+            if spec is not None:
+                return self.here(LayerV(spec), expr, frame)
         return self.here(UnknownV("call"), expr, frame)
 
     def call_lambda(self, fn: LambdaV, args, kwargs, complete, expr, world: World, frame: Frame) -> Loc:
@@ -1415,6 +1427,12 @@ class Interpreter:
             return self.here(SuperV(), expr, frame)
         if name == "dict" and not args:
             return self.here(DictV(tuple(kwargs.items())), expr, frame)
+        if name == "dict" and len(args) == 1:
+            base = args[0].value
+            items = list(base.items) if isinstance(base, DictV) else []
+            for key, item in kwargs.items():
+                items = _dict_set(items, key, item)
+            return self.here(DictV(tuple(items), isinstance(base, DictV) and base.complete), expr, frame)
         if name == "isinstance" and len(args) == 2:
             return self.here(BoolV(self._isinstance(args[0].value, args[1].value)), expr, frame)
         if name == "callable" and args:
@@ -1693,6 +1711,7 @@ class Interpreter:
     def _alternatives(self, returns, expr, frame, label) -> Loc:
         if not returns:
             return self.here(UnknownV(f"{label} always raises"), expr, frame)
+        returns = _merge_equal_returns(returns)
         if len(returns) == 1:
             return _relabel(returns[0][1], frame)
         return self.here(AltV(tuple((cond, loc) for cond, loc in returns)), expr, frame)
@@ -2244,6 +2263,38 @@ def _constant_kind(value: Value) -> Optional[str]:
     if isinstance(value, NumV) and value.num.const_value() is not None:
         return "number"
     return None
+
+
+def _merge_equal_returns(returns):
+    """A helper's returns with the ones that built the same layer by the
+    same call (``return norm_type(**kw_args)`` reached on several paths)
+    merged, their conditions joined: telling them apart only multiplies the
+    paths ``forward`` has to explore."""
+    merged: List[Tuple[Cond, Loc]] = []
+    keys: List[object] = []
+    for cond, loc in returns:
+        key = _layer_key(loc.value)
+        if key is not None and key in keys:
+            index = keys.index(key)
+            merged[index] = (disjoin((merged[index][0], cond)), merged[index][1])
+            continue
+        keys.append(key if key is not None else object())
+        merged.append((cond, loc))
+    return merged
+
+
+def _layer_key(value: Value):
+    """What makes two built layers the same layer: the call that built it,
+    its kind and its arguments; None for anything but a plain layer."""
+    from .summaries import _identity, _unkeyable
+
+    if not isinstance(value, LayerV) or value.spec.children:
+        return None
+    spec = value.spec
+    arguments = tuple(sorted((name, _identity(loc.value)) for name, loc in spec.args.items()))
+    if _unkeyable(arguments):
+        return None
+    return (id(spec.call), spec.family, spec.label, spec.ltype.qualname if spec.ltype else None, arguments)
 
 
 def _one_of(specs: List[LayerSpec]) -> Loc:

@@ -140,7 +140,11 @@ def role_layer(role: Optional[str], name: str, args: Sequence[Loc], kwargs: Dict
     if role == "norm":
         width = args[0] if args else next((kwargs[k] for k in NORM_WIDTH_KEYWORDS if k in kwargs), None)
         if width is None:
-            return None
+            # its width is given some way we cannot read: it still keeps the channels
+            spec = LayerSpec(family="norm", label=label, call=call, site=site)
+            spec.summary = Summary(keeps_channels=True, stride=ONE, has_weights=True)
+            spec.assumption = f"`{name}(...)` is a norm layer, which keeps the channels"
+            return spec
         spec = LayerSpec(family="norm", label=label, args={"num_features": width}, explicit=frozenset({"num_features"}),
                          call=call, site=site)
         spec.summary = Summary(in_channels=as_num(width), keeps_channels=True, stride=ONE, has_weights=True)
