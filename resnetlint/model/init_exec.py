@@ -912,6 +912,13 @@ class Interpreter:
             return Loc(ListV(lv.items + rv.items, lv.complete and rv.complete), expr, local)
         if isinstance(lv, TupleV) and isinstance(rv, TupleV) and op == "Add":
             return Loc(TupleV(lv.items + rv.items), expr, local)
+        if isinstance(lv, AltV) != isinstance(rv, AltV):
+            # ``(dim if use_dwconv else 1) + 1``: the operation on each alternative
+            alternatives = lv if isinstance(lv, AltV) else rv
+            options = tuple((cond, self._binary(op, option, right, expr, frame) if alternatives is lv
+                             else self._binary(op, left, option, expr, frame))
+                            for cond, option in alternatives.options)
+            return Loc(AltV(options, alternatives.test), expr, local)
         a, b = as_num(left), as_num(right)
         if a is None or b is None:
             return Loc(UnknownV(f"{op} of non-numbers"), expr, local)
@@ -1117,6 +1124,8 @@ class Interpreter:
                 else:
                     complete = False
             elif arg.star == "**":
+                if isinstance(value.value, ParamV):  # ``**dw_conv_cfg`` with ``dw_conv_cfg=dict(kernel_size=7)``
+                    value = self._default_config(value.value, world) or value
                 if isinstance(value.value, DictV):
                     kwargs.update(dict(value.value.items))  # the keys we know, even if there may be more
                     complete = complete and value.value.complete
