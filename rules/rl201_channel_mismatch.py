@@ -43,9 +43,9 @@ changes are those that crashed.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, Optional, Set
+from typing import Dict, Iterator, List, Optional, Set
 
-from resnetlint.model.query import (BlockModel, chain_links, channels_of, differ, Facts, FileAnalysis, Flow, FVal,
+from resnetlint.model.query import (AltV, BlockModel, chain_links, channels_of, differ, Facts, FileAnalysis, Flow, FVal,
     Item, LayerSpec, LayerV, Loc, Num, provably_different, strip_elementwise)
 from resnetlint.fixes import SAFE, FixPlan, replace
 from resnetlint.nodes import code_of, report_node, source_text, width_argument_name, written_argument
@@ -255,14 +255,22 @@ def summary_of_spec(spec: LayerSpec):
 
 def _sequential_links(children, facts: Facts, defaults: Dict[str, int]) -> Iterator[Violation]:
     for producer, consumer, width in chain_links(children):
-        consumer_value = consumer.loc.value
         producer_value = producer.loc.value
-        if not isinstance(consumer_value, LayerV):
-            continue
         label = f"the previous layer `{producer_value.spec.label}`" if isinstance(producer_value, LayerV) else "the previous layer"
-        found = _mismatch(consumer_value.spec, width, facts, label, _width_text(producer), defaults)
-        if found is not None:
-            yield found
+        seen = set()
+        for spec in _layer_options(consumer.loc.value):  # a layer, or each one it may be (all expect one width)
+            found = _mismatch(spec, width, facts, label, _width_text(producer), defaults)
+            if found is not None and id(found.node) not in seen:
+                seen.add(id(found.node))
+                yield found
+
+
+def _layer_options(value) -> List[LayerSpec]:
+    if isinstance(value, LayerV):
+        return [value.spec]
+    if isinstance(value, AltV):
+        return [spec for _, option in value.options for spec in _layer_options(option.value)]
+    return []
 
 
 def _forward_links(flow: Flow, defaults: Dict[str, int]) -> Iterator[Violation]:

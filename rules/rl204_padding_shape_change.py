@@ -36,7 +36,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import libcst as cst
 
-from resnetlint.model.query import (as_int, as_num, BlockModel, FileAnalysis, forward_chain, intended_residuals,
+from resnetlint.model.query import (as_int, as_num, BlockModel, ChainStep, FileAnalysis, forward_chains, intended_residuals,
     LayerSpec, Loc, Num, provably_different, StrV, TupleV, unless)
 from resnetlint.fixes import SAFE, FixPlan, set_argument
 from resnetlint.nodes import local_call, parenthesize, report_node, source_text, written_argument
@@ -53,21 +53,10 @@ class PaddingShapeChange(Rule):
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for _, flow in block.flows():
             for residual in intended_residuals(flow):
-                if any(problem is not None for _, problem in _size_changes(residual.skip)):
+                if any(problem is not None for chain in forward_chains(residual.skip)
+                       for _, problem in _size_changes(chain)):
                     continue  # both paths lose the border: they may still agree
-                for spec, problem in _size_changes(residual.main):
-                    if problem is None:
-                        continue
-                    node, text, condition = problem
-                    when = f" whenever {condition}" if condition else ""
-                    yield Violation(
-                        node,
-                        f"`{spec.label}` with {text} changes the spatial size on the main path of a residual "
-                        f"block{when}: the add fails",
-                        help="use padding = dilation * (kernel_size - 1) // 2 (or padding=\"same\")",
-                        expect={"kind": "shape-error", "conditions": [condition] if condition else []},
-                        fix=_padding_fix(spec) if not _padded_before(residual.main, spec) else None,
-                    )
+                yield from _report_main(residual.main)
 
     VALID = (
         Valid(
@@ -145,6 +134,27 @@ class PaddingShapeChange(Rule):
 PADDING_INDEX = 4  # in_channels, out_channels, kernel_size, stride, padding
 
 
+def _report_main(main) -> Iterator[Violation]:
+    """Each conv that changes the size on some chain into the main path's
+    output (once, however many chains it is on)."""
+    reported = set()
+    for chain in forward_chains(main):
+        for spec, problem in _size_changes(chain):
+            if problem is None or id(spec) in reported:
+                continue
+            reported.add(id(spec))
+            node, text, condition = problem
+            when = f" whenever {condition}" if condition else ""
+            yield Violation(
+                node,
+                f"`{spec.label}` with {text} changes the spatial size on the main path of a residual "
+                f"block{when}: the add fails",
+                help="use padding = dilation * (kernel_size - 1) // 2 (or padding=\"same\")",
+                expect={"kind": "shape-error", "conditions": [condition] if condition else []},
+                fix=_padding_fix(spec) if not _padded_before(chain, spec) else None,
+            )
+
+
 def _padding_fix(spec: LayerSpec) -> Optional[FixPlan]:
     """``padding = dilation * (kernel_size - 1) // 2``, as a number when the
     kernel and dilation are literals, else as an expression of what is written."""
@@ -171,13 +181,13 @@ def _padding_fix(spec: LayerSpec) -> Optional[FixPlan]:
     return FixPlan(f"pad with `{text}` so the size is kept", SAFE, [set_argument(call, "padding", text, PADDING_INDEX)])
 
 
-def _size_changes(value) -> List[Tuple[LayerSpec, Optional[Tuple[cst.CSTNode, str, str]]]]:
-    """Each stride-1 convolution on the chain of ``value`` (forward order)
-    with what is wrong with its size, given the explicit padding (pad layers,
-    ``F.pad``) right before it."""
+def _size_changes(chain: List[ChainStep]) -> List[Tuple[LayerSpec, Optional[Tuple[cst.CSTNode, str, str]]]]:
+    """Each stride-1 convolution of a chain (forward order) with what is
+    wrong with its size, given the explicit padding (pad layers, ``F.pad``)
+    right before it."""
     out = []
     pending: Optional[List[Num]] = []  # padding added since the last conv, innermost last; None: unknown
-    for step in forward_chain(value):
+    for step in chain:
         if step.reshapes:
             # a view, a slice or a pooling function: what the convs before it
             # did to the sizes is not what the add compares
@@ -205,10 +215,10 @@ def _add_padding(pending: Optional[List[Num]], padding: Optional[Tuple[Num, ...]
     return [a + shorter[i - offset] if i >= offset else a for i, a in enumerate(longer)]
 
 
-def _padded_before(value, conv: LayerSpec) -> bool:
+def _padded_before(chain: List[ChainStep], conv: LayerSpec) -> bool:
     """An explicit padding feeds this conv: the right fix may be the pad's."""
     previous = None
-    for step in forward_chain(value):
+    for step in chain:
         if step.spec is conv:
             return previous is not None and previous.is_pad
         if step.spec is None or step.spec.family not in ("act", "norm", "dropout", "identity"):

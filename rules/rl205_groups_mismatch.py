@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Set
 
-from resnetlint.model.query import describe, find_configuration, as_num, BlockModel, Facts, FileAnalysis, LayerSpec, Num
+from resnetlint.model.query import describe, find_configuration, as_num, AltV, BlockModel, Facts, FileAnalysis, LayerSpec, Num
 from resnetlint.fixes import UNSAFE, FixPlan, set_argument
 from resnetlint.nodes import local_call, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -58,9 +58,11 @@ class GroupsMismatch(Rule):
             channel_atoms = _channel_atoms([spec for spec, _ in layers], world.facts)
             defaults = block.numeric_defaults()
             for spec, facts in layers:
-                found = _check(spec, facts, channel_atoms, defaults)
-                if found is not None:
-                    yield found
+                for groups, narrowed in _groups_options(spec, facts):
+                    found = _check(spec, narrowed, channel_atoms, defaults, groups)
+                    if found is not None:
+                        yield found
+                        break
 
     VALID = (
         Valid(
@@ -85,6 +87,16 @@ class GroupsMismatch(Rule):
                     self.conv2 = nn.Conv2d(width, width, 3, padding=1, groups=groups)
             """,
             note="torchvision's ResNeXt width",
+        ),
+        Valid(
+            """
+            class SplitBlock(nn.Module):
+                def __init__(self, c, e=0.5):
+                    super().__init__()
+                    half = int(c * e)
+                    self.conv = nn.Conv2d(c, c, 3, padding=1, groups=half)
+            """,
+            note="a fractional ratio is taken at its default: half the width divides the width",
         ),
         Valid(
             """
@@ -143,20 +155,38 @@ def _divides(divisor: Num, value: Num) -> Optional[bool]:
         return mine % constant == 0
     if len(divisor.terms) != 1:
         return None
-    monomial = dict(divisor.terms[0][0])
-    for mono, _ in value.terms:
+    monomial, coefficient = dict(divisor.terms[0][0]), divisor.terms[0][1]
+    whole = True
+    for mono, factor in value.terms:
         powers = dict(mono)
         if any(powers.get(atom, 0) < power for atom, power in monomial.items()):
             return False
-    return True
+        whole = whole and (factor / coefficient).denominator == 1
+    # ``dim * 2`` does not divide ``dim`` as written, though its atoms do:
+    # which configurations it divides is for find_configuration to tell
+    return True if whole else None
 
 
-def _check(spec: LayerSpec, facts: Facts, channel_atoms: Set[str], defaults) -> Optional[Violation]:
+def _groups_options(spec: LayerSpec, facts: Facts):
+    """``groups`` as written, or each value it may take (``dim if use_dwconv
+    else 1``) with the facts under which it takes it."""
+    loc = spec.arg("groups")
+    if loc is None or not isinstance(loc.value, AltV):
+        return [(loc, facts)]
+    out = []
+    for cond, option in loc.value.options:
+        narrowed = facts.assume(cond, True)
+        if narrowed is not None:
+            out.append((option, narrowed))
+    return out
+
+
+def _check(spec: LayerSpec, facts: Facts, channel_atoms: Set[str], defaults, groups_value=None) -> Optional[Violation]:
     """``groups`` must divide both the input and the output width."""
     if spec.family != "conv":
         return None
     groups_loc = spec.arg("groups")
-    groups = as_num(groups_loc)
+    groups = as_num(groups_value if groups_value is not None else groups_loc)
     if groups is None or groups.const_value() == 1:
         return None
     groups = facts.norm(groups)
@@ -202,10 +232,12 @@ def _check(spec: LayerSpec, facts: Facts, channel_atoms: Set[str], defaults) -> 
 
 
 def _not_divisible(groups: Num, width: Num, facts: Facts, defaults) -> Optional[dict]:
-    """A configuration in which ``groups`` does not divide ``width`` (``{}``:
-    in every one, as written), or None."""
-    if _divides(groups, width) is False:
-        return {}
-    if _divides(groups, width) is True or groups.const_value() is not None:
+    """A configuration in which ``groups`` does not divide ``width`` (``{}``
+    when neither depends on a parameter), or None.  Not a multiple as a
+    polynomial is not enough: ``in_channels`` divides
+    ``out_channels * ratio`` for some arguments, so the message names a
+    configuration where it does not."""
+    divides = _divides(groups, width)
+    if divides is True or (divides is None and groups.const_value() is not None):
         return None  # a constant count of groups: the caller picks widths it divides
     return find_configuration([groups, width], lambda g, w: g > 0 and w > 0 and w % g != 0, facts, defaults)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
-from resnetlint.model.query import BlockModel, BoolV, FileAnalysis, LayerV
+from resnetlint.model.query import AltV, BlockModel, BoolV, FileAnalysis, LayerV
 from resnetlint.fixes import UNSAFE, FixPlan, set_argument
 from resnetlint.nodes import local_call, report_node
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -62,9 +62,11 @@ class BiasBeforeNorm(Rule):
                     if before.segment != after.segment and after.segment is not None:
                         continue
                     module = f"{path}.{index}" if path else str(index)
-                    found = _check(before.loc.value, after.loc.value, module if before.segment is None else None)
-                    if found is not None:
-                        yield found
+                    for conv in _options(before.loc.value):  # a layer, or each one it may be
+                        for norm in _options(after.loc.value):
+                            found = _check(conv, norm, module if before.segment is None else None)
+                            if found is not None:
+                                yield found
         for _, flow in block.flows():
             for value in flow.values:
                 if not value.is_layer or value.spec is None or not value.inputs:
@@ -145,6 +147,14 @@ class BiasBeforeNorm(Rule):
             note="timm style: the default norm_layer is BatchNorm (a caller may pass another norm)",
         ),
     )
+
+
+def _options(value):
+    """The layers a Sequential position may hold: itself, or each
+    alternative (a conv whose class a config picks)."""
+    if isinstance(value, AltV):
+        return [layer for _, option in value.options for layer in _options(option.value)]
+    return [value]
 
 
 def _assumed(norm) -> str:

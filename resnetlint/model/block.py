@@ -8,7 +8,7 @@ another (``BasicConv`` inside a block) be summarised through its own model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import Dict, FrozenSet, Iterator, List, Optional, Set, Tuple
 
 import libcst as cst
 
@@ -77,7 +77,7 @@ class BlockModel:
         return project is not None and project.attribute_read_elsewhere(self.ctx, name)
 
     def numeric_defaults(self) -> Dict[str, int]:
-        """Constructor parameters whose default is an integer (or a bool)."""
+        """Constructor parameters whose default is a number (or a bool)."""
         init = self.init.init
         if init is None or self.interp is None:
             return {}
@@ -88,9 +88,10 @@ class BlockModel:
             if param.default is None:
                 continue
             value = as_num(self.interp.eval_module_expr(param.default, ctx))
-            number = value.int_value() if value is not None else None
+            number = value.const_value() if value is not None else None
             if number is not None:
-                out[param.name.value] = number
+                # a fraction (``e=0.5``, ``mlp_ratio=4.0`` stays an int) is a ratio: kept as is
+                out[param.name.value] = int(number) if number == int(number) else number
         return out
 
     @property
@@ -150,10 +151,10 @@ class BlockModel:
         for name, assigned in world.attrs.items():
             yield from _sequentials_in(name, assigned.loc)
         if world.seq_children is not None:
-            children, complete = world.seq_children
+            children, complete = world.sequential_modules()
             if complete:
                 yield "", list(children)
-                for index, child in enumerate(children):
+                for index, child in enumerate(world.seq_children[0]):  # the attributes were walked above
                     yield from _sequentials_in(str(index), child.loc)
 
 
@@ -455,6 +456,71 @@ def forward_chain(value: FVal) -> List[ChainStep]:
             current = None
     steps.reverse()
     return steps
+
+
+# Operations whose result has the spatial size of their tensor operands
+# (which must agree): a size change before them reaches the result.
+SIZE_JOINING_FUNCTIONS = frozenset({"cat", "concat", "concatenate", "stack", "add", "mul", "sub", "div", "where"})
+MAX_CHAINS = 32
+
+
+def forward_chains(value: FVal) -> List[List[ChainStep]]:
+    """Every chain of layers whose output size reaches ``value``, in forward
+    order: like :func:`forward_chain`, but through every tensor operand of
+    an elementwise operation and every part of a concatenation (a dense
+    block's ``conv(torch.cat((x, x1, x2), 1))``, a ConvNeXt branch scaled
+    by a parameter).  A chain goes back to the block input, or to the last
+    operation whose effect on sizes we do not follow, which starts it with a
+    ``reshapes`` step.  At most MAX_CHAINS."""
+    chains: List[List[ChainStep]] = []
+
+    def walk(current: FVal, tail: List[ChainStep], seen: FrozenSet[int]) -> None:
+        while len(chains) < MAX_CHAINS:
+            if id(current) in seen:
+                break
+            seen = seen | {id(current)}
+            operands = _size_operands(current)
+            if len(operands) > 1:
+                for operand in operands:
+                    walk(operand, tail, seen)
+                return
+            if current.kind == "layer" and current.spec is not None:
+                tail = _expanded(current.spec) + tail
+            elif current.kind == "func" and current.name == "pad":
+                tail = [ChainStep(padding=_functional_padding(current), is_pad=True)] + tail
+            elif current.kind in ("func", "method", "item") and not operands and \
+                    not (current.elementwise or current.name in SIZE_KEEPING):
+                tail = [ChainStep(reshapes=True)] + tail
+                break
+            following = operands[0] if operands else current.inputs[0] if current.inputs and \
+                current.kind in ("layer", "func", "method", "binop", "item") else None
+            if following is None:
+                if current.kind != "input":
+                    tail = [ChainStep(reshapes=True)] + tail  # it started at something we cannot follow
+                break
+            current = following
+        if len(chains) < MAX_CHAINS:
+            chains.append(tail)
+
+    walk(value, [], frozenset())
+    return chains
+
+
+def _size_operands(value: FVal) -> List[FVal]:
+    """The tensors whose spatial size an operation's result takes: the
+    tensor operands of an elementwise operation (``layer_scale * x``: only
+    ``x``), the parts of a concatenation; [] when it is not one of those."""
+    if value.kind == "func" and value.name in ("cat", "concat", "concatenate", "stack") and value.inputs:
+        parts = value.inputs[0]
+        return [p for p in parts.inputs if p.tensor] if parts.kind == "container" else []
+    if value.kind == "binop" or (value.kind in ("func", "method") and value.elementwise) or \
+            (value.kind == "func" and value.name in SIZE_JOINING_FUNCTIONS):
+        return [i for i in value.inputs if i.tensor and i.kind != "static" and not _is_parameter(i)]
+    return []
+
+
+def _is_parameter(value: FVal) -> bool:
+    return value.spec is not None and value.spec.family == "parameter"
 
 
 def _expanded(spec: LayerSpec) -> List[ChainStep]:

@@ -121,6 +121,9 @@ def configurations(parameters: Set[str], defaults: Mapping[str, int]) -> Iterato
     names = sorted(parameters)
     choices = {n: ([defaults[n]] if n in defaults else []) + [v for v in samples_for(n) if v != defaults.get(n)]
                for n in names}
+    for n in names:
+        if n in defaults and Fraction(defaults[n]).denominator != 1:
+            choices[n] = [defaults[n]]  # a fractional ratio (``e=0.5``): never a width sample
     base = {n: Fraction(choices[n][0]) for n in names}
     yield dict(base)
     produced = 1
@@ -213,7 +216,7 @@ def find_configuration(expressions, predicate, facts: Facts,
             continue
         evaluated = [evaluate(e, values) for e in expressions]
         if all(v is not None for v in evaluated) and predicate(*evaluated):
-            return {name: int(value) for name, value in sorted(values.items())}
+            return {name: int(value) if value.denominator == 1 else float(value) for name, value in sorted(values.items())}
     return None
 
 

@@ -46,6 +46,7 @@ from .values import (
     Loc,
     MethodV,
     NoneV,
+    OpaqueV,
     ParamV,
     QualV,
     StrV,
@@ -843,6 +844,10 @@ class ForwardExecutor(ControlFlow[State]):
         spec = value.spec if isinstance(value, LayerV) else None
         if isinstance(value, ParamV):
             spec = role_module(value.name, expr)
+        elif isinstance(value, (UnknownV, OpaqueV)) and callee.attr and callee.attr.isidentifier():
+            # ``self.activation = ACT2FN[name]``: a module we cannot tell, kept
+            # under a name that gives its role, as a module parameter's does
+            spec = role_module(callee.attr, expr)
         return self.layer_call(expr, callee, spec, state)
 
     def layer_call(self, expr: cst.Call, callee: FVal, spec: Optional[LayerSpec], state: State) -> Results:

@@ -82,6 +82,10 @@ MAX_WORLDS = 32
 CONTRACT_MODULE = "__resnetlint__"
 INSTANCE_FORWARD_BUDGET = 400  # statements of a helper class's forward run for one kind of call
 MAX_CALL_DEPTH = 5
+NOT_MODULES = ("parameter", "buffer")  # LayerV families nn.Module does not register as submodules
+DICT_METHODS = ("get", "copy")
+DICT_MUTATORS = ("pop", "setdefault", "update")
+STRING_METHODS = {"lower": str.lower, "upper": str.upper, "strip": str.strip, "replace": str.replace}
 INIT_BUDGET = 20000  # statements executed while running one class's __init__ (helpers included)
 BUILTINS = {
     "int", "float", "round", "max", "min", "len", "range", "list", "tuple", "dict", "isinstance",
@@ -119,7 +123,8 @@ class AttrAssign:
 class World:
     """One way ``__init__`` can run: facts, locals, and ``self``'s attributes."""
 
-    __slots__ = ("facts", "env", "attrs", "decisions", "dynamic", "returned", "retval", "base_layer", "seq_children")
+    __slots__ = ("facts", "env", "attrs", "decisions", "dynamic", "returned", "retval", "base_layer", "seq_children",
+                 "assumed")
 
     def __init__(self, facts: Facts = EMPTY_FACTS):
         self.facts = facts
@@ -131,6 +136,9 @@ class World:
         self.retval: Optional[Loc] = None
         self.base_layer: Optional[LayerSpec] = None  # subclass of a torch layer
         self.seq_children: Optional[Tuple[Tuple[Item, ...], bool]] = None  # Sequential subclass
+        # What this world took for granted to get this far (a parameter's
+        # default configuration read), said on the layers it builds next.
+        self.assumed: Tuple[str, ...] = ()
 
     def fork(self) -> "World":
         other = World(self.facts)
@@ -142,6 +150,7 @@ class World:
         other.retval = self.retval
         other.base_layer = self.base_layer
         other.seq_children = self.seq_children
+        other.assumed = self.assumed
         return other
 
     @property
@@ -154,6 +163,30 @@ class World:
 
     def condition(self) -> Cond:
         return conjoin(d.cond if d.taken else negate(d.cond) for d in self.decisions)
+
+    def sequential_modules(self) -> Optional[Tuple[Tuple[Item, ...], bool]]:
+        """The layers an ``nn.Sequential`` subclass runs, in order, and
+        whether the list is complete (None: not a Sequential subclass).
+
+        ``nn.Sequential.forward`` runs every registered submodule: those
+        passed to ``super().__init__(...)``, then those assigned to ``self``
+        afterwards (``self.conv = ...; self.bn = ...``), in the order they
+        were first registered (re-assigning a name keeps its place).  An
+        attribute that may or may not be a module makes the list incomplete.
+        """
+        if self.seq_children is None:
+            return None
+        items, complete = self.seq_children
+        added = []
+        for assigned in self.attrs.values():
+            value = assigned.loc.value
+            if isinstance(value, LayerV) and value.spec.family not in NOT_MODULES:
+                added.append(Item(assigned.loc))
+            elif not _never_a_module(value):
+                complete = False
+        if self.dynamic:
+            complete = False
+        return tuple(items) + tuple(added), complete
 
 
 @dataclass
@@ -523,6 +556,18 @@ class Interpreter:
             if position is not None and -len(items) <= position < len(items) and items[position].segment is None:
                 items[position] = Item(value, items[position].segment)
                 return ListV(tuple(items), True)
+        if isinstance(container, DictV) and frame.loop_depth == 0 and len(target.slice) == 1 \
+                and isinstance(target.slice[0].slice, cst.Index):
+            key = self.ev(target.slice[0].slice.value, world, frame).value
+            if isinstance(key, StrV):
+                # torchvision's ``layers["conv_a"] = ...`` into an OrderedDict: a
+                # new key goes last, a known one keeps its place
+                items = [(k, v) for k, v in container.items if k != key.text]
+                if len(items) < len(container.items):
+                    items = [(k, value if k == key.text else v) for k, v in container.items]
+                else:
+                    items.append((key.text, value))
+                return DictV(tuple(items), container.complete)  # other keys stay as unknown as they were
         return type(container)(container.items, False)
 
     def _set_attr(self, world: World, name: str, value: Loc, stmt, frame: Frame, in_loop: bool = False) -> None:
@@ -641,6 +686,11 @@ class Interpreter:
             return self.here(UnknownV("starred tuple"), expr, frame)
         return self.here(TupleV(tuple(items)), expr, frame)
 
+    def ev_Set(self, expr: cst.Set, world, frame) -> Loc:
+        """A set display, kept as a tuple: only membership is asked of it
+        (``norm_layer in _NORM_ACT_TYPES``)."""
+        return self.ev_Tuple(expr, world, frame)
+
     def ev_List(self, expr: cst.List, world, frame) -> Loc:
         items, complete = self._elements(expr.elements, world, frame)
         return self.here(ListV(tuple(Item(i, frame.segment) for i in items), complete), expr, frame)
@@ -669,7 +719,14 @@ class Interpreter:
             if isinstance(element, cst.DictElement):
                 key = self.ev(element.key, world, frame)
                 if isinstance(key.value, StrV):
-                    items.append((key.value.text, self.ev(element.value, world, frame)))
+                    items = _dict_set(items, key.value.text, self.ev(element.value, world, frame))
+                    continue
+            elif isinstance(element, cst.StarredDictElement):
+                spread = self.ev(element.value, world, frame).value
+                if isinstance(spread, DictV):  # ``{**dd, **(conv_kwargs or {})}``
+                    for key, item in spread.items:
+                        items = _dict_set(items, key, item)
+                    complete = complete and spread.complete
                     continue
             complete = False
         return self.here(DictV(tuple(items), complete), expr, frame)
@@ -704,6 +761,9 @@ class Interpreter:
         if isinstance(value, SelfV):
             return self.self_attribute(attr, world, frame)
         if isinstance(value, QualV):
+            if attr == "__name__" and self._definition_key(value) is not None:
+                return StrV(value.qualname.rsplit(".", 1)[-1] if value.qualname.startswith("torch.") else
+                            self.resolve(value).name)
             cls = self.class_of(value)
             found = self.class_attribute(cls, attr) if cls is not None else None
             if found is not None:
@@ -711,6 +771,9 @@ class Interpreter:
                 return self.ev(expr, World(), Frame(cls=owner, local=False, ctx=self.class_ctx(owner))).value
             return QualV(f"{value.qualname}.{attr}", value.origin)
         if isinstance(value, ParamV):
+            default = self._default_config(value, world)
+            if default is not None and attr in DICT_METHODS:
+                return BoundMethodV(default, attr)
             return ParamV(f"{value.name}.{attr}")
         if isinstance(value, SuperV):
             return BoundMethodV(base, attr)
@@ -724,6 +787,19 @@ class Interpreter:
         if isinstance(value, (ListV, DictV, TupleV, StrV)):
             return BoundMethodV(base, attr)
         return UnknownV(f"attribute {attr}")
+
+    @staticmethod
+    def _default_config(param: ParamV, world: World) -> Optional[Loc]:
+        """The dict a config parameter defaults to (``norm_cfg=dict(type="BN")``),
+        read as the configuration the block is built with unless told
+        otherwise; the world notes it assumed so, for the messages."""
+        default = param.default
+        if default is None or not isinstance(default.value, DictV):
+            return None
+        note = f"the default of `{param.name}`"
+        if note not in world.assumed:
+            world.assumed += (note,)
+        return default
 
     def class_of(self, value: QualV) -> Optional[cst.ClassDef]:
         """The class a qualified name denotes, when we read its source."""
@@ -794,6 +870,11 @@ class Interpreter:
             position_value = position.int_value() if position is not None else None
             if complete and position_value is not None and -len(items) <= position_value < len(items):
                 return items[position_value]
+        if isinstance(value, ParamV) and isinstance(index.value, StrV):
+            default = self._default_config(value, world)
+            if default is None:
+                return self.here(OpaqueV(f"{value.name}[{index.value.text!r}]"), expr, frame)
+            value = default.value
         if isinstance(value, DictV) and isinstance(index.value, StrV):
             for key, item in value.items:
                 if key == index.value.text:
@@ -831,6 +912,13 @@ class Interpreter:
             return Loc(ListV(lv.items + rv.items, lv.complete and rv.complete), expr, local)
         if isinstance(lv, TupleV) and isinstance(rv, TupleV) and op == "Add":
             return Loc(TupleV(lv.items + rv.items), expr, local)
+        if isinstance(lv, AltV) != isinstance(rv, AltV):
+            # ``(dim if use_dwconv else 1) + 1``: the operation on each alternative
+            alternatives = lv if isinstance(lv, AltV) else rv
+            options = tuple((cond, self._binary(op, option, right, expr, frame) if alternatives is lv
+                             else self._binary(op, left, option, expr, frame))
+                            for cond, option in alternatives.options)
+            return Loc(AltV(options, alternatives.test), expr, local)
         a, b = as_num(left), as_num(right)
         if a is None or b is None:
             return Loc(UnknownV(f"{op} of non-numbers"), expr, local)
@@ -897,7 +985,11 @@ class Interpreter:
             return cond if op == "Is" else negate(cond)
         if op in ("In", "NotIn"):
             found = _contains(right.value, left.value)
-            return found if found is None or op == "In" else not found
+            if found is None and isinstance(left.value, QualV):
+                found = self._class_among(left.value, right.value)
+            if found is None and isinstance(left.value, OpaqueV):
+                found = _lookup_among(left.value, right.value)
+            return found if found is None or op == "In" else negate(found)
         symbol = {"Equal": "==", "NotEqual": "!=", "LessThan": "<", "LessThanEqual": "<=",
                   "GreaterThan": ">", "GreaterThanEqual": ">="}.get(op)
         if symbol is None:
@@ -905,10 +997,47 @@ class Interpreter:
         if isinstance(left.value, StrV) and isinstance(right.value, StrV) and symbol in ("==", "!="):
             same = left.value.text == right.value.text
             return same if symbol == "==" else not same
+        if symbol in ("==", "!=") and {type(left.value), type(right.value)} == {OpaqueV, StrV}:
+            lookup, text = (left.value, right.value) if isinstance(left.value, OpaqueV) else (right.value, left.value)
+            same = _looked_up_as(lookup, text.text)
+            return same if symbol == "==" else negate(same)
+        kinds = {_constant_kind(left.value), _constant_kind(right.value)}
+        if symbol in ("==", "!=") and None not in kinds and len(kinds) == 2:
+            return symbol == "!="  # a string never equals a number or None (mmcv's ``bias == "auto"``)
         a, b = as_num(left), as_num(right)
         if a is None or b is None:
             return None
         return Cmp(symbol, a, b)
+
+    def _class_among(self, value: QualV, container: Value) -> Optional[bool]:
+        """``cls in (A, B)`` for classes and functions we can name."""
+        if not isinstance(container, TupleV) or not all(isinstance(i.value, QualV) for i in container.items):
+            return None
+        wanted = self._definition_key(value)
+        keys = [self._definition_key(i.value) for i in container.items]
+        if wanted is None or any(k is None for k in keys):
+            return None
+        return wanted in keys
+
+    def _names_class(self, value: QualV) -> Optional[bool]:
+        from .project import Definition
+
+        resolved = self.resolve(value)
+        if isinstance(resolved, Definition):
+            return resolved.kind == "class" if resolved.kind in ("class", "function") else None
+        if value.qualname.startswith("torch.nn.") and layer_type(value.qualname) is not None:
+            return True
+        return None
+
+    def _definition_key(self, value: QualV):
+        from .project import Definition, External
+
+        resolved = self.resolve(value)
+        if isinstance(resolved, Definition):
+            return ("definition", resolved.ctx.path, resolved.name)
+        if isinstance(resolved, External) and resolved.qualname.startswith("torch."):
+            return ("external", resolved.qualname)
+        return None
 
     def is_none(self, value: Value) -> Cond:
         if isinstance(value, NoneV):
@@ -938,7 +1067,7 @@ class Interpreter:
             return Truth(f"{value.name} is truthy")
         if isinstance(value, StrV):
             return bool(value.text)
-        if isinstance(value, (ListV, TupleV)) and (not isinstance(value, ListV) or value.complete):
+        if isinstance(value, (ListV, TupleV, DictV)) and (isinstance(value, TupleV) or value.complete):
             return bool(value.items)
         if isinstance(value, AltV):
             return disjoin(conjoin((c, self.as_cond(o))) for c, o in value.options)
@@ -995,8 +1124,11 @@ class Interpreter:
                 else:
                     complete = False
             elif arg.star == "**":
-                if isinstance(value.value, DictV) and value.value.complete:
-                    kwargs.update(dict(value.value.items))
+                if isinstance(value.value, ParamV):  # ``**dw_conv_cfg`` with ``dw_conv_cfg=dict(kernel_size=7)``
+                    value = self._default_config(value.value, world) or value
+                if isinstance(value.value, DictV):
+                    kwargs.update(dict(value.value.items))  # the keys we know, even if there may be more
+                    complete = complete and value.value.complete
                 else:
                     complete = False
             elif arg.keyword is not None:
@@ -1064,7 +1196,7 @@ class Interpreter:
                                    frame, _depth + 1)
         if isinstance(value, ParamV):
             if "." in value.name:
-                return self.here(UnknownV(f"{value.name}()"), expr, frame)  # a method of a parameter (cfg.get)
+                return self.here(_config_lookup(value.name, args, kwargs), expr, frame)
             return self.call_layer_parameter(value, args, kwargs, complete, expr, world, frame, _depth)
         if isinstance(value, LambdaV):
             return self.call_lambda(value, args, kwargs, complete, expr, world, frame)
@@ -1078,6 +1210,17 @@ class Interpreter:
                 return options[0][1]
             return self.here(AltV(tuple(options), test=value.test), expr, frame) if options else \
                 self.here(UnknownV("call of alternatives"), expr, frame)
+        if isinstance(value, (UnknownV, OpaqueV)) and isinstance(getattr(expr, "func", None), cst.Name):
+            # A local holding a class we cannot tell (monai's ``conv_type =
+            # Conv[Conv.CONV, spatial_dims]``): the contract its role has,
+            # as for a layer-class parameter of that name (a conv's
+            # arguments must all be known, a norm's width need not be).
+            name = expr.func.value
+            role = L.layer_role(name)
+            spec = L.role_layer(role, name, args, kwargs, expr, frame.site) if complete or role in ("norm", "act") \
+                else None
+            if spec is not None:
+                return self.here(LayerV(spec), expr, frame)
         return self.here(UnknownV("call"), expr, frame)
 
     def call_lambda(self, fn: LambdaV, args, kwargs, complete, expr, world: World, frame: Frame) -> Loc:
@@ -1142,7 +1285,10 @@ class Interpreter:
                 # __init__ builds no block (an optional width left unset)
                 raise Raises(f"nn.{ltype.name} given None")
             label = f"nn.{ltype.name}"
-            return self.here(LayerV(L.torch_layer(ltype, bound, expr, frame.site, label)), expr, frame)
+            spec = L.torch_layer(ltype, bound, expr, frame.site, label)
+            if world.assumed:
+                spec.assumption = ", ".join(world.assumed)
+            return self.here(LayerV(spec), expr, frame)
         if qualname in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
             spec = LayerSpec(family="parameter", label="nn.Parameter", call=expr, site=frame.site)
             return self.here(LayerV(spec), expr, frame)
@@ -1153,6 +1299,8 @@ class Interpreter:
             return self.call_builtin(short, args, kwargs, expr, world, frame)
         if qualname in ("functools.partial",) and args:
             return self.here(PartialV(args[0], tuple(args[1:]), tuple(kwargs.items())), expr, frame)
+        if qualname in ("collections.OrderedDict",) and not args and not kwargs:
+            return self.here(DictV(), expr, frame)
         if qualname in ("collections.OrderedDict",) and args and isinstance(args[0].value, (ListV, TupleV)):
             return self._ordered_dict(args[0], expr, frame)
         if qualname.startswith(CONTRACT_MODULE + "."):
@@ -1193,6 +1341,8 @@ class Interpreter:
         if not isinstance(resolved, Definition):
             return None
         ctx, name = resolved.ctx, resolved.name
+        if ctx.foreign and resolved.kind in ("function", "class"):
+            args, kwargs = _default_classes(args), dict(zip(kwargs, _default_classes(list(kwargs.values()))))
         if resolved.kind == "function":
             return self.call_helper_function(ctx, name, args, kwargs, complete, expr, world, frame)
         if resolved.kind == "class":
@@ -1286,6 +1436,12 @@ class Interpreter:
             return self.here(SuperV(), expr, frame)
         if name == "dict" and not args:
             return self.here(DictV(tuple(kwargs.items())), expr, frame)
+        if name == "dict" and len(args) == 1:
+            base = args[0].value
+            items = list(base.items) if isinstance(base, DictV) else []
+            for key, item in kwargs.items():
+                items = _dict_set(items, key, item)
+            return self.here(DictV(tuple(items), isinstance(base, DictV) and base.complete), expr, frame)
         if name == "isinstance" and len(args) == 2:
             return self.here(BoolV(self._isinstance(args[0].value, args[1].value)), expr, frame)
         if name == "callable" and args:
@@ -1303,6 +1459,18 @@ class Interpreter:
         if not isinstance(classinfo, QualV):
             return None
         kind = classinfo.qualname
+        if kind == "builtins.type":  # is it a class
+            if isinstance(value, QualV):
+                return self._names_class(value)
+            return False if isinstance(value, (PartialV, LayerV, NumV, StrV, NoneV, BoolV, ListV, TupleV, DictV,
+                                               LambdaV)) else None
+        if kind in ("types.FunctionType", "inspect.isfunction"):
+            return _is_function(self, value)
+        if kind == "functools.partial":
+            if isinstance(value, PartialV):
+                return True
+            return False if isinstance(value, (QualV, LayerV, NumV, StrV, NoneV, BoolV, ListV, TupleV, DictV,
+                                               LambdaV)) else None
         if isinstance(value, (ParamV, UnknownV, OpaqueV, AltV)):
             return None
         if kind in ("torch.nn.Module", "torch.nn.modules.module.Module"):
@@ -1336,9 +1504,19 @@ class Interpreter:
                     world.dynamic = True
             return self.here(NONE, expr, frame)
         value = receiver.value
-        if isinstance(value, DictV) and name in ("get", "copy", "setdefault"):
+        if isinstance(value, DictV) and name in DICT_METHODS:
             args, _, _ = self.eval_args(expr, world, frame)
             return self._dict_method(value, name, args, expr, frame)
+        if isinstance(value, DictV) and name in DICT_MUTATORS:
+            args, kwargs, _ = self.eval_args(expr, world, frame)
+            result, updated = _dict_mutation(value, name, args, kwargs)
+            self._rebind(expr.func, Loc(updated, None, frame.local), world, frame)
+            return self.here(result, expr, frame) if isinstance(result, Value) else result
+        if isinstance(value, StrV) and name in STRING_METHODS:
+            args, _, _ = self.eval_args(expr, world, frame)
+            texts = [a.value.text if isinstance(a.value, StrV) else None for a in args]
+            if None not in texts:
+                return self.here(StrV(STRING_METHODS[name](value.text, *texts)), expr, frame)
         if isinstance(value, (ListV, LayerV)) and name in ("append", "extend", "insert"):
             args, _, _ = self.eval_args(expr, world, frame)
             self._mutate_list(expr.func, value, name, args, world, frame)
@@ -1409,6 +1587,12 @@ class Interpreter:
                 complete = False
             assert spec.ltype is not None
             new = Loc(LayerV(L.container(spec.ltype, children, complete, spec.call, spec.site, spec.label)), receiver_expr, frame.local)
+        self._rebind(func, new, world, frame)
+
+    def _rebind(self, func: cst.BaseExpression, new: Loc, world: World, frame: Frame) -> None:
+        """After ``receiver.method(...)`` changed the receiver, the name (or
+        ``self.<attr>``) it was read from holds the changed value."""
+        receiver_expr = func.value if isinstance(func, cst.Attribute) else None
         if isinstance(receiver_expr, cst.Name):
             world.env[receiver_expr.value] = new
         elif isinstance(receiver_expr, cst.Attribute) and _is_self(receiver_expr.value):
@@ -1536,6 +1720,7 @@ class Interpreter:
     def _alternatives(self, returns, expr, frame, label) -> Loc:
         if not returns:
             return self.here(UnknownV(f"{label} always raises"), expr, frame)
+        returns = _merge_equal_returns(returns)
         if len(returns) == 1:
             return _relabel(returns[0][1], frame)
         return self.here(AltV(tuple((cond, loc) for cond, loc in returns)), expr, frame)
@@ -1662,8 +1847,12 @@ class Interpreter:
             options = self.class_summaries(cls)
             summary = specialize(options, env, world.facts) if options is not None else Summary()
             for spec in L.iter_layers(built):
-                if spec.family == "composite" and spec.class_name == name:
-                    spec.summary = summary  # with the caller's facts, not the summary's blank ones
+                if spec.family == "composite" and spec.class_name == name and \
+                        (summary.known or not spec.summary.known):
+                    # with the caller's facts, not the summary's blank ones; but the
+                    # forward run with this call's arguments knows more than a class
+                    # too general to summarise (timm's ConvNormAct)
+                    spec.summary = summary
         return built
 
     def _build_instance(self, ctx: ModuleContext, name: str, args, kwargs, complete, expr, world: World,
@@ -1706,13 +1895,33 @@ class Interpreter:
         if not flow.complete or not flow.returns:
             return
         spec.summary = flow_summary(flow, world.facts)
-        chains = {tuple(id(v.spec) for v in reversed(main_chain(r))) for r in flow.returns}
-        if len(chains) != 1:
+        if flow.input is None or not _only_chain(flow) or \
+                not all(id(flow.input) in flow.ancestors(r) for r in flow.returns):
             return
-        chain = [v.spec for v in reversed(main_chain(flow.returns[0]))]
-        if chain and all(s is not None for s in chain) and flow.input is not None and \
-                id(flow.input) in flow.ancestors(flow.returns[0]) and _only_chain(flow):
-            spec.children = tuple(Item(Loc(LayerV(s))) for s in chain)
+        chains = {tuple(id(v.spec) for v in reversed(main_chain(r))) for r in flow.returns}
+        if len(chains) == 1:
+            chain = [v.spec for v in reversed(main_chain(flow.returns[0]))]
+            if chain and all(s is not None for s in chain):
+                spec.children = tuple(Item(Loc(LayerV(s))) for s in chain)
+            return
+        # The paths differ only in which alternative an attribute holds
+        # (``self.act = nn.SiLU() if act is True else nn.Identity()``): the
+        # children are those attributes, alternatives and all.
+        orders = {tuple(v.attr for v in reversed(main_chain(r))) for r in flow.returns}
+        order = orders.pop() if len(orders) == 1 else ()
+        if order and all(attr in world.attrs for attr in order):
+            spec.children = tuple(Item(world.attrs[attr].loc) for attr in order)
+            return
+        # Read through a property or a computed name (mmcv's ``self.norm``):
+        # position by position, the layer, or the layers it may be, when the
+        # paths differ at one position only (else which layers go together
+        # would be lost).
+        chains = [[v.spec for v in reversed(main_chain(r))] for r in flow.returns]
+        if not order or not all(len(c) == len(order) and all(s is not None for s in c) for c in chains):
+            return
+        differing = [i for i in range(len(order)) if len({id(c[i]) for c in chains}) > 1]
+        if len(differing) <= 1:
+            spec.children = tuple(Item(_one_of([c[i] for c in chains])) for i in range(len(order)))
 
     def _composite_from_worlds(self, cls: cst.ClassDef, worlds: List[World], expr, frame) -> Loc:
         """Layers of a forward-less helper class, one option per world."""
@@ -1725,7 +1934,7 @@ class Interpreter:
                 # concatenation of its children, say): not a chain
                 spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site)
             elif w.seq_children is not None:
-                children, complete = w.seq_children
+                children, complete = w.sequential_modules()
                 seq = layer_type("torch.nn.Sequential")
                 assert seq is not None
                 spec = L.container(seq, children, complete, expr, frame.site, name)
@@ -1928,6 +2137,7 @@ def _adopt(world: World, other: World) -> None:
     world.dynamic = other.dynamic
     world.base_layer = other.base_layer
     world.seq_children = other.seq_children
+    world.assumed = other.assumed
 
 
 def _relabel(loc: Loc, frame: Frame) -> Loc:
@@ -1950,6 +2160,170 @@ def _render(loc: Loc) -> str:
     if isinstance(value, BoolV):
         return repr(value.cond)
     return f"<{type(value).__name__}:{id(value)}>"
+
+
+def _default_classes(args: Sequence[Loc]) -> List[Loc]:
+    """Arguments for a library helper: a layer-class parameter with a
+    default (``norm_layer=nn.BatchNorm2d``) is passed as that default.  A
+    library factory inspects the class it is given (``isinstance(norm_layer,
+    partial)``, ``norm_layer.__name__``), which a parameter of unknown value
+    turns into a fork at every test; the block is checked as its defaults
+    build it, as when it calls ``norm_layer(C)`` itself."""
+    out = []
+    for loc in args:
+        value = loc.value
+        default = value.default if isinstance(value, ParamV) else None
+        out.append(default if default is not None and isinstance(default.value, (QualV, PartialV)) else loc)
+    return out
+
+
+def _dict_set(items, key: str, value: Loc):
+    """Items of a dict after ``d[key] = value``: a known key keeps its place."""
+    items = list(items)
+    for index, (existing, _) in enumerate(items):
+        if existing == key:
+            items[index] = (key, value)
+            return items
+    return items + [(key, value)]
+
+
+def _dict_mutation(value: DictV, name: str, args, kwargs):
+    """``d.pop(k[, default])``, ``d.setdefault(k, v)``, ``d.update(...)`` on a
+    dict written out: (what the call returns, the dict afterwards).  A key
+    that is not a string, or missing from an incomplete dict, leaves both
+    unknown (the dict incomplete)."""
+    unknown = (UnknownV(f"dict.{name}"), DictV(value.items, False))
+    if name == "update":
+        items = list(value.items)
+        sources = [a.value for a in args] + [DictV(tuple(kwargs.items()))]
+        for source in sources:
+            if not isinstance(source, DictV):
+                return unknown
+            for key, item in source.items:
+                items = _dict_set(items, key, item)
+        return NONE, DictV(tuple(items), value.complete and all(s.complete for s in sources))
+    if not args or not isinstance(args[0].value, StrV):
+        return unknown
+    key = args[0].value.text
+    found = next((item for k, item in value.items if k == key), None)
+    if name == "pop":
+        rest = tuple((k, item) for k, item in value.items if k != key)
+        if found is not None:
+            return found, DictV(rest, value.complete)
+        if value.complete and len(args) > 1:
+            return args[1], value
+        return unknown
+    # setdefault
+    if found is not None:
+        return found, value
+    if value.complete:
+        default = args[1] if len(args) > 1 else Loc(NONE)
+        return default, DictV(value.items + ((key, default),), True)
+    return unknown
+
+
+def _config_lookup(method: str, args, kwargs) -> Value:
+    """``cfg.get("type", "BN")`` on a parameter we know nothing of: one
+    unknown value per lookup, named by it, so that every test of the same
+    lookup agrees (the conv type a ``conv_cfg`` names is the same for every
+    conv built with it); unknown for other methods or arguments."""
+    name = method.rsplit(".", 1)[-1]
+    constants = [_constant_text(a.value) for a in args]
+    if name not in ("get", "pop") or kwargs or not args or any(c is None for c in constants):
+        return UnknownV(f"{method}()")
+    return OpaqueV(f"{method.rsplit('.', 1)[0]}[{constants[0]}]")
+
+
+def _constant_text(value: Value) -> Optional[str]:
+    if isinstance(value, StrV):
+        return repr(value.text)
+    if isinstance(value, NoneV):
+        return "None"
+    if isinstance(value, NumV) and value.num.const_value() is not None:
+        return value.num.render()
+    if isinstance(value, BoolV) and isinstance(value.cond, bool):
+        return repr(value.cond)
+    return None
+
+
+def _looked_up_as(lookup: OpaqueV, text: str) -> Cond:
+    return Truth(f"{lookup.text} == {text!r}")
+
+
+def _lookup_among(lookup: OpaqueV, container: Value) -> Cond:
+    """``cfg["type"] in ("BN", "SyncBN")``: one of the equalities."""
+    if not isinstance(container, (TupleV, ListV)) or (isinstance(container, ListV) and not container.complete):
+        return None
+    items = container.items if isinstance(container, TupleV) else tuple(i.loc for i in container.items)
+    if not items or not all(isinstance(i.value, StrV) for i in items):
+        return None
+    return disjoin(_looked_up_as(lookup, i.value.text) for i in items)
+
+
+def _constant_kind(value: Value) -> Optional[str]:
+    """What ``==`` compares a known constant as (bools and ints are both
+    numbers), None when the value is not a known constant."""
+    if isinstance(value, StrV):
+        return "str"
+    if isinstance(value, NoneV):
+        return "none"
+    if isinstance(value, BoolV) and isinstance(value.cond, bool):
+        return "number"
+    if isinstance(value, NumV) and value.num.const_value() is not None:
+        return "number"
+    return None
+
+
+def _merge_equal_returns(returns):
+    """A helper's returns with the ones that built the same layer by the
+    same call (``return norm_type(**kw_args)`` reached on several paths)
+    merged, their conditions joined: telling them apart only multiplies the
+    paths ``forward`` has to explore."""
+    merged: List[Tuple[Cond, Loc]] = []
+    keys: List[object] = []
+    for cond, loc in returns:
+        key = _layer_key(loc.value)
+        if key is not None and key in keys:
+            index = keys.index(key)
+            merged[index] = (disjoin((merged[index][0], cond)), merged[index][1])
+            continue
+        keys.append(key if key is not None else object())
+        merged.append((cond, loc))
+    return merged
+
+
+def _layer_key(value: Value):
+    """What makes two built layers the same layer: the call that built it,
+    its kind and its arguments; None for anything but a plain layer."""
+    from .summaries import _identity, _unkeyable
+
+    if not isinstance(value, LayerV) or value.spec.children:
+        return None
+    spec = value.spec
+    arguments = tuple(sorted((name, _identity(loc.value)) for name, loc in spec.args.items()))
+    if _unkeyable(arguments):
+        return None
+    return (id(spec.call), spec.family, spec.label, spec.ltype.qualname if spec.ltype else None, arguments)
+
+
+def _one_of(specs: List[LayerSpec]) -> Loc:
+    """The layer a position of a chain holds on every path, or the ones it
+    may hold (which one is not known here)."""
+    distinct = list({id(s): s for s in specs}.values())
+    if len(distinct) == 1:
+        return Loc(LayerV(distinct[0]))
+    return Loc(AltV(tuple((fresh_truth("which layer"), Loc(LayerV(s))) for s in distinct)))
+
+
+def _never_a_module(value: Value) -> bool:
+    """A value ``nn.Module.__setattr__`` does not register as a submodule:
+    numbers, flags, strings, plain Python containers, classes and functions,
+    parameters and buffers."""
+    if isinstance(value, AltV):
+        return all(_never_a_module(option.value) for _, option in value.options)
+    if isinstance(value, LayerV):
+        return value.spec.family in NOT_MODULES
+    return isinstance(value, (NumV, BoolV, StrV, NoneV, TupleV, ListV, DictV, QualV, MethodV, LambdaV, PartialV))
 
 
 def _is_self(expr: cst.BaseExpression) -> bool:

@@ -140,7 +140,11 @@ def role_layer(role: Optional[str], name: str, args: Sequence[Loc], kwargs: Dict
     if role == "norm":
         width = args[0] if args else next((kwargs[k] for k in NORM_WIDTH_KEYWORDS if k in kwargs), None)
         if width is None:
-            return None
+            # its width is given some way we cannot read: it still keeps the channels
+            spec = LayerSpec(family="norm", label=label, call=call, site=site)
+            spec.summary = Summary(keeps_channels=True, stride=ONE, has_weights=True)
+            spec.assumption = f"`{name}(...)` is a norm layer, which keeps the channels"
+            return spec
         spec = LayerSpec(family="norm", label=label, args={"num_features": width}, explicit=frozenset({"num_features"}),
                          call=call, site=site)
         spec.summary = Summary(in_channels=as_num(width), keeps_channels=True, stride=ONE, has_weights=True)
@@ -299,8 +303,15 @@ def compose(children: Sequence[Item], complete: bool = True) -> Summary:
             # part that keeps the width and the resolution is predictable.
             if item.segment not in segments_seen:
                 segments_seen.add(item.segment)
-            if not summary.keeps_channels or summary.stride != ONE:
-                return UNKNOWN_SUMMARY
+            same_width = summary.in_channels is not None and summary.in_channels == summary.out_channels
+            if same_width and summary.stride == ONE:
+                pass  # repeated any number of times, it still maps C channels to C at the same size
+            elif not summary.keeps_channels or summary.stride != ONE:
+                # What comes out is not predictable, but what goes in is the
+                # first copy's input (``nn.Sequential(*(Conv(c1, c2) for _ in
+                # range(n)))`` takes c1 channels).
+                first = in_channels if in_known else summary.in_channels
+                return Summary(in_channels=first, axis=summary.axis) if first is not None else UNKNOWN_SUMMARY
         if not summary.known:
             return UNKNOWN_SUMMARY
         weights = weights or summary.has_weights

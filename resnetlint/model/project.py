@@ -315,11 +315,32 @@ class Project:
             path = file_of(parts[:split])
             if path is None:
                 continue
+            if split == len(parts) and split > 0:
+                bound = self._bound_by_package(parts, file_of)
+                if bound is not None:
+                    return bound
             module = self.context(path)
             if module is None:
                 return None
             rest = parts[split:]
             return self.lookup(module, rest) if rest else ModuleRef(module)
+        return None
+
+    def _bound_by_package(self, parts: List[str], file_of) -> Resolved:
+        """``pkg.name`` where ``pkg/name.py`` exists but ``pkg/__init__.py``
+        also binds ``name`` (``from .create_conv2d import create_conv2d``):
+        the package attribute is what ``__init__`` bound last, the function,
+        not the submodule."""
+        parent = file_of(parts[:-1])
+        if parent is None or os.path.basename(parent) not in ("__init__.py", "__init__.pyi"):
+            return None
+        package = self.context(parent)
+        name = parts[-1]
+        if package is None or package.is_ambiguous(name):
+            return None
+        if name in package.functions or name in package.classes or name in package.constants or \
+                name in package.imports:
+            return self.lookup(package, [name])
         return None
 
     def lookup(self, ctx: ModuleContext, parts: List[str]) -> Resolved:

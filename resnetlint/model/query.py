@@ -33,6 +33,7 @@ from .block import (
     consumes_directly,
     differ,
     forward_chain,
+    forward_chains,
     input_channels,
     stride_of,
 )
@@ -91,7 +92,7 @@ __all__ = [
     "ChainStep", "Cond", "Difference", "FVal", "Facts", "FileAnalysis", "Flow", "InplaceEvent", "Item", "LayerSpec",
     "LayerV", "Loc", "NoneV", "Num", "ParamV", "Residual", "StrV", "Summary", "TupleV", "World", "ancestors",
     "as_int", "as_int_pair", "as_num", "assigned_names", "caller_projections", "caller_provides_projection",
-    "chain_links", "channels_of", "consumes_directly", "differ", "forward_chain", "input_channels",
+    "chain_links", "channels_of", "consumes_directly", "differ", "forward_chain", "forward_chains", "input_channels",
     "intended_residuals", "is_main_path", "is_projection", "iter_layers", "main_chain", "overwritten_main_paths",
     "present_module", "projection_chain", "provably_different", "residual_adds", "sequential_children",
     "shortcut_kind", "stride_of", "strip_elementwise", "unless", "walk", "existing_projection", "projects", "mentions",

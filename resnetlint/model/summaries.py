@@ -18,7 +18,7 @@ A call whose arguments cannot be abstracted (a list being built, a module,
 """
 from __future__ import annotations
 
-from dataclasses import replace as _replace
+from dataclasses import dataclass, replace as _replace
 from typing import Dict, List, Optional, Tuple
 
 from .symbolic import OPAQUE_DEFINITIONS, OPAQUE_PREFIX, And, Cmp, Cond, Facts, Not, Num, Or
@@ -46,6 +46,17 @@ from .values import (
 )
 
 PLACEHOLDER = "§"
+SLOT = "slot:"
+
+
+@dataclass(frozen=True)
+class ArgumentSlot:
+    """The node of a constant argument in a summary's template: "what the
+    caller wrote at this position" (``"0"``, ``"bias"``), replaced by that
+    caller's expression when the template is instantiated.  Never a node
+    of a file: a template escaping instantiation points nowhere."""
+
+    position: str
 
 
 def abstract_arguments(args, kwargs) -> Optional[Tuple[tuple, List[Loc], Dict[str, Loc], Dict[str, Loc]]]:
@@ -55,39 +66,49 @@ def abstract_arguments(args, kwargs) -> Optional[Tuple[tuple, List[Loc], Dict[st
     mapping: Dict[str, Loc] = {}
     key_parts = []
 
-    def abstract(loc: Loc):
+    def abstract(loc: Loc, position: str):
         value = loc.value
         if isinstance(value, NumV):
             constant = value.num.const_value()
             if constant is not None:
-                return ("num", constant), loc
+                return ("num", constant), _slot(loc, position)
             return _placeholder(loc)
         if isinstance(value, ParamV):
             # Kept as itself (it may be a layer class, a flag, a width): the
             # key names it, and the caller's expression comes back in place
             # of the template's (see _Substitution.loc).
             default = value.default.value if value.default is not None else None
+            identity = _identity(default)
+            if _unkeyable(identity):
+                return None
             mapping[f"param:{value.name}"] = loc
-            return ("param", value.name, _identity(default)), Loc(value)
+            return ("param", value.name, identity), Loc(value)
         if isinstance(value, (StrV, NoneV)):
-            return ("const", type(value).__name__, getattr(value, "text", None)), loc
+            return ("const", type(value).__name__, getattr(value, "text", None)), _slot(loc, position)
         if isinstance(value, BoolV) and isinstance(value.cond, bool):
-            return ("bool", value.cond), loc
+            return ("bool", value.cond), _slot(loc, position)
         if isinstance(value, QualV):
-            return ("qual", value.qualname, getattr(value.origin, "path", None)), loc
+            return ("qual", value.qualname, getattr(value.origin, "path", None)), _slot(loc, position)
         if isinstance(value, UnknownV):
             # Unknown in the caller is unknown in the summary: one summary
             # serves every call that passes something we cannot read.
             return ("unknown",), Loc(UNKNOWN)
         if isinstance(value, OpaqueV):
-            return ("opaque", value.text), loc  # equal texts compare equal anyway
+            return ("opaque", value.text), _slot(loc, position)  # equal texts compare equal anyway
         if isinstance(value, TupleV):
-            parts = [abstract(item) for item in value.items]
+            parts = [abstract(item, f"{position}.{index}") for index, item in enumerate(value.items)]
             if any(part is None for part in parts):
                 return None
+            mapping[f"{SLOT}{position}"] = loc
             return ("tuple",) + tuple(key for key, _ in parts), Loc(TupleV(tuple(item for _, item in parts)),
-                                                                       loc.node, loc.local)
+                                                                       ArgumentSlot(position), False)
         return None
+
+    def _slot(loc: Loc, position: str) -> Loc:
+        # The template shared by every caller must not point at this
+        # caller's expression: it gets a slot, filled per caller.
+        mapping[f"{SLOT}{position}"] = loc
+        return Loc(loc.value, ArgumentSlot(position), False)
 
     def _placeholder(loc: Loc):
         name = f"{PLACEHOLDER}{len(mapping)}"
@@ -95,15 +116,15 @@ def abstract_arguments(args, kwargs) -> Optional[Tuple[tuple, List[Loc], Dict[st
         return ("sym",), Loc(NumV(Num.atom(name)))
 
     new_args = []
-    for loc in args:
-        found = abstract(loc)
+    for index, loc in enumerate(args):
+        found = abstract(loc, str(index))
         if found is None:
             return None
         key_parts.append(found[0])
         new_args.append(found[1])
     new_kwargs = {}
     for name in sorted(kwargs):
-        found = abstract(kwargs[name])
+        found = abstract(kwargs[name], name)
         if found is None:
             return None
         key_parts.append((name, found[0]))
@@ -111,21 +132,43 @@ def abstract_arguments(args, kwargs) -> Optional[Tuple[tuple, List[Loc], Dict[st
     return tuple(key_parts), new_args, new_kwargs, mapping
 
 
+UNKEYABLE = ("unkeyable",)
+
+
 def _identity(value: Optional[Value]):
+    """A key for a parameter's default that two defaults share only when
+    they are the same configuration (``dict(type="BN")`` written in two
+    files, the same ``partial``): summaries are shared across files by it,
+    so never an object's ``id``, which a later object may reuse."""
     if value is None:
         return None
     if isinstance(value, QualV):
         return ("qual", value.qualname, getattr(value.origin, "path", None))
     if isinstance(value, (NumV, StrV, BoolV, NoneV)):
         return repr(value)
-    return ("object", id(value))
+    if isinstance(value, TupleV):
+        return ("tuple",) + tuple(_identity(i.value) for i in value.items)
+    if isinstance(value, ListV):
+        return ("list", value.complete) + tuple(_identity(i.loc.value) for i in value.items)
+    if isinstance(value, DictV):
+        return ("dict", value.complete) + tuple((k, _identity(v.value)) for k, v in value.items)
+    if isinstance(value, PartialV):
+        return ("partial", _identity(value.func.value)) + tuple(_identity(a.value) for a in value.args) + \
+            tuple((k, _identity(v.value)) for k, v in value.kwargs)
+    return UNKEYABLE
+
+
+def _unkeyable(identity) -> bool:
+    if identity == UNKEYABLE:
+        return True
+    return isinstance(identity, tuple) and any(_unkeyable(part) for part in identity)
 
 
 def instantiate(template: Loc, mapping: Dict[str, Loc], facts: Facts, site, node, local: bool) -> Loc:
     """The summarised result for one call: placeholders replaced by the
     caller's arguments, alternatives its facts rule out dropped, layers
     pointed at the caller's expression."""
-    numbers = {name: loc.value.num for name, loc in mapping.items() if not name.startswith("param:")}
+    numbers = {name: loc.value.num for name, loc in mapping.items() if name.startswith(PLACEHOLDER)}
     result = _Substitution(mapping, numbers, facts, site).loc(template)
     if result.node is None:
         return Loc(result.value, node, local)
@@ -145,6 +188,11 @@ class _Substitution:
 
     def loc(self, loc: Loc) -> Loc:
         value = loc.value
+        if isinstance(loc.node, ArgumentSlot):
+            caller = self.mapping.get(f"{SLOT}{loc.node.position}")
+            if caller is not None and _identity(caller.value) == _identity(value):
+                return caller  # passed through as it is: where this caller wrote it
+            return Loc(self.value(value), None, False)
         if isinstance(value, NumV):
             atom = value.num.single_atom()
             if atom is not None and atom in self.mapping:
