@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
-from resnetlint.model.query import (AddEvent, AltV, ancestors, BlockModel, Facts, FileAnalysis, Flow, FVal,
+from resnetlint.model.query import (AddEvent, AltV, ancestors, BlockModel, caller_projections, Facts, FileAnalysis, Flow, FVal,
     existing_projection, LayerV, Loc, overwritten_main_paths, residual_adds, strip_elementwise, World)
 import libcst as cst
 
@@ -73,10 +73,13 @@ class ShortcutBypassed(Rule):
                     other = residual.main if operand is residual.skip else residual.skip
                     if _is_the_main_path(other, shortcut, flow):
                         continue
+                    built = f"the block builds the shortcut `self.{shortcut}`"
+                    if shortcut in caller_projections(block):
+                        built = f"the caller supplies the shortcut projection `self.{shortcut}`"
                     yield Violation(
                         node,
-                        f"the residual add uses the raw input `{code_of(node)}` although the block builds the "
-                        f"shortcut `self.{shortcut}`: the projection is bypassed",
+                        f"the residual add uses the raw input `{code_of(node)}` although {built}: the projection "
+                        f"is bypassed",
                         help=f"add `self.{shortcut}({code_of(node)})` (or the variable holding it) instead",
                         expect={"kind": "shape-or-dead", "layers": [shortcut]},
                         fix=_projected_fix(block, flow, residual.event, node, shortcut),

@@ -47,7 +47,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import libcst as cst
 
-from resnetlint.model.query import (mentions, NoneV, GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection, FileAnalysis,
+from resnetlint.model.query import (mentions, NoneV, unused_stride_parameter, GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection, FileAnalysis,
     Flow, FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, differ,
     Residual, stride_of, strip_elementwise, World)
 from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
@@ -215,6 +215,8 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
     skip_strided = _strided_sites(residual.skip)
     detail = f"the main path reduces the resolution by `{main.render()}` and the shortcut by `{skip.render()}`"
     if main == ONE and skip_strided:
+        if skip_strided[-1][0].family == "caller" and unused_stride_parameter(block) is not None:
+            return None  # the block ignores its stride: unused-stride reports it, with no assumption about the caller
         assumed = skip_strided[-1][0].assumption
         note = f" (assuming {assumed})" if skip_strided[-1][0].family == "caller" and assumed else ""
         return Violation(skip_strided[-1][1], f"{detail}: the shortcut strides but the main path never does, so the "

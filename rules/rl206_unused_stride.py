@@ -41,14 +41,10 @@ the depthwise conv) is a design decision the rule cannot make.
 """
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Iterator
 
-import libcst as cst
-
-from resnetlint.model.query import BlockModel, FileAnalysis, walk
+from resnetlint.model.query import BlockModel, caller_projections, FileAnalysis, unused_stride_parameter
 from resnetlint.rule import Invalid, Rule, Valid, Violation
-
-STRIDE_PARAMETERS = ("stride", "strides")
 
 
 class UnusedStride(Rule):
@@ -57,26 +53,23 @@ class UnusedStride(Rule):
     summary = "The constructor takes a stride that no layer uses"
 
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
-        init = block.init.init
-        if init is None or block.forward is None or block.init.init is None or not block.own_init:
+        param = unused_stride_parameter(block)
+        if param is None:
             return
-        if any(wf.world.dynamic for wf in block.worlds):
-            return  # attributes set in ways we cannot read (a base call that does not fit): it may be used there
-        for param in list(init.params.params) + list(init.params.kwonly_params):
-            if param.name.value not in STRIDE_PARAMETERS:
-                continue
-            if _read_anywhere(init, param.name.value) or _self_attribute_read(block, param.name.value, init):
-                continue
-            if init.params.star_kwarg is not None or isinstance(init.params.star_arg, cst.Param):
-                continue  # `**kwargs` may carry it on by another name
-            yield Violation(
-                param.name,
-                f"`{param.name.value}` is accepted but no layer uses it: the block never changes the resolution its "
-                "caller asks for",
-                help=f"pass `stride={param.name.value}` to the layer that should downsample (usually the first 3x3 "
-                     "conv of the main path)",
-                expect={"kind": "shape-error", "dim": "spatial", "conditions": [f"{param.name.value} != 1"]},
-            )
+        consequence = "the block never changes the resolution its caller asks for"
+        projections = sorted(caller_projections(block))
+        if projections:
+            # The stride-mismatch this causes is reported here, once, without assuming how the caller builds it.
+            consequence = (f"the block never changes the resolution its caller asks for, and the caller's "
+                           f"`self.{projections[0]}` (built with that stride) makes the add fail whenever "
+                           f"{param.name.value} != 1")
+        yield Violation(
+            param.name,
+            f"`{param.name.value}` is accepted but no layer uses it: {consequence}",
+            help=f"pass `stride={param.name.value}` to the layer that should downsample (usually the first 3x3 "
+                 "conv of the main path)",
+            expect={"kind": "shape-error", "dim": "spatial", "conditions": [f"{param.name.value} != 1"]},
+        )
 
     VALID = (
         Valid(
@@ -159,46 +152,4 @@ class UnusedStride(Rule):
             note="torchvision style, with the stride dropped from conv1",
         ),
     )
-
-
-def _read_anywhere(init: cst.FunctionDef, name: str) -> bool:
-    """The parameter is read in ``__init__`` other than to be stored as
-    ``self.<name>`` (``self.stride = stride``)."""
-    stored = set()
-    for node in walk(init.body):
-        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Name) and node.value.value == name and \
-                all(isinstance(t.target, cst.Attribute) for t in node.targets):
-            stored.add(id(node.value))
-    return any(isinstance(node, cst.Name) and node.value == name and id(node) not in stored
-               for node in walk(init.body))
-
-
-def _self_attribute_read(block: BlockModel, name: str, init: cst.FunctionDef) -> bool:
-    """``self.<attribute>`` holding the stride is read by some method (or by
-    a subclass or an unknown base we cannot see)."""
-    attributes = set()
-    for node in walk(init.body):
-        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Name) and node.value.value == name:
-            for target in node.targets:
-                if isinstance(target.target, cst.Attribute):
-                    attributes.add(target.target.attr.value)
-    if not attributes:
-        return False
-    if _read_in(init, attributes):
-        return True  # `self.use_down = self.stride == 2` chooses the layers
-    if block.has_unknown_base or block.has_subclass:
-        return True
-    return any(attribute in facts.load_methods or attribute in facts.state_reads or facts.reflective
-               for _, facts in block.lineage() for attribute in attributes)
-
-
-def _read_in(init: cst.FunctionDef, attributes) -> bool:
-    """``self.<attribute>`` is read in ``__init__`` itself (not only stored)."""
-    targets = set()
-    for node in walk(init.body):
-        if isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
-            for target in (node.targets if isinstance(node, cst.Assign) else [node]):
-                targets.add(id(target.target))
-    return any(isinstance(node, cst.Attribute) and node.attr.value in attributes and id(node) not in targets
-               and isinstance(node.value, cst.Name) and node.value.value == "self" for node in walk(init.body))
 

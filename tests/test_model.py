@@ -229,7 +229,7 @@ def test_loops_run_twice_and_reveal_overwrites():
 
 
 def test_too_many_paths_means_no_conclusion():
-    ifs = "\n".join(f"                if self.f{i}:\n                    x = x * 2" for i in range(8))
+    ifs = "\n".join(f"                if self.f{i}:\n                    x = x * 2" for i in range(10))  # 1,024 paths
     block = analyse(f"""
         class B(nn.Module):
             def __init__(self, c):
@@ -241,6 +241,55 @@ def test_too_many_paths_means_no_conclusion():
                 return self.conv(x)
     """, "B")
     assert not block.complete
+
+
+def test_alternatives_a_call_cannot_tell_apart_are_one_path():
+    """A factory that builds the same pooling on several branches, or one of
+    several modules we cannot see into, gives one path per distinct layer:
+    four such layers and three optional ones stay well under the bound on
+    paths (each of 8 alternatives taken on its own would give 8**4 * 8)."""
+    block = analyse("""
+        def make_pool(kind, c, stride):
+            if kind == "avg":
+                return nn.AvgPool2d(stride, stride)
+            if kind == "avg2":
+                return nn.AvgPool2d(stride, stride)
+            if kind == "avgpool":
+                return nn.AvgPool2d(stride, stride)
+            if kind is None:
+                return nn.Identity()
+            return REGISTRY[kind](c, stride)
+
+        def make_attn(kind, c):
+            if kind == "se":
+                return SE(c)
+            if kind == "eca":
+                return ECA(c)
+            if kind == "cbam":
+                return CBAM(c)
+            return None
+
+        class B(nn.Module):
+            def __init__(self, c, stride=1, pool=None, attn=None, drop=None):
+                super().__init__()
+                self.conv = nn.Conv2d(c, c, 3, 1, 1)
+                self.p1 = make_pool(pool, c, stride)
+                self.p2 = make_pool(pool, c, 1)
+                self.p3 = make_pool(pool, c, 1)
+                self.p4 = make_pool(pool, c, stride)
+                self.attn = make_attn(attn, c)
+                self.drop = drop
+
+            def forward(self, x):
+                out = self.p4(self.p3(self.p2(self.p1(self.conv(x)))))
+                if self.attn is not None:
+                    out = self.attn(out)
+                if self.drop is not None:
+                    out = self.drop(out)
+                return out
+    """, "B")
+    assert block.complete
+    assert all(wf.flow.paths <= 3 ** 4 * 4 for wf in block.worlds)
 
 
 def test_a_condition_assumed_in_init_is_known_in_forward():

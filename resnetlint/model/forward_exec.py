@@ -46,15 +46,21 @@ from .values import (
     Loc,
     MethodV,
     NoneV,
+    NumV,
     OpaqueV,
     ParamV,
     QualV,
     StrV,
+    TupleV,
     UnknownV,
     Value,
 )
 
-MAX_PATHS = 64
+# Paths through one forward.  The statement budget below bounds the work; this
+# bound only stops a path explosion early.  At 64 a timm ResNet block (a
+# caller's downsample and drop_path, an optional attention and anti-aliasing
+# layer, each a choice of forward) was given up: 80 paths in each world.
+MAX_PATHS = 256
 MAX_INLINE_DEPTH = 3
 # Statements executed per class, all worlds and paths together.  Of the 2,083
 # classes of timm, torchvision, pytorchcv, smp and mmpretrain, 24 need more
@@ -870,7 +876,7 @@ class ForwardExecutor(ControlFlow[State]):
         also records which alternative it took: the alternatives exclude each
         other even when their conditions, as written, do not show it."""
         out: Results = []
-        viable = [(cond, option) for cond, option in alt.options if state.facts.evaluate(cond) is not False]
+        viable = [(cond, option) for cond, option in _distinct_calls(alt) if state.facts.evaluate(cond) is not False]
         for index, (cond, option) in enumerate(viable):
             facts = state.facts.assume(cond, True)
             if facts is not None and len(viable) > 1:
@@ -1097,6 +1103,80 @@ class ForwardExecutor(ControlFlow[State]):
                 return fresh_truth("condition")
             return cond
         return fresh_truth("tensor condition")
+
+
+def _distinct_calls(alt: AltV) -> List[Tuple[Cond, Loc]]:
+    """The alternatives a module may be, as far as calling it can tell them
+    apart: nested alternatives flattened (each under both conditions), and
+    every module we cannot see into merged into one (under the disjunction
+    of their conditions).  A helper that returns one of a dozen attention
+    classes (or ``None``) would otherwise multiply the paths through forward
+    by a dozen for each such layer, all identical."""
+    from .symbolic import conjoin, disjoin
+
+    flat: List[Tuple[Cond, Loc]] = []
+    pending = [(True, option, cond) for cond, option in alt.options]
+    while pending:
+        outer, option, cond = pending.pop(0)
+        cond = conjoin((outer, cond)) if outer is not True else cond
+        if isinstance(option.value, AltV):
+            pending[:0] = [(cond, inner, inner_cond) for inner_cond, inner in option.value.options]
+        else:
+            flat.append((cond, option))
+    groups: Dict[object, List[Tuple[Cond, Loc]]] = {}
+    for cond, option in flat:
+        groups.setdefault(_call_key(option), []).append((cond, option))
+    if len(groups) == len(flat):
+        return flat
+    return [(disjoin(cond for cond, _ in group), group[0][1]) if len(group) > 1 else group[0]
+            for group in groups.values()]
+
+
+def _plain_key(value: Value) -> object:
+    """A constructor argument as a comparable key, or None when it is not a
+    plain value (a number, a string, a flag, None, a parameter, a tuple)."""
+    if isinstance(value, NumV):
+        return ("num", value.num.render())
+    if isinstance(value, StrV):
+        return ("str", value.text)
+    if isinstance(value, BoolV) and isinstance(value.cond, bool):
+        return ("bool", value.cond)
+    if isinstance(value, NoneV):
+        return ("none",)
+    if isinstance(value, ParamV):
+        return ("parameter", value.name)
+    if isinstance(value, TupleV):
+        items = tuple(_plain_key(item.value) for item in value.items)
+        return None if any(item is None for item in items) else ("tuple", items)
+    return None
+
+
+def _call_key(option: Loc) -> object:
+    """What calling this alternative would show the rules: every module we
+    cannot see into is the same, and so are two layers built alike (the same
+    class with the same arguments, reached through different branches of a
+    helper)."""
+    value = option.value
+    if isinstance(value, UnknownV):
+        return "unknown"
+    if not isinstance(value, LayerV):
+        return id(value)
+    spec = value.spec
+    if spec.children:
+        return id(spec)
+    args = []
+    for name in sorted(spec.args):
+        arg = spec.args[name].value
+        key = _plain_key(arg)
+        if key is None:
+            return id(spec)
+        args.append((name, key))
+    summary = spec.summary
+    render = lambda num: num.render() if num is not None else None  # noqa: E731
+    return (spec.family, spec.label, spec.ltype.name if spec.ltype is not None else None, spec.class_name,
+            render(summary.in_channels), render(summary.out_channels), summary.keeps_channels,
+            render(summary.stride), summary.axis, summary.has_weights, spec.transparent, spec.inplace_first,
+            spec.from_parameter, tuple(args))
 
 
 def _input_is_none(op: str, left: FVal, right: FVal) -> Cond:

@@ -42,6 +42,7 @@ from .forward_exec import AddEvent, AssignEvent, Flow, FVal, InplaceEvent, ances
 from .init_exec import AttrAssign, World
 from .init_exec import _assigned_in
 from .layers import chain_links, iter_layers, sequential_children
+from .parameters import unused_stride_parameter
 from .residual import (
     Residual,
     caller_projections,
@@ -96,5 +97,5 @@ __all__ = [
     "intended_residuals", "is_main_path", "is_projection", "iter_layers", "main_chain", "overwritten_main_paths",
     "present_module", "projection_chain", "provably_different", "residual_adds", "sequential_children",
     "shortcut_kind", "stride_of", "strip_elementwise", "unless", "walk", "existing_projection", "projects", "mentions",
-    "describe", "find_configuration",
+    "describe", "find_configuration", "unused_stride_parameter",
 ]

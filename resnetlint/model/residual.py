@@ -31,9 +31,9 @@ _ADAPTING_FAMILIES = frozenset({"linear", "pool", "norm", "act", "dropout", "ide
 
 # Constructor parameters through which callers hand a block its shortcut
 # projection (torchvision's ``downsample=None``), by the name such parameters
-# have in practice or by a module annotation; see caller_projections.
+# have in practice: only for a stored module forward never calls (what forward
+# does with one it calls decides); see caller_projections.
 PROJECTION_PARAMETER = re.compile(r"^(downsample|down_sample|shortcut|skip|proj|projection|identity|residual)(_\w+)?$")
-_MODULE_ANNOTATION = re.compile(r"\b(nn\.)?Module\b|Callable\[.*Module")
 
 
 def is_projection(spec: Optional[LayerSpec]) -> bool:
@@ -293,25 +293,47 @@ def _intended_residuals(flow: Flow) -> List[Residual]:
 
 def caller_projections(block: "BlockModel") -> Dict[str, str]:
     """Attributes holding a module the caller passes in as the shortcut's
-    projection (``self.downsample = downsample``): attribute -> parameter.
-    Such a parameter is recognised by the role its name gives it in
-    practice (``downsample``, ``shortcut``, ``proj``...) or by a module
-    annotation, and by being stored on ``self``."""
-    init = block.init.init
-    if init is None:
+    projection (``self.downsample = downsample``, or one built from a class
+    the caller passes: ``proj_layer(in_chs, out_chs, stride=stride)``):
+    attribute -> parameter.  Such a module is recognised by what forward
+    does with it: it takes the tensor where the block's two branches part
+    to the add on its own branch, through projections only (a caller's
+    ``drop_path`` applied to the main path's output is not one).  A stored
+    module whose result reaches no add (forward never calls it, or drops
+    what it computes) is one when the parameter's name gives it that role
+    (``downsample``, ``shortcut``...): the block then ignores the projection
+    its caller builds for it."""
+    found = getattr(block, "_caller_projections", None)
+    if found is None:
+        found = _caller_projections(block)
+        block._caller_projections = found
+    return found
+
+
+def _caller_projections(block: "BlockModel") -> Dict[str, str]:
+    if block.init.init is None:
         return {}
     params = _constructor_parameters(block)
+    out: Dict[str, str] = {}
+    for attr, name in _caller_modules(block, params).items():
+        applied = [_applied_as_shortcut(wf.flow, attr) for wf in block.worlds if wf.flow is not None]
+        if any(applied) or (False not in applied and _projection_parameter(params[name])):
+            out[attr] = name
+    return out
+
+
+def _caller_modules(block: "BlockModel", params: Dict[str, cst.Param]) -> Dict[str, str]:
+    """Attributes holding a module the caller passes in, or one built by
+    calling a class the caller passes: attribute -> parameter."""
     out: Dict[str, str] = {}
     for wf in block.worlds:
         for attr, assigned in wf.world.attrs.items():
             value = assigned.loc.value
             options = [o.value for _, o in value.options] if isinstance(value, AltV) else [value]
             for option in options:
-                # the module itself (``downsample``), or built from a class the
-                # caller passes (``proj_layer(in_chs, out_chs, stride=stride)``)
                 name = option.name if isinstance(option, ParamV) else \
                     option.spec.from_parameter if isinstance(option, LayerV) else None
-                if name in params and _projection_parameter(params[name]):
+                if name in params:
                     out[attr] = name
     return out
 
@@ -330,24 +352,40 @@ def _constructor_parameters(block: "BlockModel") -> Dict[str, cst.Param]:
     return params
 
 
+def _applied_as_shortcut(flow: Flow, attr: str) -> Optional[bool]:
+    """Whether forward applies ``self.<attr>`` on a shortcut: to a tensor
+    the other operand of an add is also computed from, with only
+    projections and elementwise functions between it and that add.  None
+    when forward never calls it or its result reaches no add."""
+    calls = [v for v in flow.values if v.kind == "layer" and v.attr == attr and v.inputs]
+    if not any(id(call) in flow.ancestors(add.result) for call in calls for add in flow.adds):
+        return None
+    for add in flow.adds:
+        for this, other in ((add.left, add.right), (add.right, add.left)):
+            other_sources = flow.ancestors(other) | {id(other)}
+            for call in calls:
+                if id(call) in other_sources or id(call.inputs[0]) not in other_sources:
+                    continue  # it feeds both operands, or only this one's branch
+                if _reaches_through_projections(this, call):
+                    return True
+    return False
+
+
+def _reaches_through_projections(value: FVal, call: FVal) -> bool:
+    current: Optional[FVal] = value
+    while current is not None and current is not call:
+        if current.kind == "layer" and is_projection(current.spec):
+            current = current.inputs[0] if current.inputs else None
+        elif current.kind in ("func", "method") and current.elementwise and current.inputs:
+            current = current.inputs[0]
+        else:
+            return False
+    return current is call
+
+
 def _projection_parameter(param: cst.Param) -> bool:
-    if PROJECTION_PARAMETER.match(param.name.value):
-        return True
-    annotation = getattr(param, "annotation", None)
-    text = _annotation_text(annotation.annotation) if annotation is not None else ""
-    return bool(text and _MODULE_ANNOTATION.search(text) and isinstance(param.default, cst.Name)
-                and param.default.value == "None")
-
-
-def _annotation_text(node) -> str:
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        return f"{_annotation_text(node.value)}.{node.attr.value}"
-    if isinstance(node, cst.Subscript):
-        inner = ", ".join(_annotation_text(e.slice.value) for e in node.slice if isinstance(e.slice, cst.Index))
-        return f"{_annotation_text(node.value)}[{inner}]"
-    return ""
+    """The parameter's name gives it the role of the shortcut's projection."""
+    return bool(PROJECTION_PARAMETER.match(param.name.value))
 
 
 def caller_provides_projection(block: "BlockModel") -> bool:
@@ -413,7 +451,8 @@ def existing_projection(block: "BlockModel", world: "World", flow: Flow, residua
         options = [o.value for _, o in value.options] if isinstance(value, AltV) else [value]
         layers = [o.spec for o in options if isinstance(o, LayerV)]
         if name in caller:
-            if not flow_calls(flow, name, facts) and present_module(world, name, facts) is not True:
+            if not flow_calls(flow, name, facts) and present_module(world, name, facts) is not True \
+                    and not ignored_by_forward(block, name):
                 continue  # the caller may pass None here: it exists only if forward uses it
         elif not layers or not all(projects(spec) for spec in layers):
             continue
@@ -433,6 +472,35 @@ def existing_projection(block: "BlockModel", world: "World", flow: Flow, residua
             continue  # never run, and the add works without it: just unused (unused-submodule)
         return name
     return None
+
+
+def ignored_by_forward(block: "BlockModel", attr: str) -> bool:
+    """``self.<attr>`` is stored but forward never calls it, on any path of
+    any world, and no other method that could run it reads it (nor a
+    subclass or another module): whatever the caller passes is ignored."""
+    if not block.complete or block.has_subclass or block.attribute_read_elsewhere(attr):
+        return False
+    if any(flow_calls_anywhere(wf.flow, attr) for wf in block.worlds if wf.flow is not None):
+        return False
+    facts = block.facts
+    readers = facts.load_methods.get(attr, frozenset()) - {"__init__"}
+    return not facts.reflective and readers <= _run_by_forward(facts)
+
+
+def _run_by_forward(facts) -> Set[str]:
+    """``forward`` and the methods it reaches through ``self.<method>``."""
+    reached, stack = set(), ["forward"]
+    while stack:
+        method = stack.pop()
+        if method in reached:
+            continue
+        reached.add(method)
+        stack.extend(name for name in facts.mentions.get(method, ()) if name in facts.methods)
+    return reached
+
+
+def flow_calls_anywhere(flow: Flow, attr: str) -> bool:
+    return any(v.kind == "layer" and v.attr == attr for v in flow.values)
 
 
 def _changes_shape(spec: LayerSpec, facts: Facts) -> bool:
