@@ -49,7 +49,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, List, Optional, Set
 
-from resnetlint.model.query import (ancestors, BlockModel, FileAnalysis, Flow, FVal, projection_chain, residual_adds, shortcut_kind, main_chain,
+from resnetlint.model.query import (ancestors, BlockModel, FileAnalysis, Flow, FVal, overwritten_main_paths, projection_chain,
+    residual_adds, shortcut_kind, main_chain,
     strip_elementwise)
 from resnetlint.fixes import UNSAFE, FixPlan, replace
 from resnetlint.nodes import call_arg, code_of, layer_name, layer_phrase
@@ -257,7 +258,7 @@ def _is_computed(value: FVal) -> bool:
 def _stale_call(new: FVal, dead: FVal, flow: Flow) -> Optional[FVal]:
     """The first layer call in ``new``'s chain that reads a strict ancestor of
     the dead value (the point where the chain restarted from a stale value)."""
-    if shortcut_kind(new, dead, flow) is not None:
+    if any(event.new is new and event.old is dead for event in overwritten_main_paths(flow)):
         return None  # the shortcut replaced the main path: residual-overwritten says so
     dead_ancestors = ancestors(dead)
     for layer in reversed(main_chain(new)):
@@ -279,8 +280,12 @@ def _violation(layer: FVal, dead: FVal, holder: str, how: str, flow: Flow) -> Op
         fix = FixPlan(f"feed `{holder}` (the previous output) to `{layer_name(layer.attr, layer.spec)}`", UNSAFE,
                       [replace(arg, holder)])
     previous = main_chain(dead)[0]
-    earlier = "the previous iteration" if previous.node is layer.node else \
-        layer_phrase(previous.attr, previous.spec, previous.node)
+    if previous.node is layer.node:
+        earlier = "the previous iteration"
+    elif strip_elementwise(dead).is_layer:
+        earlier = layer_phrase(previous.attr, previous.spec, previous.node)
+    else:  # a combination of layer outputs (``torch.cat((x0, x1), 1)``): quote it
+        earlier = f"`{code_of(strip_elementwise(dead).node)}`"
     message = (f"{layer_phrase(layer.attr, layer.spec, layer.node)} is applied to `{code_of(arg)}`, but the output "
                f"of {earlier} held in `{holder}` is {how}")
     return Violation(

@@ -104,7 +104,8 @@ def projection_chain(flow: Flow, value: FVal, root: FVal) -> Optional[List[FVal]
 
 def main_chain(value: FVal) -> List[FVal]:
     """The layer calls a value went through, following first inputs back to
-    where the chain started (nearest first)."""
+    where the chain started (nearest first).  A tuple or list of tensors
+    (``torch.cat((x0, x1), 1)``) is followed through its first element."""
     out = []
     current: Optional[FVal] = value
     seen: Set[int] = set()
@@ -112,7 +113,7 @@ def main_chain(value: FVal) -> List[FVal]:
         seen.add(id(current))
         if current.kind == "layer":
             out.append(current)
-        if current.kind in ("layer", "func", "method", "binop") and current.inputs:
+        if current.kind in ("layer", "func", "method", "binop", "container") and current.inputs:
             current = current.inputs[0]
         else:
             current = None
@@ -269,8 +270,13 @@ def _overwritten_main_paths(flow: Flow) -> List[AssignEvent]:
 
 
 def _add_follows(flow: Flow, value: FVal) -> bool:
-    return any(add.left is value or add.right is value or id(value) in flow.ancestors(add.result)
-               for add in flow.adds if add.result.order > value.order or add.left is value or add.right is value)
+    """``value`` (the shortcut that overwrote the main path) is an operand
+    of a later add, directly or through projections and elementwise
+    functions.  A value that goes on through main-path layers first
+    (``out = self.relu(x)`` then ``out = self.conv2(out)``) restarted the
+    chain from a stale tensor: that is a stale input, not a lost branch."""
+    return any(projection_chain(flow, operand, value) is not None
+               for add in flow.adds for operand in (add.left, add.right) if operand.order >= value.order)
 
 
 def intended_residuals(flow: Flow) -> List[Residual]:
