@@ -903,7 +903,8 @@ class ForwardExecutor:
         also records which alternative it took: the alternatives exclude each
         other even when their conditions, as written, do not show it."""
         out: Results = []
-        viable = [(cond, option) for cond, option in alt.options if state.facts.evaluate(cond) is not False]
+        viable = _merge_equivalent([(cond, option) for cond, option in alt.options
+                                    if state.facts.evaluate(cond) is not False])
         for index, (cond, option) in enumerate(viable):
             facts = state.facts.assume(cond, True)
             if facts is not None and len(viable) > 1:
@@ -1130,6 +1131,49 @@ class ForwardExecutor:
                 return fresh_truth("condition")
             return cond
         return fresh_truth("tensor condition")
+
+
+def _merge_equivalent(options: List[Tuple[Cond, Loc]]) -> List[Tuple[Cond, Loc]]:
+    """Alternatives that transform a tensor the same way, as far as the model
+    knows (the same family and :class:`Summary`), taken as one path: the
+    first of them (usually the default) stands for the rest, under the
+    disjunction of their conditions.  A builder with a config (mmcv's
+    ``build_conv_layer``/``build_norm_layer``: Conv1d/2d/3d, BN/GN/IN...)
+    would otherwise fork forward once per option at every call, and a
+    block with four such layers has hundreds of paths.  An option whose
+    channel axis is unknown (the builder's catch-all) joins the first
+    option that is otherwise the same."""
+    groups: List[Tuple[Optional[tuple], List[Cond], Loc]] = []
+    for cond, option in options:
+        key = _dataflow_key(option.value)
+        target = None
+        if key is not None:
+            target = next((g for g in groups if g[0] is not None and _same_dataflow(g[0], key)), None)
+        if target is None:
+            groups.append((key, [cond], option))
+        else:
+            target[1].append(cond)
+    from .symbolic import disjoin
+
+    return [(conds[0] if len(conds) == 1 else disjoin(conds), option) for _, conds, option in groups]
+
+
+def _dataflow_key(value: Value) -> Optional[tuple]:
+    if isinstance(value, UnknownV):
+        return ("unknown",)
+    if not isinstance(value, LayerV):
+        return None
+    spec, summary = value.spec, value.spec.summary
+    if spec.family in ("container", "composite", "caller", "unknown", "parameter", "float_functional"):
+        return None  # their children or their forward make the difference
+    return (spec.family, spec.inplace_first, spec.transparent, summary.in_channels, summary.out_channels,
+            summary.keeps_channels, summary.stride, summary.has_weights, summary.axis)
+
+
+def _same_dataflow(a: tuple, b: tuple) -> bool:
+    if a[:-1] != b[:-1]:
+        return False
+    return a[-1] == b[-1] or a[-1] is None or b[-1] is None or a[0] == "unknown"
 
 
 def _input_is_none(op: str, left: FVal, right: FVal) -> Cond:
