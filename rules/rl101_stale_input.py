@@ -251,8 +251,17 @@ class StaleInput(Rule):
 
 
 def _is_computed(value: FVal) -> bool:
-    """A value produced through at least one layer."""
-    return value.is_computed and bool(main_chain(value))
+    """A value produced through at least one layer (an element of a layer's
+    output included: ``x, _ = self.attn(x)``)."""
+    return (value.is_computed or value.is_element) and bool(main_chain(value))
+
+
+def _producer(value: FVal) -> FVal:
+    """What computed ``value``, past elementwise functions and unpacking."""
+    current = strip_elementwise(value)
+    while current.is_element and current.inputs:
+        current = strip_elementwise(current.inputs[0])
+    return current
 
 
 def _stale_call(new: FVal, dead: FVal, flow: Flow) -> Optional[FVal]:
@@ -282,10 +291,10 @@ def _violation(layer: FVal, dead: FVal, holder: str, how: str, flow: Flow) -> Op
     previous = main_chain(dead)[0]
     if previous.node is layer.node:
         earlier = "the previous iteration"
-    elif strip_elementwise(dead).is_layer:
+    elif _producer(dead).is_layer:
         earlier = layer_phrase(previous.attr, previous.spec, previous.node)
     else:  # a combination of layer outputs (``torch.cat((x0, x1), 1)``): quote it
-        earlier = f"`{code_of(strip_elementwise(dead).node)}`"
+        earlier = f"`{code_of(_producer(dead).node)}`"
     message = (f"{layer_phrase(layer.attr, layer.spec, layer.node)} is applied to `{code_of(arg)}`, but the output "
                f"of {earlier} held in `{holder}` is {how}")
     return Violation(
@@ -330,7 +339,7 @@ def _dead_in_every_world(flows: List[Flow]) -> Set[tuple]:
     seen: Set[tuple] = set()
     for flow in flows:
         for value in flow.values:
-            if value.node is None or not value.is_computed:
+            if value.node is None or not (value.is_computed or value.is_element):
                 continue
             seen.add(_evaluation(value))
             if not flow.is_dead(value):

@@ -132,6 +132,11 @@ class FVal:
     def is_input(self) -> bool:
         return self.kind == "input"
 
+    @property
+    def is_element(self) -> bool:
+        """Taken from another value: ``x[0]``, ``a`` in ``a, b = f(x)``."""
+        return self.kind == "item"
+
 
 @record
 class AssignEvent:

@@ -105,7 +105,11 @@ def projection_chain(flow: Flow, value: FVal, root: FVal) -> Optional[List[FVal]
 def main_chain(value: FVal) -> List[FVal]:
     """The layer calls a value went through, following first inputs back to
     where the chain started (nearest first).  A tuple or list of tensors
-    (``torch.cat((x0, x1), 1)``) is followed through its first element."""
+    (``torch.cat((x0, x1), 1)``) is followed through its first element, an
+    element (``x, _ = self.attn(x)``, ``self.ma(q, k, v)[0]``) through what
+    it was taken from, an
+    operator through its first operand that is not a constant or a
+    parameter (``self.gamma * self.block(x)`` through the block)."""
     out = []
     current: Optional[FVal] = value
     seen: Set[int] = set()
@@ -113,8 +117,10 @@ def main_chain(value: FVal) -> List[FVal]:
         seen.add(id(current))
         if current.kind == "layer":
             out.append(current)
-        if current.kind in ("layer", "func", "method", "binop", "container") and current.inputs:
+        if current.kind in ("layer", "func", "method", "container", "item") and current.inputs:
             current = current.inputs[0]
+        elif current.kind == "binop" and current.inputs:
+            current = next((i for i in current.inputs if i.kind != "static"), current.inputs[0])
         else:
             current = None
     return out
@@ -197,6 +203,11 @@ def shortcut_kind(value: FVal, dead: FVal, flow: Flow) -> Optional[str]:
     root, chain = _projection_root(flow, core)
     if not chain or root is None or not (root is flow.input or id(root) in flow.ancestors(dead)):
         return None
+    if all(_keeps_shape(layer.spec) and layer.attr not in flow.caller_projections for layer in chain):
+        # ``x = self.dropout(input)`` where ``self.dropout(x)`` was meant: an
+        # activation, dropout or norm applied to the input adapts nothing, it
+        # is a main-path layer fed a stale tensor (stale-input).
+        return None
     if not _fits(chain, root, dead, flow):
         return None
     name = f"self.{core.attr}" if core.attr and not core.attr.startswith("<") else "the shortcut"
@@ -216,6 +227,22 @@ def _projection_root(flow: Flow, value: FVal):
         elif not (current.kind in ("func", "method") and current.elementwise and current.inputs):
             return current, layers
         current = current.inputs[0]
+
+
+_SHAPE_KEEPING_FAMILIES = frozenset({"act", "dropout", "identity", "norm"})
+
+
+def _keeps_shape(spec: Optional[LayerSpec]) -> bool:
+    """A layer that only ever keeps the shape (activation, dropout, norm,
+    identity, drop path), or a Sequential of such layers."""
+    if spec is None:
+        return False
+    if spec.family in _SHAPE_KEEPING_FAMILIES or spec.transparent:
+        return True
+    if spec.family in ("container", "composite") and spec.children and spec.children_complete:
+        return all(isinstance(child.loc.value, LayerV) and _keeps_shape(child.loc.value.spec)
+                   for child in spec.children)
+    return False
 
 
 def _fits(chain: List[FVal], root: FVal, main: FVal, flow: Flow) -> bool:
