@@ -1806,7 +1806,7 @@ class Interpreter:
                 # concatenation of its children, say): not a chain
                 spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site)
             elif w.seq_children is not None:
-                children, complete = w.seq_children
+                children, complete = _registered_children(w)
                 seq = layer_type("torch.nn.Sequential")
                 assert seq is not None
                 spec = L.container(seq, children, complete, expr, frame.site, name)
@@ -2039,6 +2039,27 @@ def _unpacked_alternatives(alternatives: AltV, count: int) -> Optional[Tuple[Loc
         for index, item in enumerate(items):
             columns[index].append((cond, item))
     return tuple(Loc(AltV(tuple(column), alternatives.test)) for column in columns)
+
+
+def _registered_children(world: World) -> Tuple[Tuple[Item, ...], bool]:
+    """The children of an ``nn.Sequential`` subclass, in the order its
+    forward runs them: those given to ``super().__init__(...)``, then every
+    module registered afterwards (``self.add_module("conv", ...)``,
+    ``self.bn = ...``), as ``nn.Module`` keeps them.  Incomplete when an
+    attribute may hold a module the model cannot see."""
+    children, complete = world.seq_children
+    items = list(children)
+    if world.dynamic:
+        complete = False
+    for assigned in world.attrs.values():
+        value = assigned.loc.value
+        if isinstance(value, LayerV) and value.spec.family != "parameter" or \
+                isinstance(value, AltV) and all(isinstance(o.value, LayerV) for _, o in value.options):
+            items.append(Item(assigned.loc))
+            complete = complete and not assigned.in_loop
+        elif isinstance(value, (AltV, ParamV, UnknownV)):
+            complete = False  # maybe a module
+    return tuple(items), complete
 
 
 def _only_chain(flow) -> bool:
