@@ -251,9 +251,13 @@ class StaleInput(Rule):
 
 
 def _is_computed(value: FVal) -> bool:
-    """A value produced through at least one layer (an element of a layer's
-    output included: ``x, _ = self.attn(x)``)."""
-    return (value.is_computed or value.is_element) and bool(main_chain(value))
+    """A tensor produced by an operation: through a layer (an element of a
+    layer's output included: ``x, _ = self.attn(x)``), or by tensor
+    functions (``x_t = x.flatten(2).transpose(1, 2)`` then
+    ``x_t = self.norm(x)``: the norm skipped the reshape)."""
+    if value.is_computed and value.tensor:
+        return True
+    return value.is_element and bool(main_chain(value))
 
 
 def _producer(value: FVal) -> FVal:
@@ -288,15 +292,17 @@ def _violation(layer: FVal, dead: FVal, holder: str, how: str, flow: Flow) -> Op
     if _bound_before(flow, holder, layer):
         fix = FixPlan(f"feed `{holder}` (the previous output) to `{layer_name(layer.attr, layer.spec)}`", UNSAFE,
                       [replace(arg, holder)])
-    previous = main_chain(dead)[0]
-    if previous.node is layer.node:
+    chain = main_chain(dead)
+    previous = chain[0] if chain else None
+    if previous is not None and previous.node is layer.node:
         earlier = "the previous iteration"
-    elif _producer(dead).is_layer:
+    elif previous is not None and _producer(dead).is_layer:
         earlier = layer_phrase(previous.attr, previous.spec, previous.node)
-    else:  # a combination of layer outputs (``torch.cat((x0, x1), 1)``): quote it
+    else:  # a combination of layer outputs (``torch.cat((x0, x1), 1)``), a reshape: quote it
         earlier = f"`{code_of(_producer(dead).node)}`"
-    message = (f"{layer_phrase(layer.attr, layer.spec, layer.node)} is applied to `{code_of(arg)}`, but the output "
-               f"of {earlier} held in `{holder}` is {how}")
+    what = "the output of " if chain else "the value "
+    message = (f"{layer_phrase(layer.attr, layer.spec, layer.node)} is applied to `{code_of(arg)}`, but {what}"
+               f"{earlier} held in `{holder}` is {how}")
     return Violation(
         arg,
         message,
