@@ -374,14 +374,14 @@ def _unread_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -> Ite
         dead = event.new
         if id(dead) in killed or not flow.is_dead(dead) or flow.consumers(dead):
             continue
-        if not strip_elementwise(dead).is_layer or _evaluation(dead) not in dead_everywhere():
+        if event.var.startswith("_"):
+            continue  # ``x, _ = self.backbone(x)``: discarded on purpose
+        if not _is_computed(dead) or _evaluation(dead) not in dead_everywhere():
             continue
-        following = _next_layer_call(flow, dead)
-        if following is None or not following.inputs:
+        following = _next_stale_call(flow, dead)
+        if following is None:
             continue
         source = following.inputs[0]
-        if source is dead or id(source) not in ancestors(dead) or not source.tensor:
-            continue
         if _feeds_a_shortcut(flow, following, source) or _is_a_shortcut(flow, dead, source):
             continue  # a shortcut reads the stale value, or the dead value is a bypassed shortcut
         if flow.is_dead(following):
@@ -412,13 +412,20 @@ def _is_a_shortcut(flow: Flow, dead: FVal, source: FVal) -> bool:
     return False
 
 
-def _next_layer_call(flow: Flow, after: FVal) -> Optional[FVal]:
-    """The first layer call evaluated after ``after`` on the same path (a
-    call made later on a sibling path, the other side of an ``if``, says
-    nothing about this one)."""
-    calls: List[FVal] = [v for v in flow.values if v.is_layer and v.order > after.order
-                         and _same_path(after, v)]
-    return min(calls, key=lambda v: v.order) if calls else None
+def _next_stale_call(flow: Flow, dead: FVal) -> Optional[FVal]:
+    """The first layer call evaluated after ``dead`` on the same path (a call
+    made later on a sibling path, the other side of an ``if``, says nothing
+    about this one) that reads a tensor ``dead`` was computed from: where
+    the chain restarted.  Calls in between that read other tensors (the
+    twin branch of ``x_h``/``x_w`` strip pooling) are passed over."""
+    dead_ancestors = ancestors(dead)
+    calls: List[FVal] = sorted((v for v in flow.values if v.is_layer and v.order > dead.order
+                                and _same_path(dead, v)), key=lambda v: v.order)
+    for call in calls:
+        source = call.inputs[0] if call.inputs else None
+        if source is not None and source is not dead and id(source) in dead_ancestors and source.tensor:
+            return call
+    return None
 
 
 def _same_path(earlier: FVal, later: FVal) -> bool:

@@ -633,6 +633,7 @@ class ForwardExecutor:
                     part = items[index]
                 else:
                     part = self.new("item", element.value, (value,), name=str(index), tensor=value.tensor)
+                    part.facts = state.facts  # computed on this path (see ev)
                 self.assign(element.value if not isinstance(element, cst.StarredElement) else element.value.value
                             if isinstance(element.value, cst.StarredElement) else element.value, part, state, stmt, record)
         elif isinstance(target, cst.Attribute):
