@@ -251,13 +251,14 @@ class StaleInput(Rule):
 
 
 def _is_computed(value: FVal) -> bool:
-    """A tensor produced by an operation: through a layer (an element of a
-    layer's output included: ``x, _ = self.attn(x)``), or by tensor
+    """A tensor produced by an operation (or an element of one: ``x, _ =
+    self.attn(x)``): through a layer, or by tensor
     functions (``x_t = x.flatten(2).transpose(1, 2)`` then
     ``x_t = self.norm(x)``: the norm skipped the reshape)."""
-    if value.is_computed and value.tensor:
-        return True
-    return value.is_element and bool(main_chain(value))
+    current = value
+    while current.is_element and current.inputs:  # ``x1, x2 = torch.chunk(x, 2, dim=1)``
+        current = current.inputs[0]
+    return current.is_computed and current.tensor and value.tensor
 
 
 def _producer(value: FVal) -> FVal:
