@@ -243,6 +243,29 @@ def test_too_many_paths_means_no_conclusion():
     assert not block.complete
 
 
+def test_a_range_index_is_known_in_each_pass_of_a_loop():
+    block = analyse("""
+        class B(nn.Module):
+            def __init__(self, c, n):
+                super().__init__()
+                self.convs = nn.ModuleList([nn.Conv2d(c, c, 3, padding=1) for _ in range(n)])
+                self.n = n
+
+            def forward(self, x):
+                for i, conv in enumerate(self.convs):
+                    if i == 0:
+                        out = conv(x)
+                    else:
+                        out = out + conv(x)
+                for j in range(self.n):
+                    if j > 0:
+                        out = torch.relu(out)
+                return out
+    """, "B")
+    # i and j are 0 in the first modelled pass and 1 in the second: no fork
+    assert [wf.flow.paths for wf in block.worlds] == [1]
+
+
 def test_a_condition_assumed_in_init_is_known_in_forward():
     block = analyse("""
         class B(nn.Module):

@@ -27,7 +27,7 @@ from .lite import make
 from .records import record
 from .syntax import walk
 from .init_exec import Frame, Interpreter, World, _is_self, _target_names
-from .symbolic import Cond, Facts, Truth, fresh_truth, negate
+from .symbolic import Cond, Facts, Num, Truth, fresh_truth, negate
 from .torch_api import (
     ELEMENTWISE_FUNCTIONS,
     ELEMENTWISE_METHODS,
@@ -45,6 +45,7 @@ from .values import (
     Loc,
     MethodV,
     NoneV,
+    NumV,
     ParamV,
     QualV,
     StrV,
@@ -545,7 +546,7 @@ class ForwardExecutor:
             for s, iterable in current:
                 starts = [s]
                 if isinstance(stmt, cst.For):
-                    self.bind_loop_target(stmt.target, iterable, s, stmt)
+                    self.bind_loop_target(stmt.target, iterable, s, stmt, iteration)
                 else:
                     starts = []
                     for s2, test in self.ev(stmt.test, s):
@@ -565,13 +566,19 @@ class ForwardExecutor:
             finished = self.exec_block(stmt.orelse.body, finished)
         return finished + leaving
 
-    def bind_loop_target(self, target, iterable: Optional[FVal], state: State, stmt) -> None:
-        element = self.element_of(iterable, stmt.target)
+    def bind_loop_target(self, target, iterable: Optional[FVal], state: State, stmt, iteration: int) -> None:
+        element = self.element_of(iterable, stmt.target, iteration)
         self.assign(target, element, state, stmt, record=False)
 
-    def element_of(self, iterable: Optional[FVal], node) -> FVal:
+    def element_of(self, iterable: Optional[FVal], node, iteration: int = -1) -> FVal:
+        """The loop variable in the ``iteration``-th unrolled pass: for
+        ``range(n)`` and an ``enumerate`` index, that very number (the loop is
+        modelled as running at least twice, so ``if i == 0`` is decided in
+        each pass instead of forking both)."""
         if iterable is None:
             return self.new("unknown", node, tensor=False)
+        if iteration >= 0 and _counts_from_zero(iterable):
+            return self.static(Loc(NumV(Num.const(iteration))), node)
         if iterable.kind == "static" and iterable.static is not None:
             value = iterable.static.value
             if isinstance(value, LayerV) and value.spec.family == "container":
@@ -581,9 +588,11 @@ class ForwardExecutor:
             if isinstance(value, ListV):
                 return self.static(Loc(UnknownV("list element")), node)
         if iterable.kind == "func" and iterable.name in ("enumerate", "zip"):
-            parts = [self.element_of(i, node) for i in iterable.inputs]
+            parts = [self.element_of(i, node, iteration) for i in iterable.inputs]
             if iterable.name == "enumerate":
-                parts = [self.new("unknown", node, tensor=False)] + parts[:1]
+                index = self.static(Loc(NumV(Num.const(iteration))), node) if iteration >= 0 and \
+                    len(iterable.inputs) == 1 else self.new("unknown", node, tensor=False)
+                parts = [index] + parts[:1]
             return self.new("container", node, parts, name="tuple", tensor=False)
         return self.new("item", node, (iterable,), tensor=iterable.tensor)
 
@@ -1137,6 +1146,17 @@ class ForwardExecutor:
                 return fresh_truth("condition")
             return cond
         return fresh_truth("tensor condition")
+
+
+def _counts_from_zero(iterable: FVal) -> bool:
+    """``range(n)`` or ``range(0, n)``: the k-th pass binds k."""
+    if iterable.kind != "func" or iterable.name != "range" or not iterable.inputs or len(iterable.inputs) > 2:
+        return False
+    if len(iterable.inputs) == 1:
+        return True
+    start = iterable.inputs[0]
+    return start.kind == "static" and start.static is not None and isinstance(start.static.value, NumV) and \
+        start.static.value.num.const_value() == 0
 
 
 def _merge_equivalent(options: List[Tuple[Cond, Loc]]) -> List[Tuple[Cond, Loc]]:
