@@ -86,7 +86,8 @@ class FVal:
     """A value in ``forward``.
 
     kind: ``input`` | ``layer`` | ``func`` | ``method`` | ``binop`` | ``static``
-    | ``item`` | ``container`` | ``unknown``
+    | ``item`` | ``container`` | ``helper`` (a function the model does not
+    follow) | ``unknown``
     """
 
     __slots__ = ("kind", "node", "inputs", "name", "spec", "attr", "static", "order", "inplace", "elementwise",
@@ -127,7 +128,7 @@ class FVal:
     @property
     def is_computed(self) -> bool:
         """Produced by an operation: a layer, a function or method, an operator."""
-        return self.kind in ("layer", "func", "method", "binop")
+        return self.kind in ("layer", "func", "method", "binop", "helper")
 
     @property
     def is_input(self) -> bool:
@@ -974,9 +975,13 @@ class ForwardExecutor:
                 if short == "print":
                     self.sink(value)
             else:
-                # A helper we do not follow: it may do anything with its arguments.
-                value = self.new("unknown", expr, inputs, name=short, tensor=True)
-                self.sink(value)
+                # A helper we do not follow: it may do anything with its
+                # arguments (they are used for good), but what it returns is
+                # a value like any other, dead when nothing reads it
+                # (``out = nlc_to_nchw(x, hw)`` then ``out = self.layers(x)``).
+                value = self.new("helper", expr, inputs, name=short, tensor=True)
+                for argument in inputs:
+                    self.sink(argument, s.facts)
             out.append((s, value))
         return out
 
