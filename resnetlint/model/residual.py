@@ -203,6 +203,8 @@ def shortcut_kind(value: FVal, dead: FVal, flow: Flow) -> Optional[str]:
     root, chain = _projection_root(flow, core)
     if not chain or root is None or not (root is flow.input or id(root) in flow.ancestors(dead)):
         return None
+    if sum(_mixing_layers(layer.spec) if layer.spec is not None else 1 for layer in chain) > 1:
+        return None  # two convs or linear maps in a row (an MLP): a main path fed a stale tensor
     if all(_keeps_shape(layer.spec) and layer.attr not in flow.caller_projections for layer in chain):
         # ``x = self.dropout(input)`` where ``self.dropout(x)`` was meant: an
         # activation, dropout or norm applied to the input adapts nothing, it
@@ -257,6 +259,11 @@ def _fits(chain: List[FVal], root: FVal, main: FVal, flow: Flow) -> bool:
     root_width = channels_of(flow, root, facts)
     if root is flow.input:
         root_width = first_input_width(flow)
+        if root_width is None and _added_raw(flow, root):
+            # ``x + out``: the input has the main path's width, so a layer
+            # that reads it with another width cannot stand in for the
+            # main path (HGNet's excitation conv fed ``x``).
+            root_width = channels_of(flow, main, facts)
     if first is not None and first.in_channels is not None and isinstance(root_width, Num):
         if facts.equal(first.in_channels, root_width) is not True:
             return False
@@ -264,6 +271,11 @@ def _fits(chain: List[FVal], root: FVal, main: FVal, flow: Flow) -> bool:
     if isinstance(out_width, Num) and isinstance(main_width, Num) and facts.equal(out_width, main_width) is not True:
         return False
     return True
+
+
+def _added_raw(flow: Flow, value: FVal) -> bool:
+    """``value`` itself is an operand of an add (an identity shortcut)."""
+    return any(strip_elementwise(operand) is value for add in flow.adds for operand in (add.left, add.right))
 
 
 def is_main_path(value: FVal, flow: Flow) -> bool:
