@@ -266,6 +266,37 @@ def test_a_range_index_is_known_in_each_pass_of_a_loop():
     assert [wf.flow.paths for wf in block.worlds] == [1]
 
 
+def test_the_ways_a_module_class_is_built_are_one_path_when_they_act_alike():
+    block = analyse("""
+        import os
+
+        def fused_kernels():
+            return os.environ.get("FUSED", "0") == "1"
+
+        class Norm(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.impl = "fused" if fused_kernels() else "eager"
+                self.weight = nn.Parameter(torch.ones(dim))
+
+            def forward(self, x):
+                return x * self.weight
+
+        class B(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.norm1, self.norm2, self.norm3 = Norm(dim), Norm(dim), Norm(dim)
+                self.fc = nn.Linear(dim, dim)
+
+            def forward(self, x):
+                return x + self.norm3(self.fc(self.norm2(self.norm1(x))))
+    """, "B")
+    (wf,) = block.worlds
+    norm = wf.world.attrs["norm1"].loc.value
+    assert isinstance(norm, AltV) and len(norm.options) == 2  # fused or eager
+    assert wf.flow.complete and wf.flow.paths == 1  # not 2 ** 3
+
+
 def test_a_condition_assumed_in_init_is_known_in_forward():
     block = analyse("""
         class B(nn.Module):

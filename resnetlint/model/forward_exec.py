@@ -1173,7 +1173,8 @@ def _merge_equivalent(options: List[Tuple[Cond, Loc]]) -> List[Tuple[Cond, Loc]]
     would otherwise fork forward once per option at every call, and a
     block with four such layers has hundreds of paths.  An option whose
     channel axis is unknown (the builder's catch-all) joins the first
-    option that is otherwise the same."""
+    option that is otherwise the same.  The options of one module class
+    (one per way its ``__init__`` runs) merge the same way."""
     groups: List[Tuple[Optional[tuple], List[Cond], Loc]] = []
     for cond, option in options:
         key = _dataflow_key(option.value)
@@ -1195,10 +1196,12 @@ def _dataflow_key(value: Value) -> Optional[tuple]:
     if not isinstance(value, LayerV):
         return None
     spec, summary = value.spec, value.spec.summary
-    if spec.family in ("container", "composite", "caller", "unknown", "parameter", "float_functional"):
-        return None  # their children or their forward make the difference
-    return (spec.family, spec.inplace_first, spec.transparent, summary.in_channels, summary.out_channels,
-            summary.keeps_channels, summary.stride, summary.has_weights, summary.axis)
+    if spec.family in ("container", "caller", "unknown", "parameter", "float_functional"):
+        return None  # their children make the difference
+    # A module class's options (one per way its __init__ runs) act alike
+    # when their summaries agree.
+    return (spec.family, spec.class_name, spec.inplace_first, spec.transparent, summary.in_channels,
+            summary.out_channels, summary.keeps_channels, summary.stride, summary.has_weights, summary.axis)
 
 
 def _same_dataflow(a: tuple, b: tuple) -> bool:
