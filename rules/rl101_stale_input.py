@@ -49,7 +49,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, List, Optional, Set
 
-from resnetlint.model.query import (ancestors, BlockModel, FileAnalysis, Flow, FVal, projection_chain, residual_adds, shortcut_kind, main_chain,
+from resnetlint.model.query import (ancestors, BlockModel, FileAnalysis, Flow, FVal, overwritten_main_paths, projection_chain,
+    residual_adds, shortcut_kind, main_chain,
     strip_elementwise)
 from resnetlint.fixes import UNSAFE, FixPlan, replace
 from resnetlint.nodes import call_arg, code_of, layer_name, layer_phrase
@@ -250,14 +251,28 @@ class StaleInput(Rule):
 
 
 def _is_computed(value: FVal) -> bool:
-    """A value produced through at least one layer."""
-    return value.is_computed and bool(main_chain(value))
+    """A tensor produced by an operation (or an element of one: ``x, _ =
+    self.attn(x)``): through a layer, or by tensor
+    functions (``x_t = x.flatten(2).transpose(1, 2)`` then
+    ``x_t = self.norm(x)``: the norm skipped the reshape)."""
+    current = value
+    while current.is_element and current.inputs:  # ``x1, x2 = torch.chunk(x, 2, dim=1)``
+        current = current.inputs[0]
+    return current.is_computed and current.tensor and value.tensor
+
+
+def _producer(value: FVal) -> FVal:
+    """What computed ``value``, past elementwise functions and unpacking."""
+    current = strip_elementwise(value)
+    while current.is_element and current.inputs:
+        current = strip_elementwise(current.inputs[0])
+    return current
 
 
 def _stale_call(new: FVal, dead: FVal, flow: Flow) -> Optional[FVal]:
     """The first layer call in ``new``'s chain that reads a strict ancestor of
     the dead value (the point where the chain restarted from a stale value)."""
-    if shortcut_kind(new, dead, flow) is not None:
+    if any(event.new is new and event.old is dead for event in overwritten_main_paths(flow)):
         return None  # the shortcut replaced the main path: residual-overwritten says so
     dead_ancestors = ancestors(dead)
     for layer in reversed(main_chain(new)):
@@ -278,11 +293,17 @@ def _violation(layer: FVal, dead: FVal, holder: str, how: str, flow: Flow) -> Op
     if _bound_before(flow, holder, layer):
         fix = FixPlan(f"feed `{holder}` (the previous output) to `{layer_name(layer.attr, layer.spec)}`", UNSAFE,
                       [replace(arg, holder)])
-    previous = main_chain(dead)[0]
-    earlier = "the previous iteration" if previous.node is layer.node else \
-        layer_phrase(previous.attr, previous.spec, previous.node)
-    message = (f"{layer_phrase(layer.attr, layer.spec, layer.node)} is applied to `{code_of(arg)}`, but the output "
-               f"of {earlier} held in `{holder}` is {how}")
+    chain = main_chain(dead)
+    previous = chain[0] if chain else None
+    if previous is not None and previous.node is layer.node:
+        earlier = "the previous iteration"
+    elif previous is not None and _producer(dead).is_layer:
+        earlier = layer_phrase(previous.attr, previous.spec, previous.node)
+    else:  # a combination of layer outputs (``torch.cat((x0, x1), 1)``), a reshape: quote it
+        earlier = f"`{code_of(_producer(dead).node)}`"
+    what = "the output of " if chain else "the value "
+    message = (f"{layer_phrase(layer.attr, layer.spec, layer.node)} is applied to `{code_of(arg)}`, but {what}"
+               f"{earlier} held in `{holder}` is {how}")
     return Violation(
         arg,
         message,
@@ -325,7 +346,7 @@ def _dead_in_every_world(flows: List[Flow]) -> Set[tuple]:
     seen: Set[tuple] = set()
     for flow in flows:
         for value in flow.values:
-            if value.node is None or not value.is_computed:
+            if value.node is None or not (value.is_computed or value.is_element):
                 continue
             seen.add(_evaluation(value))
             if not flow.is_dead(value):
@@ -354,14 +375,14 @@ def _unread_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -> Ite
         dead = event.new
         if id(dead) in killed or not flow.is_dead(dead) or flow.consumers(dead):
             continue
-        if not strip_elementwise(dead).is_layer or _evaluation(dead) not in dead_everywhere():
+        if event.var.startswith("_"):
+            continue  # ``x, _ = self.backbone(x)``: discarded on purpose
+        if not _is_computed(dead) or _evaluation(dead) not in dead_everywhere():
             continue
-        following = _next_layer_call(flow, dead)
-        if following is None or not following.inputs:
+        following = _next_stale_call(flow, dead)
+        if following is None:
             continue
         source = following.inputs[0]
-        if source is dead or id(source) not in ancestors(dead) or not source.tensor:
-            continue
         if _feeds_a_shortcut(flow, following, source) or _is_a_shortcut(flow, dead, source):
             continue  # a shortcut reads the stale value, or the dead value is a bypassed shortcut
         if flow.is_dead(following):
@@ -392,13 +413,20 @@ def _is_a_shortcut(flow: Flow, dead: FVal, source: FVal) -> bool:
     return False
 
 
-def _next_layer_call(flow: Flow, after: FVal) -> Optional[FVal]:
-    """The first layer call evaluated after ``after`` on the same path (a
-    call made later on a sibling path, the other side of an ``if``, says
-    nothing about this one)."""
-    calls: List[FVal] = [v for v in flow.values if v.is_layer and v.order > after.order
-                         and _same_path(after, v)]
-    return min(calls, key=lambda v: v.order) if calls else None
+def _next_stale_call(flow: Flow, dead: FVal) -> Optional[FVal]:
+    """The first layer call evaluated after ``dead`` on the same path (a call
+    made later on a sibling path, the other side of an ``if``, says nothing
+    about this one) that reads a tensor ``dead`` was computed from: where
+    the chain restarted.  Calls in between that read other tensors (the
+    twin branch of ``x_h``/``x_w`` strip pooling) are passed over."""
+    dead_ancestors = ancestors(dead)
+    calls: List[FVal] = sorted((v for v in flow.values if v.is_layer and v.order > dead.order
+                                and _same_path(dead, v)), key=lambda v: v.order)
+    for call in calls:
+        source = call.inputs[0] if call.inputs else None
+        if source is not None and source is not dead and id(source) in dead_ancestors and source.tensor:
+            return call
+    return None
 
 
 def _same_path(earlier: FVal, later: FVal) -> bool:

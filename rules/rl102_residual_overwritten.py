@@ -289,7 +289,7 @@ def _self_adds(flow: Flow) -> Iterator[Violation]:
             continue  # reported at the overwrite by _overwritten_main_path
         names = {n.value for n in (add.left_node, add.right_node) if isinstance(n, cst.Name)}
         culprit = None
-        for event in flow.assignments:
+        for event in flow.assignments if len(names) == 2 else ():  # ``x + x``: the add itself is the mistake
             if event.var in names and event.new is value and event.old is not None and event.old is not value:
                 culprit = event
         node = culprit.stmt if culprit is not None else add.node

@@ -292,6 +292,60 @@ def test_alternatives_a_call_cannot_tell_apart_are_one_path():
     assert all(wf.flow.paths <= 3 ** 4 * 4 for wf in block.worlds)
 
 
+def test_a_range_index_is_known_in_each_pass_of_a_loop():
+    block = analyse("""
+        class B(nn.Module):
+            def __init__(self, c, n):
+                super().__init__()
+                self.convs = nn.ModuleList([nn.Conv2d(c, c, 3, padding=1) for _ in range(n)])
+                self.n = n
+
+            def forward(self, x):
+                for i, conv in enumerate(self.convs):
+                    if i == 0:
+                        out = conv(x)
+                    else:
+                        out = out + conv(x)
+                for j in range(self.n):
+                    if j > 0:
+                        out = torch.relu(out)
+                return out
+    """, "B")
+    # i and j are 0 in the first modelled pass and 1 in the second: no fork
+    assert [wf.flow.paths for wf in block.worlds] == [1]
+
+
+def test_the_ways_a_module_class_is_built_are_one_path_when_they_act_alike():
+    block = analyse("""
+        import os
+
+        def fused_kernels():
+            return os.environ.get("FUSED", "0") == "1"
+
+        class Norm(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.impl = "fused" if fused_kernels() else "eager"
+                self.weight = nn.Parameter(torch.ones(dim))
+
+            def forward(self, x):
+                return x * self.weight
+
+        class B(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.norm1, self.norm2, self.norm3 = Norm(dim), Norm(dim), Norm(dim)
+                self.fc = nn.Linear(dim, dim)
+
+            def forward(self, x):
+                return x + self.norm3(self.fc(self.norm2(self.norm1(x))))
+    """, "B")
+    (wf,) = block.worlds
+    norm = wf.world.attrs["norm1"].loc.value
+    assert isinstance(norm, AltV) and len(norm.options) == 2  # fused or eager
+    assert wf.flow.complete and wf.flow.paths == 1  # not 2 ** 3
+
+
 def test_a_condition_assumed_in_init_is_known_in_forward():
     block = analyse("""
         class B(nn.Module):

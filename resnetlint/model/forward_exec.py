@@ -28,7 +28,7 @@ from .lite import make
 from .records import record
 from .syntax import walk
 from .init_exec import Frame, Interpreter, World, _is_self, _target_names
-from .symbolic import Cond, Facts, Truth, fresh_truth, negate
+from .symbolic import Cond, Facts, Num, Truth, fresh_truth, negate
 from .torch_api import (
     ELEMENTWISE_FUNCTIONS,
     ELEMENTWISE_METHODS,
@@ -93,7 +93,8 @@ class FVal:
     """A value in ``forward``.
 
     kind: ``input`` | ``layer`` | ``func`` | ``method`` | ``binop`` | ``static``
-    | ``item`` | ``container`` | ``unknown``
+    | ``item`` | ``container`` | ``helper`` (a function the model does not
+    follow) | ``unknown``
     """
 
     __slots__ = ("kind", "node", "inputs", "name", "spec", "attr", "static", "order", "inplace", "elementwise",
@@ -134,11 +135,16 @@ class FVal:
     @property
     def is_computed(self) -> bool:
         """Produced by an operation: a layer, a function or method, an operator."""
-        return self.kind in ("layer", "func", "method", "binop")
+        return self.kind in ("layer", "func", "method", "binop", "helper")
 
     @property
     def is_input(self) -> bool:
         return self.kind == "input"
+
+    @property
+    def is_element(self) -> bool:
+        """Taken from another value: ``x[0]``, ``a`` in ``a, b = f(x)``."""
+        return self.kind == "item"
 
 
 @record
@@ -520,7 +526,7 @@ class ForwardExecutor(ControlFlow[State]):
             for s, iterable in current:
                 starts = [s]
                 if isinstance(stmt, cst.For):
-                    self.bind_loop_target(stmt.target, iterable, s, stmt)
+                    self.bind_loop_target(stmt.target, iterable, s, stmt, iteration)
                 else:
                     starts = []
                     for s2, test in self.ev(stmt.test, s):
@@ -540,13 +546,19 @@ class ForwardExecutor(ControlFlow[State]):
             finished = self.exec_block(stmt.orelse.body, finished)
         return finished + leaving
 
-    def bind_loop_target(self, target, iterable: Optional[FVal], state: State, stmt) -> None:
-        element = self.element_of(iterable, stmt.target)
+    def bind_loop_target(self, target, iterable: Optional[FVal], state: State, stmt, iteration: int) -> None:
+        element = self.element_of(iterable, stmt.target, iteration)
         self.assign(target, element, state, stmt, record=False)
 
-    def element_of(self, iterable: Optional[FVal], node) -> FVal:
+    def element_of(self, iterable: Optional[FVal], node, iteration: int = -1) -> FVal:
+        """The loop variable in the ``iteration``-th unrolled pass: for
+        ``range(n)`` and an ``enumerate`` index, that very number (the loop is
+        modelled as running at least twice, so ``if i == 0`` is decided in
+        each pass instead of forking both)."""
         if iterable is None:
             return self.new("unknown", node, tensor=False)
+        if iteration >= 0 and _counts_from_zero(iterable):
+            return self.static(Loc(NumV(Num.const(iteration))), node)
         if iterable.kind == "static" and iterable.static is not None:
             value = iterable.static.value
             if isinstance(value, LayerV) and value.spec.family == "container":
@@ -556,9 +568,11 @@ class ForwardExecutor(ControlFlow[State]):
             if isinstance(value, ListV):
                 return self.static(Loc(UnknownV("list element")), node)
         if iterable.kind == "func" and iterable.name in ("enumerate", "zip"):
-            parts = [self.element_of(i, node) for i in iterable.inputs]
+            parts = [self.element_of(i, node, iteration) for i in iterable.inputs]
             if iterable.name == "enumerate":
-                parts = [self.new("unknown", node, tensor=False)] + parts[:1]
+                index = self.static(Loc(NumV(Num.const(iteration))), node) if iteration >= 0 and \
+                    len(iterable.inputs) == 1 else self.new("unknown", node, tensor=False)
+                parts = [index] + parts[:1]
             return self.new("container", node, parts, name="tuple", tensor=False)
         return self.new("item", node, (iterable,), tensor=iterable.tensor)
 
@@ -597,6 +611,7 @@ class ForwardExecutor(ControlFlow[State]):
                     part = items[index]
                 else:
                     part = self.new("item", element.value, (value,), name=str(index), tensor=value.tensor)
+                    part.facts = state.facts  # computed on this path (see ev)
                 self.assign(element.value if not isinstance(element, cst.StarredElement) else element.value.value
                             if isinstance(element.value, cst.StarredElement) else element.value, part, state, stmt, record)
         elif isinstance(target, cst.Attribute):
@@ -876,7 +891,8 @@ class ForwardExecutor(ControlFlow[State]):
         also records which alternative it took: the alternatives exclude each
         other even when their conditions, as written, do not show it."""
         out: Results = []
-        viable = [(cond, option) for cond, option in _distinct_calls(alt) if state.facts.evaluate(cond) is not False]
+        viable = _merge_equivalent([(cond, option) for cond, option in _distinct_calls(alt)
+                                    if state.facts.evaluate(cond) is not False])
         for index, (cond, option) in enumerate(viable):
             facts = state.facts.assume(cond, True)
             if facts is not None and len(viable) > 1:
@@ -931,9 +947,13 @@ class ForwardExecutor(ControlFlow[State]):
                 if short == "print":
                     self.sink(value)
             else:
-                # A helper we do not follow: it may do anything with its arguments.
-                value = self.new("unknown", expr, inputs, name=short, tensor=True)
-                self.sink(value)
+                # A helper we do not follow: it may do anything with its
+                # arguments (they are used for good), but what it returns is
+                # a value like any other, dead when nothing reads it
+                # (``out = nlc_to_nchw(x, hw)`` then ``out = self.layers(x)``).
+                value = self.new("helper", expr, inputs, name=short, tensor=True)
+                for argument in inputs:
+                    self.sink(argument, s.facts)
             out.append((s, value))
         return out
 
@@ -1177,6 +1197,63 @@ def _call_key(option: Loc) -> object:
             render(summary.in_channels), render(summary.out_channels), summary.keeps_channels,
             render(summary.stride), summary.axis, summary.has_weights, spec.transparent, spec.inplace_first,
             spec.from_parameter, tuple(args))
+
+
+def _counts_from_zero(iterable: FVal) -> bool:
+    """``range(n)`` or ``range(0, n)``: the k-th pass binds k."""
+    if iterable.kind != "func" or iterable.name != "range" or not iterable.inputs or len(iterable.inputs) > 2:
+        return False
+    if len(iterable.inputs) == 1:
+        return True
+    start = iterable.inputs[0]
+    return start.kind == "static" and start.static is not None and isinstance(start.static.value, NumV) and \
+        start.static.value.num.const_value() == 0
+
+
+def _merge_equivalent(options: List[Tuple[Cond, Loc]]) -> List[Tuple[Cond, Loc]]:
+    """Alternatives that transform a tensor the same way, as far as the model
+    knows (the same family and :class:`Summary`), taken as one path: the
+    first of them (usually the default) stands for the rest, under the
+    disjunction of their conditions.  A builder with a config (mmcv's
+    ``build_conv_layer``/``build_norm_layer``: Conv1d/2d/3d, BN/GN/IN...)
+    would otherwise fork forward once per option at every call, and a
+    block with four such layers has hundreds of paths.  An option whose
+    channel axis is unknown (the builder's catch-all) joins the first
+    option that is otherwise the same.  The options of one module class
+    (one per way its ``__init__`` runs) merge the same way."""
+    groups: List[Tuple[Optional[tuple], List[Cond], Loc]] = []
+    for cond, option in options:
+        key = _dataflow_key(option.value)
+        target = None
+        if key is not None:
+            target = next((g for g in groups if g[0] is not None and _same_dataflow(g[0], key)), None)
+        if target is None:
+            groups.append((key, [cond], option))
+        else:
+            target[1].append(cond)
+    from .symbolic import disjoin
+
+    return [(conds[0] if len(conds) == 1 else disjoin(conds), option) for _, conds, option in groups]
+
+
+def _dataflow_key(value: Value) -> Optional[tuple]:
+    if isinstance(value, UnknownV):
+        return ("unknown",)
+    if not isinstance(value, LayerV):
+        return None
+    spec, summary = value.spec, value.spec.summary
+    if spec.family in ("container", "caller", "unknown", "parameter", "float_functional"):
+        return None  # their children make the difference
+    # A module class's options (one per way its __init__ runs) act alike
+    # when their summaries agree.
+    return (spec.family, spec.class_name, spec.inplace_first, spec.transparent, summary.in_channels,
+            summary.out_channels, summary.keeps_channels, summary.stride, summary.has_weights, summary.axis)
+
+
+def _same_dataflow(a: tuple, b: tuple) -> bool:
+    if a[:-1] != b[:-1]:
+        return False
+    return a[-1] == b[-1] or a[-1] is None or b[-1] is None or a[0] == "unknown"
 
 
 def _input_is_none(op: str, left: FVal, right: FVal) -> Cond:

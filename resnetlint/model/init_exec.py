@@ -180,8 +180,10 @@ class World:
         added = []
         for assigned in self.attrs.values():
             value = assigned.loc.value
-            if isinstance(value, LayerV) and value.spec.family not in NOT_MODULES:
+            if isinstance(value, LayerV) and value.spec.family not in NOT_MODULES or \
+                    isinstance(value, AltV) and all(isinstance(o.value, LayerV) for _, o in value.options):
                 added.append(Item(assigned.loc))
+                complete = complete and not assigned.in_loop
             elif not _never_a_module(value):
                 complete = False
         if self.dynamic:
@@ -832,7 +834,7 @@ class Interpreter:
             return self.ev(expr, World(), Frame(cls=owner, local=False, ctx=self.class_ctx(owner))).value
         if attr == "training":
             return BoolV(Truth("self.training"))
-        if attr in ("add_module", "register_module", "register_parameter", "register_buffer"):
+        if attr in ("add_module", "register_module", "register_parameter", "register_buffer", "__setattr__"):
             return BoundMethodV(Loc(SELF), attr)  # nn.Module's own: see _self_builtin
         return UnknownV(f"self.{attr} is not assigned here")
 
@@ -1546,7 +1548,7 @@ class Interpreter:
         return args[1] if len(args) > 1 else self.here(NONE, expr, frame)
 
     def _self_builtin(self, name, args, expr, world, frame) -> Loc:
-        if name in ("add_module", "register_module") and len(args) >= 2:
+        if name in ("add_module", "register_module", "__setattr__") and len(args) >= 2:
             key = _attribute_key(args[0])
             if key is not None:
                 self._set_attr(world, key, args[1], expr, frame)

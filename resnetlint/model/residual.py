@@ -104,7 +104,12 @@ def projection_chain(flow: Flow, value: FVal, root: FVal) -> Optional[List[FVal]
 
 def main_chain(value: FVal) -> List[FVal]:
     """The layer calls a value went through, following first inputs back to
-    where the chain started (nearest first)."""
+    where the chain started (nearest first).  A tuple or list of tensors
+    (``torch.cat((x0, x1), 1)``) is followed through its first element, an
+    element (``x, _ = self.attn(x)``, ``self.ma(q, k, v)[0]``) through what
+    it was taken from, an
+    operator through its first operand that is not a constant or a
+    parameter (``self.gamma * self.block(x)`` through the block)."""
     out = []
     current: Optional[FVal] = value
     seen: Set[int] = set()
@@ -112,8 +117,10 @@ def main_chain(value: FVal) -> List[FVal]:
         seen.add(id(current))
         if current.kind == "layer":
             out.append(current)
-        if current.kind in ("layer", "func", "method", "binop") and current.inputs:
+        if current.kind in ("layer", "func", "method", "container", "item") and current.inputs:
             current = current.inputs[0]
+        elif current.kind == "binop" and current.inputs:
+            current = next((i for i in current.inputs if i.kind != "static"), current.inputs[0])
         else:
             current = None
     return out
@@ -196,6 +203,13 @@ def shortcut_kind(value: FVal, dead: FVal, flow: Flow) -> Optional[str]:
     root, chain = _projection_root(flow, core)
     if not chain or root is None or not (root is flow.input or id(root) in flow.ancestors(dead)):
         return None
+    if sum(_mixing_layers(layer.spec) if layer.spec is not None else 1 for layer in chain) > 1:
+        return None  # two convs or linear maps in a row (an MLP): a main path fed a stale tensor
+    if all(_keeps_shape(layer.spec) and layer.attr not in flow.caller_projections for layer in chain):
+        # ``x = self.dropout(input)`` where ``self.dropout(x)`` was meant: an
+        # activation, dropout or norm applied to the input adapts nothing, it
+        # is a main-path layer fed a stale tensor (stale-input).
+        return None
     if not _fits(chain, root, dead, flow):
         return None
     name = f"self.{core.attr}" if core.attr and not core.attr.startswith("<") else "the shortcut"
@@ -217,6 +231,22 @@ def _projection_root(flow: Flow, value: FVal):
         current = current.inputs[0]
 
 
+_SHAPE_KEEPING_FAMILIES = frozenset({"act", "dropout", "identity", "norm"})
+
+
+def _keeps_shape(spec: Optional[LayerSpec]) -> bool:
+    """A layer that only ever keeps the shape (activation, dropout, norm,
+    identity, drop path), or a Sequential of such layers."""
+    if spec is None:
+        return False
+    if spec.family in _SHAPE_KEEPING_FAMILIES or spec.transparent:
+        return True
+    if spec.family in ("container", "composite") and spec.children and spec.children_complete:
+        return all(isinstance(child.loc.value, LayerV) and _keeps_shape(child.loc.value.spec)
+                   for child in spec.children)
+    return False
+
+
 def _fits(chain: List[FVal], root: FVal, main: FVal, flow: Flow) -> bool:
     """A projection chain could stand in for ``main``: it reads the width
     ``root`` has and produces the width ``main`` has, where both are known
@@ -229,6 +259,11 @@ def _fits(chain: List[FVal], root: FVal, main: FVal, flow: Flow) -> bool:
     root_width = channels_of(flow, root, facts)
     if root is flow.input:
         root_width = first_input_width(flow)
+        if root_width is None and _added_raw(flow, root):
+            # ``x + out``: the input has the main path's width, so a layer
+            # that reads it with another width cannot stand in for the
+            # main path (HGNet's excitation conv fed ``x``).
+            root_width = channels_of(flow, main, facts)
     if first is not None and first.in_channels is not None and isinstance(root_width, Num):
         if facts.equal(first.in_channels, root_width) is not True:
             return False
@@ -236,6 +271,11 @@ def _fits(chain: List[FVal], root: FVal, main: FVal, flow: Flow) -> bool:
     if isinstance(out_width, Num) and isinstance(main_width, Num) and facts.equal(out_width, main_width) is not True:
         return False
     return True
+
+
+def _added_raw(flow: Flow, value: FVal) -> bool:
+    """``value`` itself is an operand of an add (an identity shortcut)."""
+    return any(strip_elementwise(operand) is value for add in flow.adds for operand in (add.left, add.right))
 
 
 def is_main_path(value: FVal, flow: Flow) -> bool:
@@ -269,8 +309,13 @@ def _overwritten_main_paths(flow: Flow) -> List[AssignEvent]:
 
 
 def _add_follows(flow: Flow, value: FVal) -> bool:
-    return any(add.left is value or add.right is value or id(value) in flow.ancestors(add.result)
-               for add in flow.adds if add.result.order > value.order or add.left is value or add.right is value)
+    """``value`` (the shortcut that overwrote the main path) is an operand
+    of a later add, directly or through projections and elementwise
+    functions.  A value that goes on through main-path layers first
+    (``out = self.relu(x)`` then ``out = self.conv2(out)``) restarted the
+    chain from a stale tensor: that is a stale input, not a lost branch."""
+    return any(projection_chain(flow, operand, value) is not None
+               for add in flow.adds for operand in (add.left, add.right) if operand.order >= value.order)
 
 
 def intended_residuals(flow: Flow) -> List[Residual]:
