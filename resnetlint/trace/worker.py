@@ -210,7 +210,13 @@ def _expose(root: str, dotted: str) -> None:
 
 def _module_from_source(request: Dict[str, Any]):
     """A module built from text that is not on disk yet (a proposed fix),
-    inside the file's package so its relative imports still work."""
+    inside the file's package so its relative imports still work.
+
+    When this worker has not imported the module yet, the text is loaded *as*
+    the module, by its own name: what the package does once at import
+    (registering its classes in a model registry, which refuses a name
+    twice) happens once, with the proposed text.  A module imported already
+    gets the text as a separate module beside it."""
     import types
 
     path, root, dotted = request["file"], request.get("root"), request.get("module") or ""
@@ -219,6 +225,14 @@ def _module_from_source(request: Dict[str, Any]):
     directory = os.path.dirname(os.path.abspath(path))
     if directory not in sys.path:
         sys.path.append(directory)
+    if dotted and dotted not in sys.modules:
+        _SUBSTITUTED.sources[dotted] = (os.path.abspath(path), request["source"])
+        if _SUBSTITUTED not in sys.meta_path:
+            sys.meta_path.insert(0, _SUBSTITUTED)
+        try:
+            return importlib.import_module(dotted)
+        except BaseException as exc:  # noqa: BLE001
+            return [f"loading the fixed source: {_describe(exc)}"]
     package = dotted.rpartition(".")[0]
     name = f"{dotted or 'module'}__resnetlint_candidate_{request.get('id', 0)}"
     module = types.ModuleType(name)
@@ -232,6 +246,41 @@ def _module_from_source(request: Dict[str, Any]):
     except BaseException as exc:  # noqa: BLE001
         return [f"loading the fixed source: {_describe(exc)}"]
     return module
+
+
+class _SubstitutedSources:
+    """A meta-path finder that loads given modules from given text instead
+    of their file (``__file__`` stays the file's path)."""
+
+    def __init__(self) -> None:
+        self.sources: Dict[str, Tuple[str, str]] = {}
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.sources:
+            return None
+        filename, text = self.sources[fullname]
+        return importlib.util.spec_from_file_location(fullname, filename, loader=_TextLoader(fullname, filename, text))
+
+    def invalidate_caches(self) -> None:
+        pass
+
+
+class _TextLoader(importlib.machinery.SourceFileLoader):
+    """A source loader whose file holds the given text (compiled from the
+    text itself: no bytecode cache, no encoding cookie to honour)."""
+
+    def __init__(self, fullname: str, path: str, text: str) -> None:
+        super().__init__(fullname, path)
+        self.text = text
+
+    def get_source(self, fullname):
+        return self.text
+
+    def get_code(self, fullname):
+        return compile(self.text, self.path, "exec", dont_inherit=True)
+
+
+_SUBSTITUTED = _SubstitutedSources()
 
 
 # ----------------------------------------------------------------------------
