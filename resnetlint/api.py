@@ -208,7 +208,7 @@ class _FixProver:
             try:
                 self.runner.start()
             except WorkerUnavailable:
-                return {}
+                return None  # no trace here: the fixer asks the static model
             self.started = True
         return prove_fixes(outcome, self.runner, self.options, self.rules)
 
