@@ -329,7 +329,7 @@ def _fix_info(plan: Optional[FixPlan], index: SourceIndex, lines: List[str], new
     try:
         edits = materialize(plan, index, lines, newline)
     except FixError:
-        return None
+        return _fix_info(plan.fallback, index, lines, newline)
     return FixInfo(plan.safety, plan.description, edits=edits)
 
 

@@ -236,7 +236,7 @@ def fix_file(path: str, rules: Sequence[Rule], unsafe: bool, trace=None,
     return outcome
 
 
-MAX_PROOF_ROUNDS = 4
+MAX_PROOF_ROUNDS = 8
 
 
 def fix_proven(text: str, path: str, rules: Sequence[Rule], unsafe: bool, trace=None,
@@ -276,9 +276,13 @@ def fix_proven(text: str, path: str, rules: Sequence[Rule], unsafe: bool, trace=
             rejected.extend(Applied(a.finding, why, seen=a.seen) for a in outcome.applied
                             if a.finding.symbol == symbol and a.finding.code in codes)
         for symbol, (codes, why) in failed.items():
-            blocked |= {(symbol, code) for code in codes}
+            # Take back the class's first fix only (the later ones may have
+            # followed from it, or be fine on their own): a static round is cheap.
+            first = min((a for a in outcome.applied if a.finding.symbol == symbol and a.finding.code in codes),
+                        key=lambda a: (a.step, a.finding.code))
+            blocked.add((symbol, first.finding.code))
             unproven.extend(Applied(a.finding, why, seen=a.seen) for a in outcome.applied
-                            if a.finding.symbol == symbol and a.finding.code in codes)
+                            if a.finding.symbol == symbol and a.finding.code == first.finding.code)
         outcome = fix_text(text, path, rules, unsafe, blocked)
     else:
         if outcome.changed:  # still not proven after every round: nothing is applied

@@ -167,6 +167,11 @@ def _padding_fix(spec: LayerSpec) -> Optional[FixPlan]:
             return None  # an even kernel: no symmetric padding keeps the size
         values = [d * (k - 1) // 2 for k, d in zip(kernel, dilation)]
         text = str(values[0]) if len(set(values)) == 1 else "(" + ", ".join(map(str, values)) + ")"
+    elif kernel is not None and len(set(kernel)) == 1 and kernel[0] % 2 == 1 and dilation_text is not None \
+            and literal(kernel_text):
+        # A literal kernel and a dilation the caller chooses (`padding=dilation` for a 3x3).
+        half = (kernel[0] - 1) // 2
+        text = dilation_text.strip() if half == 1 else f"{half} * {parenthesize(dilation_text)}"
     elif kernel_text is not None and kernel is None:
         text = f"{parenthesize(kernel_text)} // 2"
         if dilation_text is not None and dilation_text.strip() != "1":
