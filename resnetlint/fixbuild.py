@@ -115,7 +115,7 @@ def wire_in(block: BlockModel, name: str) -> Optional[FixPlan]:
     if spec is None or spec.family == "parameter" or NOT_CALLABLE.search(spec.label or ""):
         return None
     if PROJECTION_NAME.search(name) or (MAYBE_PROJECTION_NAME.search(name) and projects(spec) and _has_conv(spec)):
-        return _onto_shortcut(block, name)
+        return onto_shortcut(block, name)
     positions = init_positions(block)
     if name not in positions:
         return None
@@ -171,7 +171,7 @@ def _after_call(flow: Flow, call: FVal, spec: LayerSpec, name: str) -> Optional[
     return FixPlan(described, UNSAFE, [replace(node, f"self.{name}({text})")])
 
 
-def _onto_shortcut(block: BlockModel, name: str) -> Optional[FixPlan]:
+def onto_shortcut(block: BlockModel, name: str) -> Optional[FixPlan]:
     """Apply the projection where the shortcut takes the raw input: in
     ``identity = x`` (on the paths where the projection exists) or at the
     add's operand."""

@@ -319,7 +319,9 @@ def static_proof(outcome: FixOutcome, path: str, rules: Sequence[Rule],
         else:
             why = checked.proofs.get(name, "the fixed class is not modelled")
         if why is not None:
-            failed[name] = (codes, f"needs the trace to prove: {why}")
+            untraced = outcome.untraced.get(name)
+            failed[name] = (codes, f"{untraced}, and the static model cannot prove it: {why}" if untraced
+                            else f"needs the trace to prove: {why}")
     return failed
 
 

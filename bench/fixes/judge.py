@@ -20,6 +20,7 @@ did not.
 """
 from __future__ import annotations
 
+import collections
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -39,6 +40,7 @@ class Verdict:
     static_exact: bool = False
     static_new_crash: List[str] = field(default_factory=list)  # configurations the no-trace fix broke
     static_unproven: int = 0  # fixes the no-trace run listed as needing the trace
+    detected: bool = False  # the mutant has a finding in the class that the original does not
     detail: str = ""
 
 
@@ -90,6 +92,9 @@ def judge(mutant: dict, result: dict) -> Verdict:
         bugs = ["the mutant shares no configuration with the original"]
     verdict = Verdict(code, "observable" if bugs else "not observable", detail="; ".join(bugs)[:300])
     verdict.exact = bool(result.get("exact"))
+    new = collections.Counter(f["code"] for f in result.get("mutant_findings", [])) - \
+        collections.Counter(result.get("original_findings", []))
+    verdict.detected = bool(new)
     verdict.static_exact = bool(result.get("exact_static"))
     fixed = _problems(_configs(runs.get("fixed", {})), clean)
     verdict.runs_clean = fixed == []

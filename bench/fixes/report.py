@@ -16,11 +16,15 @@ def _ratio(part: int, whole: int) -> str:
 
 def totals(verdicts: Sequence[Verdict]) -> str:
     observable = [v for v in verdicts if v.status == "observable"]
+    detected = [v for v in observable if v.detected]
     clean = sum(v.runs_clean for v in observable)
     exact = sum(v.exact for v in observable)
     crashes = sum(bool(v.static_new_crash) for v in verdicts)
     return (f"observable crash-type mutants: {len(observable)}; run cleanly after --fix --unsafe-fixes (trace): "
-            f"{_ratio(clean, len(observable))}; back to the original: {_ratio(exact, len(observable))}; "
+            f"{_ratio(clean, len(observable))}; back to the original: {_ratio(exact, len(observable))}. "
+            f"Of the {len(detected)} that resnetlint detects: run cleanly "
+            f"{_ratio(sum(v.runs_clean for v in detected), len(detected))}, back to the original "
+            f"{_ratio(sum(v.exact for v in detected), len(detected))}. "
             f"--no-trace fixes that made a block crash: {crashes}")
 
 
@@ -50,7 +54,9 @@ def markdown(settings: dict, linter: dict, mutants: List[dict], verdicts: Dict[s
         rows.append([f"{code} {NAMES.get(code, '')}", len(vs), sum(v.status == "error" for v in vs),
                      sum(v.status == "original does not run" for v in vs),
                      sum(v.status == "not observable" for v in vs), len(observable),
+                     sum(v.detected for v in observable),
                      _ratio(sum(v.runs_clean for v in observable), len(observable)),
+                     _ratio(sum(v.runs_clean for v in observable if v.detected), sum(v.detected for v in observable)),
                      _ratio(sum(v.exact for v in observable), len(observable)),
                      _ratio(sum(v.static_runs_clean for v in observable), len(observable)),
                      sum(bool(v.static_new_crash) for v in vs)])
@@ -58,12 +64,14 @@ def markdown(settings: dict, linter: dict, mutants: List[dict], verdicts: Dict[s
     rows.append(["all", len(verdicts), sum(v.status == "error" for v in verdicts.values()),
                  sum(v.status == "original does not run" for v in verdicts.values()),
                  sum(v.status == "not observable" for v in verdicts.values()), len(observable),
+                 sum(v.detected for v in observable),
                  _ratio(sum(v.runs_clean for v in observable), len(observable)),
+                 _ratio(sum(v.runs_clean for v in observable if v.detected), sum(v.detected for v in observable)),
                  _ratio(sum(v.exact for v in observable), len(observable)),
                  _ratio(sum(v.static_runs_clean for v in observable), len(observable)),
                  sum(bool(v.static_new_crash) for v in verdicts.values())])
     lines += _table(["operator", "mutants", "harness errors", "original does not run", "not observable",
-                     "observable", "runs cleanly (trace)", "back to the original", "runs cleanly (--no-trace)",
+                     "observable", "detected", "runs cleanly (trace)", "runs cleanly / detected", "back to the original", "runs cleanly (--no-trace)",
                      "--no-trace fix added a crash"], rows)
     lines.append("")
     failures = [(m, verdicts[m["id"]]) for m in mutants

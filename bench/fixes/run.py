@@ -184,8 +184,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     if args.rejudge:
         document = json.loads(Path(args.rejudge).read_text(encoding="utf-8"))
-        verdicts = {row["id"]: JU.judge(row["mutant"], row["result"]) for row in document["mutants"]}
-        text = RE.markdown(document["settings"], document["linter"], document["mutants"], verdicts)
+        verdicts = {row["mutant"]["id"]: JU.judge(row["mutant"], row["result"]) for row in document["mutants"]}
+        text = RE.markdown(document["settings"], document["linter"], [row["mutant"] for row in document["mutants"]],
+                           verdicts)
         _emit(args, text, None)
         return 0
     started = time.perf_counter()

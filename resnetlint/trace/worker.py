@@ -709,6 +709,8 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
         record["construct_error"] = error
         return record
     block.train()
+    # What a checkpoint of this configuration holds (a safe fix must keep it).
+    record["state"] = {name: list(tensor.shape) for name, tensor in block.state_dict().items()}
     layer, exact = _input_layer(block, request.get("input_hint"))
     shape = input_shape(block, request.get("input_hint"), layer)
     width_arg = next((k for k, v in kwargs.items() if isinstance(v, int) and not isinstance(v, bool)
@@ -886,6 +888,9 @@ def run_once(block, size: List[int], device: str, request: Dict[str, Any],
         result["output"] = type(out).__name__
         return result
     result["output_shape"] = list(tensor.shape)
+    if tensor.is_floating_point() and device != "meta":
+        # Same seed, same weights, same input: equal code gives an equal sum.
+        result["output_sum"] = float(tensor.detach().double().sum())
     try:
         with _soft_timeout(request.get("config_timeout", 0)):
             if device == "meta":
