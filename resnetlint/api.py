@@ -21,7 +21,7 @@ from .results import FileResult
 from .selection import select_rules
 from .source import SourceError, read_source
 from .trace import TraceOptions, TraceReport, confirm, torch_available
-from .cache import open_cache
+from .cache import cache_dir_for, open_cache
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fixer import FixOutcome
@@ -120,6 +120,7 @@ class RunResult:
     fixes: List[FixOutcome] = field(default_factory=list)
     found_before_fixing: Optional[int] = None  # findings before --fix rewrote files
     cached: int = 0  # files whose results came from the cache (not re-analysed)
+    refuted: List[Finding] = field(default_factory=list)  # findings the trace's runs disproved
 
     @property
     def fixes_applied(self) -> int:
@@ -165,7 +166,9 @@ def _fix(run: RunResult, results, rules, settings: Settings):
                 kept.append(result)
                 continue
             by_path[result.path] = outcome
-            kept.append(check_file(result.path, settings.rules_for(result.path, rules), fast=settings.fast))
+            fresh = check_file(result.path, settings.rules_for(result.path, rules), fast=settings.fast)
+            _keep_configurations(result, fresh)
+            kept.append(fresh)
     finally:
         if prover is not None:
             prover.close()
@@ -186,6 +189,20 @@ def _fix(run: RunResult, results, rules, settings: Settings):
                 run.findings.extend(result.findings)
                 run.sources[result.path] = result.text
     return [r for r in kept if r.findings or settings.trace.trace_all]
+
+
+def _keep_configurations(before, after) -> None:
+    """The trace of a fixed file tries the configurations its findings were
+    traced in before the fix (``ReduceBlock(c=16)``), which the fixed text's
+    own findings and call sites may no longer name."""
+    for finding in before.findings:
+        config = finding.expect.get("config")
+        info = after.blocks.get(finding.symbol)
+        if info is None or not isinstance(config, dict) or not config:
+            continue
+        site = {"args": [], "kwargs": dict(config), "origin": "the configuration traced before the fix"}
+        if site not in info.call_sites:
+            info.call_sites.append(site)
 
 
 class _FixProver:
@@ -317,7 +334,13 @@ def check_paths(paths: Sequence[str], settings: Optional[Settings] = None,
     if settings.trace.mode != "off":
         if progress is not None and traceable:
             progress("trace", 0, 0)
-        run.trace = confirm(traceable, settings.trace)
+        run.trace = confirm(traceable, settings.trace, cache_dir_for(settings, paths) if settings.cache else None,
+                            progress)
+        run.trace.show_refuted = settings.show_refuted
+        # A refuted finding is not reported (nor counted for the exit code);
+        # the JSON and SARIF reports keep it with --show-refuted.
+        run.refuted = [f for f in run.findings if f.confirmation.status == "refuted"]
+        run.findings = [f for f in run.findings if f.confirmation.status != "refuted"]
         for finding in run.trace.new_findings:
             run.findings.append(finding)
             source = next((r.text for r in traceable if r.path == finding.path), None)

@@ -4,18 +4,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-CONFIRMATION_STATUSES = ("confirmed", "not-confirmed", "unverified", "not-run")
+CONFIRMATION_STATUSES = ("confirmed", "refuted", "not-confirmed", "unverified", "not-run")
 
 
 @dataclass
 class Confirmation:
-    """What the dynamic shape-trace said about a finding."""
+    """What the dynamic shape-trace said about a finding.  A ``refuted``
+    finding carries the runs that met its conditions and passed (``runs``:
+    ``{"config", "origin", "input"}``)."""
 
     status: str = "not-run"
     detail: str = ""
+    runs: List[Dict[str, Any]] = field(default_factory=list)
 
-    def to_json(self) -> Dict[str, str]:
-        return {"status": self.status, "detail": self.detail}
+    def to_json(self) -> Dict[str, Any]:
+        data: Dict[str, Any] = {"status": self.status, "detail": self.detail}
+        if self.runs:
+            data["runs"] = self.runs
+        return data
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,8 @@ from resnetlint.fixbuild import wire_in
 from resnetlint.model.query import AltV, AttrAssign, BlockModel, FileAnalysis, LayerV, Loc
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
-NO_WEIGHT_FAMILIES = ("act", "dropout", "identity", "pool", "adaptive_pool", "float_functional", "container")
+NO_WEIGHT_FAMILIES = ("act", "dropout", "identity", "pool", "adaptive_pool", "float_functional", "container",
+                      "buffer")
 
 
 class UnusedSubmodule(Rule):
@@ -84,6 +85,9 @@ class UnusedSubmodule(Rule):
         if any(f.reflective for f in lineage):
             return
         in_forward = _forward_methods(lineage)
+        # A forward that can end without returning (a template, a module
+        # kept for its side effects) leaves every value dead: no evidence.
+        returns_nothing = any(flow.falls_off_end for _, flow in block.flows())
         aliases = _aliases(block)
         strings = analysis.ctx.facts.string_constants
         for name, assigned in assignments.items():
@@ -107,7 +111,7 @@ class UnusedSubmodule(Rule):
                     expect={"kind": "no-grad", "layers": [name]},
                     fix=fix,
                 )
-            elif _only_dead_uses(block, name, readers):
+            elif not returns_nothing and _only_dead_uses(block, name, readers):
                 yield Violation(
                     node,
                     f"`self.{name}` is only used to compute values that `forward` never uses: its parameters never "

@@ -188,6 +188,11 @@ def _size_changes(value) -> List[Tuple[LayerSpec, Optional[Tuple[cst.CSTNode, st
     out = []
     pending: Optional[List[Num]] = []  # padding added since the last conv, innermost last; None: unknown
     for step in forward_chain(value):
+        if step.reshapes:
+            # a view, a slice or a pooling function: what the convs before it
+            # did to the sizes is not what the add compares
+            out, pending = [], None
+            continue
         if step.is_pad:
             pending = _add_padding(pending, step.padding)
             continue

@@ -54,11 +54,11 @@ class GroupsMismatch(Rule):
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for wf in block.worlds:
             world = wf.world
-            specs = list(block.layer_specs(world))
-            channel_atoms = _channel_atoms(specs, world.facts)
+            layers = list(block.conditioned_layers(world))
+            channel_atoms = _channel_atoms([spec for spec, _ in layers], world.facts)
             defaults = block.numeric_defaults()
-            for spec in specs:
-                found = _check(spec, world.facts, channel_atoms, defaults)
+            for spec, facts in layers:
+                found = _check(spec, facts, channel_atoms, defaults)
                 if found is not None:
                     yield found
 
@@ -85,6 +85,17 @@ class GroupsMismatch(Rule):
                     self.conv2 = nn.Conv2d(width, width, 3, padding=1, groups=groups)
             """,
             note="torchvision's ResNeXt width",
+        ),
+        Valid(
+            """
+            class SepConv(nn.Module):
+                def __init__(self, cin, cout, stride):
+                    super().__init__()
+                    self.same = stride == 1 and cin == cout
+                    self.conv = (nn.Conv2d(cin, cout, 3, padding=1, groups=cin) if self.same
+                                 else nn.Conv2d(cin, cout, 3, stride=stride, padding=1))
+            """,
+            note="the grouped conv is built only when cin == cout",
         ),
     )
     INVALID = (
@@ -183,7 +194,7 @@ def _check(spec: LayerSpec, facts: Facts, channel_atoms: Set[str], defaults) -> 
             help=f"use groups = in_channels ({in_channels.render() if in_channels is not None else '?'}) "
                  "for a depthwise conv, or make the widths match",
             expect={"kind": "construction-error", "text": f"{name} must be divisible by groups",
-                    "conditions": [f"{width.render()} % {groups.render()} != 0"],
+                    "conditions": [f"({width.render()}) % ({groups.render()}) != 0"],
                     **({"config": configuration} if configuration else {})},
             fix=fix,
         )

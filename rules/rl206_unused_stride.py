@@ -60,6 +60,8 @@ class UnusedStride(Rule):
         init = block.init.init
         if init is None or block.forward is None or block.init.init is None or not block.own_init:
             return
+        if any(wf.world.dynamic for wf in block.worlds):
+            return  # attributes set in ways we cannot read (a base call that does not fit): it may be used there
         for param in list(init.params.params) + list(init.params.kwonly_params):
             if param.name.value not in STRIDE_PARAMETERS:
                 continue
@@ -119,6 +121,24 @@ class UnusedStride(Rule):
             """,
             note="handed on to a helper",
         ),
+        Valid(
+            """
+            class Fusion(nn.Module):
+                def __init__(self, c, stride):
+                    super().__init__()
+                    self.stride = stride
+                    self.down = self.stride == 2
+                    self.pre = nn.Conv2d(c, c, 1)
+                    if self.down:
+                        self.dw = nn.Conv2d(c, c, 3, stride=2, padding=1, groups=c)
+                        self.skip = nn.Conv2d(c, c, 3, stride=2, padding=1)
+
+                def forward(self, x):
+                    y = self.pre(x)
+                    return self.skip(x) + self.dw(y) if self.down else y
+            """,
+            note="the stored stride chooses the strided layers",
+        ),
     )
     INVALID = (
         Invalid(
@@ -164,7 +184,21 @@ def _self_attribute_read(block: BlockModel, name: str, init: cst.FunctionDef) ->
                     attributes.add(target.target.attr.value)
     if not attributes:
         return False
+    if _read_in(init, attributes):
+        return True  # `self.use_down = self.stride == 2` chooses the layers
     if block.has_unknown_base or block.has_subclass:
         return True
     return any(attribute in facts.load_methods or attribute in facts.state_reads or facts.reflective
                for _, facts in block.lineage() for attribute in attributes)
+
+
+def _read_in(init: cst.FunctionDef, attributes) -> bool:
+    """``self.<attribute>`` is read in ``__init__`` itself (not only stored)."""
+    targets = set()
+    for node in walk(init.body):
+        if isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
+            for target in (node.targets if isinstance(node, cst.Assign) else [node]):
+                targets.add(id(target.target))
+    return any(isinstance(node, cst.Attribute) and node.attr.value in attributes and id(node) not in targets
+               and isinstance(node.value, cst.Name) and node.value.value == "self" for node in walk(init.body))
+

@@ -47,7 +47,7 @@ def run(cls, request=None):
     records = []
     for config in configs:
         records.append(worker.run_config(cls, config, request, "cpu"))
-        retry = worker._retry(cls, config, records[-1].get("construct_error", ""), request)
+        retry = worker._retry(cls, config, worker._failure(records[-1]), request)
         if retry is not None:
             records.append(worker.run_config(cls, retry, request, "cpu"))
     return records

@@ -17,7 +17,7 @@ from .project import Project
 from .forward_exec import AddEvent, AssignEvent, Budget, Flow, ForwardExecutor, FVal, ancestors
 from .init_exec import InitResult, Interpreter, World
 from .symbolic import Cond, Facts, Num, provably_different
-from .layers import iter_layers
+from .layers import iter_layers, iter_layers_under
 from .values import AltV, Item, LayerSpec, LayerV, Summary, TupleV, as_num
 
 @dataclass
@@ -133,6 +133,15 @@ class BlockModel:
         if world.seq_children is not None:
             for item in world.seq_children[0]:
                 yield from iter_layers(item.loc)
+
+    def conditioned_layers(self, world: World) -> Iterator[Tuple[LayerSpec, Facts]]:
+        """Every layer built in this world with the facts under which it is
+        built (the world's, plus an alternative's own condition)."""
+        for assigned in world.attrs.values():
+            yield from iter_layers_under(assigned.loc, world.facts)
+        if world.seq_children is not None:
+            for item in world.seq_children[0]:
+                yield from iter_layers_under(item.loc, world.facts)
 
     def sequential_bodies(self, world: World) -> Iterator[Tuple[str, List[Item]]]:
         """The children of every nn.Sequential built in this world, in order,
@@ -333,6 +342,11 @@ def channels_of(flow: Flow, value: FVal, facts: Facts, _depth: int = 0):
         return channels_of(flow, value.inputs[0], facts, _depth + 1)
     if value.kind == "binop" and value.name in ("Add", "Subtract", "Multiply", "Divide"):
         sides = [channels_of(flow, i, facts, _depth + 1) for i in value.inputs if i.tensor]
+        # a one-channel side (a spatial gate) broadcasts over the other: the
+        # result has the other side's width, known or not
+        wide = [s for s in sides if not (isinstance(s, Num) and s.const_value() == 1)]
+        if len(wide) < len(sides):
+            sides = wide or sides[:1]
         known = [s for s in sides if s is not None]
         if known and all(_key(k) == _key(known[0]) for k in known):
             return known[0]
@@ -405,6 +419,16 @@ class ChainStep:
     spec: Optional[LayerSpec] = None
     padding: Optional[Tuple[Num, ...]] = None
     is_pad: bool = False
+    # the tensor's sizes were changed in a way we do not follow (a view or
+    # reshape, slicing, a pooling function, code we cannot see), or the chain
+    # starts at such a value: sizes before and after cannot be compared
+    reshapes: bool = False
+
+
+# Tensor methods and functions that keep the sizes of every dimension, only
+# ordering them differently (a Conv1d between two transposes is common).
+SIZE_KEEPING = frozenset({"transpose", "permute", "movedim", "swapaxes", "contiguous", "clone", "to", "type_as",
+                          "float", "half", "double", "bfloat16", "detach", "cuda", "cpu"})
 
 
 def forward_chain(value: FVal) -> List[ChainStep]:
@@ -421,9 +445,13 @@ def forward_chain(value: FVal) -> List[ChainStep]:
             steps.extend(reversed(_expanded(current.spec)))
         elif current.kind == "func" and current.name == "pad":
             steps.append(ChainStep(padding=_functional_padding(current), is_pad=True))
-        if current.kind in ("layer", "func", "method", "binop") and current.inputs:
+        elif current.kind in ("func", "method", "item") and not (current.elementwise or current.name in SIZE_KEEPING):
+            steps.append(ChainStep(reshapes=True))
+        if current.kind in ("layer", "func", "method", "binop", "item") and current.inputs:
             current = current.inputs[0]
         else:
+            if current.kind != "input":
+                steps.append(ChainStep(reshapes=True))  # it started at something we cannot follow
             current = None
     steps.reverse()
     return steps

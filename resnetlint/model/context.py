@@ -261,8 +261,11 @@ class ModuleContext:
         external = self.external_bases(cls)
         if any(is_module_base(qual) for qual in external):
             return True
+        # torch is modelled whole: a torch base that is not a module base
+        # (torch.autograd.Function) is known not to make a module
         unknown = [base for base in cls.bases if base.keyword is None and not _is_builtin_name(base.value)
-                   and self._base_class(base.value) is None]
+                   and self._base_class(base.value) is None
+                   and not (self.qualify(base.value) or "").startswith("torch.")]
         return bool(unknown) and any(isinstance(stmt, cst.FunctionDef) and stmt.name.value == "forward"
                                      for stmt in cls.body.body)
 

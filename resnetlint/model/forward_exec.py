@@ -190,6 +190,7 @@ class Flow:
     caller_projections: Set[str] = field(default_factory=set)
     returns: List[FVal] = field(default_factory=list)
     paths: int = 0
+    falls_off_end: bool = False  # some path ends without `return` (forward returns None there)
     _live: Optional[Set[int]] = None
     _consumers: Optional[Dict[int, List[FVal]]] = None
     _ancestors: Dict[int, Set[int]] = field(default_factory=dict)
@@ -342,6 +343,7 @@ class ForwardExecutor(ControlFlow[State]):
             self.flow.reason = str(exc)
             return self.flow
         self.flow.paths = len(states)
+        self.flow.falls_off_end = any(not state.returned for state in states)
         return self.flow
 
     # -- helpers -----------------------------------------------------------
@@ -658,7 +660,7 @@ class ForwardExecutor(ControlFlow[State]):
         out = []
         for s, base in self.ev(expr.value, state):
             attr = expr.attr.value
-            if base.kind == "static" and base.static is not None:
+            if base.kind == "static" and base.static is not None and not _holds_tensor(base.static.value):
                 loc = Loc(self.interp.attribute_of(base.static, attr, self.world, self.frame), expr, True)
                 value = self.static(loc, expr)
                 value.attr = f"{base.attr}.{attr}" if base.attr else None
@@ -836,7 +838,7 @@ class ForwardExecutor(ControlFlow[State]):
             return self.call_self_method(expr, value.name, state)
         if isinstance(value, QualV):
             return self.call_qualified(expr, value.qualname, state)
-        if isinstance(value, LayerV) and value.spec.family in ("parameter", "float_functional"):
+        if isinstance(value, LayerV) and value.spec.family in ("parameter", "buffer", "float_functional"):
             return self.opaque_call(expr, callee, state)
         spec = value.spec if isinstance(value, LayerV) else None
         if isinstance(value, ParamV):
@@ -1109,6 +1111,11 @@ def _input_is_none(op: str, left: FVal, right: FVal) -> Cond:
         if value.kind in ("layer", "binop") and value.tensor:
             return op == "IsNot"  # a module's output or a sum is a tensor, never None
     return None
+
+
+def _holds_tensor(value) -> bool:
+    """A parameter or buffer: its attributes are a tensor's (``self.running.mul_``)."""
+    return isinstance(value, LayerV) and value.spec.family in ("parameter", "buffer")
 
 
 def _is_true_static(value: Optional[FVal]) -> bool:

@@ -1137,6 +1137,10 @@ class Interpreter:
                 spec.ltype = ltype
                 spec.family = "unknown"
                 return self.here(LayerV(spec), expr, frame)
+            if any(isinstance(loc.value, NoneV) for name, loc in bound.items() if name not in ltype.defaults):
+                # nn.Conv2d(c, None): torch raises, so this way of running
+                # __init__ builds no block (an optional width left unset)
+                raise Raises(f"nn.{ltype.name} given None")
             label = f"nn.{ltype.name}"
             return self.here(LayerV(L.torch_layer(ltype, bound, expr, frame.site, label)), expr, frame)
         if qualname in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
@@ -1378,7 +1382,8 @@ class Interpreter:
                 world.dynamic = True
         elif name == "register_buffer" and len(args) >= 1:
             if isinstance(args[0].value, StrV):
-                self._set_attr(world, args[0].value.text, Loc(UnknownV("buffer"), expr, frame.local), expr, frame)
+                spec = LayerSpec(family="buffer", label="buffer", call=expr, site=frame.site)
+                self._set_attr(world, args[0].value.text, Loc(LayerV(spec), expr, frame.local), expr, frame)
         return self.here(UnknownV(f"self.{name}()"), expr, frame)
 
     def _mutate_list(self, func: cst.BaseExpression, value: Value, name: str, args: List[Loc], world: World, frame: Frame) -> None:
@@ -1418,10 +1423,35 @@ class Interpreter:
         return values[0] if len(values) == 1 else self.here(UnknownV("several results"), expr, frame)
 
     # -- helper functions and classes ------------------------------------
+    def _open_keywords(self, expr, world: World, frame: Frame) -> bool:
+        """The call passes on keyword arguments we cannot read
+        (``super().__init__(inplanes, planes, **kwargs)``)."""
+        if not isinstance(expr, cst.Call):
+            return False
+        for arg in expr.args:
+            if arg.star == "**":
+                value = self.ev(arg.value, world, frame).value
+                if not (isinstance(value, DictV) and value.complete):
+                    return True
+        return False
+
     def _bind(self, func: cst.FunctionDef, args, kwargs, complete, skip_self: bool, frame: Frame,
-              ctx: Optional[ModuleContext] = None) -> Optional[Dict[str, Loc]]:
+              ctx: Optional[ModuleContext] = None, open_keywords: bool = False) -> Optional[Dict[str, Loc]]:
         """The callee's parameters bound to the arguments (defaults evaluated
-        in ``ctx``, the callee's module); None when the call does not fit."""
+        in ``ctx``, the callee's module); None when the call does not fit.
+        With ``open_keywords`` (keyword arguments passed on unread), a
+        parameter not bound explicitly is the caller's to choose: its default
+        or anything else, like a parameter of the class itself (a
+        ``downsample`` handed to the base block through ``**kwargs``)."""
+
+        def unbound(param) -> Loc:
+            default = self.eval_module_expr(param.default, ctx) if param.default is not None else None
+            if open_keywords:
+                return Loc(ParamV(param.name.value, default))
+            if default is not None:
+                return default
+            return Loc(UnknownV("argument not known"))
+
         params = func.params
         ordered = list(params.posonly_params) + list(params.params)
         env: Dict[str, Loc] = {}
@@ -1435,10 +1465,8 @@ class Interpreter:
                 env[name] = positional.pop(0)
             elif name in kwargs:
                 env[name] = kwargs.pop(name)
-            elif param.default is not None:
-                env[name] = self.eval_module_expr(param.default, ctx)
-            elif not complete:
-                env[name] = Loc(UnknownV("argument not known"))
+            elif param.default is not None or not complete or open_keywords:
+                env[name] = unbound(param)
             else:
                 return None
         if isinstance(params.star_arg, cst.Param):
@@ -1450,10 +1478,8 @@ class Interpreter:
             name = param.name.value
             if name in kwargs:
                 env[name] = kwargs.pop(name)
-            elif param.default is not None:
-                env[name] = self.eval_module_expr(param.default, ctx)
             else:
-                env[name] = Loc(UnknownV("argument not known"))
+                env[name] = unbound(param)
         if params.star_kwarg is not None:
             env[params.star_kwarg.name.value] = Loc(DictV(tuple(kwargs.items()), complete))
             kwargs = {}
@@ -1560,7 +1586,8 @@ class Interpreter:
                 up = Frame(cls=parent, local=False, depth=frame.depth + 1, stack=frame.stack, ctx=self.class_ctx(parent))
                 return self.call_super_init(args, kwargs, world, up, expr)
             owner_ctx = self.class_ctx(owner)
-            env = self._bind(init, args, dict(kwargs), True, skip_self=True, frame=frame, ctx=owner_ctx)
+            env = self._bind(init, args, dict(kwargs), True, skip_self=True, frame=frame, ctx=owner_ctx,
+                             open_keywords=self._open_keywords(expr, world, frame))
             if env is None or frame.depth >= MAX_CALL_DEPTH:
                 world.dynamic = True
                 return [(world, Loc(NONE))]
@@ -1707,7 +1734,8 @@ class Interpreter:
                 base = w.base_layer
                 spec = LayerSpec(family=base.family, label=f"{name} ({base.label})", ltype=base.ltype, args=base.args,
                                  explicit=base.explicit, call=base.call, site=frame.site, summary=base.summary,
-                                 class_name=name, inplace_first=base.inplace_first)
+                                 class_name=name, inplace_first=base.inplace_first,
+                                 subclass_forward=own_forward)
             else:
                 spec = LayerSpec(family="composite", label=name, class_name=name, call=expr, site=frame.site)
                 if own_forward:
@@ -1754,6 +1782,12 @@ class InitControl(ControlFlow[World]):
 
     def decided(self, state: World, cond: Cond, taken: bool, node) -> None:
         state.decisions = state.decisions + (Decision(cond, taken, node),)
+        for name in _names_assumed_none(cond, taken):
+            # `if width is None:` taken: below, `width` is None, not a number
+            # (nn.Conv2d(c, width) there raises; `width or c` is c)
+            current = state.env.get(name)
+            if current is not None and _is_parameter(current.value, name):
+                state.env[name] = Loc(NONE, current.node, current.local)
 
     def define(self, stmt, state: World) -> List[World]:
         state.env[stmt.name.value] = Loc(UnknownV("local definition"), stmt.name, self.frame.local)
@@ -1803,6 +1837,24 @@ class InitControl(ControlFlow[World]):
             assigned = world.attrs.get(attr) if keep_stmt else None
             stmt_node = assigned.stmt if assigned is not None else None
             self.interp._set_attr(world, attr, Loc(UnknownV("changed by a loop")), stmt_node, self.frame, in_loop=True)
+
+
+def _names_assumed_none(cond: Cond, taken: bool) -> List[str]:
+    """Parameters that ``cond`` being ``taken`` says are None."""
+    if isinstance(cond, Not):
+        return _names_assumed_none(cond.item, not taken)
+    if isinstance(cond, And) and taken:
+        return [name for item in cond.items for name in _names_assumed_none(item, True)]
+    if isinstance(cond, Truth) and taken and cond.key.endswith(" is None"):
+        return [cond.key[: -len(" is None")]]
+    return []
+
+
+def _is_parameter(value: Value, name: str) -> bool:
+    """``value`` is still the parameter ``name`` itself (not reassigned)."""
+    if isinstance(value, ParamV):
+        return value.name == name
+    return isinstance(value, NumV) and value.num.single_atom() == name
 
 
 def specialize(options: Sequence[Tuple[Cond, Summary]], env: Dict[str, Loc], facts: Facts) -> Summary:

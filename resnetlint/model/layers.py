@@ -357,6 +357,27 @@ def chain_links(children: Sequence[Item]) -> Iterator[Tuple[Item, Item, Num]]:
             current, producer = summary.out_channels, item
 
 
+def iter_layers_under(loc: Optional[Loc], facts: Facts) -> Iterator[Tuple[LayerSpec, Facts]]:
+    """Every LayerSpec inside a value with the facts under which it is built:
+    an alternative (``A if self.keeps_shape else B``) adds its condition, and
+    one that contradicts ``facts`` is never built."""
+    if loc is None:
+        return
+    value = loc.value
+    if isinstance(value, LayerV):
+        yield value.spec, facts
+        for child in value.spec.children:
+            yield from iter_layers_under(child.loc, facts)
+    elif isinstance(value, AltV):
+        for cond, option in value.options:
+            narrowed = facts.assume(cond, True)
+            if narrowed is not None:
+                yield from iter_layers_under(option, narrowed)
+    elif isinstance(value, TupleV):
+        for item in value.items:
+            yield from iter_layers_under(item, facts)
+
+
 def iter_layers(loc: Optional[Loc]) -> Iterator[LayerSpec]:
     """Every LayerSpec inside a value: alternatives and container children,
     recursively."""

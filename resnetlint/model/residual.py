@@ -300,7 +300,7 @@ def caller_projections(block: "BlockModel") -> Dict[str, str]:
     init = block.init.init
     if init is None:
         return {}
-    params = {p.name.value: p for p in list(init.params.params) + list(init.params.kwonly_params)}
+    params = _constructor_parameters(block)
     out: Dict[str, str] = {}
     for wf in block.worlds:
         for attr, assigned in wf.world.attrs.items():
@@ -314,6 +314,20 @@ def caller_projections(block: "BlockModel") -> Dict[str, str]:
                 if name in params and _projection_parameter(params[name]):
                     out[attr] = name
     return out
+
+
+def _constructor_parameters(block: "BlockModel") -> Dict[str, cst.Param]:
+    """The parameters of the class's ``__init__`` and of its bases' (nearest
+    first): a base's parameter reaches it from the caller through
+    ``**kwargs``."""
+    params: Dict[str, cst.Param] = {}
+    for cls, _ in block.lineage():
+        init, _owner = block.interp.find_method(cls, "__init__")
+        if init is None:
+            continue
+        for param in list(init.params.params) + list(init.params.kwonly_params):
+            params.setdefault(param.name.value, param)
+    return params
 
 
 def _projection_parameter(param: cst.Param) -> bool:

@@ -40,6 +40,8 @@ from .values import (
     StrV,
     Summary,
     TupleV,
+    UNKNOWN,
+    UnknownV,
     Value,
 )
 
@@ -73,6 +75,18 @@ def abstract_arguments(args, kwargs) -> Optional[Tuple[tuple, List[Loc], Dict[st
             return ("bool", value.cond), loc
         if isinstance(value, QualV):
             return ("qual", value.qualname, getattr(value.origin, "path", None)), loc
+        if isinstance(value, UnknownV):
+            # Unknown in the caller is unknown in the summary: one summary
+            # serves every call that passes something we cannot read.
+            return ("unknown",), Loc(UNKNOWN)
+        if isinstance(value, OpaqueV):
+            return ("opaque", value.text), loc  # equal texts compare equal anyway
+        if isinstance(value, TupleV):
+            parts = [abstract(item) for item in value.items]
+            if any(part is None for part in parts):
+                return None
+            return ("tuple",) + tuple(key for key, _ in parts), Loc(TupleV(tuple(item for _, item in parts)),
+                                                                       loc.node, loc.local)
         return None
 
     def _placeholder(loc: Loc):

@@ -12,14 +12,15 @@ def document(run, extra_summary: Dict[str, Any] = None) -> Dict[str, Any]:
         summary["fixed"] = run.resolved
         summary["fixes_applied"] = run.fixes_applied
     trace = getattr(run, "trace", None)
+    findings = list(run.findings)
     if trace is not None:
-        summary["trace"] = {"ran": trace.ran, "reason": trace.reason, "classes": trace.classes,
-                            "unverified": trace.unverified, "seconds": round(trace.seconds, 3),
-                            "device": trace.device, "torch": trace.torch}
+        summary["trace"] = trace.to_json()
+        if trace.show_refuted:  # kept, with status "refuted" and the runs that disproved them
+            findings = sorted(findings + list(getattr(run, "refuted", ())), key=lambda f: f.sort_key())
     summary.update(extra_summary or {})
     return {
         "version": 1,
-        "findings": [f.to_json() for f in run.findings],
+        "findings": [f.to_json() for f in findings],
         "errors": [e.to_json() for e in run.errors],
         "summary": summary,
     }

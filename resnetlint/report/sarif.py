@@ -180,6 +180,12 @@ def _result(finding, index: int, occurrence: int) -> Dict[str, Any]:
                     ],
                 }],
             }]
+    if finding.confirmation.status == "refuted":
+        # Kept for the record (--show-refuted): suppressed, with the runs as the reason.
+        result["level"] = "none"
+        result["suppressions"] = [{"kind": "external", "status": "accepted",
+                                   "justification": f"refuted by the trace: {finding.confirmation.detail}"}]
+        properties["refutingRuns"] = finding.confirmation.runs
     result["properties"] = properties
     return result
 
@@ -207,7 +213,11 @@ def document(run, rules: Optional[Sequence[Any]] = None) -> Dict[str, Any]:
     index = {d["id"]: i for i, d in enumerate(descriptors)}
     results = []
     seen: Dict[tuple, int] = {}
-    for finding in run.findings:
+    findings = list(run.findings)
+    trace = getattr(run, "trace", None)
+    if trace is not None and getattr(trace, "show_refuted", False):
+        findings = sorted(findings + list(getattr(run, "refuted", ())), key=lambda f: f.sort_key())
+    for finding in findings:
         same = (finding.code, display_path(finding.path), finding.symbol, finding.message)
         seen[same] = seen.get(same, -1) + 1
         if finding.code not in index:

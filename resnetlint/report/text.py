@@ -312,11 +312,10 @@ def trace_line(report, mode: str = "auto", verbose: bool = False) -> str:
         if mode == "auto" and not torch_available():
             return "Trace: off in this environment (no torch)."
         return f"Trace: not run ({report.reason})."
-    line = (f"Trace: {plural(report.classes, 'class')} run on {report.device} "
-            f"(torch {report.torch}) in {report.seconds:.1f} s")
-    if report.unverified:
-        line += f"; {report.unverified} could not be run"
-    return line + "."
+    from ..trace.summary import summary_lines
+
+    # Refuted findings and the blocks that could not be run, by reason (listed with -v).
+    return "\n".join(summary_lines(report, verbose))
 
 
 def plural(count: int, word: str) -> str:

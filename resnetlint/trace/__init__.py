@@ -13,10 +13,12 @@ import importlib.util
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..findings import Confirmation, Finding
+from .reasons import unrunnable_reason
 from .verdict import CHANNEL_ERROR, SIZE_ERROR, judge, mismatched_dimension
+from .verdict_cache import VerdictCache
 
 STATIC_ONLY = ("RL000", "RL999", "RL100")
 DEVICES = ("cpu", "cuda", "meta", "auto")
@@ -34,15 +36,44 @@ class TraceOptions:
 
 
 @dataclass
+class Unrunnable:
+    """A block the trace could not run (in any configuration), and why."""
+
+    path: str
+    symbol: str
+    reason: str  # one of REASONS
+    detail: str
+
+    def to_json(self) -> Dict[str, str]:
+        return {"path": self.path, "symbol": self.symbol, "reason": self.reason, "detail": self.detail}
+
+
+@dataclass
 class TraceReport:
     ran: bool = False
     reason: str = ""
     classes: int = 0
-    unverified: int = 0
+    unverified: int = 0  # == len(unrunnable)
     seconds: float = 0.0
     torch: str = ""
     device: str = ""
     new_findings: List[Finding] = field(default_factory=list)
+    refuted: int = 0
+    cached: int = 0  # classes whose runs came from the verdict cache
+    unrunnable: List[Unrunnable] = field(default_factory=list)
+    show_refuted: bool = False  # set from Settings.show_refuted: the JSON and SARIF reports keep refuted findings
+
+    def by_reason(self) -> Dict[str, int]:
+        counts: Dict[str, int] = {}
+        for block in self.unrunnable:
+            counts[block.reason] = counts.get(block.reason, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"ran": self.ran, "reason": self.reason, "classes": self.classes, "unverified": self.unverified,
+                "refuted": self.refuted, "cached": self.cached, "seconds": round(self.seconds, 3),
+                "device": self.device, "torch": self.torch, "unrunnable_by_reason": self.by_reason(),
+                "unrunnable": [block.to_json() for block in self.unrunnable]}
 
 
 def torch_available() -> bool:
@@ -53,9 +84,13 @@ def torch_available() -> bool:
         return False
 
 
-def confirm(results, options: TraceOptions) -> TraceReport:
+def confirm(results, options: TraceOptions, cache_dir: Optional[str] = None,
+            progress: Optional[Callable[[str, int, int], None]] = None) -> TraceReport:
     """Trace the classes with findings (all residual blocks with
-    ``trace_all``) and set each finding's ``confirmation``."""
+    ``trace_all``) and set each finding's ``confirmation``.  With
+    ``cache_dir``, runs of unchanged classes come from the verdict cache;
+    ``progress("trace", done, total)`` is called as classes are run (see
+    :func:`resnetlint.api.check_paths`)."""
     from .runner import TraceRunner, WorkerUnavailable
 
     report = TraceReport()
@@ -73,32 +108,65 @@ def confirm(results, options: TraceOptions) -> TraceReport:
         return report
     started = time.monotonic()
     device = "cpu" if options.device == "auto" else options.device
-    with TraceRunner(device, options.class_timeout, options.total_timeout, options.memory_mb) as runner:
-        try:
-            hello = runner.start()
-        except WorkerUnavailable as exc:
-            report.reason = str(exc)
-            _mark(targets, Confirmation("not-run", report.reason))
-            return report
-        if options.device == "auto":
-            runner.device = "cuda" if hello.get("cuda") else "cpu"
-        report.ran, report.torch, report.device = True, hello.get("torch", ""), runner.device
-        if runner.device == "cuda" and not hello.get("cuda"):
-            _mark(targets, Confirmation("unverified", "--device cuda was asked for but CUDA is not available here"))
-            report.unverified = len(targets)
-            return report
-        for (path, name), (info, findings) in targets.items():
-            response = runner.run(_request(path, name, info, options))
-            report.classes += 1
-            if response.get("status") != "ok" or (not findings and not _ran_cleanly(response)):
-                # A block without findings that never ran once proves nothing either.
-                report.unverified += 1
-            for finding in findings:
-                finding.confirmation = judge(finding, response)
-            if not findings and response.get("status") == "ok":
-                report.new_findings.extend(_trace_only_findings(path, name, info, response))
+    requests = {key: _request(key[0], key[1], info, options, findings)
+                for key, (info, findings) in targets.items()}
+    cache = VerdictCache.open(cache_dir, options, device) if cache_dir else None
+    responses = cache.lookup(requests) if cache is not None else {}
+    todo = [key for key in targets if key not in responses]
+    report.cached = len(responses)
+    if cache is not None and responses:
+        report.torch, report.device, report.ran = cache.torch, device, True
+    if todo:
+        with TraceRunner(device, options.class_timeout, options.total_timeout, options.memory_mb) as runner:
+            try:
+                hello = runner.start()
+            except WorkerUnavailable as exc:
+                report.reason = str(exc)
+                _mark({k: targets[k] for k in todo}, Confirmation("not-run", report.reason))
+                todo = []
+                hello = None
+            if hello is not None:
+                if options.device == "auto":
+                    runner.device = "cuda" if hello.get("cuda") else "cpu"
+                report.ran, report.torch, report.device = True, hello.get("torch", ""), runner.device
+                if runner.device == "cuda" and not hello.get("cuda"):
+                    why = "--device cuda was asked for but CUDA is not available here"
+                    for key in todo:
+                        responses[key] = {"status": "no-device", "error": why}
+                else:
+                    for done, key in enumerate(todo):
+                        if progress is not None:
+                            progress("trace", done, len(todo))
+                        responses[key] = runner.run(requests[key])
+                        if cache is not None:
+                            cache.store(requests[key], responses[key])
+                    if progress is not None:
+                        progress("trace", len(todo), len(todo))
+    if cache is not None:
+        cache.save()
+    for key, (info, findings) in targets.items():
+        response = responses.get(key)
+        if response is None:
+            continue  # the worker never started: marked not-run above
+        report.classes += 1
+        _judge_class(report, key, info, findings, response)
+    report.unverified = len(report.unrunnable)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _judge_class(report: TraceReport, key: Tuple[str, str], info, findings: List[Finding],
+                 response: Dict[str, Any]) -> None:
+    path, name = key
+    for finding in findings:
+        finding.confirmation = judge(finding, response)
+        if finding.confirmation.status == "refuted":
+            report.refuted += 1
+    why = unrunnable_reason(response, any(f.confirmation.status == "confirmed" for f in findings))
+    if why is not None:
+        report.unrunnable.append(Unrunnable(path, name, *why))
+    if not findings and response.get("status") == "ok":
+        report.new_findings.extend(_trace_only_findings(path, name, info, response))
 
 
 def _targets(results, trace_all: bool) -> Dict[Tuple[str, str], Tuple[Any, List[Finding]]]:
@@ -132,12 +200,22 @@ def _mark(targets, confirmation: Confirmation) -> None:
             finding.confirmation = Confirmation(confirmation.status, confirmation.detail)
 
 
-def package_location(path: str) -> Tuple[str, str]:
+def package_location(path: str, trace_paths: Sequence[str] = ()) -> Tuple[str, str]:
     """(sys.path root, dotted module name) the way the code imports itself:
-    walk up while the directory is a package."""
+    under a ``trace-path`` folder, relative to it (the project puts it on
+    ``sys.path``; its folders need no ``__init__.py``); else walk up while
+    the directory is a package."""
     path = os.path.abspath(path)
     directory, filename = os.path.split(path)
     stem = os.path.splitext(filename)[0]
+    roots = sorted((os.path.abspath(p) for p in trace_paths), key=len, reverse=True)
+    for root in roots:
+        if path.startswith(root.rstrip(os.sep) + os.sep):
+            parts = os.path.relpath(os.path.splitext(path)[0], root).split(os.sep)
+            if parts[-1] == "__init__":
+                parts.pop()
+            if parts and all(part.isidentifier() for part in parts):
+                return root, ".".join(parts)
     parts = [] if stem == "__init__" else [stem]
     while os.path.isfile(os.path.join(directory, "__init__.py")):
         parts.insert(0, os.path.basename(directory))
@@ -148,14 +226,17 @@ def package_location(path: str) -> Tuple[str, str]:
     return directory, ".".join(parts)
 
 
-def _request(path: str, name: str, info, options: TraceOptions) -> Dict[str, Any]:
-    root, dotted = package_location(path)
+def _request(path: str, name: str, info, options: TraceOptions,
+             findings: Sequence[Finding] = ()) -> Dict[str, Any]:
+    root, dotted = package_location(path, options.trace_paths)
     return {
         "file": os.path.abspath(path),
         "root": root,
         "module": dotted,
         "class": name,
-        "call_sites": info.call_sites,
+        "trace_paths": [os.path.abspath(p) for p in options.trace_paths],
+        # A configuration each finding's static model predicts fails: tried first.
+        "call_sites": _finding_configs(findings) + list(info.call_sites),
         "input_hint": info.input_hint,
         "width_params": info.width_params,
         "input_params": info.input_params,
@@ -164,7 +245,24 @@ def _request(path: str, name: str, info, options: TraceOptions) -> Dict[str, Any
         "spatial": [16, 15],
         "config_timeout": max(1.0, min(10.0, options.class_timeout / 4)),
         "max_configs": 8,
+        # Layers the findings say get no gradient: a run must reach them to refute that.
+        "reach": sorted({layer for f in findings if f.expect.get("kind") in ("no-grad", "shape-or-dead", "dead-chain")
+                         for layer in (f.expect.get("layers") or []) + (f.expect.get("dead_layers") or [])
+                         if isinstance(layer, str) and layer and not layer.startswith("<")}),
     }
+
+
+def _finding_configs(findings: Sequence[Finding]) -> List[Dict[str, Any]]:
+    """The configurations the findings' static model predicts fail
+    (``expect["config"]``: from a call site or the defaults), as call sites."""
+    configs = []
+    for finding in findings:
+        config = finding.expect.get("config")
+        if isinstance(config, dict) and config and all(isinstance(k, str) for k in config):
+            site = {"args": [], "kwargs": dict(config), "origin": f"the configuration {finding.code} predicts fails"}
+            if site not in configs:
+                configs.append(site)
+    return configs
 
 
 TRUSTED_NATURAL = "natural: widths that match the residual add"  # see worker.synthesize
@@ -181,7 +279,7 @@ def _trace_only_findings(path: str, name: str, info, response) -> List[Finding]:
         # static model derived; a guessed grid point (a token count, an even
         # kernel the model never uses) proves nothing about the block.
         origin = config.get("origin", "")
-        trusted = origin.startswith("the call") or origin == TRUSTED_NATURAL
+        trusted = origin.startswith(("the call", "the network")) or origin == TRUSTED_NATURAL
         for run in config.get("runs", []):
             where = f"{config['config']} on input {tuple(run.get('input', ()))}"
             error = run.get("forward_error", "")
@@ -231,7 +329,9 @@ def prove_fixes(outcome, runner, options: TraceOptions, rules) -> Dict[str, Tupl
             continue
         fixed = [a.finding for a in outcome.applied if a.finding.symbol == name]
         remaining = [f for f in outcome.remaining if f.symbol == name]
-        before_request = _request(outcome.path, name, before_blocks[name], options)
+        # One request for both texts (the configurations the findings predict
+        # fail come first), so before and after are the same configurations.
+        before_request = _request(outcome.path, name, before_blocks[name], options, fixed)
         # The text that was fixed, not the module a previous run imported
         # (the worker keeps modules by path; the file may have changed since).
         before_request["source"] = outcome.original
@@ -239,8 +339,7 @@ def prove_fixes(outcome, runner, options: TraceOptions, rules) -> Dict[str, Tupl
         if before.get("status") != "ok":
             outcome.untraced[name] = f"the trace could not run the block ({before.get('error', before.get('status'))})"
             continue
-        after_request = _request(outcome.path, name, after_blocks[name], options)
-        after_request["source"] = outcome.fixed
+        after_request = dict(before_request, source=outcome.fixed)
         after = run_source(runner, after_request)
         if not _ran_cleanly(before) and not _ran_cleanly(after):
             # Nothing ran before or after (no forward, arguments the trace

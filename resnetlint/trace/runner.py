@@ -18,6 +18,8 @@ import time
 from typing import Any, Dict, Optional
 
 START_TIMEOUT = 120.0  # importing torch on a cold disk can take a while
+WORKER_BOOT = ("import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; "
+               "import runpy; runpy.run_module('resnetlint.trace.worker', run_name='__main__', alter_sys=True)")
 _EOF = object()
 
 
@@ -49,7 +51,9 @@ class TraceRunner:
         env.setdefault("OMP_NUM_THREADS", "1")
         env["RESNETLINT_TRACE_PARENT"] = str(os.getpid())
         self.process = subprocess.Popen(
-            [self.python, "-m", "resnetlint.trace.worker"],
+            # Not `-m`: it would put the current directory first on sys.path, and a
+            # `resnetlint/` folder there (a checkout of resnetlint) would be the worker.
+            [self.python, "-c", WORKER_BOOT],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True, env=env,
         )

@@ -16,8 +16,17 @@ of its violation); this module looks for it in the worker's results:
 ``design``         nothing a run can show (RL303)
 =================  ==========================================================
 
-``confirmed`` needs the predicted evidence in at least one configuration;
-``not-confirmed`` means every configuration ran cleanly and none showed it;
+``confirmed`` needs the predicted evidence, from the layer or the add the
+finding names, on the dimension it predicts, in a configuration that meets
+the finding's conditions (:mod:`resnetlint.trace.conditions`), and not also
+in a configuration that does not meet them (a GroupNorm that wants widths
+divisible by 32, an input in the wrong layout: failures of every width are no
+evidence of a width-dependent one).
+
+``refuted`` means runs that meet the conditions completed without the
+evidence, where a run could have shown it (see ``COVERS``); a design or
+warning rule (RL3xx) is never refuted.  ``not-confirmed`` means the runs
+showed nothing but did not cover the conditions (the detail says which);
 ``unverified`` means the block could not be imported, built or run.
 """
 from __future__ import annotations
@@ -26,6 +35,7 @@ import re
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..findings import Confirmation, Finding
+from .conditions import Unknown, conditions_of, evaluate, holds, value_of
 
 CHANNEL_ERROR = re.compile(
     r"channels|channel dimensions|running_mean|running_var|size mismatch|mat1 and mat2|normalized_shape|"
@@ -47,6 +57,11 @@ def mismatched_dimension(error: str, rank: int = 4) -> Optional[int]:
     return dim + rank if dim < 0 else dim
 INPLACE_ERROR = re.compile(r"modified by an inplace operation", re.IGNORECASE)
 
+# Errors about a width a layer *requires* (GroupNorm's groups, attention
+# heads, a grouped conv): the configuration broke the block's own contract,
+# which says nothing about a mismatch between two layers.
+CONSTRAINT_ERROR = re.compile(r"divisible|num_groups|number of groups|num_heads|embed_dim must be", re.IGNORECASE)
+
 FAILURES = {
     "import-error": "could not import the module",
     "class-not-found": "could not find the class",
@@ -56,38 +71,224 @@ FAILURES = {
     "budget": "not traced",
     "worker-error": "the trace worker failed",
 }
+# Kinds of evidence a clean run can rule out (see COVERS).
+REFUTABLE = ("dead-chain", "no-grad", "shape-or-dead", "channel-error", "shape-error", "construction-error")
 
 
 def judge(finding: Finding, response: Dict[str, Any]) -> Confirmation:
     status = response.get("status")
     if status != "ok":
         reason = FAILURES.get(status, "the trace failed")
-        return Confirmation("unverified", f"{reason}: {response.get('error', '')}".rstrip(": "))
+        error = response.get("error", "")
+        if error.startswith(reason.split(" the ")[0]):
+            return Confirmation("unverified", error)  # it says so itself: "could not import einops: ..."
+        return Confirmation("unverified", f"{reason}: {error}".rstrip(": "))
     configs = response.get("runs", [])
     kind = finding.expect.get("kind", "")
     check = CHECKS.get(kind)
     if check is None:
         return Confirmation("not-confirmed", "a design rule: no run of the block can show it")
+    conditions = conditions_of(finding)
+    # Per finding: the configurations are shared by every finding of the class.
+    configs = [dict(config, _meets=_meets(config, conditions)) for config in configs]
     # A configuration with dropout at work is random: it shows in-place
     # damage (dropout after a saved activation), never missing gradients.
-    evidence = check(finding, configs if kind == "mutation" else [c for c in configs if not c.get("stochastic")])
+    usable = configs if kind == "mutation" else [c for c in configs if not c.get("stochastic")]
+    candidates = [c for c in usable if c["_meets"] is not False]
+    evidence = check(finding, candidates, Context(finding, conditions, usable))
     if evidence is not None:
         return Confirmation("confirmed", evidence)
     built = [c for c in configs if "construct_error" not in c and "input_error" not in c]
-    if not built:
+    if not built and kind != "construction-error":
         first = configs[0] if configs else {}
         why = first.get("construct_error") or first.get("input_error") or "no configuration"
         return Confirmation("unverified", f"no configuration could be built and run ({first.get('config', '?')}: {why})")
+    refutation = _refutation(finding, kind, conditions, usable)
+    if refutation is not None:
+        return refutation
     clean = [(c, run) for c in built for run in c["runs"] if _ran_cleanly(run)]
     total = sum(len(c["runs"]) for c in built)
     if clean:
         config, run = clean[0]
         return Confirmation("not-confirmed", f"{len(clean)} of {total} runs completed (e.g. {_where(config, run)}) "
-                                             "without the predicted evidence")
+                                             f"without the predicted evidence; {_not_covered(finding, kind, conditions, usable)}")
+    if not built:
+        first = configs[0] if configs else {}
+        return Confirmation("unverified", f"no configuration could be built ({first.get('config', '?')}: "
+                                          f"{first.get('construct_error', 'no configuration')})")
     config, run = next((c, r) for c in built for r in c["runs"])
     error = run.get("forward_error") or run.get("backward_error") or "?"
     return Confirmation("unverified", f"every run failed before the evidence could show, e.g. {_where(config, run)}: "
                                       f"{_raised(run)} {error}")
+
+
+class Context:
+    """What an evidence check needs besides the candidate configurations: the
+    finding's conditions and every usable configuration (to tell a failure the
+    conditions explain from one that happens anyway)."""
+
+    def __init__(self, finding: Finding, conditions: Optional[List[str]], configs: List[Dict[str, Any]]):
+        self.finding = finding
+        self.conditions = conditions
+        self.configs = configs
+
+    def specific(self, error: str, raised_in: Optional[str]) -> bool:
+        """The failure does not also happen where the conditions are false."""
+        if not self.conditions:
+            return True
+        mode = _mode(error)
+        for config in self.configs:
+            if config.get("_meets") is not False:
+                continue
+            if _mode(config.get("construct_error", "")) == mode:
+                return False
+            for run in config.get("runs", []):
+                for key in ("forward_error", "backward_error"):
+                    if run.get(key) and _mode(run[key]) == mode and (raised_in is None or run.get("raised_in") == raised_in):
+                        return False
+        return True
+
+    def value(self, config: Dict[str, Any], expression: Optional[str]) -> Optional[float]:
+        """An expression of the finding (a width) in this configuration, or None."""
+        if not expression:
+            return None
+        try:
+            value = value_of(expression, _names(config))
+        except Unknown:
+            return None
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _names(config: Dict[str, Any]) -> Dict[str, Any]:
+    names = dict(config.get("bound") or {})
+    names.update({f"self.{k}": v for k, v in (config.get("attrs") or {}).items()})
+    return names
+
+
+def _meets(config: Dict[str, Any], conditions: Optional[List[str]]) -> Optional[bool]:
+    if conditions is None:
+        return None
+    if not conditions:
+        return True
+    if "bound" not in config:
+        return None  # built before the worker reported its arguments (or not built at all)
+    return holds(conditions, _names(config))
+
+
+def _mode(error: str) -> str:
+    """An error with its sizes blanked: the same failure at other sizes (the
+    dimension an add disagreed on is kept: channels and space are two failures)."""
+    return re.sub(r"(?<!dimension )(?<!dimension -)\d+", "N", error or "")
+
+
+def _numbers(error: str) -> List[int]:
+    return [int(n) for n in re.findall(r"\d+", error)]
+
+
+# ----------------------------------------------------------------------------
+# Refutation: runs that met the conditions and could have shown the evidence
+# ----------------------------------------------------------------------------
+
+
+def _refutation(finding: Finding, kind: str, conditions: Optional[List[str]], configs) -> Optional[Confirmation]:
+    if finding.code.startswith("RL3") or kind not in REFUTABLE or conditions is None:
+        return None
+    covering = [(c, run) for c in configs if c.get("_meets") is True for run in _covering_runs(finding, kind, c)]
+    if not covering:
+        return None
+    config, run = covering[0]
+    where = _where(config, run) if run is not None else f"{config['config']}"
+    meeting = (" meeting " + " and ".join(f"`{c}`" for c in conditions)) if conditions else ""
+    predicted = "" if conditions else " (the finding predicts it in every configuration)"
+    confirmation = Confirmation(
+        "refuted", f"{len(covering)} run(s){meeting} completed without the predicted failure{predicted}, e.g. "
+                   f"{where}{_what_ran(kind, finding)}")
+    confirmation.runs = [{"config": c["config"], "origin": c.get("origin", ""),
+                          "input": list(r.get("input", ())) if r is not None else None} for c, r in covering[:8]]
+    return confirmation
+
+
+def _what_ran(kind: str, finding: Finding) -> str:
+    if kind == "construction-error":
+        return ": the constructor did not raise"
+    if kind in ("dead-chain", "no-grad", "shape-or-dead"):
+        layers = _layers(finding)
+        return f": {', '.join(f'`{name}`' for name in layers)} received a gradient" if layers else ""
+    return ": forward completed"
+
+
+def _covering_runs(finding: Finding, kind: str, config: Dict[str, Any]) -> List[Optional[Dict[str, Any]]]:
+    """The runs of one configuration (that meets the conditions) that would
+    have shown the evidence had the finding been right."""
+    if "construct_error" in config or "input_error" in config:
+        return []
+    if kind == "construction-error":
+        return [None]  # built: the constructor did not raise
+    return [run for run in config.get("runs", []) if COVERS[kind](finding, run)]
+
+
+def _forward_completed(run: Dict[str, Any]) -> bool:
+    """Forward returned a tensor from an input with a real spatial extent."""
+    return not run.get("forward_error") and "output_shape" in run and all(s >= 2 for s in run.get("input", [0])[1:])
+
+
+def _layers(finding: Finding) -> List[str]:
+    expect = finding.expect
+    names = list(expect.get("dead_layers") or []) + list(expect.get("layers") or [])
+    return [name for name in names if name and not name.startswith("<")]
+
+
+def _reached(run: Dict[str, Any], layer: str) -> bool:
+    """The layer's output reached the loss, or its parameters got a gradient."""
+    named = lambda name: name == layer or name.startswith(layer + ".")  # noqa: E731
+    return any(named(n) for n in run.get("live_calls", ())) or any(named(n) for n in run.get("grad", ()))
+
+
+def _gradients_seen(finding: Finding, run: Dict[str, Any]) -> bool:
+    """Backward ran, and every layer the finding calls dead reached the loss."""
+    layers = _layers(finding)
+    if not layers or "no_grad" not in run or run.get("backward_error") or not _forward_completed(run):
+        return False
+    return all(_reached(run, layer) for layer in layers)
+
+
+COVERS = {
+    "shape-error": lambda finding, run: _forward_completed(run),
+    "channel-error": lambda finding, run: _forward_completed(run),
+    "dead-chain": _gradients_seen,
+    "no-grad": _gradients_seen,
+    "shape-or-dead": _gradients_seen,
+}
+
+
+def _not_covered(finding: Finding, kind: str, conditions: Optional[List[str]], configs) -> str:
+    """Why the clean runs do not refute the finding."""
+    if finding.code.startswith("RL3") or kind not in REFUTABLE:
+        return "a run cannot rule out this kind of finding"
+    if conditions is None:
+        return "the finding states no conditions a run can check"
+    unmet = [c for c in conditions if not any(_holds_one(c, config) is True for config in configs
+                                              if "construct_error" not in config)]
+    if unmet:
+        return f"no configuration that was built met `{unmet[0]}`"
+    if kind in ("dead-chain", "no-grad", "shape-or-dead"):
+        return "no run that met the conditions reached " + \
+            (", ".join(f"`{name}`" for name in _layers(finding)) or "the layers it names") + " with a gradient"
+    return "no run that met the conditions completed forward"
+
+
+def _holds_one(condition: str, config: Dict[str, Any]) -> Optional[bool]:
+    if "bound" not in config:
+        return None
+    try:
+        return evaluate(condition, _names(config))
+    except Unknown:
+        return None
+
+
+# ----------------------------------------------------------------------------
+# Evidence
+# ----------------------------------------------------------------------------
 
 
 def _ran_cleanly(run: Dict[str, Any]) -> bool:
@@ -110,20 +311,16 @@ def _raised(run) -> str:
     return f"{who} raised" if who else "forward raised"
 
 
-def _forward_error(configs, pattern: re.Pattern, dims: Optional[Tuple[int, ...]] = None) -> Optional[str]:
-    for config in configs:
-        error = config.get("construct_error")
-        if error and pattern.search(error) and dims is None:
-            return f"{config['config']}: the constructor raised {error}"
-    for config, run in _runs(configs):
-        error = run.get("forward_error", "")
-        match = pattern.search(error)
-        if not match:
-            continue
-        if dims is not None and mismatched_dimension(error, len(run.get("input", ())) or 4) not in dims:
-            continue
-        return f"{_where(config, run)}: {_raised(run)} {error}"
-    return None
+def _widths_match(error: str, values: List[Optional[float]]) -> bool:
+    """The error's numbers include the widths the finding predicts (when they
+    can be computed for this configuration)."""
+    known = [v for v in values if v is not None]
+    if len(known) < len(values) or not known:
+        return True  # nothing to compare with: the layer and the pattern decide
+    numbers = _numbers(error)
+    if not numbers:
+        return True  # a wording without sizes (meta tensors: "Invalid channel dimensions")
+    return all(v in numbers for v in known)
 
 
 def _no_gradient(configs, layers: List[str]) -> Optional[str]:
@@ -141,49 +338,88 @@ def _no_gradient(configs, layers: List[str]) -> Optional[str]:
     return None
 
 
-def check_dead_chain(finding, configs):
+def _channel_error_in(run: Dict[str, Any], layer: Optional[str]) -> bool:
+    error = run.get("forward_error", "")
+    if not error or not CHANNEL_ERROR.search(error) or CONSTRAINT_ERROR.search(error) or SIZE_ERROR.search(error):
+        return False
+    raised = run.get("raised_in", "")
+    if layer is not None:
+        return raised == layer or raised.startswith(layer + ".")
+    return bool(raised)  # a layer raised it, not the block's own code
+
+
+def check_dead_chain(finding, configs, context: Context):
     """The stale layer chokes on the stale value's width, or the layers
     whose output is dead get no gradient."""
     stale = finding.expect.get("stale_layer")
     if stale:
         for config, run in _runs(configs):
-            error = run.get("forward_error", "")
-            if run.get("raised_in") == stale and CHANNEL_ERROR.search(error):
-                return f"{_where(config, run)}: {_raised(run)} {error}"
+            if _channel_error_in(run, stale) and context.specific(run["forward_error"], run.get("raised_in")):
+                return f"{_where(config, run)}: {_raised(run)} {run['forward_error']}"
     return _no_gradient(configs, finding.expect.get("dead_layers", []))
 
 
-def check_no_grad(finding, configs):
+def check_no_grad(finding, configs, context: Context):
     return _no_gradient(configs, finding.expect.get("layers", []))
 
 
-def check_shape_or_dead(finding, configs):
-    return _forward_error(configs, SIZE_ERROR) or _no_gradient(configs, finding.expect.get("layers", []))
+def check_shape_or_dead(finding, configs, context: Context):
+    return _add_error(configs, context, None) or _no_gradient(configs, finding.expect.get("layers", []))
 
 
-def check_channel_error(finding, configs):
-    return _forward_error(configs, CHANNEL_ERROR)
+def check_channel_error(finding, configs, context: Context):
+    layer = finding.expect.get("layer")
+    for config, run in _runs(configs):
+        if not _channel_error_in(run, layer):
+            continue
+        error = run["forward_error"]
+        widths = [context.value(config, finding.expect.get(k)) for k in ("expected", "got")]
+        if _widths_match(error, widths) and context.specific(error, run.get("raised_in")):
+            return f"{_where(config, run)}: {_raised(run)} {error}"
+    return None
 
 
-def check_shape_error(finding, configs):
-    dims = (1,) if finding.expect.get("dim") == 1 else (2, 3, 4) if finding.expect.get("stride") or \
-        finding.code == "RL204" else None
-    found = _forward_error(configs, SIZE_ERROR, dims)
-    if found is None and finding.code == "RL202":
-        found = _forward_error(configs, CHANNEL_ERROR)
-    return found
+def _add_error(configs, context: Context, dims: Optional[Tuple[int, ...]],
+               widths: Tuple[Optional[str], ...] = ()) -> Optional[str]:
+    """A failed add in the block's own forward (not inside a layer), on the
+    predicted dimension, with the predicted sizes when they are known."""
+    for config, run in _runs(configs):
+        error = run.get("forward_error", "")
+        if not SIZE_ERROR.search(error) or run.get("raised_in"):
+            continue
+        rank = len(run.get("input", ())) or 4
+        dim = mismatched_dimension(error, rank)
+        if dims is not None and dim not in dims:
+            continue
+        if dims is not None and dims != (1,) and run.get("layout"):
+            continue  # a spatial claim judged on a layout resnetlint guessed
+        if widths and not _widths_match(error, [context.value(config, w) for w in widths]):
+            continue
+        if not context.specific(error, ""):
+            continue
+        return f"{_where(config, run)}: {_raised(run)} {error}"
+    return None
 
 
-def check_construction_error(finding, configs):
+def check_shape_error(finding, configs, context: Context):
+    expect = finding.expect
+    if expect.get("dim") == 1:
+        return _add_error(configs, context, (1,), tuple(expect.get("widths") or ()))
+    if expect.get("stride") or finding.code == "RL204":
+        return _add_error(configs, context, (2, 3, 4))
+    return _add_error(configs, context, None)
+
+
+def check_construction_error(finding, configs, context: Context):
     text = finding.expect.get("text", "")
     for config in configs:
         error = config.get("construct_error", "")
-        if error and (text in error or "divisible by groups" in error):
+        if error and text and text in error and context.specific(error, None):
             return f"{config['config']}: the constructor raised {error}"
     return None
 
 
-def check_mutation(finding, configs):
+def check_mutation(finding, configs, context: Context):
     for config, run in _runs(configs):
         if run.get("input_mutated"):
             return f"{_where(config, run)}: forward changed its input tensor in place"
@@ -193,7 +429,7 @@ def check_mutation(finding, configs):
     return None
 
 
-def check_dead_bias(finding, configs):
+def check_dead_bias(finding, configs, context: Context):
     module = finding.expect.get("module")
     if not module:
         return None

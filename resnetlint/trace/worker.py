@@ -35,7 +35,9 @@ import resource
 import signal
 import sys
 import traceback
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from .inputs import SIDE_ARG, SIZE_ARG, forward_extras
 
 PROTOCOL_VERSION = 1
 MESSAGE_LIMIT = 400
@@ -47,7 +49,7 @@ OUTPUT_WIDTH = re.compile(r"^(out_?(channels?|chs?|planes|features|dim|c)|planes
                           r"output_dim|out_chans|no|hidden_?(dim|channels|features)?|mid_?(channels|chs)?)$")
 STRIDE = re.compile(r"^(stride|strides|downsample_stride)$")
 PROJECTION = re.compile(r"^(downsample|down_sample|shortcut|skip|proj|projection)$")
-RATIO = re.compile(r"(expan|ratio|expand|mult)")
+RATIO = re.compile(r"(expan|ratio|expand|mult|^exp_|factor)")
 
 
 class _Timeout(Exception):
@@ -141,6 +143,9 @@ def import_module(request: Dict[str, Any], cache: Dict[str, Any]):
     path = request["file"]
     if path in cache:
         return cache[path]
+    for folder in reversed(request.get("trace_paths") or ()):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)  # as the project does itself
     module = None
     errors = []
     root, dotted = request.get("root"), request.get("module")
@@ -308,12 +313,17 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
         # A block built for one feature-map size (`input_resolution`) that it cuts
         # into windows: a size the windows tile.
         request = dict(request, spatial=[window * max(1, spatial // window)])
-    request = dict(request, _params=[p.name for p in params])
+    request = dict(request, _params=[p.name for p in params], _class=cls.__name__,
+                   _globals=vars(sys.modules[cls.__module__]) if cls.__module__ in sys.modules else {})
     configs: List[Dict[str, Any]] = []
     for site in request.get("call_sites", []):
         bound = _bind_site(params, site)
         if bound is not None:
             configs.append({"kwargs": bound, "origin": site.get("origin", "a call site")})
+    for recorded in request.get("_network", []):
+        # Built by the network that uses the block: its real arguments and input.
+        configs.append({key: recorded[key] for key in ("kwargs", "origin", "input", "extra_kwargs", "extra_args")
+                        if key in recorded})
     expansion = getattr(cls, "expansion", None)
     expansion = expansion if isinstance(expansion, int) and expansion > 1 else None
     variants = [
@@ -333,9 +343,9 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
     if natural:
         # The widths the static model found make the residual add well formed.
         kwargs = _fill(params, natural, request)
-        if kwargs is not None and not any(c["kwargs"] == kwargs for c in configs):
+        if kwargs is not None and not any(_same(c["kwargs"], kwargs) for c in configs):
             origin = _guessed("natural: widths that match the residual add", kwargs)
-            configs.insert(len([c for c in configs if c["origin"].startswith("the call")]),
+            configs.insert(len([c for c in configs if c["origin"].startswith(("the call", "the network"))]),
                            {"kwargs": kwargs, "origin": origin})
             variants = [v for v in variants if not v[0].startswith("natural:")]
     projection = next((p for p in params if PROJECTION.match(p.name) and p.default is None), None)
@@ -359,7 +369,7 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
                 continue  # keep the default
             kwargs[param.name] = value
         else:
-            if not any(c["kwargs"] == kwargs for c in configs):
+            if not any(_same(c["kwargs"], kwargs) for c in configs):
                 configs.append({"kwargs": kwargs, "origin": _guessed(label, kwargs)})
     if not configs:
         return [], f"cannot choose a value for the constructor argument `{missing}`" if missing else "no configuration"
@@ -372,11 +382,26 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
     return configs[:limit], None
 
 
+def _same(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    """Equal configurations (a user ``__eq__`` that raises: different)."""
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - user code
+        return False
+
+
 def _spatial_of(kwargs: Dict[str, Any], hints: Dict[str, Any]) -> Optional[List[int]]:
     """The one input size a block built for a fixed feature-map size takes
     (``input_resolution=(16, 16)``), else None: the usual sizes."""
     widths = set(hints.get("width_params", ())) | set(hints.get("input_params", ()))
     for name, value in kwargs.items():
+        try:
+            size = getattr(value, "image_size", None) if not isinstance(value, (int, float, str, tuple, list)) \
+                else None
+        except Exception:  # noqa: BLE001 - a configuration object whose attributes raise
+            size = None
+        if isinstance(size, int) and not isinstance(size, bool) and 1 < size <= 512:
+            return [size]  # a configuration object's image size (a ViT's patch embedding needs it)
         if not SPATIAL_PARAM.match(name.lower()) or name in widths:
             continue
         sizes = list(value) if isinstance(value, (tuple, list)) else [value]
@@ -445,19 +470,33 @@ def _fill(params, fixed: Dict[str, int], hints: Dict[str, Any]) -> Optional[Dict
 
 
 # Names that are never channel counts, whatever the static model saw them feed.
-HEADS = re.compile(r"^(num_?heads|n_?heads?|heads|nhead|num_head)$")
+HEADS = re.compile(r"^(num_?heads|n_?heads?|heads|nhead|num_head|num_attention_heads|attention_heads)$")
+# The width of one attention head: a multiple of 8 keeps every split whole.
+HEAD_DIM = re.compile(r"^(dim_?head|head_?dim|d_head|attention_head_dim|num_head_channels|head_channels|"
+                      r"dim_per_head|channels_per_head)$")
+# Other names of a width (`context_dim`, `time_embed_dim`, `hidden_features`).
+WIDTH_NAME = re.compile(r"(_dim|_channels|_features|_chs|_ch|_chans|_size|^d_model|^embed_dim|^n_embd)$")
 PADDING = re.compile(r"^(padding|pad)$")
 KERNEL = re.compile(r"(kernel|window|^ks?$|ksize|pool_size)")
 SHIFT = re.compile(r"^shift(_size)?$")
 COUNT = re.compile(r"(level|depth|reps|repeat|num_blocks|num_layers|n_layers|iters)")
 DROP = re.compile(r"(drop(?!_?block)|stochastic)")
 LAYER_SCALE = re.compile(r"(layer_?scale|^ls_|_ls_|init_values?$|layerscale)")
-SPATIAL_PARAM = re.compile(r"^(feat_size|feature_size|fmap_size|input_resolution|input_size|resolution)$")
+SPATIAL_PARAM = re.compile(r"^(feat_size|feature_size|fmap_size|input_resolution|input_size|resolution|image_size|"
+                           r"img_size)$")
 # A block that wraps a module it is given: `Residual(fn)`.
 WRAPPED = re.compile(r"^(fn|m|module|main|block|body|branch|layer|sublayer|net)$")
 # `norm_layer`, `act_layer`...: the class the block instantiates.
 LAYER_PARAM = re.compile(r"^(?:\w+_)?(norm|act|activation|nonlinearity|conv)_layer$")
 GUESSED = "resnetlint_guess"
+# The number of spatial dimensions a block is built for (monai's `spatial_dims`).
+DIMENSIONS = re.compile(r"^(spatial_dims|dimensions|n_?dims|num_spatial_dims|dims)$")
+# A layer given by its name (a string: `norm_name="batch"`).
+NAMED_LAYER = re.compile(r"^(norm|act|activation)_(name|type)$")
+# A layer (a class or a function returning one) named by its role alone.
+LAYER_ROLE = re.compile(r"^(activation|act|normalization|norm|nonlinearity|act_fn|norm_fn|activation_fn)$")
+# Lists of widths or rates per branch (`out_channels_list`, `dilations`).
+LIST_PARAM = re.compile(r"(_list$|^dilations$|^channels_list|_per_branch$)")
 
 
 def _annotation(param) -> str:
@@ -486,12 +525,26 @@ def _by_name(param, name: str):
     default = param.default
     required = default is inspect.Parameter.empty  # a None default often means "none": it is kept
     annotation = _annotation(param)
+    if (LAYER_ROLE.match(name) or NAMED_LAYER.match(name)) and required and re.search(r"\bstr\b", annotation):
+        return ("batch" if "norm" in name else "relu"), True  # a layer by name (monai's `norm="batch"`)
+    if NAMED_LAYER.match(name) and required:
+        return ("batch" if "norm" in name else "relu"), True
+    if LAYER_ROLE.match(name) and required and not re.search(r"\b(bool|str|int|float)\b", annotation):
+        return _layer_class(name), True  # pytorchcv's `activation`, `normalization`: a layer factory
+    if DIMENSIONS.match(name) and (required or default is None):
+        return 2, True  # images: the grid the other values are made for
+    if LIST_PARAM.search(name) and required:
+        return ([1, 1] if "dilation" in name else [16, 16]), True
     if LAYER_PARAM.match(name) and not ("norm" in name and "act" in name):
         if required:
             return _layer_class(name), True
         return default, False  # a None default is filled in only when the constructor needs it
     if HEADS.match(name):
         return 2, True
+    if PROJECTION.match(name) and required and not annotation:
+        return None, True  # no projection: the identity shortcut (a projection is tried separately)
+    if HEAD_DIM.match(name):
+        return (8, True) if required or default is None else (default, False)
     if _is_rate(param):
         # `drop_path=None` in timm stands for a layer: a None default is a rate only when annotated so.
         return (0.0, True) if required or default is None else (default, False)
@@ -569,8 +622,8 @@ def _value_for(param, width_in: int, width_out: int, stride: int, hints: Dict[st
         return width_in, True
     if param.name in hints.get("width_params", ()):
         return width_out if not INPUT_WIDTH.match(name) else width_in, True
-    if INPUT_WIDTH.match(name):
-        return width_in, True
+    if INPUT_WIDTH.match(name) or (name == "n" and param.default is inspect.Parameter.empty):
+        return width_in, True  # (`n`: FrozenBatchNorm2d's width)
     if OUTPUT_WIDTH.match(name):
         return width_out, True
     if name == "input_size" and "hidden_size" in hints.get("_params", ()):
@@ -588,9 +641,58 @@ def _value_for(param, width_in: int, width_out: int, stride: int, hints: Dict[st
         return False, True
     if (WRAPPED.match(name) or re.search(r"\bModule\b", annotation)) and not re.search(r"Type|Callable", annotation):
         return _wrapped(width_in), True  # a module to wrap, not a class to instantiate
-    if annotation == "int":
+    if annotation == "int" or (not annotation and WIDTH_NAME.search(name)):
         return 16, True
+    if name in ("eps", "epsilon") or name.endswith("_eps"):
+        return 1e-5, True
+    config = _config_object(param, hints)
+    if config is not None:
+        return config, True
     return None, False
+
+
+def _config_object(param, hints: Dict[str, Any]):
+    """A configuration object for an argument annotated with a class whose
+    constructor needs nothing (a dataclass with defaults, a ``PretrainedConfig``):
+    built with its defaults."""
+    annotation = param.annotation
+    if isinstance(annotation, str):
+        name = re.sub(r"^(Optional|typing\.Optional)\[(.*)\]$", r"\2", annotation.strip()).strip("'\"")
+        annotation = (hints.get("_globals") or {}).get(name)
+    if annotation is inspect.Parameter.empty and re.match(r"^(config|cfg|conf|args|hparams|params)$", param.name):
+        annotation = _config_class(hints)
+    if not isinstance(annotation, type) or annotation in (int, float, bool, str, tuple, list, dict,
+                                                           inspect.Parameter.empty):
+        return None
+    import torch.nn as nn
+
+    if issubclass(annotation, nn.Module):
+        return None
+    try:
+        return annotation()
+    except Exception:  # noqa: BLE001 - it needs arguments: not a plain configuration
+        return None
+
+
+def _config_class(hints: Dict[str, Any], skip: Sequence[str] = ()):
+    """For an unannotated ``config``: the module's configuration class, by
+    convention a ``...Config`` class it imports (``BertEmbeddings`` ->
+    ``BertConfig``), the one sharing the longest prefix with the block's name
+    (``skip``: classes that did not do)."""
+    found = _config_classes(hints, skip)
+    return found[0] if found else None
+
+
+def _config_classes(hints: Dict[str, Any], skip: Sequence[str] = ()) -> List[type]:
+    block = hints.get("_class", "")
+    found = [(name, value) for name, value in (hints.get("_globals") or {}).items()
+             if isinstance(value, type) and re.search(r"(Config|Cfg|Args|Options|Settings)$", name)]
+
+    def shared(name: str) -> int:
+        return len(os.path.commonprefix([name, block]))
+
+    found.sort(key=lambda item: (-shared(item[0]), len(item[0])))
+    return [value for name, value in found if name not in skip]
 
 
 def _bind_site(params, site: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -610,7 +712,14 @@ def describe_config(cls, kwargs: Dict[str, Any]) -> str:
     def label(value) -> str:
         if isinstance(value, type):
             return value.__name__
-        return getattr(value, "resnetlint_label", None) or repr(value)
+        found = getattr(value, "resnetlint_label", None)
+        if found:
+            return found
+        try:
+            text = repr(value)
+        except Exception:  # noqa: BLE001 - user code
+            text = "\n"
+        return text if len(text) <= 60 and "\n" not in text else f"<{type(value).__name__}>"
 
     inner = ", ".join(f"{k}={label(v)}" for k, v in kwargs.items())
     return f"{cls.__name__}({inner})"
@@ -626,25 +735,159 @@ def handle(request: Dict[str, Any], cache: Dict[str, Any]) -> Dict[str, Any]:
 
     module = import_module(request, cache)
     if isinstance(module, list):
-        return {"status": "import-error", "error": "; ".join(module)}
+        return {"status": "import-error", "error": import_problem(module, request)}
     cls = getattr(module, request["class"], None)
     if cls is None or not isinstance(cls, type) or not issubclass(cls, torch.nn.Module):
-        return {"status": "class-not-found", "error": f"{request['class']} is not an nn.Module in the imported module"}
-    configs, problem = synthesize(cls, request)
+        return {"status": "class-not-found", "local_modules": local_modules(request),
+                "error": f"{request['class']} is not an nn.Module in the imported module"}
+    networks = cache.setdefault(("networks", request["file"]), {})
+    with _soft_timeout(0):
+        recorded = network_records(module, cls, request, networks)
+    configs, problem = synthesize(cls, dict(request, _network=recorded))
     if not configs:
-        return {"status": "no-config", "error": problem}
+        return {"status": "no-config", "error": problem, "local_modules": local_modules(request)}
     device = request.get("device", "cpu")
-    runs = []
+    ran: List[Tuple[Dict[str, Any], Dict[str, Any]]] = []  # (configuration, its record)
     for config in configs:
         record = run_config(cls, config, request, device)
-        runs.append(record)
+        ran.append((config, record))
         if record.get("construct_error", "").startswith(_Timeout.__name__):
             break  # a constructor too slow at these sizes is as slow at the next ones
-        retry = _retry(cls, config, record.get("construct_error", ""), request)
-        if retry is not None:
-            # The failed configuration stays: its error may be a finding's evidence.
-            runs.append(run_config(cls, retry, request, device))
-    return {"status": "ok", "runs": runs}
+        # The failed configuration stays: its error may be a finding's evidence.
+        for _ in range(MAX_RETRIES):
+            retry = _retry(cls, config, _failure(record), request)
+            if retry is None:
+                break
+            config, record = retry, run_config(cls, retry, request, device)
+            ran.append((config, record))
+    runs = [record for _, record in ran]
+    runs += _reaching(cls, ran, request, device)
+    return {"status": "ok", "runs": runs, "local_modules": local_modules(request)}
+
+
+MAX_REACHING = 4  # runs spent trying to reach layers a finding calls dead
+
+
+def _reached_all(record: Dict[str, Any], layers: List[str]) -> bool:
+    names = [n for run in record.get("runs", []) for n in run.get("live_calls", [])]
+    return all(any(n == layer or n.startswith(layer + ".") for n in names) for layer in layers)
+
+
+def _reaching(cls, ran, request: Dict[str, Any], device: str) -> List[Dict[str, Any]]:
+    """When no run reached the layers a finding calls dead (a shortcut built
+    only under a flag: `conv_shortcut=True`), the first configuration again
+    with each boolean argument flipped, until one reaches them (at most 3)."""
+    layers = request.get("reach") or []
+    if not layers or any(_reached_all(r, layers) for _, r in ran):
+        return []
+    # The configurations that ran, by how many distinct widths they have (a
+    # shortcut is often built only when the widths differ).
+    built = [c for c, r in ran if "construct_error" not in r and not c.get("stochastic")
+             and any(not run.get("forward_error") for run in r.get("runs", []))]
+    built.sort(key=lambda c: -len({v for v in c["kwargs"].values() if isinstance(v, int) and not isinstance(v, bool)}))
+    extra: List[Dict[str, Any]] = []
+    for base in built[:2]:
+        flags = [p for p in _parameters(cls) if isinstance(p.default, bool) and p.name not in base["kwargs"]]
+        for param in flags[:3]:
+            if len(extra) >= MAX_REACHING:
+                return extra
+            flipped = not param.default
+            config = dict(base, kwargs={**base["kwargs"], param.name: flipped},
+                          origin=f"{base['origin']}, `{param.name}={flipped}` (to reach {', '.join(layers)})")
+            record = run_config(cls, config, request, device)
+            extra.append(record)
+            if _reached_all(record, layers):
+                return extra
+    return extra
+
+
+MAX_RETRIES = 3  # a configuration retried with what its failure asked for (each retry may ask again)
+
+
+def network_records(module, cls, request: Dict[str, Any], state: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The block's configurations as its module's network builds it (see
+    :mod:`resnetlint.trace.networks`); none when that fails."""
+    from . import networks
+
+    if request.get("source") is not None or not request.get("networks", True):
+        return []
+    budget = max(1.0, request.get("config_timeout", 10.0) / 2)
+    try:
+        return networks.record(module, cls, request.get("device", "cpu"), budget, _soft_timeout, state)
+    except Exception:  # noqa: BLE001 - user code: the block's own configurations still run
+        return []
+
+
+def import_problem(errors: List[str], request: Dict[str, Any]) -> str:
+    """What went wrong importing the module, naming a missing module and
+    what to do about it."""
+    text = "; ".join(errors)
+    match = re.search(r"No module named '([^']+)'", text)
+    if match is None:
+        return text
+    missing = match.group(1)
+    top = missing.partition(".")[0]
+    try:
+        installed = importlib.util.find_spec(top) if missing != top else None
+    except (ImportError, ValueError):
+        installed = None
+    if installed is not None:
+        where = os.path.dirname(installed.origin or "") or (list(installed.submodule_search_locations or [""])[0])
+        return (f"could not import {missing}: `{top}` is installed ({where}) but has no `{missing[len(top) + 1:]}` "
+                f"(an incomplete build?): install the project's dependencies in this environment ({text})")
+    directory = os.path.dirname(os.path.abspath(request["file"]))
+    while True:
+        if os.path.isdir(os.path.join(directory, top)) or os.path.isfile(os.path.join(directory, top + ".py")):
+            return (f"could not import {missing}: it is the project's own `{top}` in {directory}; add "
+                    f"`--trace-path {directory}` (or `trace-path` in the configuration) ({text})")
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return f"could not import {missing}: install the project's dependencies in this environment ({text})"
+
+
+def local_modules(request: Dict[str, Any]) -> List[str]:
+    """The files of the project's modules imported so far (under the
+    package root, the file's folder or a trace path): what the runs of the
+    request depend on besides the file."""
+    roots = {request.get("root"), os.path.dirname(os.path.abspath(request["file"]))}
+    roots |= set(request.get("trace_paths") or ())
+    prefixes = tuple(os.path.join(os.path.abspath(r), "") for r in roots if r)
+    found = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path.endswith(".py") and path.startswith(prefixes):
+            found.add(os.path.abspath(path))
+    return sorted(found)
+
+
+# A forward that refuses the widths it was given (a group or head count that
+# must divide them): worth a wider configuration.
+WIDTH_CONTRACT = re.compile(r"divisible|AssertionError|multiple of|negative dimension|num_heads|groups", re.IGNORECASE)
+
+
+def _failure(record: Dict[str, Any]) -> str:
+    """The constructor's error, else forward's when every run failed (and
+    with a width contract), else ""."""
+    if record.get("construct_error"):
+        return record["construct_error"]
+    errors = [run.get("forward_error", "") for run in record.get("runs", [])]
+    if errors and all(errors) and WIDTH_CONTRACT.search(errors[0]):
+        return errors[0]
+    return ""
+
+
+def _wider_factor(kwargs: Dict[str, Any], cls) -> int:
+    """x8 (widths of 128) unless a head or group count of the configuration
+    (or its defaults) does not divide that: then x24 (384 = 2^7 * 3)."""
+    counts = []
+    for param in _parameters(cls):
+        value = kwargs.get(param.name, param.default)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 1 and \
+                re.search(r"head|group", param.name.lower()) and "dim" not in param.name.lower():
+            counts.append(value)
+    return 8 if all(128 % count == 0 for count in counts) else 24
 
 
 def _retry(cls, config: Dict[str, Any], error: str, request: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -652,24 +895,53 @@ def _retry(cls, config: Dict[str, Any], error: str, request: Dict[str, Any]) -> 
     the grid does not try: a layer class for a ``*_layer=None`` argument the
     constructor calls anyway, or widths divisible by a head or group size."""
     kwargs = config["kwargs"]
+    lacking = re.search(r"'(\w+)' object has no attribute", error)
+    if lacking and config.get("tried_configs", 0) < 3:
+        # A configuration object of the wrong class (`AltCLIPConfig` for a text
+        # embedding): the module's next configuration class.
+        for name, value in kwargs.items():
+            if type(value).__name__ == lacking.group(1) and re.search(r"(Config|Cfg)$", lacking.group(1)):
+                hints = {"_class": cls.__name__, "_globals": vars(sys.modules.get(cls.__module__)) or {}}
+                tried = list(config.get("skipped_configs", ())) + [lacking.group(1)]
+                for candidate in _config_classes(hints, tried):
+                    try:
+                        replacement = candidate()
+                    except Exception:  # noqa: BLE001 - needs arguments
+                        tried.append(candidate.__name__)
+                        continue
+                    return dict(config, kwargs={**kwargs, name: replacement}, skipped_configs=tried,
+                                tried_configs=config.get("tried_configs", 0) + 1,
+                                origin=f"{config['origin']}, `{name}` a {candidate.__name__}")
+    if "NoneType" in error and "'NoneType' object is not callable" not in error:
+        # An option left at None that the constructor uses anyway (`context_dim=None`): a value by its role.
+        filled = {}
+        for param in _parameters(cls):
+            if param.default is None and param.name not in kwargs:
+                value, known = _value_for(param.replace(default=inspect.Parameter.empty), 16, 16, 1, request)
+                if known and value is not None and not isinstance(value, type):
+                    filled[param.name] = value
+        if filled:
+            return dict(config, kwargs={**kwargs, **filled}, origin=f"{config['origin']}, with "
+                        + ", ".join(f"`{k}`" for k in filled) + " set (the constructor needs a value)")
     if "'NoneType' object is not callable" in error:
         layers = {p.name: _layer_class(p.name.lower()) for p in _parameters(cls)
                   if p.default is None and p.name not in kwargs and LAYER_PARAM.match(p.name.lower())
                   and not ("norm" in p.name.lower() and "act" in p.name.lower())}
         if layers:
             return dict(config, kwargs={**kwargs, **layers}, origin=_guessed(config["origin"], layers))
-    if ("divisible" in error or "negative dimension" in error) and not config.get("wider"):
+    if error and WIDTH_CONTRACT.search(error) and not config.get("wider"):
         import torch.nn as nn
 
         if any(isinstance(v, nn.Module) for v in kwargs.values()):
             return None  # a projection built for the old widths
         widths = set(request.get("width_params", ())) | set(request.get("input_params", ()))
-        wider = {k: v * 8 for k, v in kwargs.items()
+        factor = _wider_factor(kwargs, cls)
+        wider = {k: v * factor for k, v in kwargs.items()
                  if isinstance(v, int) and not isinstance(v, bool) and v > 1
                  and (k in widths or INPUT_WIDTH.match(k.lower()) or OUTPUT_WIDTH.match(k.lower()))}
         if wider:
             return dict(config, kwargs={**kwargs, **wider}, wider=True,
-                        origin=f"{config['origin']}, widths x8 (the constructor needs wider or divisible widths)")
+                        origin=f"{config['origin']}, widths x{factor} (the block needs wider or divisible widths)")
     return None
 
 
@@ -694,9 +966,8 @@ RANK_ERROR = re.compile(r"not enough values to unpack|too many values to unpack|
                         r"\b[2-5]D\b|\b[2-5]-dimensional", re.IGNORECASE)
 # Constructor arguments that are the number of tokens a block expects.
 TOKENS = re.compile(r"^(seq_len|seq_length|num_tokens|n_tokens|num_patches|tokens)$")
-# `forward` arguments that are the spatial size of a token sequence.
-SIZE_ARG = re.compile(r"^(size|hw|hw_shape|hw_size|feat_size|input_size|spatial_size|spatial_shape|shape|"
-                      r"resolution|grid_size)$")
+# Errors of a call whose extra arguments did not suit: try the other values.
+ARGUMENT_ERROR = re.compile(r"NoneType|argument|positional|TypeError|AttributeError", re.IGNORECASE)
 
 
 def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str) -> Dict[str, Any]:
@@ -704,10 +975,12 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
     record: Dict[str, Any] = {"config": describe_config(cls, kwargs), "origin": config["origin"], "runs": []}
     if config.get("stochastic"):
         record["stochastic"] = True
+    record["bound"] = bound_arguments(cls, kwargs)
     block, error = _build(cls, kwargs, request, device)
     if error is not None:
         record["construct_error"] = error
         return record
+    record["attrs"] = plain_attributes(block)
     block.train()
     # What a checkpoint of this configuration holds (a safe fix must keep it).
     record["state"] = {name: list(tensor.shape) for name, tensor in block.state_dict().items()}
@@ -723,23 +996,41 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
         # The first layer found inside the block reads part of the input (a split
         # branch, a position-bias MLP): the block's input width argument says more.
         shape, guess = (shape[0], kwargs[width_arg]), f"width of `{width_arg}`"
-    layout = {2: "tokens", 4: "NCHW"}.get(shape[0], "")
-    extras = _forward_extras(block)
+    dims = next((v for k, v in kwargs.items() if DIMENSIONS.match(k.lower()) and isinstance(v, int)
+                 and not isinstance(v, bool) and 1 <= v <= 3), None)
+    if dims is not None and shape[0] != dims + 2:
+        # Built for `spatial_dims` dimensions (monai): an image or a volume whatever layer comes first.
+        shape = (dims + 2, kwargs[width_arg] if width_arg else shape[1])  # the block's own word: no guess
+    layout = {1: "ids", 2: "tokens", 4: "NCHW"}.get(shape[0], "")
+    if layout == "ids":
+        request = dict(request, _ids=shape[1])
+    if config.get("input"):
+        record["runs"].append(_run_recorded(block, config, device, request))
+        return record
+    alternatives = forward_extras(block, device, shape[1])
+    extras = alternatives[0]
     tokens = next((v for k, v in kwargs.items() if TOKENS.match(k.lower()) and isinstance(v, int)), None)
-    if tokens is None and (config.get("spatial") or extras):
+    sized = any(SIZE_ARG.match(name.lower()) or SIDE_ARG.match(name) for name in extras)
+    if tokens is None and (config.get("spatial") or sized):
         tokens = 0  # the tokens of an s x s feature map
     for index, spatial in enumerate(config.get("spatial") or request.get("spatial", [16, 15])):
-        extra = {name: value(spatial) for name, value in extras.items()}
-        result = run_once(block, _size(layout, shape, spatial, tokens), device, request, extra)
+        size = _size(layout, shape, spatial, tokens)
+        result = run_once(block, size, device, request, _made(extras, spatial, size))
+        if index == 0 and len(alternatives) > 1 and ARGUMENT_ERROR.search(result.get("forward_error", "")):
+            # Optional arguments left out (or a mask as None) did not do: the other values.
+            attempt = run_once(block, size, device, request, _made(alternatives[1], spatial, size))
+            if _ran(attempt):
+                extras, result = alternatives[1], attempt
         if index == 0 and RANK_ERROR.search(result.get("forward_error", "")):
             # The block does not take the layout its first layer suggests: try the others once.
-            for other in _other_layouts(layout, layer):
+            for other in _other_layouts(layout, layer, result.get("forward_error", "")):
                 # Judged at a size unlike the width: (2, 16, 16, 16) reads the same either way.
                 probe = spatial - 1 if spatial == shape[1] and not config.get("spatial") else spatial
-                probe_extra = {name: value(probe) for name, value in extras.items()}
-                attempt = run_once(block, _size(other, shape, probe, tokens or 0), device, request, probe_extra)
+                size = _size(other, shape, probe, tokens or 0)
+                attempt = run_once(block, size, device, request, _made(extras, probe, size))
                 if probe != spatial and _ran(attempt):
-                    attempt = run_once(block, _size(other, shape, spatial, tokens or 0), device, request, extra)
+                    size = _size(other, shape, spatial, tokens or 0)
+                    attempt = run_once(block, size, device, request, _made(extras, spatial, size))
                 if _ran(attempt):
                     layout, tokens, result = other, tokens or 0, attempt
                     guess = ", ".join(filter(None, [guess, f"{other} (tried after the first layout failed)"]))
@@ -750,49 +1041,116 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
     return record
 
 
+def _made(extras: Dict[str, Any], spatial: int, size: List[int]) -> Dict[str, Any]:
+    """The extra forward arguments for one input."""
+    return {name: make(spatial, size) for name, make in extras.items()}
+
+
+def _run_recorded(block, config: Dict[str, Any], device: str, request: Dict[str, Any]) -> Dict[str, Any]:
+    """One run on the input the network gave the block (batch 2, so batch
+    statistics exist), its extra tensors at their recorded shapes."""
+    import torch
+
+    def batched(shape):
+        return [2] + list(shape[1:]) if shape and shape[0] == 1 else list(shape)
+
+    def remade(described):
+        if "shape" in described:
+            dtype = getattr(torch, described.get("dtype", "float32"), torch.float32)
+            if dtype.is_floating_point:
+                return torch.randn(*batched(described["shape"]), device=device, dtype=dtype)
+            return torch.zeros(*batched(described["shape"]), device=device, dtype=dtype)
+        value = described.get("value")
+        return tuple(value) if described.get("tuple") else value
+
+    extra = {name: remade(described) for name, described in config.get("extra_kwargs", {}).items()}
+    params = []
+    try:
+        params = list(inspect.signature(block.forward).parameters)[1:]
+    except (TypeError, ValueError):
+        pass
+    for name, described in zip(params, config.get("extra_args", [])):
+        extra[name] = remade(described)
+    return run_once(block, batched(config["input"]), device, request, extra)
+
+
+def bound_arguments(cls, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """Every constructor argument of this configuration, defaults included,
+    as JSON values (what a finding's conditions are evaluated over; other
+    values are named by their type)."""
+    try:
+        signature = inspect.signature(cls.__init__)
+        bound = signature.bind(None, **kwargs)
+        bound.apply_defaults()
+    except (TypeError, ValueError):
+        return {name: _plain(value) for name, value in kwargs.items()}
+    names = list(signature.parameters)
+    return {name: _plain(value) for name, value in list(bound.arguments.items())[1:]
+            if name != names[0] and signature.parameters[name].kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                                             inspect.Parameter.VAR_KEYWORD)}
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)) and len(value) <= 8 and all(
+            v is None or isinstance(v, (bool, int, float, str)) for v in value):
+        return list(value)
+    return f"<{type(value).__name__}>"
+
+
+def plain_attributes(block) -> Dict[str, Any]:
+    """The block's numeric attributes (``self.expansion``, ``self.stride``):
+    a condition may name them."""
+    found: Dict[str, Any] = {}
+    names = set(getattr(block, "__dict__", {})) | {n for n in dir(type(block)) if not n.startswith("_")}
+    for name in sorted(names):
+        if name.startswith("_") or name in ("training", "dump_patches", "call_super_init"):
+            continue
+        try:
+            value = getattr(block, name)
+        except Exception:  # noqa: BLE001 - a property that raises
+            continue
+        if isinstance(value, (bool, int, float)) or (isinstance(value, tuple) and len(value) <= 4
+                                                     and all(isinstance(v, int) for v in value)):
+            found[name] = list(value) if isinstance(value, tuple) else value
+    return found
+
+
 def _ran(result: Dict[str, Any]) -> bool:
     return not result.get("forward_error") and not result.get("backward_error")
 
 
 def _size(layout: str, shape: Tuple[int, int], spatial: int, tokens: Optional[int]) -> List[int]:
     rank, channels = shape
+    if layout == "ids":
+        return [2, 8]  # token ids (the vocabulary size is the "channels")
     if layout == "tokens":
         return [2, tokens or (spatial * spatial if tokens == 0 else 8), channels]
+    if layout == "tokens+cls":  # a class token before the s x s patch tokens (CoaT, CaiT)
+        return [2, spatial * spatial + 1, channels]
     if layout == "NHWC":
         return [2, spatial, spatial, channels]
+    if layout == "NCDHW":  # a volume (kept small: s/2 on each side)
+        return [2, channels] + [max(4, spatial // 2)] * 3
+    if layout == "NCL":  # a sequence of feature vectors (B, C, T)
+        return [2, channels, spatial]
     if layout == "NCHW":
         return [2, channels, spatial, spatial]
     return [2, channels] + [spatial] * (rank - 2)
 
 
-def _other_layouts(layout: str, layer) -> List[str]:
+def _other_layouts(layout: str, layer, error: str = "") -> List[str]:
     import torch.nn as nn
 
+    volumes = ["NCDHW"] if re.search(r"\b5D\b|5-dimensional|3-d|volume", error, re.IGNORECASE) else []
+    sequences = ["NCL"] if re.search(r"\b3D\b|3-dimensional|1-d", error, re.IGNORECASE) else []
     if layout == "tokens":
         # A plain LayerNorm first normalizes the last dimension: channels last.
-        return ["NHWC", "NCHW"] if type(layer) is nn.LayerNorm else ["NCHW", "NHWC"]
+        return (["NHWC", "NCHW"] if type(layer) is nn.LayerNorm else ["NCHW", "NHWC"]) + ["tokens+cls"] + volumes
     if layout.startswith("NCHW"):
-        return ["tokens"]
-    return []
-
-
-def _forward_extras(block) -> Dict[str, Any]:
-    """Values for the required ``forward`` arguments after the input that
-    are its spatial size (``size``, ``H`` and ``W``)."""
-    try:
-        params = list(inspect.signature(block.forward).parameters.values())[1:]
-    except (TypeError, ValueError):
-        return {}
-    extras: Dict[str, Any] = {}
-    for param in params:
-        if param.default is not inspect.Parameter.empty or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        name = param.name.lower()
-        if SIZE_ARG.match(name):
-            extras[param.name] = lambda s: (s, s)
-        elif name in ("h", "w", "height", "width"):
-            extras[param.name] = lambda s: s
-    return extras
+        return ["tokens", "tokens+cls", "NHWC"] + volumes + sequences
+    return volumes + sequences
 
 
 def _input_layer(block, hint: Optional[str]):
@@ -812,7 +1170,8 @@ def _input_layer(block, hint: Optional[str]):
             pass
     candidates.append(block)
     widths = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
-              nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm2d, nn.GroupNorm, nn.Linear)
+              nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm2d, nn.GroupNorm, nn.Linear,
+              nn.Embedding)
     for root in candidates:
         if not isinstance(root, nn.Module):
             continue
@@ -838,6 +1197,8 @@ def input_shape(block, hint: Optional[str], layer=None) -> Optional[Tuple[int, i
         return 2, layer.in_features
     if isinstance(layer, nn.LayerNorm):
         return 2, layer.normalized_shape[0]
+    if isinstance(layer, nn.Embedding):
+        return 1, layer.num_embeddings  # token ids below the vocabulary size
     return None
 
 
@@ -867,8 +1228,11 @@ def run_once(block, size: List[int], device: str, request: Dict[str, Any],
         handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(post))
     try:
-        base = torch.randn(*size, device=device, requires_grad=True)
-        x = base * 1.0  # not a leaf: in-place changes are allowed and visible in _version
+        if request.get("_ids"):
+            x = torch.randint(0, request["_ids"], size, device=device)  # token ids: no gradient
+        else:
+            base = torch.randn(*size, device=device, requires_grad=True)
+            x = base * 1.0  # not a leaf: in-place changes are allowed and visible in _version
         version = x._version
         with _soft_timeout(request.get("config_timeout", 0)):
             out = block(x, **(extra or {}))
@@ -906,8 +1270,9 @@ def run_once(block, size: List[int], device: str, request: Dict[str, Any],
     result["dead_calls"] = sorted({name for i, (name, _) in enumerate(calls) if i not in reached})
     live_calls = {name for i, (name, _) in enumerate(calls) if i in reached}
     result["live_calls"] = sorted(live_calls)
-    result["no_grad"] = sorted({n.rsplit(".", 1)[0] if "." in n else n for n, p in block.named_parameters()
-                                if p.requires_grad and p.grad is None})
+    owner = lambda n: n.rsplit(".", 1)[0] if "." in n else n  # noqa: E731 - `conv.weight` -> `conv`
+    result["no_grad"] = sorted({owner(n) for n, p in block.named_parameters() if p.requires_grad and p.grad is None})
+    result["grad"] = sorted({owner(n) for n, p in block.named_parameters() if p.grad is not None})
     result["zero_bias"] = sorted(
         name for name, module in block.named_modules()
         if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)) and module.bias is not None
