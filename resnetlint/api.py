@@ -166,7 +166,9 @@ def _fix(run: RunResult, results, rules, settings: Settings):
                 kept.append(result)
                 continue
             by_path[result.path] = outcome
-            kept.append(check_file(result.path, settings.rules_for(result.path, rules), fast=settings.fast))
+            fresh = check_file(result.path, settings.rules_for(result.path, rules), fast=settings.fast)
+            _keep_configurations(result, fresh)
+            kept.append(fresh)
     finally:
         if prover is not None:
             prover.close()
@@ -189,6 +191,20 @@ def _fix(run: RunResult, results, rules, settings: Settings):
     return [r for r in kept if r.findings or settings.trace.trace_all]
 
 
+def _keep_configurations(before, after) -> None:
+    """The trace of a fixed file tries the configurations its findings were
+    traced in before the fix (``ReduceBlock(c=16)``), which the fixed text's
+    own findings and call sites may no longer name."""
+    for finding in before.findings:
+        config = finding.expect.get("config")
+        info = after.blocks.get(finding.symbol)
+        if info is None or not isinstance(config, dict) or not config:
+            continue
+        site = {"args": [], "kwargs": dict(config), "origin": "the configuration traced before the fix"}
+        if site not in info.call_sites:
+            info.call_sites.append(site)
+
+
 class _FixProver:
     """Runs fixed classes before and after (one trace worker for the run)."""
 
@@ -209,7 +225,7 @@ class _FixProver:
             try:
                 self.runner.start()
             except WorkerUnavailable:
-                return {}
+                return None  # no trace here: the fixer asks the static model
             self.started = True
         return prove_fixes(outcome, self.runner, self.options, self.rules)
 

@@ -233,10 +233,11 @@ def _report_diff(run) -> int:
     count = sum(len(o.applied) for o in changed)
     sys.stderr.write(f"Would fix {plural(count, 'problem')} in {plural(len(changed), 'file')}.\n" if count
                      else "No fixes available.\n")
+    from .report.text import fix_notes
+
     for outcome in run.fixes:
-        for rejected in outcome.rejected:
-            sys.stderr.write(f"{outcome.path}: fix rejected for {rejected.finding.code} in {rejected.finding.symbol}: "
-                             f"{rejected.rejected}\n")
+        for where, note in fix_notes(outcome):
+            sys.stderr.write(f"{where}{note}\n")
     return EXIT_FINDINGS if changed else EXIT_CLEAN
 
 

@@ -47,13 +47,15 @@ class _Reported:
 
 
 def check_text(text: str, path: str, rules: Sequence[Rule], fast: bool = True,
-               project: Optional[Project] = None) -> FileResult:
+               project: Optional[Project] = None, prove: bool = False) -> FileResult:
     """Check Python source text; ``fast`` parses with libcst only what the
-    model can need (see :mod:`resnetlint.prefilter`).  Never raises: a
-    failure of resnetlint itself anywhere on the way becomes an ``RL999``
-    finding (rules and the block model are contained more finely below)."""
+    model can need (see :mod:`resnetlint.prefilter`); ``prove`` also works
+    out, for each class, whether its widths and strides check out
+    (``result.proofs``, for the fixer).  Never raises: a failure of
+    resnetlint itself anywhere on the way becomes an ``RL999`` finding
+    (rules and the block model are contained more finely below)."""
     try:
-        return _check_text(text, path, rules, fast, project if project is not None else Project())
+        return _check_text(text, path, rules, fast, project if project is not None else Project(), prove)
     except Exception as exc:  # noqa: BLE001 - contained, reported as RL999
         reraise_interrupt(exc)
         result = FileResult(path, text=text)
@@ -79,7 +81,8 @@ def _traceback(path: str, where: str) -> str:
     return f"{path}: internal error in {where}:\n{traceback.format_exc().rstrip()}"
 
 
-def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool, project: Project) -> FileResult:
+def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool, project: Project,
+                prove: bool = False) -> FileResult:
     result = FileResult(path, text=text)
     try:
         tree = _parse_ast(text)
@@ -106,6 +109,8 @@ def _check_text(text: str, path: str, rules: Sequence[Rule], fast: bool, project
         try:
             analysis = FileAnalysis(module, facts, path, project)
             _run_rules(analysis, rules, index, scan, path, result, reported)
+            if prove:
+                _prove(analysis, result)
         except RecursionError:
             return result  # pathologically nested code: nothing to say about it
         except Exception as exc:  # noqa: BLE001 - contained, reported as RL999
@@ -145,6 +150,21 @@ def _run_rules(analysis: FileAnalysis, rules: Sequence[Rule], index: SourceIndex
     flagged = {item.block.name for item in reported if item.block is not None}
     for block in blocks:
         result.blocks[block.name] = _block_info(block, index, scan, block.name in flagged)
+
+
+def _prove(analysis: FileAnalysis, result: FileResult) -> None:
+    """Whether each class's widths and strides check out (the static proof
+    of a fix, :mod:`resnetlint.model.proof`); a failure proves nothing."""
+    from .model.proof import shapes_check_out
+
+    for block in analysis.blocks():
+        try:
+            result.proofs[block.name] = shapes_check_out(block)
+        except RecursionError:
+            result.proofs[block.name] = "the block is too deeply nested to prove"
+        except Exception as exc:  # noqa: BLE001 - an unproven fix is not applied; the run goes on
+            reraise_interrupt(exc)
+            result.proofs[block.name] = f"the proof failed ({type(exc).__name__})"
 
 
 def _suppress(findings: List[Finding], text: str, rules: Sequence[Rule], path: str) -> List[Finding]:
@@ -309,7 +329,7 @@ def _fix_info(plan: Optional[FixPlan], index: SourceIndex, lines: List[str], new
     try:
         edits = materialize(plan, index, lines, newline)
     except FixError:
-        return None
+        return _fix_info(plan.fallback, index, lines, newline)
     return FixInfo(plan.safety, plan.description, edits=edits)
 
 

@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import re
 import difflib
 import os
 import signal
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Set, Tuple
+from collections import Counter
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
@@ -51,8 +53,16 @@ MAX_PASSES = 16  # one fix per class per pass: a class with many problems needs 
 @dataclass
 class Applied:
     finding: Finding  # as found in the text the fix was applied to
-    rejected: str = ""  # why the fix was rolled back, if it was
+    rejected: str = ""  # why the fix was rolled back (or, in ``unproven``, why it was not proven)
     step: int = 0  # applied to the text after this many rewrites (fixes of one pass share it)
+    # The finding of the text as read that this one is (a fix chosen in a
+    # later pass is reported under the finding the user saw), if any.
+    seen: Optional[Finding] = None
+
+    @property
+    def shown(self) -> Finding:
+        """The finding to name in messages: the one the user saw."""
+        return self.seen if self.seen is not None else self.finding
 
 
 @dataclass
@@ -63,6 +73,13 @@ class FixOutcome:
     applied: List[Applied] = field(default_factory=list)
     rejected: List[Applied] = field(default_factory=list)
     remaining: List[Finding] = field(default_factory=list)  # findings of the fixed text
+    found: List[Finding] = field(default_factory=list)  # findings of the text as read
+    # Unsafe fixes not applied because nothing proved them (no trace, and the
+    # static model could not show the fixed block is well formed).
+    unproven: List[Applied] = field(default_factory=list)
+    # Classes the trace could not run (class -> why): their fixes need the
+    # static proof (set by the prover).
+    untraced: Dict[str, str] = field(default_factory=dict)
     error: Optional[str] = None  # could not fix or write (read-only, changed on disk...)
     written: bool = False
     passes: int = 0  # analyses that chose fixes (MAX_PASSES: stopped by the limit)
@@ -97,6 +114,7 @@ def fix_text(text: str, path: str, rules: Sequence[Rule], unsafe: bool,
         current = {(f.symbol, f.message) for f in findings if f.code == "RL999"}
         if failures is None:
             failures = current
+            outcome.found = findings
         elif current - failures:
             # The analysis of a fixed text failed: what it would still fix is
             # unknown, so no partly fixed text may be written.
@@ -139,7 +157,7 @@ def fix_text(text: str, path: str, rules: Sequence[Rule], unsafe: bool,
                                   for f in chosen if f.symbol and not any(r.finding.code == f.code and r.finding.symbol
                                                                           == f.symbol for r in retry.rejected))
             return retry
-        outcome.applied.extend(Applied(f, step=len(seen) - 1) for f in chosen)
+        outcome.applied.extend(Applied(f, step=len(seen) - 1, seen=_seen(f, outcome.found)) for f in chosen)
         seen.add(candidate)
         outcome.fixed = candidate
     outcome.remaining = check_text(outcome.fixed, path, rules, fast=False).findings
@@ -147,6 +165,17 @@ def fix_text(text: str, path: str, rules: Sequence[Rule], unsafe: bool,
     done = {_key(a.finding)[:3] for a in outcome.applied}
     outcome.rejected = [r for r in outcome.rejected if _key(r.finding)[:3] not in done]
     return outcome
+
+
+def _masked(finding: Finding) -> Tuple[str, str, str]:
+    """A finding by class, code and message with the numbers blanked: the
+    same problem after edits moved it."""
+    return finding.symbol, finding.code, re.sub(r"\d+", "#", finding.message)
+
+
+def _seen(finding: Finding, found: Sequence[Finding]) -> Optional[Finding]:
+    key = _masked(finding)
+    return next((f for f in found if _masked(f) == key), None)
 
 
 def _key(finding: Finding) -> Tuple:
@@ -189,8 +218,7 @@ def _syntax_problem(text: str) -> Optional[str]:
 
 def fix_file(path: str, rules: Sequence[Rule], unsafe: bool, trace=None,
              blocked: Optional[Set[Tuple[str, str]]] = None) -> FixOutcome:
-    """Fix one file in memory; prove it with the trace when ``trace`` (a
-    started :class:`~resnetlint.trace.runner.TraceRunner` factory) is given."""
+    """Fix one file in memory, with proof (see :func:`fix_proven`)."""
     try:
         source = read_source(path)
     except SourceError as exc:
@@ -198,26 +226,103 @@ def fix_file(path: str, rules: Sequence[Rule], unsafe: bool, trace=None,
         outcome.error = str(exc)
         return outcome
     try:
-        outcome = fix_text(source.text, path, rules, unsafe, blocked)
-        outcome.source = source  # type: ignore[attr-defined]
-        if trace is not None and outcome.changed:
-            rejected = trace(outcome)
-            if rejected:
-                blocked = set(blocked or set()) | {(symbol, code) for symbol, (codes, _) in rejected.items()
-                                                   for code in codes}
-                retry = fix_text(source.text, path, rules, unsafe, blocked)
-                for symbol, (codes, why) in rejected.items():
-                    for applied in outcome.applied:
-                        if applied.finding.symbol == symbol and applied.finding.code in codes:
-                            retry.rejected.append(Applied(applied.finding, why))
-                retry.source = source  # type: ignore[attr-defined]
-                outcome = retry
+        outcome = fix_proven(source.text, path, rules, unsafe, trace, blocked)
     except Exception as exc:  # noqa: BLE001 - a bug of ours costs this file its fixes, not the run
         reraise_interrupt(exc)
         outcome = FixOutcome(path, source.text, source.text)
         outcome.error = f"internal error in the fixer: {type(exc).__name__}: {exc}".splitlines()[0][:300] + \
             f"; {REPORT_REQUEST}"
+    outcome.source = source  # type: ignore[attr-defined]
     return outcome
+
+
+MAX_PROOF_ROUNDS = 8
+
+
+def fix_proven(text: str, path: str, rules: Sequence[Rule], unsafe: bool, trace=None,
+               blocked: Optional[Set[Tuple[str, str]]] = None) -> FixOutcome:
+    """:func:`fix_text`, then prove the fixes; fixes that do not hold up are
+    taken back and the text is fixed again without them.
+
+    ``trace`` (a prover: ``trace(outcome)`` runs the fixed classes before
+    and after, returns ``{class: (codes, why)}`` for those whose fixes do
+    not hold up, or None when it cannot run at all) proves the fixes of the
+    classes it runs.  An unsafe fix of a class it cannot run, or any unsafe
+    fix when there is no trace (``--no-trace``, no torch: the pre-commit
+    hook), must be proven statically: the fixed class has no new finding and
+    none of the rules it fixed, and its widths and strides check out
+    (:mod:`resnetlint.model.proof`); otherwise it is not applied and is
+    listed in ``outcome.unproven`` ("needs the trace to prove").  Safe fixes
+    need no proof beyond the re-analysis every fix gets."""
+    blocked = set(blocked or set())
+    rejected: List[Applied] = []
+    unproven: List[Applied] = []
+    outcome = fix_text(text, path, rules, unsafe, blocked)
+    for _ in range(MAX_PROOF_ROUNDS):
+        if not outcome.changed or outcome.error:
+            break
+        needing = {a.finding.symbol for a in outcome.applied if a.finding.fix.safety != SAFE}
+        verdicts = trace(outcome) if trace is not None else None
+        if verdicts is None:
+            untraced = needing
+            verdicts = {}
+        else:
+            untraced = {name for name in needing if name in outcome.untraced and name not in verdicts}
+        failed = static_proof(outcome, path, rules, untraced) if untraced else {}
+        if not verdicts and not failed:
+            break
+        for symbol, (codes, why) in verdicts.items():
+            blocked |= {(symbol, code) for code in codes}
+            rejected.extend(Applied(a.finding, why, seen=a.seen) for a in outcome.applied
+                            if a.finding.symbol == symbol and a.finding.code in codes)
+        for symbol, (codes, why) in failed.items():
+            # Take back the class's first fix only (the later ones may have
+            # followed from it, or be fine on their own): a static round is cheap.
+            first = min((a for a in outcome.applied if a.finding.symbol == symbol and a.finding.code in codes),
+                        key=lambda a: (a.step, a.finding.code))
+            blocked.add((symbol, first.finding.code))
+            unproven.extend(Applied(a.finding, why, seen=a.seen) for a in outcome.applied
+                            if a.finding.symbol == symbol and a.finding.code == first.finding.code)
+        outcome = fix_text(text, path, rules, unsafe, blocked)
+    else:
+        if outcome.changed:  # still not proven after every round: nothing is applied
+            rejected.extend(Applied(a.finding, "its fixes could not be proven together", seen=a.seen)
+                            for a in outcome.applied)
+            outcome = fix_text(text, path, rules, unsafe, blocked | {(a.finding.symbol, a.finding.code)
+                                                                     for a in outcome.applied})
+    outcome.rejected.extend(rejected)
+    outcome.unproven.extend(unproven)
+    return outcome
+
+
+def static_proof(outcome: FixOutcome, path: str, rules: Sequence[Rule],
+                 classes: Set[str]) -> Dict[str, Tuple[List[str], str]]:
+    """The classes among ``classes`` whose unsafe fixes the static model does
+    not prove: ``{class: (unsafe codes fixed there, why)}``."""
+    checked = check_text(outcome.fixed, path, rules, fast=False, prove=True)
+    before = Counter(_masked(f) for f in outcome.found)
+    after = Counter(_masked(f) for f in checked.findings)
+    new = after - before
+    failed: Dict[str, Tuple[List[str], str]] = {}
+    for name in sorted(classes):
+        applied = [a.finding for a in outcome.applied if a.finding.symbol == name]
+        codes = sorted({f.code for f in applied if f.fix.safety != SAFE})
+        if not codes:
+            continue
+        fixed_codes = {f.code for f in applied}
+        appeared = [f for f in checked.findings if f.symbol == name and new.get(_masked(f), 0) > 0]
+        still = [f for f in checked.findings if f.symbol == name and f.code in fixed_codes]
+        if appeared:
+            why = f"the fixed code has a new finding: {appeared[0].code} {appeared[0].message}"
+        elif still:
+            why = f"{still[0].code} is still reported after the fix: {still[0].message}"
+        else:
+            why = checked.proofs.get(name, "the fixed class is not modelled")
+        if why is not None:
+            untraced = outcome.untraced.get(name)
+            failed[name] = (codes, f"{untraced}, and the static model cannot prove it: {why}" if untraced
+                            else f"needs the trace to prove: {why}")
+    return failed
 
 
 class FileChanged(Exception):

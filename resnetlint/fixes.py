@@ -28,7 +28,7 @@ SAFE, UNSAFE = "safe", "unsafe"
 
 @dataclass
 class Operation:
-    kind: str  # "replace" | "insert-before" | "insert-after" | "set-argument"
+    kind: str  # "replace" | "insert-before" | "insert-after" | "set-argument" | "delete"
     node: cst.CSTNode
     text: str
     name: str = ""  # set-argument: the keyword
@@ -40,6 +40,9 @@ class FixPlan:
     description: str
     safety: str
     operations: List[Operation] = field(default_factory=list)
+    # Offered instead when this plan cannot be turned into edits (a line to
+    # delete that is alone in its block).
+    fallback: Optional["FixPlan"] = None
 
 
 def replace(node: cst.CSTNode, text: str) -> Operation:
@@ -52,6 +55,11 @@ def insert_before(statement: cst.CSTNode, text: str) -> Operation:
 
 def insert_after(statement: cst.CSTNode, text: str) -> Operation:
     return Operation("insert-after", statement, text)
+
+
+def delete(statement: cst.CSTNode) -> Operation:
+    """Remove a statement that is alone on its lines (the lines go too)."""
+    return Operation("delete", statement, "")
 
 
 def set_argument(call: cst.Call, name: str, text: str, index: Optional[int] = None) -> Operation:
@@ -112,7 +120,38 @@ def _edits(operation: Operation, index: SourceIndex, lines: Sequence[str], newli
         return [Edit(end_line, end, end_line, end, f"{newline}{_indent(lines, start_line)}{operation.text}")]
     if kind == "set-argument":
         return [_set_argument(operation, index)]
+    if kind == "delete":
+        line, column, end_line, end_column = _span(operation.node, index)
+        before = lines[line - 1][:column - 1]
+        after = lines[end_line - 1][end_column - 1:]
+        rest = after.strip()
+        if before.strip() or (rest and not rest.startswith("#")):
+            raise FixError("the statement shares its line")  # (its trailing comment goes with it)
+        if _alone_in_block(lines, line, end_line):
+            raise FixError("the statement is alone in its block")
+        return [Edit(line, 1, end_line + 1, 1, "")]
     raise FixError(kind)
+
+
+def _code_line(lines: Sequence[str], number: int, step: int) -> Optional[str]:
+    """The nearest line from ``number`` on (``step`` -1: before) that holds
+    code, or None."""
+    while 1 <= number <= len(lines):
+        text = lines[number - 1].strip()
+        if text and not text.startswith("#"):
+            return lines[number - 1]
+        number += step
+    return None
+
+
+def _alone_in_block(lines: Sequence[str], line: int, end_line: int) -> bool:
+    """Deleting these lines would leave an empty block (``else:`` and
+    nothing under it)."""
+    previous, following = _code_line(lines, line - 1, -1), _code_line(lines, end_line + 1, 1)
+    if previous is None or not previous.split("#")[0].rstrip().endswith(":"):
+        return False
+    indent = len(lines[line - 1]) - len(lines[line - 1].lstrip(" \t"))
+    return following is None or len(following) - len(following.lstrip(" \t")) < indent
 
 
 def _set_argument(operation: Operation, index: SourceIndex) -> Edit:
@@ -126,6 +165,10 @@ def _set_argument(operation: Operation, index: SourceIndex) -> Edit:
     if operation.index is not None and operation.index < len(positional):
         line, column, end_line, end_column = _span(positional[operation.index].value, index)
         return Edit(line, column, end_line, end_column, operation.text)
+    if operation.index is not None and operation.index == len(positional) == len(call.args) and call.args:
+        # The next positional slot, in a call written positionally: keep its style.
+        _, _, end_line, end_column = _span(call.args[-1].value, index)
+        return Edit(end_line, end_column, end_line, end_column, f", {operation.text}")
     if call.args:
         _, _, end_line, end_column = _span(call.args[-1].value, index)
         return Edit(end_line, end_column, end_line, end_column, f", {operation.name}={operation.text}")

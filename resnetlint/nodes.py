@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Tuple
 
 import libcst as cst
 
@@ -96,6 +96,13 @@ def layer_phrase(attr: Optional[str], spec: Optional[LayerSpec], call: Optional[
     if isinstance(call, cst.Call) and attr and attr.startswith("<element of "):
         return f"`{code_of(call.func)}` (an element of `self.{attr[len('<element of '):-1]}`)"
     return f"`{layer_name(attr, spec)}`"
+
+
+def position_of(node: Optional[cst.CSTNode]) -> Optional[Tuple[int, int]]:
+    """(line, column) of a node of the file being checked, or None."""
+    index = _INDEX.get()
+    position = index.position(node) if node is not None and index is not None else None
+    return (position[0], position[1]) if position is not None else None
 
 
 def source_text(node: Optional[cst.CSTNode]) -> Optional[str]:

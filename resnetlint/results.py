@@ -52,3 +52,6 @@ class FileResult:
     # Modules the analysis read besides the file itself (helpers, base
     # classes): path -> content hash; the cache re-checks the file when one changes.
     dependencies: Dict[str, str] = field(default_factory=dict)
+    # With ``prove``: per class, None when its widths and strides check out
+    # symbolically, else why not (the static proof of an unsafe fix).
+    proofs: Dict[str, Optional[str]] = field(default_factory=dict)

@@ -37,9 +37,12 @@ class Bottleneck(nn.Module):
 ```
 
 ## Fix safety
-The fix feeds the previous output to the layer (`self.conv2(out)`). It is
-unsafe: it changes what the block computes (that is the point), and a
-checkpoint trained with the bug will behave differently.
+The fix feeds the previous output to the layer (`self.conv2(out)`), unless
+what the rest of `forward` uses says the stale line itself is the mistake:
+`h = self.block(x); h = self.skip(x); return h + self.skip(x)` adds the
+shortcut already, so the fix deletes `h = self.skip(x)`. It is unsafe: it
+changes what the block computes (that is the point), and a checkpoint
+trained with the bug will behave differently.
 
 ## References
 - He et al., *Deep Residual Learning for Image Recognition* (2015), Fig. 5
@@ -52,7 +55,8 @@ from typing import Callable, Iterator, List, Optional, Set
 from resnetlint.model.query import (ancestors, BlockModel, FileAnalysis, Flow, FVal, overwritten_main_paths, projection_chain,
     residual_adds, shortcut_kind, main_chain,
     strip_elementwise)
-from resnetlint.fixes import UNSAFE, FixPlan, replace
+from resnetlint.fixbuild import PROJECTION_NAME, redundant_overwrite
+from resnetlint.fixes import UNSAFE, FixPlan, delete, replace
 from resnetlint.nodes import call_arg, code_of, layer_name, layer_phrase
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -285,14 +289,25 @@ def _stale_call(new: FVal, dead: FVal, flow: Flow) -> Optional[FVal]:
     return None
 
 
-def _violation(layer: FVal, dead: FVal, holder: str, how: str, flow: Flow) -> Optional[Violation]:
+def _violation(layer: FVal, dead: FVal, holder: str, how: str, flow: Flow, event=None) -> Optional[Violation]:
     arg = call_arg(layer.node)
     if arg is None:
         return None
     fix = None
-    if _bound_before(flow, holder, layer):
+    projection = bool(layer.attr and PROJECTION_NAME.search(layer.attr))
+    help_text = f"did you mean `{code_of(layer.node.func)}({holder})`?"
+    if projection:
+        # Feeding the main path to the shortcut's projection is never the repair.
+        help_text = f"keep the main path in `{holder}` and the shortcut `{code_of(layer.node)}` in its own variable"
+    elif _bound_before(flow, holder, layer):
         fix = FixPlan(f"feed `{holder}` (the previous output) to `{layer_name(layer.attr, layer.spec)}`", UNSAFE,
                       [replace(arg, holder)])
+    if event is not None and redundant_overwrite(flow, event.new):
+        # `h = self.skip(x)` before `h + self.skip(x)`: what the rest of forward
+        # uses says the line is the mistake, not the layer's input.
+        fix = FixPlan(f"delete `{code_of(event.stmt)}` (the add computes it already; `{holder}` keeps the main path)",
+                      UNSAFE, [delete(event.stmt)], fallback=fix)
+        help_text = f"delete `{code_of(event.stmt)}`: the add computes `{code_of(layer.node)}` already"
     chain = main_chain(dead)
     previous = chain[0] if chain else None
     if previous is not None and previous.node is layer.node:
@@ -307,7 +322,7 @@ def _violation(layer: FVal, dead: FVal, holder: str, how: str, flow: Flow) -> Op
     return Violation(
         arg,
         message,
-        help=f"did you mean `{code_of(layer.node.func)}({holder})`?",
+        help=help_text,
         expect={"kind": "dead-chain", "stale_layer": layer.attr, "dead_layers": [_module_path(v.attr) for v in main_chain(dead)]},
         fix=fix,
     )
@@ -363,7 +378,7 @@ def _overwritten_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -
             continue
         layer = _stale_call(event.new, dead, flow)
         if layer is not None:
-            found = _violation(layer, dead, event.var, "overwritten before it is used", flow)
+            found = _violation(layer, dead, event.var, "overwritten before it is used", flow, event)
             if found is not None:
                 yield found
 

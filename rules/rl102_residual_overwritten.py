@@ -42,8 +42,12 @@ class Block(nn.Module):
 
 ## Fix safety
 The fix keeps the main-path result and puts the shortcut in its own variable
-(`identity`) that the add uses. It is unsafe: it changes what the block
-computes.
+(`identity`) that the add uses; when the add already has the shortcut
+(`x = identity` before `x + identity`), it deletes the line that overwrote
+the main path. For `x + x` it adds the main path back: the value the add's
+statement overwrites (`out = x + x` after `out = self.conv(out)` becomes
+`out = out + x`), else the layers `forward` never uses, in `__init__` order.
+It is unsafe: it changes what the block computes.
 
 ## References
 - [Stack Overflow: Implementing a simple ResNet block with PyTorch](https://stackoverflow.com/questions/60817390)
@@ -55,7 +59,8 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from resnetlint.fixes import UNSAFE, FixPlan, insert_before, replace
+from resnetlint.fixbuild import redundant_overwrite, unused_layers
+from resnetlint.fixes import UNSAFE, FixPlan, delete, insert_before, replace
 from resnetlint.model.query import (BlockModel, FileAnalysis, Flow, main_chain, overwritten_main_paths,
     shortcut_kind, walk)
 from resnetlint.nodes import code_of, source_text
@@ -71,7 +76,7 @@ class ResidualOverwritten(Rule):
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for _, flow in block.flows():
             yield from _overwritten_main_path(flow, block)
-            yield from _self_adds(flow)
+            yield from _self_adds(flow, block)
 
     VALID = (
         Valid(
@@ -211,14 +216,35 @@ def _overwritten_main_path(flow: Flow, block: BlockModel) -> Iterator[Violation]
     events = overwritten_main_paths(flow)
     for event in events:
         kind = shortcut_kind(event.new, event.old, flow)
+        same_var = [e for e in events if e.var == event.var]
+        if _all_redundant(block, event.var):
+            # `x = identity` before `x + identity`: the add already has the
+            # shortcut, so the line is the mistake and the main path comes back.
+            fix = FixPlan(f"delete `{code_of(event.stmt)}` (the add already has the shortcut)", UNSAFE,
+                          [delete(event.stmt)], fallback=_identity_fix(flow, block, same_var))
+        else:
+            fix = _identity_fix(flow, block, same_var)
         yield Violation(
             event.stmt,
             f"`{event.var}` holds the main-path result and is overwritten with {kind} before the residual add; "
             "the main path is lost",
             help=f"keep the main path in `{event.var}` and put the shortcut in its own variable (e.g. `identity`)",
             expect={"kind": "dead-chain", "dead_layers": [v.attr for v in main_chain(event.old)]},
-            fix=_identity_fix(flow, block, [e for e in events if e.var == event.var]),
+            fix=fix,
         )
+
+
+def _all_redundant(block: BlockModel, var: str) -> bool:
+    """Every overwrite of ``var``'s main path, on every path, writes what
+    the add then adds anyway: the overwriting lines are the mistake."""
+    found = False
+    for _, flow in block.flows():
+        for event in overwritten_main_paths(flow):
+            if event.var == var:
+                found = True
+                if not redundant_overwrite(flow, event.new):
+                    return False
+    return found
 
 
 def _identity_fix(flow: Flow, block: BlockModel, events) -> Optional[FixPlan]:
@@ -277,7 +303,33 @@ def _first_statement(body):
     return first
 
 
-def _self_adds(flow: Flow) -> Iterator[Violation]:
+def _self_add_fix(flow: Flow, block: BlockModel, add, culprit) -> Optional[FixPlan]:
+    """``a + a``: give the add its main path back.  The value the add's
+    own statement overwrites, when it was computed and is now dead
+    (``out = self.conv2d(out); out = x + x`` -> ``out = out + x``); else the
+    layers ``forward`` never uses, in ``__init__`` order, applied to ``a``
+    (``x + x`` -> ``x + self.drop_path(self.mlp(x))``)."""
+    if culprit is not None and isinstance(culprit.stmt, cst.Assign) and isinstance(culprit.stmt.value, cst.Name):
+        return None  # `identity = out`: which value was meant is not plain
+    left, right = add.left_node, add.right_node
+    if not isinstance(left, cst.Name) or not isinstance(right, cst.Name):
+        return None
+    for event in flow.assignments:
+        old = event.old
+        if event.new is add.result and old is not None and old.is_computed and main_chain(old) \
+                and flow.is_dead(old):
+            return FixPlan(f"add `{event.var}` (the main path the add overwrites) to `{right.value}`", UNSAFE,
+                           [replace(left, event.var)])
+    unused = unused_layers(block)
+    if not unused:
+        return None
+    text = right.value
+    for name in unused:
+        text = f"self.{name}({text})"
+    return FixPlan(f"add `{text}` (the layers forward never uses) to `{left.value}`", UNSAFE, [replace(right, text)])
+
+
+def _self_adds(flow: Flow, block: BlockModel) -> Iterator[Violation]:
     """``a + a``: report where one operand's variable was made to hold the
     other's value (``identity = out``), or at the add itself."""
     main_path_overwrites = {id(e.new) for e in overwritten_main_paths(flow)}
@@ -299,4 +351,5 @@ def _self_adds(flow: Flow) -> Iterator[Violation]:
             f"both operands of the residual add are the same value{where}; the block adds a value to itself",
             help="add the main-path result to the shortcut (the block input or its projection)",
             expect={"kind": "self-add"},
+            fix=_self_add_fix(flow, block, add, culprit),
         )

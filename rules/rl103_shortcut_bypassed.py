@@ -48,6 +48,7 @@ from resnetlint.model.query import (AddEvent, AltV, ancestors, BlockModel, calle
     existing_projection, LayerV, Loc, overwritten_main_paths, residual_adds, strip_elementwise, World)
 import libcst as cst
 
+from resnetlint.fixbuild import onto_shortcut
 from resnetlint.fixes import UNSAFE, FixPlan, replace
 from resnetlint.nodes import code_of, source_text
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -211,6 +212,10 @@ def _projected_fix(block: BlockModel, flow: Flow, add: AddEvent, node, shortcut:
     raw = source_text(node)
     if raw is None or not isinstance(node, cst.Name):
         return None
+    applied = onto_shortcut(block, shortcut)
+    if applied is not None:
+        # `identity = x` on the paths where the projection exists: project there.
+        return applied
     calls = {id(v) for v in flow.values if v.is_layer and v.attr == shortcut}
     for event in flow.assignments:
         if id(event.new) in calls and event.new.order < add.result.order:

@@ -37,9 +37,15 @@ class Block(nn.Module):
 ```
 
 ## Fix safety
-No automatic fix: removing the layer changes the `state_dict` keys (so
-checkpoints stop loading), and the right fix is usually to put the layer back
-on the path, which only the author knows.
+When the layer's place is plain, the fix puts it back on the path: a
+projection (`downsample`, `shortcut`, `identity_conv`...) onto the shortcut
+that adds the raw input; any other layer where `__init__` order puts it
+(layers are built in the order they run), before the layer built after it,
+or after the one built before it (`bn2` between `conv2` and `relu`). It is
+unsafe: it changes what the block computes, and the place is a reading of
+the code that the trace (or, without it, the static model's check of the
+widths) must confirm. Otherwise there is no fix: removing the layer would
+change the `state_dict` keys, and where it goes only the author knows.
 
 ## References
 - [DistributedDataParallel: `find_unused_parameters`](https://pytorch.org/docs/stable/generated/torch.nn.parallel.DistributedDataParallel.html)
@@ -50,6 +56,7 @@ from typing import Dict, Iterator, List, Optional, Set
 
 import libcst as cst
 
+from resnetlint.fixbuild import wire_in
 from resnetlint.model.query import AltV, AttrAssign, BlockModel, FileAnalysis, LayerV, Loc
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -61,6 +68,8 @@ class UnusedSubmodule(Rule):
     code = "RL104"
     name = "unused-submodule"
     summary = "A submodule or parameter that forward never uses (no gradient; DDP errors)"
+    fix_availability = "sometimes"
+    fix_safety = "unsafe"
 
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         if block.forward is None or not block.complete or not block.worlds:
@@ -93,11 +102,14 @@ class UnusedSubmodule(Rule):
             if not readers:
                 if block.attribute_read_elsewhere(name):
                     continue  # another module of the package applies it (a parent, a helper given the module)
+                fix = wire_in(block, name)
                 yield Violation(
                     node,
                     f"`self.{name}` is created in `__init__` but never used: its parameters never receive a gradient",
-                    help="use it in `forward` (was it meant to be on the path?) or remove it",
+                    help=f"{fix.description}?" if fix is not None else
+                    "use it in `forward` (was it meant to be on the path?) or remove it",
                     expect={"kind": "no-grad", "layers": [name]},
+                    fix=fix,
                 )
             elif not returns_nothing and _only_dead_uses(block, name, readers):
                 yield Violation(

@@ -34,8 +34,15 @@ self.block = nn.Sequential(
 
 ## Fix safety
 The fix replaces the offending argument with the width the previous layer
-produces. It is safe for code that runs: the only configurations whose result
-changes are those that crashed.
+produces, where it is written: in the layer's constructor call, or in the
+call of the helper or layer-class parameter that builds it
+(`conv3x3(inplanes, planes)` -> `conv3x3(planes, planes)`,
+`norm_layer(inplanes)` -> `norm_layer(planes)`). It is unsafe: in every
+configuration where the two widths differ the layer's weight changes shape
+(those configurations crashed in `forward`, but they build, and a
+`state_dict` saved from one no longer loads), and the width it writes is the
+model's reading of the layers before it, which may rest on a contract (a
+`norm_layer` parameter, a helper from another module).
 
 ## References
 - [`torch.nn.Conv2d`](https://pytorch.org/docs/stable/generated/torch.nn.Conv2d.html)
@@ -47,7 +54,7 @@ from typing import Dict, Iterator, List, Optional, Set
 
 from resnetlint.model.query import (AltV, BlockModel, chain_links, channels_of, differ, Facts, FileAnalysis, Flow, FVal,
     Item, LayerSpec, LayerV, Loc, Num, provably_different, strip_elementwise)
-from resnetlint.fixes import SAFE, FixPlan, replace
+from resnetlint.fixes import UNSAFE, FixPlan, replace
 from resnetlint.nodes import code_of, report_node, source_text, width_argument_name, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -57,7 +64,7 @@ class ChannelMismatch(Rule):
     name = "channel-mismatch"
     summary = "Consecutive layers disagree on the number of channels"
     fix_availability = "sometimes"
-    fix_safety = "safe"
+    fix_safety = "unsafe"
 
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for wf in block.worlds:
@@ -223,7 +230,7 @@ def _mismatch(consumer: LayerSpec, width: Num, facts: Facts, producer_label: str
     fix = None
     if arg_name and written_argument(consumer, arg_name) is not None:
         text = width_text or got.render()
-        fix = FixPlan(f"use `{text}` for `{arg_name}`", SAFE, [replace(written_argument(consumer, arg_name), text)])
+        fix = FixPlan(f"use `{text}` for `{arg_name}`", UNSAFE, [replace(written_argument(consumer, arg_name), text)])
     assumed = f" (assuming {consumer.assumption})" if consumer.assumption and not consumer.ltype else ""
     return Violation(
         node,

@@ -235,7 +235,8 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
         return Violation(main_strided[-1][1], f"{detail}: the main path strides but the shortcut does not, so the add "
                          f"fails whenever {main.render()} != 1",
                          help="give the shortcut the same stride (a strided 1x1 projection or pooling)",
-                         expect={**expect, "stride": main.render()})
+                         expect={**expect, "stride": main.render()},
+                         fix=_stride_onto_shortcut(residual, main_strided[0][0]) if len(main_strided) == 1 else None)
     if len(main_strided) >= 2:
         return Violation(main_strided[-1][1], f"{detail}: the stride is applied twice on the main path",
                          help="keep the stride on the first strided conv only",
@@ -250,23 +251,73 @@ STRIDE_INDEX = 3  # in_channels, out_channels, kernel_size, stride
 
 
 def _stride_text(spec: LayerSpec) -> Optional[str]:
-    return source_text(written_argument(spec, "stride"))
+    """The stride as the class writes it for this layer (for a module class
+    or a container: for the first of its convs that has one written)."""
+    text = source_text(written_argument(spec, "stride"))
+    if text is None and spec.family in ("container", "composite"):
+        for child in spec.children:
+            if isinstance(child.loc.value, LayerV):
+                text = _stride_text(child.loc.value.spec)
+                if text is not None:
+                    break
+    return text
 
 
 def _stride_onto_main_path(residual: Residual, strided_shortcut: LayerSpec) -> Optional[FixPlan]:
-    """Give the main path's first spatial conv the shortcut's stride."""
+    """Give the main path's conv the shortcut's stride: one whose stride is
+    written as a literal 1 (`conv3x3(planes, planes, 1)`), else the first
+    spatial one."""
     stride = _stride_text(strided_shortcut)
     if stride is None:
         return None
     convs = _main_path_convs(residual.main)
+    spatial = []
     for spec in convs:
         kernel = as_int_pair(spec.arg("kernel_size"))
         if kernel is not None and kernel.const_value() is not None and kernel.const_value() > 1:
-            call = local_call(spec)
-            if call is None or sum(other is spec for other in convs) > 1:
-                return None  # (a layer applied twice would stride twice)
-            return FixPlan(f"stride the first {kernel.render()}x{kernel.render()} conv of the main path by `{stride}`",
-                           UNSAFE, [set_argument(call, "stride", stride, STRIDE_INDEX)])
+            spatial.append((spec, kernel))
+    written_one = [(spec, kernel) for spec, kernel in spatial
+                   if (source_text(written_argument(spec, "stride")) or "").strip() == "1"]
+    for spec, kernel in (written_one or spatial)[:1]:
+        if sum(other is spec for other in convs) > 1:
+            return None  # (a layer applied twice would stride twice)
+        operation = _set_stride(spec, stride)
+        if operation is None:
+            return None
+        return FixPlan(f"stride the {kernel.render()}x{kernel.render()} conv `{spec.label}` of the main path by "
+                       f"`{stride}`", UNSAFE, [operation])
+    return None
+
+
+def _stride_onto_shortcut(residual: Residual, strided_main: LayerSpec) -> Optional[FixPlan]:
+    """Give the shortcut's one conv (a projection built with stride 1) the
+    main path's stride."""
+    stride = _stride_text(strided_main)
+    convs = _main_path_convs(residual.skip)
+    if stride is None or len(convs) != 1:
+        return None
+    operation = _set_stride(convs[0], stride)
+    if operation is None:
+        return None
+    return FixPlan(f"stride the shortcut's `{convs[0].label}` by `{stride}`", UNSAFE, [operation])
+
+
+def _set_stride(spec: LayerSpec, stride: str):
+    """The edit that gives a conv this stride, where the code states it: its
+    stride argument as written (also at a helper's call), its constructor
+    call, or the call of the helper or module class that builds it and
+    passes its own `stride` on."""
+    written = written_argument(spec, "stride")
+    if written is not None:
+        return replace(written, stride)
+    call = local_call(spec)
+    if call is not None:
+        return set_argument(call, "stride", stride, STRIDE_INDEX)
+    passed = spec.arg("stride")
+    if isinstance(spec.site, cst.Call) and spec.site is not spec.call and passed is not None and not passed.local:
+        # Built by a helper or module class with its default stride: pass it one
+        # (the re-analysis, or the trace, shows whether it reaches the conv).
+        return set_argument(spec.site, "stride", stride)
     return None
 
 
@@ -274,7 +325,7 @@ def _main_path_convs(value: FVal) -> List[LayerSpec]:
     out: List[LayerSpec] = []
 
     def expand(spec: LayerSpec) -> None:
-        if spec.family == "container":
+        if spec.family in ("container", "composite"):
             for child in spec.children:
                 if isinstance(child.loc.value, LayerV):
                     expand(child.loc.value.spec)

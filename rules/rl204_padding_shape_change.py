@@ -24,8 +24,13 @@ self.conv = nn.Conv2d(c, c, kernel_size=3, padding=1)
 
 ## Fix safety
 The fix sets `padding=kernel_size // 2` (times the dilation), written in the
-style of the surrounding code. It is safe: configurations whose add ran
-before could only be ones where this conv was not on the path.
+style of the surrounding code. It is unsafe: it rests on the model having
+seen everything that changes the size on the main path. An explicit pad the
+model does not see (in a helper's `forward`, built under a condition, a
+later layer that pads back) would make the block run today and crash once
+padded twice. No fix is offered for a conv that an explicit pad layer (or
+`F.pad`) feeds in some way `__init__` can run: the right fix is then the
+pad's, or the condition's.
 
 ## References
 - [`torch.nn.Conv2d`: output shape](https://pytorch.org/docs/stable/generated/torch.nn.Conv2d.html)
@@ -38,7 +43,7 @@ import libcst as cst
 
 from resnetlint.model.query import (as_int, as_num, BlockModel, ChainStep, FileAnalysis, forward_chains, intended_residuals,
     LayerSpec, Loc, Num, provably_different, StrV, TupleV, unless)
-from resnetlint.fixes import SAFE, FixPlan, set_argument
+from resnetlint.fixes import UNSAFE, FixPlan, set_argument
 from resnetlint.nodes import local_call, parenthesize, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -47,8 +52,8 @@ class PaddingShapeChange(Rule):
     code = "RL204"
     name = "padding-shape-change"
     summary = "A stride-1 conv on the main path whose padding changes the spatial size"
-    fix_availability = "always"
-    fix_safety = "safe"
+    fix_availability = "sometimes"
+    fix_safety = "unsafe"
 
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for _, flow in block.flows():
@@ -56,7 +61,7 @@ class PaddingShapeChange(Rule):
                 if any(problem is not None for chain in forward_chains(residual.skip)
                        for _, problem in _size_changes(chain)):
                     continue  # both paths lose the border: they may still agree
-                yield from _report_main(residual.main)
+                yield from _report_main(block, residual.main)
 
     VALID = (
         Valid(
@@ -134,7 +139,7 @@ class PaddingShapeChange(Rule):
 PADDING_INDEX = 4  # in_channels, out_channels, kernel_size, stride, padding
 
 
-def _report_main(main) -> Iterator[Violation]:
+def _report_main(block: BlockModel, main) -> Iterator[Violation]:
     """Each conv that changes the size on some chain into the main path's
     output (once, however many chains it is on)."""
     reported = set()
@@ -151,7 +156,7 @@ def _report_main(main) -> Iterator[Violation]:
                 f"block{when}: the add fails",
                 help="use padding = dilation * (kernel_size - 1) // 2 (or padding=\"same\")",
                 expect={"kind": "shape-error", "conditions": [condition] if condition else []},
-                fix=_padding_fix(spec) if not _padded_before(chain, spec) else None,
+                fix=_padding_fix(spec) if not _padded_anywhere(block, spec) else None,
             )
 
 
@@ -172,13 +177,18 @@ def _padding_fix(spec: LayerSpec) -> Optional[FixPlan]:
             return None  # an even kernel: no symmetric padding keeps the size
         values = [d * (k - 1) // 2 for k, d in zip(kernel, dilation)]
         text = str(values[0]) if len(set(values)) == 1 else "(" + ", ".join(map(str, values)) + ")"
+    elif kernel is not None and len(set(kernel)) == 1 and kernel[0] % 2 == 1 and dilation_text is not None \
+            and literal(kernel_text):
+        # A literal kernel and a dilation the caller chooses (`padding=dilation` for a 3x3).
+        half = (kernel[0] - 1) // 2
+        text = dilation_text.strip() if half == 1 else f"{half} * {parenthesize(dilation_text)}"
     elif kernel_text is not None and kernel is None:
         text = f"{parenthesize(kernel_text)} // 2"
         if dilation_text is not None and dilation_text.strip() != "1":
             text = f"{parenthesize(dilation_text)} * ({kernel_text} - 1) // 2"
     else:
         return None
-    return FixPlan(f"pad with `{text}` so the size is kept", SAFE, [set_argument(call, "padding", text, PADDING_INDEX)])
+    return FixPlan(f"pad with `{text}` so the size is kept", UNSAFE, [set_argument(call, "padding", text, PADDING_INDEX)])
 
 
 def _size_changes(chain: List[ChainStep]) -> List[Tuple[LayerSpec, Optional[Tuple[cst.CSTNode, str, str]]]]:
@@ -219,10 +229,22 @@ def _padded_before(chain: List[ChainStep], conv: LayerSpec) -> bool:
     """An explicit padding feeds this conv: the right fix may be the pad's."""
     previous = None
     for step in chain:
-        if step.spec is conv:
+        if step.spec is conv or (conv.call is not None and step.spec is not None and step.spec.call is conv.call):
             return previous is not None and previous.is_pad
         if step.spec is None or step.spec.family not in ("act", "norm", "dropout", "identity"):
             previous = step
+    return False
+
+
+def _padded_anywhere(block: BlockModel, conv: LayerSpec) -> bool:
+    """In some way ``__init__`` can run (each world builds its own layers
+    from the same calls), an explicit padding feeds this conv: padding the
+    conv would pad twice there (``if padding_type == "reflect":
+    layers += [nn.ReflectionPad2d(1)]`` ... ``nn.Conv2d(..., padding=p)``)."""
+    for _, flow in block.flows():
+        for residual in intended_residuals(flow):
+            if any(_padded_before(chain, conv) for chain in forward_chains(residual.main)):
+                return True
     return False
 
 

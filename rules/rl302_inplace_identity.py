@@ -43,9 +43,9 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
-from resnetlint.model.query import BlockModel, FileAnalysis, Flow, FVal, InplaceEvent, LayerV
-from resnetlint.nodes import code_of, layer_name, local_call, parenthesize, source_text
+from resnetlint.fixes import UNSAFE, FixPlan, delete, replace, set_argument
+from resnetlint.model.query import BlockModel, FileAnalysis, Flow, FVal, InplaceEvent, LayerV, walk
+from resnetlint.nodes import code_of, layer_name, local_call, parenthesize, position_of, source_text
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 
@@ -60,7 +60,7 @@ class InplaceIdentity(Rule):
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for _, flow in block.flows():
             for event in flow.inplace:
-                found = _check(flow, event)
+                found = _check(flow, event, block)
                 if found is not None:
                     yield found
 
@@ -213,7 +213,7 @@ def _saved_output_of(value: FVal) -> Optional[str]:
     return None
 
 
-def _check(flow: Flow, event: InplaceEvent):
+def _check(flow: Flow, event: InplaceEvent, block: Optional[BlockModel] = None):
     target = event.target
     node = event.target_node
     if node is None or not target.tensor:
@@ -227,7 +227,7 @@ def _check(flow: Flow, event: InplaceEvent):
             "inplace operation\"",
             help="make this operation out-of-place (`out = out + ...`)",
             expect={"kind": "mutation"},
-            fix=_augmented_fix(event.node) if event.kind == "augassign" else _out_of_place_fix(flow, event),
+            fix=_augmented_fix(event.node, flow, event, block) if event.kind == "augassign" else _out_of_place_fix(flow, event),
         )
     is_input = flow.input is not None and target is flow.input
     if event.kind == "augassign":
@@ -242,7 +242,7 @@ def _check(flow: Flow, event: InplaceEvent):
             "(and the values autograd saved for backward)",
             help=f"write `{target_text} = {target_text} + ...`",
             expect={"kind": "mutation"},
-            fix=_augmented_fix(event.node),
+            fix=_augmented_fix(event.node, flow, event, block),
         )
     if event.result.is_layer and flow.is_dead(event.result) and not flow.consumers(event.result):
         return None  # called for its side effect on purpose
@@ -263,16 +263,65 @@ def _check(flow: Flow, event: InplaceEvent):
 OPERATORS = {"AddAssign": "+", "SubtractAssign": "-", "MultiplyAssign": "*", "DivideAssign": "/"}
 
 
-def _augmented_fix(node) -> Optional[FixPlan]:
-    """``x += y`` -> ``x = x + y``: a new tensor instead of a mutation."""
+def _augmented_fix(node, flow: Optional[Flow] = None, event: Optional[InplaceEvent] = None,
+                   block: Optional[BlockModel] = None) -> Optional[FixPlan]:
+    """``x += y`` -> ``x = x + y``: a new tensor instead of a mutation.  The
+    add written on the identity and handed back (``identity += out; out =
+    identity``) becomes ``out = out + identity``: the sum, out of place,
+    where the code wanted it."""
     if not isinstance(node, cst.AugAssign) or type(node.operator).__name__ not in OPERATORS:
         return None
     target, value = source_text(node.target), source_text(node.value)
     if target is None or value is None:
         return None
     operator = OPERATORS[type(node.operator).__name__]
-    text = f"{target} = {target} {operator} {parenthesize(value)}"
+    handed = _handed_back(flow, event, block) if flow is not None and event is not None and block is not None \
+        and operator == "+" else None
+    if handed is not None:
+        text = f"{handed.var} = {_operand(node.value, value, operator)} + {target}"
+        return FixPlan(f"write `{text}` (no `{handed.var} = {target}`)", UNSAFE,
+                       [replace(node, text), delete(handed.stmt)])
+    text = f"{target} = {target} {operator} {_operand(node.value, value, operator)}"
     return FixPlan(f"write `{text}`", UNSAFE, [replace(node, text)])
+
+
+def _operand(node, text: str, operator: str) -> str:
+    """``text`` as the right operand of ``operator``: in parentheses only
+    where Python needs them (``x + y * s``, ``x + (a - b)``)."""
+    if isinstance(node, (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.Integer, cst.Float)):
+        return text
+    tighter = (cst.Multiply, cst.Divide, cst.MatrixMultiply, cst.FloorDivide, cst.Modulo, cst.Power)
+    if isinstance(node, cst.BinaryOperation) and operator in "+-" and isinstance(node.operator, tighter):
+        return text
+    return parenthesize(text)
+
+
+def _handed_back(flow: Flow, event: InplaceEvent, block: BlockModel):
+    """``a += b`` then, next, ``c = a`` (a plain name), with ``a`` never
+    mentioned again in ``forward``: the assignment that takes the sum out
+    of ``a``."""
+    node = event.node
+    if not isinstance(node.target, cst.Name) or block.forward is None:
+        return None
+    name = node.target.value
+    later = sorted((e for e in flow.assignments if e.new.order >= event.result.order and e.stmt is not node),
+                   key=lambda e: e.new.order)
+    if not later:
+        return None
+    first = later[0]
+    stmt = first.stmt
+    if not (isinstance(stmt, cst.Assign) and isinstance(stmt.value, cst.Name) and stmt.value.value == name
+            and first.var != name and len(stmt.targets) == 1):
+        return None
+    where = position_of(stmt)
+    if where is None:
+        return None
+    for other in walk(block.forward):
+        if isinstance(other, cst.Name) and other.value == name and other is not stmt.value:
+            position = position_of(other)
+            if position is None or position > where:
+                return None  # `a` is read again: it must keep the sum
+    return first
 
 
 def _inplace_layer(spec) -> Optional[object]:

@@ -39,7 +39,7 @@ def test_text_output_has_location_frame_help_and_summary():
     assert "\033[" not in out  # no colour when not a terminal / NO_COLOR
     summary = out.rstrip().splitlines()[-1]
     assert summary.startswith("Found 7 problems in 1 file.")
-    assert "1 fixable with --fix." in summary and "5 more fixable with --unsafe-fixes." in summary
+    assert "fixable with --fix." not in summary and "6 more fixable with --unsafe-fixes." in summary
 
 
 def test_concise_output_is_one_line_per_finding():

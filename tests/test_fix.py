@@ -55,12 +55,14 @@ def test_fixing_twice_changes_nothing(buggy):
 
 
 def test_safe_fixes_only_without_unsafe_fixes(buggy):
-    result = cli(buggy / "seeds" / "seed003_block.py", "--fix", "--no-trace")
-    text = (buggy / "seeds" / "seed003_block.py").read_text()
-    assert "nn.Conv2d(in_channels=out_channels" in text  # RL201 is safe
-    assert "out = self.skip(x)" in text  # RL102 is unsafe: untouched
-    assert "(1 fixed, 6 remaining)" in result.output
-    assert "5 more fixable with --unsafe-fixes." in result.output
+    target = buggy / "seeds" / "seed003_block.py"
+    original = target.read_text()
+    # An unused `# noqa` (RL100): its removal is the one safe fix in the file.
+    target.write_text(original.replace("        out = F.relu(out)", "        out = F.relu(out)  # noqa: RL301"))
+    result = cli(target, "--fix", "--no-trace")
+    assert target.read_text() == original  # the comment went, and nothing else changed
+    assert "(1 fixed, 7 remaining)" in result.output
+    assert "6 more fixable with --unsafe-fixes." in result.output  # RL201's fix changes a weight's shape: unsafe
 
 
 def test_diff_shows_the_change_and_writes_nothing(buggy):
@@ -83,7 +85,7 @@ def test_json_reports_applied_fixes(buggy):
     assert len(applied) == 4
     assert doc["summary"]["findings"] == 0 and doc["summary"]["fixed"] == 7 and doc["summary"]["fixes_applied"] == 4
     assert set(applied[0]["fix"]) == {"safety", "applied", "description"}
-    assert {f["fix"]["safety"] for f in applied} == {"safe", "unsafe"}
+    assert {f["fix"]["safety"] for f in applied} == {"unsafe"}  # RL201's fix changes a weight's shape
 
 
 @pytest.mark.trace
@@ -137,7 +139,7 @@ def test_fixes_preserve_everything_outside_the_edit(tmp_path):
     path = tmp_path / "awkward.py"
     path.write_bytes(AWKWARD.replace("nn.BatchNorm2d(c * 2), \\\r\n", "nn.BatchNorm2d(c * 2),\r\n").encode())
     original = path.read_bytes()
-    result = cli(path, "--fix", "--no-trace")
+    result = cli(path, "--fix", "--unsafe-fixes", "--no-trace", "--select", "RL201")
     assert "1 fixed" in result.output, result.output
     fixed = path.read_bytes()
     assert b"\r\n" in fixed and fixed.count(b"\r\n") == original.count(b"\r\n") and b"\n" not in fixed.replace(b"\r\n", b"")
@@ -169,7 +171,7 @@ def test_encoding_cookie_and_bom_survive(tmp_path):
     bom.write_bytes(b"\xef\xbb\xbf" + source.replace("# -*- coding: latin-1 -*-\n", "").encode("utf-8"))
     mode = stat.S_IMODE(os.stat(latin).st_mode) | stat.S_IXUSR
     os.chmod(latin, mode)
-    cli(tmp_path, "--fix", "--no-trace")
+    cli(tmp_path, "--fix", "--unsafe-fixes", "--no-trace")
     assert "self.b = nn.Conv2d(c * 2, c, 1)" in latin.read_bytes().decode("latin-1")
     assert "Caf\xe9".encode("latin-1") in latin.read_bytes()
     assert stat.S_IMODE(os.stat(latin).st_mode) == mode

@@ -38,7 +38,7 @@ COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "resnetli
 # must still be reported next to every bad one).
 BUGGY_LINES = (
     ":44:13: RL102 [residual-overwritten] `out` holds the main-path result and is overwritten with the shortcut",
-    ":37:35: RL201 [*] [channel-mismatch]",  # [*]: its fix is safe
+    ":37:35: RL201 [channel-mismatch]",  # no [*]: its fix is unsafe (it changes a weight's shape)
 )
 REPORT = "please report this at https://github.com/resnetlint/resnetlint/issues"
 

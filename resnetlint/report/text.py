@@ -237,10 +237,8 @@ def render(run, out, concise: bool = False, show_fixes: bool = False, unsafe: bo
         for line in finding_lines(finding, run.sources.get(finding.path), style, concise, show_fixes, unsafe):
             out.line(line)
     for outcome in run.fixes:
-        for rejected in outcome.rejected:
-            out.line([(f"{outcome.path}:", LOCATION),
-                      (f" fix rejected for {rejected.finding.code} [{rejected.finding.rule}] in "
-                       f"{rejected.finding.symbol}: {rejected.rejected}", "")])
+        for line in fix_notes(outcome):
+            out.line([(line[0], LOCATION), (line[1], "")])
     for error in run.errors:
         out.line([(f"{error.path}:", LOCATION), (" ", ""), ("error", ERROR), (f": {error.message}", "")])
     if quiet:
@@ -252,6 +250,20 @@ def render(run, out, concise: bool = False, show_fixes: bool = False, unsafe: bo
     trace = trace_line(run.trace, trace_mode, verbose)
     if trace:
         out.line([(trace, "")])
+
+
+def fix_notes(outcome) -> List[Tuple[str, str]]:
+    """(location, text) for each fix that was not applied although asked
+    for: rejected (the trace disproved it, it broke the syntax...) or
+    unproven (no trace, and the static model could not prove it), named by
+    the finding the user saw."""
+    notes = []
+    for verb, items in (("rejected", outcome.rejected), ("not applied", getattr(outcome, "unproven", []))):
+        for item in items:
+            finding = item.shown
+            notes.append((f"{outcome.path}:{finding.line}:{finding.column}:",
+                          f" fix {verb} for {finding.code} [{finding.rule}] in {finding.symbol}: {item.rejected}"))
+    return notes
 
 
 def summary_line(run, unsafe: bool = False) -> str:

@@ -136,7 +136,9 @@ async def resolve(ls: ResnetlintServer, action: lsp.CodeAction) -> lsp.CodeActio
     unsafe = bool(data.get("unsafe"))
     outcome = await ls.in_background(lambda: ls.analysis.fix(path, held.text, finding, unsafe))
     for rejected in outcome.rejected:
-        _tell(ls, f"fix rejected for {rejected.finding.code} in {rejected.finding.symbol}: {rejected.rejected}")
+        _tell(ls, f"fix rejected for {rejected.shown.code} in {rejected.shown.symbol}: {rejected.rejected}")
+    for unproven in outcome.unproven:
+        _tell(ls, f"fix not applied for {unproven.shown.code} in {unproven.shown.symbol}: {unproven.rejected}")
     if outcome.error:
         _tell(ls, f"not fixed: {outcome.error}")
         return action
@@ -144,7 +146,7 @@ async def resolve(ls: ResnetlintServer, action: lsp.CodeAction) -> lsp.CodeActio
         _tell(ls, "the file changed while the fix was being computed; try again")
         return action
     if not outcome.changed:
-        if not outcome.rejected:
+        if not outcome.rejected and not outcome.unproven:
             _tell(ls, "no fix could be applied (each one produced code that does not parse, or changed nothing)")
         return action
     action.edit = _workspace_edit(ls, uri, held.version, outcome.original, outcome.fixed)

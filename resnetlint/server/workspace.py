@@ -288,7 +288,7 @@ class Workspace:
         up is rolled back (``outcome.rejected``).  Returns a
         :class:`~resnetlint.fixer.FixOutcome` whose ``original`` is the text
         the edits apply to."""
-        from ..fixer import FixOutcome, fix_file, fix_text
+        from ..fixer import FixOutcome, fix_file, fix_proven, fix_text
 
         config = self.config_for(path)
         rules = config.rules_for(path)
@@ -303,6 +303,9 @@ class Workspace:
         try:
             if prover is not None:
                 outcome = fix_file(path, rules, unsafe, trace=prover, blocked=blocked)
+            elif finding is None:
+                # "fix all", as `--fix --no-trace` does it: unsafe fixes only when the static model proves them
+                outcome = fix_proven(text, path, rules, unsafe, blocked=blocked)
             else:
                 outcome = fix_text(text, path, rules, unsafe, blocked)
         except Exception as exc:  # noqa: BLE001 - a bug of ours costs the fix, not the server
@@ -342,7 +345,7 @@ class _Prover:
             try:
                 self.runner.start()
             except WorkerUnavailable:
-                return {}  # as with --fix: no torch, no trace proof, the static proof stands
+                return None  # as with --fix: no torch, no trace proof; the static proof decides
             self.started = True
         return prove_fixes(outcome, self.runner, self.options, self.rules)
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..findings import Confirmation, Finding
 from .reasons import unrunnable_reason
-from .verdict import CHANNEL_ERROR, judge, mismatched_dimension
+from .verdict import CHANNEL_ERROR, SIZE_ERROR, judge, mismatched_dimension
 from .verdict_cache import VerdictCache
 
 STATIC_ONLY = ("RL000", "RL999", "RL100")
@@ -313,7 +313,11 @@ def _trace_only_findings(path: str, name: str, info, response) -> List[Finding]:
 
 def prove_fixes(outcome, runner, options: TraceOptions, rules) -> Dict[str, Tuple[List[str], str]]:
     """Run every fixed class before and after its fixes; a class whose fixes
-    do not hold up rejects them: ``{class: (codes, why)}``."""
+    do not hold up rejects them: ``{class: (codes, why)}``.  A class the
+    trace cannot run (it cannot be imported or built, or never runs cleanly
+    before or after the fix) proves nothing: it goes into
+    ``outcome.untraced`` with the reason, and the fixer asks the static model
+    instead."""
     from ..engine import check_text
 
     before_blocks = check_text(outcome.original, outcome.path, rules).blocks
@@ -321,50 +325,119 @@ def prove_fixes(outcome, runner, options: TraceOptions, rules) -> Dict[str, Tupl
     rejected: Dict[str, Tuple[List[str], str]] = {}
     for name in sorted({a.finding.symbol for a in outcome.applied}):
         if name not in before_blocks or name not in after_blocks:
+            outcome.untraced[name] = "the trace does not know the class"  # (a file-level fix: RL100)
             continue
         fixed = [a.finding for a in outcome.applied if a.finding.symbol == name]
         remaining = [f for f in outcome.remaining if f.symbol == name]
-        before = runner.run(_request(outcome.path, name, before_blocks[name], options))
-        after_request = _request(outcome.path, name, after_blocks[name], options)
-        after_request["source"] = outcome.fixed
-        after = runner.run(after_request)
+        # One request for both texts (the configurations the findings predict
+        # fail come first), so before and after are the same configurations.
+        before_request = _request(outcome.path, name, before_blocks[name], options, fixed)
+        # The text that was fixed, not the module a previous run imported
+        # (the worker keeps modules by path; the file may have changed since).
+        before_request["source"] = outcome.original
+        before = run_source(runner, before_request)
+        if before.get("status") != "ok":
+            outcome.untraced[name] = f"the trace could not run the block ({before.get('error', before.get('status'))})"
+            continue
+        after_request = dict(before_request, source=outcome.fixed)
+        after = run_source(runner, after_request)
+        if not _ran_cleanly(before) and not _ran_cleanly(after):
+            # Nothing ran before or after (no forward, arguments the trace
+            # cannot choose well): the runs prove nothing either way.
+            outcome.untraced[name] = "the trace ran the block cleanly in no configuration, before or after the fix"
+            continue
         why = regression(before, after, fixed, remaining)
         if why is not None:
             rejected[name] = (sorted({f.code for f in fixed}), why)
+        elif not _ran_cleanly(after):
+            outcome.untraced[name] = "the trace ran the fixed block cleanly in no configuration"
     return rejected
+
+
+def run_source(runner, request: Dict[str, Any]) -> Dict[str, Any]:
+    """Run a request that carries the module's text (``source``).  A worker
+    that imported the module already loads the text beside it, which a
+    package that registers its classes by name refuses; a fresh worker loads
+    the text as the module itself, so a failed import is tried once more
+    there."""
+    response = runner.run(request)
+    if response.get("status") == "import-error":
+        runner.stop()  # the next run starts a fresh worker
+        response = runner.run(request)
+    return response
 
 
 def regression(before: Dict[str, Any], after: Dict[str, Any], fixed: List[Finding],
                remaining: List[Finding]) -> Optional[str]:
     """Why the fixed block does not hold up, or None.  Per configuration: one
-    that ran cleanly must still run; the error that was a fixed finding's
-    evidence must be gone; a new error must be explained by a finding that
-    remains (it is then a separate, still reported problem)."""
+    that ran cleanly must still run, and every parameter that received a
+    gradient there must still receive one; the error that was a fixed
+    finding's evidence must be gone.  A configuration that failed before and
+    fails differently after is accepted when the error is one the block
+    already had elsewhere (a caller contract), a finding that remains
+    explains it, or the fix made another configuration run: the fix then got
+    the block further, and what it uncovered is the code's own limit (a
+    stride-2 block without a projection for other widths)."""
     if before.get("status") != "ok":
         return None  # nothing to compare with: the static re-check stands alone
     if after.get("status") != "ok":
         return f"the fixed block could not be run ({after.get('error', after.get('status'))})"
     configs_before = {c["config"]: c for c in before.get("runs", [])}
     modes_before = {_mode(error) for c in before.get("runs", []) for error in _errors(c)}
+    improved = False
+    differently = None
     for config in after.get("runs", []):
         old = configs_before.get(config["config"])
         if old is None:
             continue
         errors_before, errors_after = _errors(old), _errors(config)
+        if errors_before and not errors_after:
+            improved = True
+        if not errors_before and not errors_after and not config.get("stochastic"):
+            lost = _gradients_lost(old, config)
+            if lost:
+                return (f"{config['config']}: {', '.join(f'`{name}`' for name in lost)} received a gradient "
+                        "before the fix and no longer does")
         for error in sorted(errors_after):
             if error in errors_before:
                 if _is_evidence_of(fixed, old, error):
                     return f"{config['config']} still fails: {error}"
                 continue
             if not errors_before:
+                if _guessed_caller(config) and (SIZE_ERROR.search(error) or CHANNEL_ERROR.search(error)):
+                    continue  # a projection the trace made up for the caller may simply not fit this block
                 return f"{config['config']} ran before the fix and now fails: {error}"
             if _mode(error) in modes_before or _explained(remaining, config, error):
                 # A failure the block already had in another configuration
                 # (a caller contract, e.g. no projection passed), or a
                 # problem that is still reported: the fix uncovered it.
                 continue
-            return f"{config['config']} fails differently after the fix: {error}"
+            differently = differently or f"{config['config']} fails differently after the fix: {error}"
+    if differently is not None and not improved:
+        return differently
+    for finding in fixed:
+        was, now = judge(finding, before), judge(finding, after)
+        if was.status == "confirmed" and now.status == "confirmed" and now.detail == was.detail:
+            return f"the fixed block still shows it: {now.detail}"
     return None
+
+
+def _guessed_caller(config: Dict[str, Any]) -> bool:
+    """A configuration with a projection the trace built for the caller's
+    argument (``downsample=<1x1 conv 16->32>``): a guess, not a caller's."""
+    return "projection" in config.get("origin", "")
+
+
+def _gradients_lost(before: Dict[str, Any], after: Dict[str, Any]) -> List[str]:
+    """Modules whose parameters received a gradient in every run of the
+    configuration before the fix and not after."""
+    def starved(config) -> set:
+        names: set = set()
+        for run in config.get("runs", []):
+            names |= set(run.get("no_grad", []))
+        return names
+
+    return sorted(starved(after) - starved(before))
 
 
 def _mode(error: str) -> str:

@@ -215,7 +215,13 @@ def _expose(root: str, dotted: str) -> None:
 
 def _module_from_source(request: Dict[str, Any]):
     """A module built from text that is not on disk yet (a proposed fix),
-    inside the file's package so its relative imports still work."""
+    inside the file's package so its relative imports still work.
+
+    When this worker has not imported the module yet, the text is loaded *as*
+    the module, by its own name: what the package does once at import
+    (registering its classes in a model registry, which refuses a name
+    twice) happens once, with the proposed text.  A module imported already
+    gets the text as a separate module beside it."""
     import types
 
     path, root, dotted = request["file"], request.get("root"), request.get("module") or ""
@@ -224,6 +230,14 @@ def _module_from_source(request: Dict[str, Any]):
     directory = os.path.dirname(os.path.abspath(path))
     if directory not in sys.path:
         sys.path.append(directory)
+    if dotted and dotted not in sys.modules:
+        _SUBSTITUTED.sources[dotted] = (os.path.abspath(path), request["source"])
+        if _SUBSTITUTED not in sys.meta_path:
+            sys.meta_path.insert(0, _SUBSTITUTED)
+        try:
+            return importlib.import_module(dotted)
+        except BaseException as exc:  # noqa: BLE001
+            return [f"loading the fixed source: {_describe(exc)}"]
     package = dotted.rpartition(".")[0]
     name = f"{dotted or 'module'}__resnetlint_candidate_{request.get('id', 0)}"
     module = types.ModuleType(name)
@@ -237,6 +251,41 @@ def _module_from_source(request: Dict[str, Any]):
     except BaseException as exc:  # noqa: BLE001
         return [f"loading the fixed source: {_describe(exc)}"]
     return module
+
+
+class _SubstitutedSources:
+    """A meta-path finder that loads given modules from given text instead
+    of their file (``__file__`` stays the file's path)."""
+
+    def __init__(self) -> None:
+        self.sources: Dict[str, Tuple[str, str]] = {}
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.sources:
+            return None
+        filename, text = self.sources[fullname]
+        return importlib.util.spec_from_file_location(fullname, filename, loader=_TextLoader(fullname, filename, text))
+
+    def invalidate_caches(self) -> None:
+        pass
+
+
+class _TextLoader(importlib.machinery.SourceFileLoader):
+    """A source loader whose file holds the given text (compiled from the
+    text itself: no bytecode cache, no encoding cookie to honour)."""
+
+    def __init__(self, fullname: str, path: str, text: str) -> None:
+        super().__init__(fullname, path)
+        self.text = text
+
+    def get_source(self, fullname):
+        return self.text
+
+    def get_code(self, fullname):
+        return compile(self.text, self.path, "exec", dont_inherit=True)
+
+
+_SUBSTITUTED = _SubstitutedSources()
 
 
 # ----------------------------------------------------------------------------
@@ -933,6 +982,8 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
         return record
     record["attrs"] = plain_attributes(block)
     block.train()
+    # What a checkpoint of this configuration holds (a safe fix must keep it).
+    record["state"] = {name: list(tensor.shape) for name, tensor in block.state_dict().items()}
     layer, exact = _input_layer(block, request.get("input_hint"))
     shape = input_shape(block, request.get("input_hint"), layer)
     width_arg = next((k for k, v in kwargs.items() if isinstance(v, int) and not isinstance(v, bool)
@@ -1201,6 +1252,9 @@ def run_once(block, size: List[int], device: str, request: Dict[str, Any],
         result["output"] = type(out).__name__
         return result
     result["output_shape"] = list(tensor.shape)
+    if tensor.is_floating_point() and device != "meta":
+        # Same seed, same weights, same input: equal code gives an equal sum.
+        result["output_sum"] = float(tensor.detach().double().sum())
     try:
         with _soft_timeout(request.get("config_timeout", 0)):
             if device == "meta":
