@@ -21,7 +21,7 @@ from .results import BlockInfo, FileResult
 from .fixes import FixError, FixPlan, materialize
 from .model import lite
 from .model.project import Project
-from .model.block import BlockModel, FileAnalysis, channels_of, consumes_directly, first_input_width
+from .model.block import BlockModel, FileAnalysis, channels_moved_into, channels_of, consumes_directly, first_input_width
 from .model.residual import residual_adds, strip_elementwise
 from .model.symbolic import Num
 from .model.syntax import LibcstIndex, SourceIndex
@@ -194,11 +194,15 @@ def _block_info(block: BlockModel, index: SourceIndex, scan: FileScan, flagged: 
     position = index.position(block.cls.name)
     hint = None
     input_atoms: Set[str] = set()
+    channels_last = False
     for _, flow in block.flows():
         if flow.input is None:
             continue
         for value in flow.values:
-            if value.kind == "layer" and consumes_directly(value, flow.input):
+            moved = value.kind == "layer" and hint is None and channels_moved_into(value, flow.input)
+            if moved and value.attr and value.attr.isidentifier():
+                hint, channels_last = value.attr, True
+            if value.kind == "layer" and (moved or consumes_directly(value, flow.input)):
                 if hint is None and value.attr and value.attr.isidentifier():
                     hint = value.attr
                 if not input_atoms and value.spec is not None and value.spec.summary.in_channels is not None:
@@ -221,7 +225,7 @@ def _block_info(block: BlockModel, index: SourceIndex, scan: FileScan, flagged: 
     return BlockInfo(block.name, position[0] if position else 1, residual, hint,
                      list(scan.literal_sites.get(block.name, [])),
                      width_params=sorted(widths & params), input_params=sorted(input_atoms & params),
-                     stride_params=sorted(strides & params - widths), natural=natural)
+                     stride_params=sorted(strides & params - widths), natural=natural, channels_last=channels_last)
 
 
 WIDTH_ARGS = ("in_channels", "out_channels", "num_features", "num_channels", "in_features", "out_features")

@@ -33,6 +33,9 @@ class BlockInfo:
     # Widths under which the block's residual add of its raw input is well
     # formed (``inplanes == planes * 4``): its natural configuration.
     natural: Dict[str, int] = field(default_factory=dict)
+    # The input reaches its first layer with its axes moved (tokens
+    # transposed into a Conv1d): the block takes its channels last.
+    channels_last: bool = False
 
 
 @dataclass

@@ -441,3 +441,14 @@ def test_the_worker_is_resnetlint_s_own_whatever_the_current_directory(tmp_path,
 
     with TraceRunner() as runner:
         assert runner.start()["torch"]
+
+
+def test_a_channels_last_add_failure_is_read_on_the_dimension_it_stands_for():
+    from resnetlint.trace.verdict import _as_channels_first
+
+    # (B, N, C) tokens: N is the spatial (sequence) dimension, C the channels
+    assert _as_channels_first(1, 3, channels_last=True) == 2
+    assert _as_channels_first(2, 3, channels_last=True) == 1
+    # (B, H, W, C)
+    assert [_as_channels_first(d, 4, channels_last=True) for d in (1, 2, 3)] == [2, 3, 1]
+    assert _as_channels_first(1, 4, channels_last=False) == 1

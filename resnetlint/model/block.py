@@ -652,6 +652,28 @@ def consumes_directly(value: FVal, source: FVal) -> bool:
     return False
 
 
+# Tensor methods and functions that move the channel axis (tokens transposed
+# into a Conv1d and back: ``self.conv(x.transpose(1, 2)).transpose(1, 2)``).
+AXIS_MOVES = frozenset({"transpose", "permute", "movedim", "swapaxes", "swapdims", "mT"})
+
+
+def channels_moved_into(value: FVal, source: FVal) -> bool:
+    """``value`` (a layer call) reads ``source`` with its axes moved first
+    (``self.conv(x.transpose(1, 2))``): the block takes its channels last."""
+    current = value.inputs[0] if value.inputs else None
+    moved = False
+    while current is not None:
+        if current is source:
+            return moved
+        if current.kind in ("func", "method") and current.inputs and (current.elementwise or
+                                                                     current.name in AXIS_MOVES):
+            moved = moved or current.name in AXIS_MOVES
+            current = current.inputs[0]
+        else:
+            return False
+    return False
+
+
 def first_input_width(flow: Flow) -> Optional[Num]:
     """The width the first layer (in forward order) that reads the block
     input states for it: what the block takes (a later layer reading the

@@ -238,6 +238,7 @@ def _request(path: str, name: str, info, options: TraceOptions,
         # A configuration each finding's static model predicts fails: tried first.
         "call_sites": _finding_configs(findings) + list(info.call_sites),
         "input_hint": info.input_hint,
+        "channels_last": info.channels_last,
         "width_params": info.width_params,
         "input_params": info.input_params,
         "stride_params": info.stride_params,
@@ -286,7 +287,7 @@ def _trace_only_findings(path: str, name: str, info, response) -> List[Finding]:
             code = None
             # NCHW as read off the block (not a layout tried after it refused another):
             # dimension 1 channels, 2-3 space.
-            image_like = len(run.get("input", ())) == 4 and not run.get("layout")
+            image_like = len(run.get("input", ())) == 4 and not run.get("layout") and not run.get("channels_last")
             if trusted and error and image_like:
                 dim = mismatched_dimension(error, 4)
                 if dim is not None:

@@ -388,7 +388,7 @@ def _add_error(configs, context: Context, dims: Optional[Tuple[int, ...]],
         if not SIZE_ERROR.search(error) or run.get("raised_in"):
             continue
         rank = len(run.get("input", ())) or 4
-        dim = mismatched_dimension(error, rank)
+        dim = _as_channels_first(mismatched_dimension(error, rank), rank, run.get("channels_last", False))
         if dims is not None and dim not in dims:
             continue
         if dims is not None and dims != (1,) and run.get("layout"):
@@ -399,6 +399,15 @@ def _add_error(configs, context: Context, dims: Optional[Tuple[int, ...]],
             continue
         return f"{_where(config, run)}: {_raised(run)} {error}"
     return None
+
+
+def _as_channels_first(dim: Optional[int], rank: int, channels_last: bool) -> Optional[int]:
+    """A dimension of a channels-last tensor named as the channels-first one
+    it stands for (1: channels, 2 and up: spatial or tokens), as findings
+    predict them."""
+    if dim is None or not channels_last or dim == 0:
+        return dim
+    return 1 if dim == rank - 1 else dim + 1
 
 
 def check_shape_error(finding, configs, context: Context):

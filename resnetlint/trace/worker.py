@@ -964,6 +964,8 @@ def _build(cls, kwargs: Dict[str, Any], request: Dict[str, Any], device: str):
 # Errors that say the input has the wrong number of dimensions (or their order).
 RANK_ERROR = re.compile(r"not enough values to unpack|too many values to unpack|permute|Dimension out of range|"
                         r"\b[2-5]D\b|\b[2-5]-dimensional", re.IGNORECASE)
+# Layouts whose channels are the last dimension.
+CHANNELS_LAST = frozenset({"tokens", "tokens+cls", "NHWC"})
 # Constructor arguments that are the number of tokens a block expects.
 TOKENS = re.compile(r"^(seq_len|seq_length|num_tokens|n_tokens|num_patches|tokens)$")
 # Errors of a call whose extra arguments did not suit: try the other values.
@@ -1002,6 +1004,10 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
         # Built for `spatial_dims` dimensions (monai): an image or a volume whatever layer comes first.
         shape = (dims + 2, kwargs[width_arg] if width_arg else shape[1])  # the block's own word: no guess
     layout = {1: "ids", 2: "tokens", 4: "NCHW"}.get(shape[0], "")
+    if request.get("channels_last") and shape[0] in (3, 4):
+        # The block moves the input's axes before its first layer (tokens
+        # transposed into a Conv1d): its own word, not a guess.
+        layout = "tokens" if shape[0] == 3 else "NHWC"
     if layout == "ids":
         request = dict(request, _ids=shape[1])
     if config.get("input"):
@@ -1037,6 +1043,8 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
                     break
         if guess:
             result["layout"] = guess  # verdicts and trace-only findings know it was a guess
+        if layout in CHANNELS_LAST:
+            result["channels_last"] = True  # the add's dimensions mean other things
         record["runs"].append(result)
     return record
 
