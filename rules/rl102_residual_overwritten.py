@@ -329,6 +329,13 @@ def _self_add_fix(flow: Flow, block: BlockModel, add, culprit) -> Optional[FixPl
     return FixPlan(f"add `{text}` (the layers forward never uses) to `{left.value}`", UNSAFE, [replace(right, text)])
 
 
+def _self_add_evidence(flow: Flow) -> dict:
+    """What a run shows when ``a + a`` drops the main path: the layers whose
+    output nothing reads get no gradient."""
+    dead = sorted({v.attr for v in flow.values if v.is_layer and v.attr and flow.is_dead(v)})
+    return {"kind": "dead-chain", "dead_layers": dead} if dead else {"kind": "self-add"}
+
+
 def _self_adds(flow: Flow, block: BlockModel) -> Iterator[Violation]:
     """``a + a``: report where one operand's variable was made to hold the
     other's value (``identity = out``), or at the add itself."""
@@ -350,6 +357,6 @@ def _self_adds(flow: Flow, block: BlockModel) -> Iterator[Violation]:
             node,
             f"both operands of the residual add are the same value{where}; the block adds a value to itself",
             help="add the main-path result to the shortcut (the block input or its projection)",
-            expect={"kind": "self-add"},
+            expect=_self_add_evidence(flow),
             fix=_self_add_fix(flow, block, add, culprit),
         )

@@ -53,12 +53,12 @@ marked unsafe.
 """
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional
 
 import libcst as cst
 
 from resnetlint.fixes import UNSAFE, FixPlan, insert_after, replace
-from resnetlint.model.query import (assigned_names, BlockModel, caller_provides_projection, channels_of, Facts,
+from resnetlint.model.query import (assigned_names, BlockModel, caller_provides_projection, channels_of, consumes_directly, Facts,
     FileAnalysis, Flow, FVal, differ, existing_projection, iter_layers, LayerV, Loc, main_chain, Num, provably_different,
     residual_adds, stride_of, strip_elementwise)
 from resnetlint.nodes import code_of, parenthesize, torch_nn_alias
@@ -269,5 +269,21 @@ def _input_width(flow: Flow, main: FVal, facts: Facts) -> Optional[Num]:
         summary = layer.spec.summary if layer.spec is not None else None
         if summary is None or summary.in_channels is None:
             return None
-        return facts.norm(summary.in_channels)
+        width = facts.norm(summary.in_channels)
+        if any(other != width for other in _widths_reading_input(flow, facts)):
+            # Other layers read the input with another width: which one is fed
+            # the wrong tensor is another rule's finding (RL101, RL201), and
+            # the input's width is not this layer's to tell.
+            return None
+        return width
     return None
+
+
+def _widths_reading_input(flow: Flow, facts: Facts) -> List[Num]:
+    """The widths every layer that reads the block input directly states."""
+    widths = []
+    for value in flow.values:
+        if value.kind == "layer" and value.spec is not None and consumes_directly(value, flow.input):
+            if value.spec.summary.in_channels is not None:
+                widths.append(facts.norm(value.spec.summary.in_channels))
+    return widths

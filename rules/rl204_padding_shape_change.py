@@ -24,13 +24,13 @@ self.conv = nn.Conv2d(c, c, kernel_size=3, padding=1)
 
 ## Fix safety
 The fix sets `padding=kernel_size // 2` (times the dilation), written in the
-style of the surrounding code. It is unsafe: it rests on the model having
-seen everything that changes the size on the main path. An explicit pad the
-model does not see (in a helper's `forward`, built under a condition, a
-later layer that pads back) would make the block run today and crash once
-padded twice. No fix is offered for a conv that an explicit pad layer (or
-`F.pad`) feeds in some way `__init__` can run: the right fix is then the
-pad's, or the condition's.
+style of the surrounding code. It is safe when the model saw every step between
+the last operation that sets the size and the conv (a step it cannot see
+into keeps the rule silent) and no explicit pad comes after the conv on the
+main path; it is unsafe when a pad follows the conv (padding the conv could
+pad twice once that pad is meant to restore the size). No fix is offered for
+a conv that an explicit pad layer (or `F.pad`) feeds in some way `__init__`
+can run: the right fix is then the pad's, or the condition's.
 
 ## References
 - [`torch.nn.Conv2d`: output shape](https://pytorch.org/docs/stable/generated/torch.nn.Conv2d.html)
@@ -43,7 +43,7 @@ import libcst as cst
 
 from resnetlint.model.query import (as_int, as_num, BlockModel, ChainStep, FileAnalysis, forward_chains, intended_residuals,
     LayerSpec, Loc, Num, provably_different, StrV, TupleV, unless)
-from resnetlint.fixes import UNSAFE, FixPlan, set_argument
+from resnetlint.fixes import SAFE, UNSAFE, FixPlan, set_argument
 from resnetlint.nodes import local_call, parenthesize, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -53,7 +53,7 @@ class PaddingShapeChange(Rule):
     name = "padding-shape-change"
     summary = "A stride-1 conv on the main path whose padding changes the spatial size"
     fix_availability = "sometimes"
-    fix_safety = "unsafe"
+    fix_safety = "safe"
 
     def check(self, block: BlockModel, analysis: FileAnalysis) -> Iterator[Violation]:
         for _, flow in block.flows():
@@ -156,11 +156,12 @@ def _report_main(block: BlockModel, main) -> Iterator[Violation]:
                 f"block{when}: the add fails",
                 help="use padding = dilation * (kernel_size - 1) // 2 (or padding=\"same\")",
                 expect={"kind": "shape-error", "conditions": [condition] if condition else []},
-                fix=_padding_fix(spec) if not _padded_anywhere(block, spec) else None,
+                fix=_padding_fix(spec, safe=not _padded_after(main, spec))
+                if not _padded_anywhere(block, spec) else None,
             )
 
 
-def _padding_fix(spec: LayerSpec) -> Optional[FixPlan]:
+def _padding_fix(spec: LayerSpec, safe: bool) -> Optional[FixPlan]:
     """``padding = dilation * (kernel_size - 1) // 2``, as a number when the
     kernel and dilation are literals, else as an expression of what is written."""
     call = local_call(spec)
@@ -188,7 +189,11 @@ def _padding_fix(spec: LayerSpec) -> Optional[FixPlan]:
             text = f"{parenthesize(dilation_text)} * ({kernel_text} - 1) // 2"
     else:
         return None
-    return FixPlan(f"pad with `{text}` so the size is kept", UNSAFE, [set_argument(call, "padding", text, PADDING_INDEX)])
+    # A finding means every step between the last operation that sets the
+    # size and this conv is known (an unknown one makes _size_changes
+    # silent), and a conv an explicit pad feeds in any world gets no fix.
+    return FixPlan(f"pad with `{text}` so the size is kept", SAFE if safe else UNSAFE,
+                   [set_argument(call, "padding", text, PADDING_INDEX)])
 
 
 def _size_changes(chain: List[ChainStep]) -> List[Tuple[LayerSpec, Optional[Tuple[cst.CSTNode, str, str]]]]:
@@ -233,6 +238,16 @@ def _padded_before(chain: List[ChainStep], conv: LayerSpec) -> bool:
             return previous is not None and previous.is_pad
         if step.spec is None or step.spec.family not in ("act", "norm", "dropout", "identity"):
             previous = step
+    return False
+
+
+def _padded_after(main, conv: LayerSpec) -> bool:
+    """An explicit pad follows this conv on a chain into the add (it may be
+    meant to restore the size the conv takes away)."""
+    for chain in forward_chains(main):
+        at = next((i for i, step in enumerate(chain) if step.spec is conv), None)
+        if at is not None and any(step.is_pad for step in chain[at + 1:]):
+            return True
     return False
 
 

@@ -283,7 +283,7 @@ def test_fix_and_trace_recheck_cached_files_with_findings(tree, tmp_path):
     first = check_paths([str(tree)], _settings(cache_dir))
     with_findings = {f.path for f in first.findings}
     assert with_findings
-    diff = check_paths([str(tree)], _settings(cache_dir, fix="diff"))
+    diff = check_paths([str(tree)], _settings(cache_dir, fix="diff", unsafe_fixes=True))
     assert diff.cached == first.files - len(with_findings)
     assert diff.fixes and all(not o.written for o in diff.fixes)
     for mode in ("on", "auto"):

@@ -222,7 +222,7 @@ def test_list_rules_is_plain_text_with_full_names_when_piped_and_json_on_request
     listed = json.loads(resnetlint("--list-rules", "--format", "json").stdout)
     assert [(r["code"], r["name"]) for r in listed] == every
     rl204 = next(r for r in listed if r["code"] == "RL204")
-    assert rl204["fix"] == {"availability": "sometimes", "safety": "unsafe"} and rl204["default"] is True
+    assert rl204["fix"] == {"availability": "sometimes", "safety": "safe"} and rl204["default"] is True
 
 
 def test_statistics_honours_the_json_format():

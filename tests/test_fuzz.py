@@ -219,4 +219,8 @@ class Block(nn.Module):
         return F.relu(y + x)
 """
     fixed = fix_text(text, "x.py", RULES, unsafe=True).fixed
-    assert "xcut" not in fixed and "shortcut = x\n        return" in fixed.replace("identity", "shortcut"), fixed
+    # the overwrite is deleted (the add already has the shortcut), once: the
+    # `y = x` of the else branch stays, and nothing is rewritten twice
+    assert "xcut" not in fixed and fixed.count("y = x\n") == 1, fixed
+    assert "            y = x\n        y = self.layer4(y)" in fixed and "y = x\n        return" not in fixed, fixed
+    compile(fixed, "x.py", "exec")

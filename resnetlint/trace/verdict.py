@@ -46,11 +46,17 @@ SIZE_ERROR = re.compile(r"size of tensor a \((\d+)\) must match the size of tens
                         r"|Attempting to broadcast a dimension of length (\d+) at (-?\d+)")
 
 
+# A concatenation along the channels whose other sizes differ: a spatial
+# mismatch met before the add (a dense block's torch.cat((x, x1), 1)).
+CAT_ERROR = re.compile(r"Sizes of tensors must match except in dimension 1\b")
+
+
 def mismatched_dimension(error: str, rank: int = 4) -> Optional[int]:
-    """Which dimension a failed add disagreed on (0-based, like torch)."""
+    """Which dimension a failed add disagreed on (0-based, like torch); a
+    channel concatenation's failure is read as the first spatial one."""
     match = SIZE_ERROR.search(error)
     if match is None:
-        return None
+        return 2 if CAT_ERROR.search(error) else None
     if match.group(3) is not None:
         return int(match.group(3))
     dim = int(match.group(5))
@@ -385,8 +391,10 @@ def _add_error(configs, context: Context, dims: Optional[Tuple[int, ...]],
     predicted dimension, with the predicted sizes when they are known."""
     for config, run in _runs(configs):
         error = run.get("forward_error", "")
-        if not SIZE_ERROR.search(error) or run.get("raised_in"):
+        if not (SIZE_ERROR.search(error) or CAT_ERROR.search(error)) or run.get("raised_in"):
             continue
+        if CAT_ERROR.search(error) and (dims is None or 1 in dims or run.get("channels_last")):
+            continue  # it says only that a size other than the channels differs, on a channels-first input
         rank = len(run.get("input", ())) or 4
         dim = _as_channels_first(mismatched_dimension(error, rank), rank, run.get("channels_last", False))
         if dims is not None and dim not in dims:
@@ -438,13 +446,27 @@ def check_mutation(finding, configs, context: Context):
     return None
 
 
+def _inside(name: str, module: str) -> bool:
+    """``name`` (a real submodule path) is the module a finding names, or
+    lies inside it.  A composite's child the model knows only by position
+    (``conv.0``: the first layer ``ConvNormAct`` runs) stands for any conv
+    inside the composite (``conv.conv``)."""
+    if name == module or name.startswith(module + "."):
+        return True
+    head, _, position = module.rpartition(".")
+    return bool(head) and position.isdigit() and name.startswith(head + ".") and _inside(name, head)
+
+
 def check_dead_bias(finding, configs, context: Context):
     module = finding.expect.get("module")
     if not module:
         return None
     for config, run in _runs(configs):
-        if module in run.get("zero_bias", []):
-            return (f"{_where(config, run)}: the gradient of `{module}.bias` is zero (the norm removes the "
+        # the conv itself, or the conv inside the module the finding names
+        # (`self.conv = ConvNormAct(..., bias=True)` holds `conv.conv`)
+        zero = next((name for name in run.get("zero_bias", []) if _inside(name, module)), None)
+        if zero is not None:
+            return (f"{_where(config, run)}: the gradient of `{zero}.bias` is zero (the norm removes the "
                     "per-channel mean, so the bias never changes the output)")
     return None
 
