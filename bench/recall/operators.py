@@ -675,7 +675,8 @@ def stride_mismatch(block: Block, source: SourceFile) -> List[Candidate]:
     shortcut: List[Tuple[CallSite, cst.Arg, str]] = []
     for site in _sites(block):
         sig = L.signature(block, site.call)
-        if sig is not None and L.layer_kind(block, site.call) == "conv":
+        conv = sig is not None and L.layer_kind(block, site.call) == "conv"
+        if conv:
             arg = L.arg_named(site.call, sig, "stride")
         elif L.layer_kind(block, site.call) not in ("free", "norm"):
             # any other submodule built with stride=... (pytorchcv's ResBlock(..., stride=stride))
@@ -688,28 +689,35 @@ def stride_mismatch(block: Block, source: SourceFile) -> List[Candidate]:
         if not _stride_names(text) or is_constant(text, 1, init.scope) is not False:
             continue
         if _site_on_main_path(block, site):
-            main.append((site, arg, text))
+            main.append((site, arg, text, conv))
         elif _site_on_shortcut(block, site):
-            shortcut.append((site, arg, text))
-    main_strides = {name for _, _, text in main for name in _stride_names(text)}
+            shortcut.append((site, arg, text, conv))
+    main_strides = {name for _, _, text, _ in main for name in _stride_names(text)}
     out: List[Candidate] = []
-    for site, arg, text in main:
+    for site, arg, text, conv in main:
         if caller_projection or _stride_names(text) & shortcut_strides:
             out.append(Candidate(
                 "stride-mismatch", "RL203",
-                f"`stride={text}` removed from main-path `{last_name(site.call.func)}` (self.{site.attr})",
-                _drop_argument(site.call, arg), layer=site.attr, site=site.call, variant="main"))
-    for site, arg, text in shortcut:
+                f"`stride={text}` {_dropped(conv)} main-path `{last_name(site.call.func)}` (self.{site.attr})",
+                _drop_argument(site.call, arg, conv), layer=site.attr, site=site.call, variant="main"))
+    for site, arg, text, conv in shortcut:
         if _stride_names(text) & main_strides:
             out.append(Candidate(
                 "stride-mismatch", "RL203",
-                f"`stride={text}` removed from the shortcut `{last_name(site.call.func)}` (self.{site.attr})",
-                _drop_argument(site.call, arg), layer=site.attr, site=site.call, variant="shortcut"))
+                f"`stride={text}` {_dropped(conv)} the shortcut `{last_name(site.call.func)}` (self.{site.attr})",
+                _drop_argument(site.call, arg, conv), layer=site.attr, site=site.call, variant="shortcut"))
     return out
 
 
-def _drop_argument(call: cst.Call, arg: cst.Arg) -> Dict[int, object]:
-    if arg.keyword is not None:
+def _dropped(conv: bool) -> str:
+    return "removed from" if conv else "set to 1 on"
+
+
+def _drop_argument(call: cst.Call, arg: cst.Arg, conv: bool = True) -> Dict[int, object]:
+    """A conv's stride removed (its default is 1); any other module's set to
+    1, which may be a required parameter (pytorchcv's ResBottleneck(...,
+    stride)): removing it would plant a TypeError, not a stride mismatch."""
+    if arg.keyword is not None and conv:
         return _remove_arg(call, arg)
     return {id(arg.value): cst.Integer("1")}
 
