@@ -109,6 +109,16 @@ class GroupsMismatch(Rule):
             """,
             note="the grouped conv is built only when cin == cout",
         ),
+        Valid(
+            """
+            class Pooling(nn.Module):
+                def __init__(self, in_feature, out_feature, stride):
+                    super().__init__()
+                    self.conv = nn.Conv2d(in_feature, out_feature, stride + 1, stride=stride,
+                                          padding=stride // 2, groups=in_feature)
+            """,
+            note="a depthwise conv with a channel multiplier: out_feature is meant to be a multiple of in_feature",
+        ),
     )
     INVALID = (
         Invalid(
@@ -195,6 +205,8 @@ def _check(spec: LayerSpec, facts: Facts, channel_atoms: Set[str], defaults, gro
     if groups.const_value() is None and not groups.atoms() <= channel_atoms:
         return None  # a cardinality or a ``groups`` argument: the caller's business
     in_channels = as_num(spec.arg("in_channels"))
+    if _grouped_by_a_free_width(spec, groups_loc, groups, facts):
+        return None
     for name in ("in_channels", "out_channels"):
         width = as_num(spec.arg(name))
         if width is None:
@@ -229,6 +241,30 @@ def _check(spec: LayerSpec, facts: Facts, channel_atoms: Set[str], defaults, gro
             fix=fix,
         )
     return None
+
+
+def _grouped_by_a_free_width(spec: LayerSpec, groups_loc, groups: Num, facts: Facts) -> bool:
+    """``groups`` is one of the conv's own widths and the other width is a
+    free parameter of its own: a design, not a slip.  ``groups=in_channels``
+    is a depthwise conv with a channel multiplier (PiT doubles the width
+    that way; the output is meant to be a multiple of the input); a helper
+    that groups by ``out_channels`` (pytorchcv's ``dwconv_block``) states
+    its own contract.  Only ``groups=out_channels`` written in the class
+    itself, next to an unrelated input width, is the slip the rule is for;
+    and a width derived from the other (``inp`` and ``inp * ratio``) is
+    never free."""
+    widths = {}
+    for name in ("in_channels", "out_channels"):
+        width = as_num(spec.arg(name))
+        if width is None:
+            return False
+        widths[name] = facts.norm(width)
+    if widths["in_channels"].atoms() & widths["out_channels"].atoms():
+        return False
+    if groups == widths["in_channels"]:
+        return True
+    written_here = local_call(spec) is not None and groups_loc is not None and groups_loc.local
+    return groups == widths["out_channels"] and not written_here
 
 
 def _not_divisible(groups: Num, width: Num, facts: Facts, defaults) -> Optional[dict]:
