@@ -58,7 +58,7 @@ from typing import Iterator, List, Optional
 import libcst as cst
 
 from resnetlint.fixes import UNSAFE, FixPlan, insert_after, replace
-from resnetlint.model.query import (assigned_names, BlockModel, caller_provides_projection, channels_of, consumes_directly, Facts,
+from resnetlint.model.query import (assigned_names, BlockModel, caller_provides_projection, channels_of, projection_switched_off, add_chosen_by_caller, consumes_directly, Facts,
     FileAnalysis, Flow, FVal, differ, existing_projection, iter_layers, LayerV, Loc, main_chain, Num, provably_different,
     residual_adds, stride_of, strip_elementwise)
 from resnetlint.nodes import code_of, parenthesize, torch_nn_alias
@@ -75,12 +75,16 @@ class MissingProjection(Rule):
         if caller_provides_projection(block):
             return
         for world, flow in block.flows():
+            if projection_switched_off(block, world):
+                continue  # the caller turned the projection off: equal widths are its promise
             for residual in residual_adds(flow):
                 if residual.skip_node is None or strip_elementwise(residual.skip) is not flow.input:
                     continue
                 if existing_projection(block, world, flow, residual) is not None:
                     continue  # a projection exists but is bypassed: RL103 says so
                 facts = residual.event.facts
+                if add_chosen_by_caller(block, facts):
+                    continue  # the caller asked for this add: equal widths are its promise
                 width_in = _input_width(flow, residual.main, facts)
                 width_out = channels_of(flow, residual.main, facts)
                 if not isinstance(width_out, Num) or width_in is None:
@@ -166,6 +170,46 @@ class MissingProjection(Rule):
             """,
             note="the width comes back to dim",
         ),
+        Valid(
+            """
+            class ConvBlock(nn.Module):
+                def __init__(self, in_channels, out_channels, with_residual_conv=False):
+                    super().__init__()
+                    self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+                    self.bn = nn.BatchNorm2d(out_channels)
+                    if with_residual_conv:
+                        self.residual_conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+                        self.residual_bn = nn.BatchNorm2d(out_channels)
+                    self.with_residual_conv = with_residual_conv
+
+                def forward(self, x):
+                    identity = x
+                    x = self.bn(self.conv(x))
+                    if self.with_residual_conv:
+                        identity = self.residual_bn(self.residual_conv(identity))
+                    return x + identity
+            """,
+            note="the caller switches the projection off only where the widths match (mmpretrain's Conformer)",
+        ),
+        Valid(
+            """
+            class ShuffleUnit(nn.Module):
+                def __init__(self, in_channels: int, out_channels: int, downsample: bool):
+                    super().__init__()
+                    self.downsample = downsample
+                    if downsample:
+                        out_channels -= in_channels
+                        self.pool = nn.AvgPool2d(3, stride=2, padding=1)
+                    self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=2 if downsample else 1, padding=1)
+
+                def forward(self, x):
+                    y = self.conv(x)
+                    if self.downsample:
+                        return torch.cat((y, self.pool(x)), dim=1)
+                    return y + x
+            """,
+            note="the caller must choose: `downsample=False` promises equal widths (pytorchcv)",
+        ),
     )
     INVALID = (
         Invalid(
@@ -203,6 +247,48 @@ class MissingProjection(Rule):
             """,
             expect=((12, 22),),
             note="inplanes vs planes * 4",
+        ),
+        Invalid(
+            """
+            class BasicBlock(nn.Module):
+                def __init__(self, in_planes, planes, stride=1):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+                    self.bn1 = nn.BatchNorm2d(planes)
+                    self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+                    self.bn2 = nn.BatchNorm2d(planes)
+                    self.downsample = None
+                    if stride != 1:
+                        self.downsample = nn.Sequential(
+                            nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+                def forward(self, x):
+                    identity = x
+                    out = F.relu(self.bn1(self.conv1(x)))
+                    out = self.bn2(self.conv2(out))
+                    if self.downsample is not None:
+                        identity = self.downsample(x)
+                    return F.relu(out + identity)
+            """,
+            expect=((19, 29),),
+            note="the projection is built for a stride only: equal strides with other widths add unprojected",
+        ),
+        Invalid(
+            """
+            class ConvResidual(nn.Module):
+                def __init__(self, in_channels, out_channels, residual=True):
+                    super().__init__()
+                    self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+                    self.residual = residual
+
+                def forward(self, x):
+                    out = self.conv(x)
+                    if self.residual:
+                        out = out + x
+                    return out
+            """,
+            expect=((10, 25),),
+            note="a switch that is on by default promises nothing: the defaults must work",
         ),
     )
 

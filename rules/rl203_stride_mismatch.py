@@ -47,7 +47,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import libcst as cst
 
-from resnetlint.model.query import (mentions, NoneV, unused_stride_parameter, GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection, FileAnalysis,
+from resnetlint.model.query import (mentions, NoneV, unused_stride_parameter, GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection, FileAnalysis, projection_switched_off, add_chosen_by_caller,
     Flow, FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, differ,
     Residual, stride_of, strip_elementwise, World)
 from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
@@ -70,6 +70,9 @@ class StrideMismatch(Rule):
             for residual in intended_residuals(flow):
                 if caller_projects and strip_elementwise(residual.skip) is flow.input:
                     continue  # the caller passes a projection when the shapes change
+                if strip_elementwise(residual.skip) is flow.input and (
+                        projection_switched_off(block, world) or add_chosen_by_caller(block, residual.facts)):
+                    continue  # the caller chose this add or turned the projection off: equal shapes are its promise
                 found = _check(block, world, flow, residual)
                 if found is not None:
                     yield found

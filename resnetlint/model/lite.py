@@ -235,7 +235,8 @@ class LiteBuilder:
         defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
 
         def param(arg: ast.arg, default, star=""):
-            return make(cst.Param, name=self._name(arg.arg, arg), default=self._opt(default), annotation=None, star=star)
+            return make(cst.Param, name=self._name(arg.arg, arg), default=self._opt(default),
+                        annotation=_simple_annotation(arg.annotation), star=star)
 
         params = [param(a, d) for a, d in zip(positional, defaults)]
         count = len(args.posonlyargs)
@@ -432,3 +433,12 @@ def build(lines: Sequence[str], statements: Sequence[ast.stmt], members: Dict[in
     builder = LiteBuilder(lines)
     module = builder.module(statements, members)
     return module, builder.index
+
+
+def _simple_annotation(annotation: Optional[ast.expr]) -> Optional[cst.Annotation]:
+    """A parameter's annotation when it is a plain name (``shortcut: bool``
+    says a flag, not a module); richer annotations mean nothing to the model
+    and are not built."""
+    if isinstance(annotation, ast.Name):
+        return make(cst.Annotation, annotation=make(cst.Name, value=annotation.id))
+    return None

@@ -429,8 +429,17 @@ def _reaches_through_projections(value: FVal, call: FVal) -> bool:
 
 
 def _projection_parameter(param: cst.Param) -> bool:
-    """The parameter's name gives it the role of the shortcut's projection."""
-    return bool(PROJECTION_PARAMETER.match(param.name.value))
+    """The parameter's name gives it the role of the shortcut's projection,
+    and nothing says it is a switch instead (``shortcut: bool``,
+    ``residual=False``: pytorchcv's and timm's flags for the add itself)."""
+    return bool(PROJECTION_PARAMETER.match(param.name.value)) and not _boolean_parameter(param)
+
+
+def _boolean_parameter(param: cst.Param) -> bool:
+    annotation = param.annotation.annotation if param.annotation is not None else None
+    if isinstance(annotation, cst.Name) and annotation.value == "bool":
+        return True
+    return isinstance(param.default, cst.Name) and param.default.value in ("True", "False")
 
 
 def caller_provides_projection(block: "BlockModel") -> bool:
@@ -445,6 +454,58 @@ def caller_provides_projection(block: "BlockModel") -> bool:
         if any(PROJECTION_PARAMETER.match(p.name.value) for p in params):
             return True
     return False
+
+
+def projection_switched_off(block: "BlockModel", world: "World") -> Optional[str]:
+    """The constructor flag whose setting in ``world`` builds no projection
+    while its other setting builds one the add uses (mmpretrain's
+    ``with_residual_conv=False``): the caller who turns the projection off
+    promises shapes that match, as one who passes ``downsample=None`` does.
+    A projection built under a test of the widths or the stride is no such
+    switch (``if stride != 1:`` forgetting the widths is the bug RL202 is
+    for).  Returns the flag's name, or None."""
+    params = _constructor_parameters(block)
+    for key, value in world.facts.truth.items():
+        flag = key[:-len(TRUTHY)] if key.endswith(TRUTHY) else None
+        if flag not in params:
+            continue
+        for other in block.worlds:
+            if other.world is world or other.flow is None:
+                continue
+            if other.world.facts.truth.get(key) is (not value) and _skip_projected(other.flow):
+                return flag
+    return None
+
+
+TRUTHY = " is truthy"
+
+
+def add_chosen_by_caller(block: "BlockModel", facts: Facts) -> Optional[str]:
+    """The constructor flag that a path's facts set away from its default
+    (or that has no default): pytorchcv's ``ShuffleUnit(..., downsample)``
+    adds the input only when the caller says ``downsample=False``, a
+    ``shortcut: bool`` with no default decides whether the add happens at
+    all.  The caller who makes that choice promises shapes that match.  A
+    flag left at its default promises nothing: the block's defaults must
+    work.  Returns the flag's name, or None."""
+    params = _constructor_parameters(block)
+    for key, value in facts.truth.items():
+        flag = key[:-len(TRUTHY)] if key.endswith(TRUTHY) else None
+        param = params.get(flag)
+        if param is None or param.star:
+            continue
+        default = param.default
+        if default is None and _boolean_parameter(param):
+            return flag  # ``shortcut: bool``: every caller decides
+        if isinstance(default, cst.Name) and default.value in ("True", "False") and \
+                value != (default.value == "True"):
+            return flag  # ``out_channels=None`` is an optional width, not a switch
+    return None
+
+
+def _skip_projected(flow: Flow) -> bool:
+    return any(residual.skip_node is not None and strip_elementwise(residual.skip) is not flow.input
+               for residual in residual_adds(flow))
 
 
 def present_module(world: "World", attr: str, facts: Facts) -> Optional[bool]:
