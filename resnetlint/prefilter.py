@@ -92,6 +92,7 @@ class FileScan:
         self._calls: Dict[str, list] = {}
         self.literal_sites: Dict[str, List[dict]] = {}  # class -> calls whose arguments are all literals
         self._class_loads: Dict[str, int] = {}
+        self._class_tests: Dict[str, int] = {}  # names tested by isinstance/issubclass
         self._call_funcs: Set[int] = set()
         self._scan()
 
@@ -204,6 +205,13 @@ class FileScan:
                     self.external.add(node.args[1].value)
             elif func.id == "vars" and cls is not None and method not in (None, "__init__"):
                 cls.reflective = True
+            elif func.id in ("isinstance", "issubclass") and len(node.args) == 2:
+                # ``isinstance(layer, (CellA, CellB))`` tests a class without
+                # building it: not a use that hides a call site
+                tested = node.args[1]
+                for name in (tested.elts if isinstance(tested, ast.Tuple) else [tested]):
+                    if type(name) is ast.Name:
+                        self._class_tests[name.id] = self._class_tests.get(name.id, 0) + 1
             class_calls.append(node)
 
     def _finish_calls(self, class_calls: List[ast.Call]) -> None:
@@ -229,7 +237,8 @@ class FileScan:
         call_sites = {}
         for name, sites in self._calls.items():
             # Only when every use of the name is a direct, bindable call.
-            direct = len(sites) == self._class_loads.get(name, 0) and all(site is not None for site in sites)
+            loads = self._class_loads.get(name, 0) - self._class_tests.get(name, 0)
+            direct = len(sites) == loads and all(site is not None for site in sites)
             call_sites[name] = sites if direct else None
         return FileFacts(
             external_attribute_loads=frozenset(self.external),

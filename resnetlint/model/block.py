@@ -72,9 +72,10 @@ class BlockModel:
         return out
 
     def attribute_read_elsewhere(self, name: str) -> bool:
-        """Another module of the package reads ``.<name>`` (see Project)."""
+        """Another module of the package that names this class reads
+        ``.<name>`` (see Project)."""
         project = self.ctx.project
-        return project is not None and project.attribute_read_elsewhere(self.ctx, name)
+        return project is not None and project.attribute_read_elsewhere(self.ctx, name, self.cls.name.value)
 
     def numeric_defaults(self) -> Dict[str, int]:
         """Constructor parameters whose default is a number (or a bool)."""

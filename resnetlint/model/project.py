@@ -380,10 +380,14 @@ class Project:
                 return resolved
         return None
 
-    def attribute_read_elsewhere(self, ctx: ModuleContext, name: str) -> bool:
+    def attribute_read_elsewhere(self, ctx: ModuleContext, name: str, owner: Optional[str] = None) -> bool:
         """Another module of the package reads ``<something>.<name>`` (a parent
         applying its child's layer, a helper given the module): a cheap text
-        search, made only when a rule is about to call an attribute unused."""
+        search, made only when a rule is about to call an attribute unused.
+        With ``owner``, only a module that names that class counts: in a
+        package of a hundred models some file always reads a ``.body`` or a
+        ``.fc``, and one that never mentions the class cannot be reaching
+        into it on purpose."""
         # ``self.<name>`` in another file is that class's own attribute, not
         # a read of this module's; a loose file has no package to search.
         pattern = re.compile(
@@ -402,7 +406,7 @@ class Project:
                 except OSError:
                     text = ""
                 self._texts[path] = text
-            if pattern.search(text):
+            if pattern.search(text) and (owner is None or re.search(r"\b" + re.escape(owner) + r"\b", text)):
                 return True
         return False
 
