@@ -83,7 +83,7 @@ class MissingProjection(Rule):
                 if existing_projection(block, world, flow, residual) is not None:
                     continue  # a projection exists but is bypassed: RL103 says so
                 facts = residual.event.facts
-                if add_chosen_by_caller(block, facts):
+                if add_chosen_by_caller(block, world, facts):
                     continue  # the caller asked for this add: equal widths are its promise
                 width_in = _input_width(flow, residual.main, facts)
                 width_out = channels_of(flow, residual.main, facts)

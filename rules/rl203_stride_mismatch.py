@@ -71,7 +71,7 @@ class StrideMismatch(Rule):
                 if caller_projects and strip_elementwise(residual.skip) is flow.input:
                     continue  # the caller passes a projection when the shapes change
                 if strip_elementwise(residual.skip) is flow.input and (
-                        projection_switched_off(block, world) or add_chosen_by_caller(block, residual.facts)):
+                        projection_switched_off(block, world) or add_chosen_by_caller(block, world, residual.facts)):
                     continue  # the caller chose this add or turned the projection off: equal shapes are its promise
                 found = _check(block, world, flow, residual)
                 if found is not None:

@@ -480,16 +480,33 @@ def projection_switched_off(block: "BlockModel", world: "World") -> Optional[str
 TRUTHY = " is truthy"
 
 
-def add_chosen_by_caller(block: "BlockModel", facts: Facts) -> Optional[str]:
-    """The constructor flag that a path's facts set away from its default
-    (or that has no default): pytorchcv's ``ShuffleUnit(..., downsample)``
-    adds the input only when the caller says ``downsample=False``, a
-    ``shortcut: bool`` with no default decides whether the add happens at
-    all.  The caller who makes that choice promises shapes that match.  A
-    flag left at its default promises nothing: the block's defaults must
-    work.  Returns the flag's name, or None."""
+def _forward_reads_flag(block: "BlockModel", world: "World", flag: Optional[str]) -> bool:
+    """``forward`` (or a method it calls) reads an attribute that holds the
+    constructor parameter ``flag`` as it was passed."""
+    if flag is None:
+        return False
+    run = _run_by_forward(block.facts)
+    for attr, assigned in world.attrs.items():
+        value = assigned.loc.value
+        if isinstance(value, ParamV) and value.name == flag and block.facts.load_methods.get(attr, frozenset()) & run:
+            return True
+    return False
+
+
+def add_chosen_by_caller(block: "BlockModel", world: "World", facts: Facts) -> Optional[str]:
+    """The constructor flag that ``forward`` tests on the way to an add (the
+    path's ``facts``), set away from its default or without a default:
+    pytorchcv's ``ShuffleUnit(..., downsample)`` adds the input only when
+    the caller says ``downsample=False``, a ``shortcut: bool`` decides
+    whether the add happens at all.  The caller who makes that choice
+    promises shapes that match.  A flag left at its default promises
+    nothing (the block's defaults must work), and one only ``__init__``
+    tests (``always_project``) chooses a layer, not the add.  Returns the
+    flag's name, or None."""
     params = _constructor_parameters(block)
     for key, value in facts.truth.items():
+        if not _forward_reads_flag(block, world, key[:-len(TRUTHY)] if key.endswith(TRUTHY) else None):
+            continue  # decided in __init__ only: see projection_switched_off
         flag = key[:-len(TRUTHY)] if key.endswith(TRUTHY) else None
         param = params.get(flag)
         if param is None or param.star:
@@ -504,8 +521,15 @@ def add_chosen_by_caller(block: "BlockModel", facts: Facts) -> Optional[str]:
 
 
 def _skip_projected(flow: Flow) -> bool:
-    return any(residual.skip_node is not None and strip_elementwise(residual.skip) is not flow.input
-               for residual in residual_adds(flow))
+    """An add of this path takes its shortcut through a projection (an
+    ``nn.Identity`` in the projection's place is none)."""
+    for residual in residual_adds(flow):
+        if residual.skip_node is None or flow.input is None:
+            continue
+        chain = projection_chain(flow, residual.skip, flow.input)
+        if chain and any(projects(call.spec) for call in chain):
+            return True
+    return False
 
 
 def present_module(world: "World", attr: str, facts: Facts) -> Optional[bool]:
