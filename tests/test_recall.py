@@ -252,7 +252,7 @@ SLICE_PER_OPERATOR = 6
 # Bottleneck/BasicBlock with the main-path stride removed are now reported
 # as RL206, "the main path ignores its stride" against the caller's strided
 # projection -- a finding, under the other code; RAFT's blocks are missed
-# because Conv2dNormActivation built with a  that has no default
+# because Conv2dNormActivation built with a `norm_layer` that has no default
 # reaches the model as a container whose children are not known complete,
 # so neither width nor stride is read through it: an open model gap) and
 # RL202 9 -> 8 (RAFT again).
