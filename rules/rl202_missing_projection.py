@@ -290,6 +290,32 @@ class MissingProjection(Rule):
             expect=((10, 25),),
             note="a switch that is on by default promises nothing: the defaults must work",
         ),
+        Invalid(
+            """
+            class ConvNormAct(nn.Sequential):
+                def __init__(self, in_channels: int, out_channels: int, norm_layer=None):
+                    layers = [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=norm_layer is None)]
+                    if norm_layer is not None:
+                        layers.append(norm_layer(out_channels))
+                    layers.append(nn.ReLU(inplace=True))
+                    super().__init__(*layers)
+                    self.out_channels = out_channels
+
+
+            class ResidualBlock(nn.Module):
+                def __init__(self, in_channels, out_channels, *, norm_layer):
+                    super().__init__()
+                    self.conv1 = ConvNormAct(in_channels, out_channels, norm_layer=norm_layer)
+                    self.conv2 = ConvNormAct(out_channels, out_channels, norm_layer=norm_layer)
+
+                def forward(self, x):
+                    y = self.conv2(self.conv1(x))
+                    return x + y
+            """,
+            expect=((19, 16),),
+            note="through a Sequential subclass that also keeps its width on self (torchvision's "
+                 "Conv2dNormActivation, RAFT's blocks)",
+        ),
     )
 
 

@@ -48,7 +48,7 @@ from typing import Iterator, List, Optional, Tuple
 import libcst as cst
 
 from resnetlint.model.query import (mentions, NoneV, unused_stride_parameter, GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection, FileAnalysis, projection_switched_off, add_chosen_by_caller,
-    Flow, FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, differ,
+    Facts, Flow, FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, differ,
     Residual, stride_of, strip_elementwise, World)
 from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
 from resnetlint.nodes import code_of, local_call, parenthesize, report_node, source_text, written_argument
@@ -214,8 +214,8 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
     if difference is None:
         return None
     expect = {"kind": "shape-error", "dim": "spatial", **difference.expect()}
-    main_strided = _strided_sites(residual.main)
-    skip_strided = _strided_sites(residual.skip)
+    main_strided = _strided_sites(residual.main, facts)
+    skip_strided = _strided_sites(residual.skip, facts)
     detail = f"the main path reduces the resolution by `{main.render()}` and the shortcut by `{skip.render()}`"
     if main == ONE and skip_strided:
         if skip_strided[-1][0].family == "caller" and unused_stride_parameter(block) is not None:
@@ -223,7 +223,7 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
         assumed = skip_strided[-1][0].assumption
         note = f" (assuming {assumed})" if skip_strided[-1][0].family == "caller" and assumed else ""
         return Violation(skip_strided[-1][1], f"{detail}: the shortcut strides but the main path never does, so the "
-                         f"add fails whenever {skip.render()} != 1{note}",
+                         f"add fails {_fails_when(skip, world, skip_strided[-1][0])}{note}",
                          help="apply the stride to the first 3x3 conv of the main path as well",
                          expect={**expect, "stride": skip.render()},
                          fix=_stride_onto_main_path(residual, skip_strided[-1][0]))
@@ -236,7 +236,7 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
                              expect={**expect, "stride": main.render()},
                              fix=_widen_guard(guard, main_strided[0][0]) if len(main_strided) == 1 else None)
         return Violation(main_strided[-1][1], f"{detail}: the main path strides but the shortcut does not, so the add "
-                         f"fails whenever {main.render()} != 1",
+                         f"fails {_fails_when(main, world, main_strided[-1][0])}",
                          help="give the shortcut the same stride (a strided 1x1 projection or pooling)",
                          expect={**expect, "stride": main.render()},
                          fix=_stride_onto_shortcut(residual, main_strided[0][0]) if len(main_strided) == 1 else None)
@@ -251,6 +251,27 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
 
 
 STRIDE_INDEX = 3  # in_channels, out_channels, kernel_size, stride
+
+
+def _fails_when(stride: Num, world: World, strided: LayerSpec) -> str:
+    """When the add fails, for the message: ``whenever stride != 1``; for a
+    constant stride, the conditions under which ``__init__`` builds the
+    strided layer (timm's ``s2d == 1`` space-to-depth conv), not the
+    nonsense ``whenever 2 != 1``."""
+    if stride.const_value() is None:
+        return f"whenever {stride.render()} != 1"
+    for assigned in world.attrs.values():
+        value = assigned.loc.value
+        options = [o.value for _, o in value.options] if isinstance(value, AltV) else [value]
+        if any(isinstance(o, LayerV) and (o.spec is strided or strided.site is not None and o.spec.site is strided.site) for o in options) and \
+                assigned.decisions:
+            tests = []
+            for decision in assigned.decisions:
+                test = getattr(decision.node, "test", decision.node)
+                text = code_of(test)
+                tests.append(f"`{text}`" if decision.taken else f"not `{text}`")
+            return "when " + " and ".join(tests)
+    return "always"
 
 
 def _stride_text(spec: LayerSpec) -> Optional[str]:
@@ -357,28 +378,30 @@ def _unstride(spec: LayerSpec) -> Optional[FixPlan]:
                    [set_argument(call, "stride", "1", STRIDE_INDEX)])
 
 
-def _strided_sites(value: FVal) -> List[Tuple[LayerSpec, cst.CSTNode]]:
+def _strided_sites(value: FVal, facts: Facts) -> List[Tuple[LayerSpec, cst.CSTNode]]:
     """Layers on a path that change the resolution, input to output, with the
-    node to point at (their ``stride`` argument where written)."""
+    node to point at (their ``stride`` argument where written).  A stride
+    the path's facts make 1 (``stride`` where ``has_skip`` assumed
+    ``stride == 1``) changes nothing."""
     out: List[Tuple[LayerSpec, cst.CSTNode]] = []
     for layer in reversed(main_chain(value)):
         if layer.spec is not None and layer.spec.family == "caller":
             if layer.spec.summary.stride is not None and layer.node is not None:
                 out.append((layer.spec, layer.node))  # the caller's projection, where forward calls it
         elif layer.spec is not None:
-            out.extend(_strided_in(layer.spec))
+            out.extend(_strided_in(layer.spec, facts))
     return out
 
 
-def _strided_in(spec: LayerSpec) -> List[Tuple[LayerSpec, cst.CSTNode]]:
+def _strided_in(spec: LayerSpec, facts: Facts) -> List[Tuple[LayerSpec, cst.CSTNode]]:
     stride = spec.summary.stride
-    if stride is None or stride == ONE:
+    if stride is None or facts.norm(stride) == ONE:
         return []
     if spec.family == "container":
         found = []
         for child in spec.children:
             if isinstance(child.loc.value, LayerV):
-                found.extend(_strided_in(child.loc.value.spec))
+                found.extend(_strided_in(child.loc.value.spec, facts))
         return found
     node = report_node(spec, spec.arg("stride")) if spec.family in ("conv", "pool") else spec.site
     if spec.family == "pool" and (spec.arg("stride") is None or spec.arg("stride").node is None):

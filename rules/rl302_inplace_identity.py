@@ -67,6 +67,38 @@ class InplaceIdentity(Rule):
     VALID = (
         Valid(
             """
+            from inspect import isfunction
+
+
+            def create_activation_layer(activation):
+                if isfunction(activation):
+                    return activation()
+                elif isinstance(activation, str):
+                    if activation == "relu":
+                        return nn.ReLU(inplace=True)
+                    elif activation == "relu6":
+                        return nn.ReLU6(inplace=True)
+                    raise NotImplementedError()
+                return activation
+
+
+            class TwoBranchBlock(nn.Module):
+                def __init__(self, channels, activation="relu"):
+                    super().__init__()
+                    self.h_bn = nn.BatchNorm2d(channels)
+                    self.l_bn = nn.BatchNorm2d(channels)
+                    self.activ = create_activation_layer(activation)
+
+                def forward(self, hx, lx):
+                    hx = self.activ(self.h_bn(hx))
+                    lx = self.l_bn(lx)
+                    lx = self.activ(lx)
+                    return hx, lx
+            """,
+            note="one call of an activation that may be one of several layers: not a later use (pytorchcv's octave blocks)",
+        ),
+        Valid(
+            """
             class Block(nn.Module):
                 def __init__(self, c):
                     super().__init__()
@@ -186,6 +218,8 @@ def _used_later(flow: Flow, event: InplaceEvent) -> bool:
     for consumer in flow.consumers(target):
         if consumer is event.result or consumer.order <= event.result.order:
             continue
+        if consumer.node is not None and consumer.node is event.result.node:
+            continue  # the same call for another layer the attribute may hold: not a later use
         if consumer.facts is not None and not consumer.facts.extends(event.facts):
             continue  # computed on another path (the other side of a fork)
         if not consumer.tensor and consumer.is_call:

@@ -178,13 +178,14 @@ class World:
             return None
         items, complete = self.seq_children
         added = []
+        numbers = _numeric_parameters(items)
         for assigned in self.attrs.values():
             value = assigned.loc.value
             if isinstance(value, LayerV) and value.spec.family not in NOT_MODULES or \
                     isinstance(value, AltV) and all(isinstance(o.value, LayerV) for _, o in value.options):
                 added.append(Item(assigned.loc))
                 complete = complete and not assigned.in_loop
-            elif not _never_a_module(value):
+            elif not _never_a_module(value) and not (isinstance(value, ParamV) and value.name in numbers):
                 complete = False
         if self.dynamic:
             complete = False
@@ -2315,6 +2316,26 @@ def _one_of(specs: List[LayerSpec]) -> Loc:
     if len(distinct) == 1:
         return Loc(LayerV(distinct[0]))
     return Loc(AltV(tuple((fresh_truth("which layer"), Loc(LayerV(s))) for s in distinct)))
+
+
+NUMERIC_ARGUMENTS = frozenset({"in_channels", "out_channels", "num_features", "num_channels", "in_features",
+                               "out_features", "kernel_size", "stride", "padding", "dilation", "groups"})
+
+
+def _numeric_parameters(items) -> Set[str]:
+    """Parameters the children take as a number (a width, a stride): kept on
+    ``self`` as well (torchvision's ``self.out_channels = out_channels``),
+    such a parameter is no submodule."""
+    names: Set[str] = set()
+    for item in items:
+        value = item.loc.value
+        options = [o.value for _, o in value.options] if isinstance(value, AltV) else [value]
+        for option in options:
+            if isinstance(option, LayerV):
+                for arg, loc in option.spec.args.items():
+                    if arg in NUMERIC_ARGUMENTS and isinstance(loc.value, ParamV):
+                        names.add(loc.value.name)
+    return names
 
 
 def _never_a_module(value: Value) -> bool:
