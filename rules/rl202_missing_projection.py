@@ -58,7 +58,7 @@ from typing import Iterator, List, Optional
 import libcst as cst
 
 from resnetlint.fixes import UNSAFE, FixPlan, insert_after, replace
-from resnetlint.model.query import (assigned_names, BlockModel, caller_provides_projection, channels_of, projection_switched_off, add_chosen_by_caller, consumes_directly, Facts,
+from resnetlint.model.query import (assigned_names, BlockModel, caller_provides_projection, channels_of, projection_switched_off, add_chosen_by_caller, layers_reading_input, consumes_directly, Facts,
     FileAnalysis, Flow, FVal, differ, existing_projection, iter_layers, LayerV, Loc, main_chain, Num, provably_different,
     residual_adds, stride_of, strip_elementwise)
 from resnetlint.nodes import code_of, parenthesize, torch_nn_alias
@@ -393,9 +393,5 @@ def _input_width(flow: Flow, main: FVal, facts: Facts) -> Optional[Num]:
 
 def _widths_reading_input(flow: Flow, facts: Facts) -> List[Num]:
     """The widths every layer that reads the block input directly states."""
-    widths = []
-    for value in flow.values:
-        if value.kind == "layer" and value.spec is not None and consumes_directly(value, flow.input):
-            if value.spec.summary.in_channels is not None:
-                widths.append(facts.norm(value.spec.summary.in_channels))
-    return widths
+    return [facts.norm(spec.summary.in_channels) for spec in layers_reading_input(flow)
+            if spec.summary.in_channels is not None]

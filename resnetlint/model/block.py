@@ -635,6 +635,14 @@ def differ(a: Optional[Num], b: Optional[Num], facts: Facts, defaults: Optional[
     return Difference(f"{a.render()} != {b.render()}", configuration)
 
 
+def layers_reading_input(flow: Flow) -> List[LayerSpec]:
+    """The layers forward applies to the block input directly (through
+    elementwise functions and shape-keeping layers only)."""
+    return [value.spec for value in flow.values
+            if value.kind == "layer" and value.spec is not None and flow.input is not None
+            and consumes_directly(value, flow.input)]
+
+
 def consumes_directly(value: FVal, source: FVal) -> bool:
     """``value`` takes ``source`` as its first input, possibly through
     elementwise functions and layers that keep the channels without stating

@@ -100,6 +100,7 @@ class Project:
         self._resolving: Set[Tuple[str, str]] = set()
         self._packages: Dict[str, List[str]] = {}
         self._texts: Dict[str, str] = {}
+        self._attribute_reads: Dict[Tuple[str, str, Optional[str]], bool] = {}
 
     # ------------------------------------------------------------------
     # Dependencies
@@ -388,27 +389,50 @@ class Project:
         package of a hundred models some file always reads a ``.body`` or a
         ``.fc``, and one that never mentions the class cannot be reaching
         into it on purpose."""
+        key = (os.path.abspath(ctx.path), name, owner)
+        found = self._attribute_reads.get(key)
+        if found is None:
+            found = self._attribute_read_elsewhere(key[0], name, owner)
+            self._attribute_reads[key] = found
+        return found
+
+    def forget_text_searches(self) -> None:
+        """After an edit (the editor server): the package's texts and what
+        was searched in them may have changed."""
+        self._texts.clear()
+        self._attribute_reads.clear()
+
+    def _attribute_read_elsewhere(self, path: str, name: str, owner: Optional[str]) -> bool:
         # ``self.<name>`` in another file is that class's own attribute, not
         # a read of this module's; a loose file has no package to search.
+        if not os.path.isfile(os.path.join(os.path.dirname(path), "__init__.py")):
+            return False
         pattern = re.compile(
             r"(?:(?<=\.)\w+|(?<![\w.])(?!self\b)\w+|[)\]])\s*\.\s*" + re.escape(name) + r"\b"
         )
-        if not os.path.isfile(os.path.join(os.path.dirname(os.path.abspath(ctx.path)), "__init__.py")):
-            return False
-        for path in self._package_files(ctx.path):
-            if path == os.path.abspath(ctx.path):
+        named = re.compile(r"\b" + re.escape(owner) + r"\b") if owner is not None else None
+        for other in self._package_files(path):
+            if other == path:
                 continue
-            text = self._texts.get(path)
-            if text is None:
-                try:
-                    with open(path, encoding="utf-8", errors="replace") as handle:
-                        text = handle.read(MAX_MODULE_BYTES)
-                except OSError:
-                    text = ""
-                self._texts[path] = text
-            if pattern.search(text) and (owner is None or re.search(r"\b" + re.escape(owner) + r"\b", text)):
+            text = self._package_text(other)
+            # substring tests first: the regular expressions cost a
+            # millisecond per file, and a rule asks about every attribute
+            if name not in text or (owner is not None and owner not in text):
+                continue
+            if (named is None or named.search(text)) and pattern.search(text):
                 return True
         return False
+
+    def _package_text(self, path: str) -> str:
+        text = self._texts.get(path)
+        if text is None:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    text = handle.read(MAX_MODULE_BYTES)
+            except OSError:
+                text = ""
+            self._texts[path] = text
+        return text
 
     def _package_files(self, path: str) -> List[str]:
         """The Python files of the package a file belongs to (its topmost

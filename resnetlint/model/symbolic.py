@@ -399,7 +399,7 @@ class Facts:
     and the truth of opaque keys.  Immutable: ``assume`` returns a new object,
     or ``None`` when the assumption is impossible (the branch is dead)."""
 
-    __slots__ = ("eq", "ne", "truth", "known")
+    __slots__ = ("eq", "ne", "truth", "known", "_evaluated")
 
     def __init__(
         self,
@@ -415,6 +415,11 @@ class Facts:
         # express (``a or b`` is true, ``stride > 1`` is false): testing the
         # same condition again gives the same answer.
         self.known: Dict[Cond, bool] = known or {}
+        # Facts never change, so what a condition evaluates to under them is
+        # kept: the same alternatives' conditions are asked again for every
+        # call of a layer an attribute may be (half the time of a run on
+        # timm's stages went into evaluating them again).
+        self._evaluated: Dict[Cond, Optional[bool]] = {}
 
     def norm(self, num: Num) -> Num:
         return num.substitute(self.eq)
@@ -450,6 +455,15 @@ class Facts:
             return cond
         if cond in self.known:
             return self.known[cond]
+        try:
+            return self._evaluated[cond]
+        except KeyError:
+            pass
+        value = self._evaluate(cond)
+        self._evaluated[cond] = value
+        return value
+
+    def _evaluate(self, cond: Cond) -> Optional[bool]:
         if isinstance(cond, Cmp):
             return self._evaluate_cmp(cond)
         if isinstance(cond, Not):
