@@ -300,9 +300,10 @@ def _overwritten_main_paths(flow: Flow) -> List[AssignEvent]:
         dead = event.old
         # Judged on the path of the overwrite: ``if self.downsample is not
         # None: out = self.downsample(x)`` loses the main path exactly there.
-        if dead is None or shortcut_kind(event.new, dead, flow) is None or not is_main_path(dead, flow):
+        # cheapest test first: most assignments leave nothing dead behind
+        if dead is None or not flow.dead_on_path(dead, event.facts) or not is_main_path(dead, flow):
             continue
-        if not flow.dead_on_path(dead, event.facts) or not _add_follows(flow, event.new):
+        if shortcut_kind(event.new, dead, flow) is None or not _add_follows(flow, event.new):
             continue
         out.append(event)
     return out
