@@ -84,6 +84,44 @@ class StaleInput(Rule):
     VALID = (
         Valid(
             """
+            class Embeddings(nn.Module):
+                def __init__(self, dim, position_biased_input=False):
+                    super().__init__()
+                    self.position_biased_input = position_biased_input
+                    self.position = nn.Linear(dim, dim)
+                    self.norm = nn.LayerNorm(dim)
+
+                def forward(self, inputs_embeds):
+                    embeddings = inputs_embeds
+                    position_embeddings = torch.zeros_like(inputs_embeds)
+                    if self.position_biased_input:
+                        position_embeddings = self.position(inputs_embeds)
+                        embeddings = embeddings + position_embeddings
+                    return self.norm(embeddings)
+            """,
+            note="a zeros placeholder, filled only under a flag, is no layer's output (DeBERTa's embeddings)",
+        ),
+        Valid(
+            """
+            class Decoder(nn.Module):
+                def __init__(self, dim, depth):
+                    super().__init__()
+                    self.layers = nn.ModuleList([nn.Linear(dim, dim) for _ in range(depth)])
+                    self.ref = nn.Linear(dim, dim)
+                    self.post_norm = nn.LayerNorm(dim)
+
+                def forward(self, query, reference):
+                    output = query
+                    for layer in self.layers:
+                        output = layer(output + reference)
+                        reference = self.ref(output).sigmoid().detach()
+                    return self.post_norm(output)
+            """,
+            note="loop-carried: the next iteration reads the reference, the last iteration's goes unused "
+                 "(DAB-DETR's decoder)",
+        ),
+        Valid(
+            """
             class Bottleneck(nn.Module):
                 def __init__(self, c):
                     super().__init__()
@@ -372,7 +410,7 @@ def _dead_in_every_world(flows: List[Flow]) -> Set[tuple]:
 def _overwritten_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -> Iterator[Violation]:
     for event in flow.assignments:
         dead = event.old
-        if dead is None or not _is_computed(dead) or not flow.is_dead(dead):
+        if dead is None or not _is_computed(dead) or not flow.is_dead(dead) or _is_placeholder(dead):
             continue
         if _evaluation(dead) not in dead_everywhere():
             continue
@@ -394,6 +432,10 @@ def _unread_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -> Ite
             continue  # ``x, _ = self.backbone(x)``: discarded on purpose
         if not _is_computed(dead) or _evaluation(dead) not in dead_everywhere():
             continue
+        if _is_placeholder(dead):
+            continue
+        if dead.iteration and event.old is not None and not flow.is_dead(event.old):
+            continue  # loop-carried: the next iteration reads it (DAB-DETR's reference points), the last one need not
         following = _next_stale_call(flow, dead)
         if following is None:
             continue
@@ -405,6 +447,18 @@ def _unread_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -> Ite
         found = _violation(following, dead, event.var, "never used", flow)
         if found is not None:
             yield found
+
+
+# Tensors made fresh from another's shape, whose values owe nothing to it.
+FRESH_TENSORS = frozenset({"zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
+                           "randint_like", "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor"})
+
+
+def _is_placeholder(value: FVal) -> bool:
+    """``torch.zeros_like(x)``: a tensor made from another's shape, not a
+    layer's output a later layer should have taken (DeBERTa's position
+    embeddings, zeros until a flag fills them)."""
+    return _producer(value).name in FRESH_TENSORS
 
 
 def _feeds_a_shortcut(flow: Flow, layer: FVal, source: FVal) -> bool:

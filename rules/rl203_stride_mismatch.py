@@ -47,7 +47,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import libcst as cst
 
-from resnetlint.model.query import (mentions, NoneV, unused_stride_parameter, GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection, FileAnalysis, projection_switched_off, add_chosen_by_caller,
+from resnetlint.model.query import (mentions, NoneV, unused_stride_parameter, GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection, FileAnalysis, projection_switched_off, add_chosen_by_caller, caller_flag,
     Facts, Flow, FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, differ,
     Residual, stride_of, strip_elementwise, World)
 from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
@@ -78,6 +78,25 @@ class StrideMismatch(Rule):
                     yield found
 
     VALID = (
+        Valid(
+            """
+            class BasicBlockD(nn.Module):
+                def __init__(self, in_channels: int, out_channels: int, stride: int, shortcut: bool):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+                    self.bn1 = nn.BatchNorm2d(out_channels)
+                    self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+                    self.bn2 = nn.BatchNorm2d(out_channels)
+                    self.short = nn.Identity() if shortcut else nn.Sequential(
+                        nn.AvgPool2d(stride, stride), nn.Conv2d(in_channels, out_channels, 1, bias=False))
+
+                def forward(self, x):
+                    out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+                    return torch.relu(out + self.short(x))
+            """,
+            note="`shortcut: bool` is the caller's switch, set with the stride it passes (ResNet-D in kornia, "
+                 "RT-DETR's `should_apply_shortcut`): not a test of the widths that forgot the stride",
+        ),
         Valid(
             """
             class Block(nn.Module):
@@ -229,6 +248,8 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
                          fix=_stride_onto_main_path(residual, skip_strided[-1][0]))
     if skip == ONE and main_strided:
         guard = _channels_only_guard(block, world, residual, main)
+        if guard is CALLER_SWITCH:
+            return None  # the caller chooses the identity, with the stride it passes (`shortcut: bool`)
         if guard is not None:
             return Violation(guard, f"{detail}: the projection is built only when `{code_of(guard)}`, so with equal "
                              f"widths and {main.render()} != 1 the identity shortcut keeps the full resolution",
@@ -409,13 +430,20 @@ def _strided_in(spec: LayerSpec, facts: Facts) -> List[Tuple[LayerSpec, cst.CSTN
     return [(spec, node)] if node is not None else []
 
 
+CALLER_SWITCH = cst.Name("caller_switch")  # a guard that is the caller's flag, not a test of the widths
+
+
 def _channels_only_guard(block: BlockModel, world: World, residual: Residual, main_stride: Num) -> Optional[cst.CSTNode]:
-    """The test that chose an identity shortcut without looking at the stride."""
+    """The test that chose an identity shortcut without looking at the stride
+    (CALLER_SWITCH when that test is a constructor flag the caller sets)."""
     stride_atoms = main_stride.atoms()
     for layer in main_chain(residual.skip) or []:
         assigned = world.attrs.get(layer.attr or "")
         if assigned is not None and isinstance(assigned.loc.value, AltV) and assigned.loc.value.test is not None:
-            if not mentions(assigned.loc.value.options[0][0], stride_atoms):
+            cond = assigned.loc.value.options[0][0]
+            if caller_flag(block, cond):
+                return CALLER_SWITCH
+            if not mentions(cond, stride_atoms):
                 return assigned.loc.value.test
     for name, assigned in world.attrs.items():
         if not _identity_like(assigned.loc.value) or not _projects_elsewhere(block, name):
@@ -424,6 +452,8 @@ def _channels_only_guard(block: BlockModel, world: World, residual: Residual, ma
         if not calls_it and main_chain(residual.skip):
             continue
         for decision in assigned.decisions:
+            if caller_flag(block, decision.cond):
+                return CALLER_SWITCH
             if not mentions(decision.cond, stride_atoms):
                 return decision.node
     return None

@@ -55,6 +55,7 @@ from .residual import (
     overwritten_main_paths,
     present_module,
     add_chosen_by_caller,
+    caller_flag,
     projection_chain,
     projection_switched_off,
     existing_projection,
@@ -98,7 +99,7 @@ __all__ = [
     "as_int", "as_int_pair", "as_num", "assigned_names", "caller_projections", "caller_provides_projection",
     "chain_links", "channels_of", "consumes_directly", "differ", "forward_chain", "forward_chains", "input_channels",
     "intended_residuals", "is_main_path", "layers_reading_input", "is_projection", "iter_layers", "main_chain", "overwritten_main_paths",
-    "present_module", "add_chosen_by_caller", "projection_chain", "projection_switched_off", "provably_different", "residual_adds", "sequential_children",
+    "present_module", "add_chosen_by_caller", "caller_flag", "projection_chain", "projection_switched_off", "provably_different", "residual_adds", "sequential_children",
     "shortcut_kind", "stride_of", "strip_elementwise", "unless", "walk", "existing_projection", "projects", "mentions",
     "describe", "find_configuration", "unused_stride_parameter",
 ]

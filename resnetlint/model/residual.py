@@ -481,6 +481,23 @@ def projection_switched_off(block: "BlockModel", world: "World") -> Optional[str
 TRUTHY = " is truthy"
 
 
+def caller_flag(block: "BlockModel", cond) -> Optional[str]:
+    """The constructor flag a condition tests, bare or negated (``if
+    shortcut:``, ``nn.Identity() if should_apply_shortcut else ...``): a
+    ``bool`` parameter (annotated so, or with a ``True``/``False``
+    default), which the caller sets together with the stride and the
+    widths it passes.  None for any other condition."""
+    from .symbolic import Not, Truth
+
+    while isinstance(cond, Not):
+        cond = cond.item
+    if not isinstance(cond, Truth) or not cond.key.endswith(TRUTHY):
+        return None
+    name = cond.key[:-len(TRUTHY)]
+    param = _constructor_parameters(block).get(name)
+    return name if param is not None and _boolean_parameter(param) else None
+
+
 def _forward_reads_flag(block: "BlockModel", world: "World", flag: Optional[str]) -> bool:
     """``forward`` (or a method it calls) reads an attribute that holds the
     constructor parameter ``flag`` as it was passed."""
