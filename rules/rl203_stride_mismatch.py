@@ -282,17 +282,21 @@ def _fails_when(stride: Num, world: World, strided: LayerSpec) -> str:
     if stride.const_value() is None:
         return f"whenever {stride.render()} != 1"
     for assigned in world.attrs.values():
-        value = assigned.loc.value
-        options = [o.value for _, o in value.options] if isinstance(value, AltV) else [value]
-        if any(isinstance(o, LayerV) and (o.spec is strided or strided.site is not None and o.spec.site is strided.site) for o in options) and \
-                assigned.decisions:
+        if assigned.decisions and _holds(assigned.loc.value, strided):
             tests = []
             for decision in assigned.decisions:
-                test = getattr(decision.node, "test", decision.node)
-                text = code_of(test)
+                text = code_of(getattr(decision.node, "test", decision.node))
                 tests.append(f"`{text}`" if decision.taken else f"not `{text}`")
             return "when " + " and ".join(tests)
     return "always"
+
+
+def _holds(value, spec: LayerSpec) -> bool:
+    """An attribute's value is that layer, or may be (one of its alternatives,
+    the same object or built by the same expression)."""
+    options = [o.value for _, o in value.options] if isinstance(value, AltV) else [value]
+    return any(isinstance(o, LayerV) and (o.spec is spec or spec.site is not None and o.spec.site is spec.site)
+               for o in options)
 
 
 def _stride_text(spec: LayerSpec) -> Optional[str]:

@@ -30,6 +30,7 @@ from .control import ControlFlow
 from .records import record
 from .syntax import iter_children
 from .symbolic import (
+    TRUTHY,
     EMPTY_FACTS,
     And,
     Cmp,
@@ -1067,7 +1068,7 @@ class Interpreter:
                 return const != 0
             return Cmp("!=", value.num, Num.const(0))
         if isinstance(value, ParamV):
-            return Truth(f"{value.name} is truthy")
+            return Truth(f"{value.name}{TRUTHY}")
         if isinstance(value, StrV):
             return bool(value.text)
         if isinstance(value, (ListV, TupleV, DictV)) and (isinstance(value, TupleV) or value.complete):
@@ -2116,7 +2117,7 @@ def substitute_cond(cond: Cond, mapping: Dict[str, Num], env: Dict[str, Loc]) ->
         items = [substitute_cond(i, mapping, env) for i in cond.items]
         return conjoin(items) if isinstance(cond, And) else disjoin(items)
     if isinstance(cond, Truth):
-        for suffix in (" is None", " is truthy"):
+        for suffix in (" is None", TRUTHY):
             if cond.key.endswith(suffix):
                 bound = env.get(cond.key[: -len(suffix)])
                 if bound is None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Set
 import libcst as cst
 
 from .forward_exec import AddEvent, AssignEvent, Flow, FVal
-from .symbolic import Facts, Num
+from .symbolic import TRUTHY, Facts, Num
 from .values import AltV, LayerSpec, LayerV, NoneV, ParamV, as_int_pair
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -457,6 +457,11 @@ def caller_provides_projection(block: "BlockModel") -> bool:
     return False
 
 
+def _flag_name(key: str) -> Optional[str]:
+    """The parameter a truth key tests (``shortcut is truthy``), or None."""
+    return key[:-len(TRUTHY)] if key.endswith(TRUTHY) else None
+
+
 def projection_switched_off(block: "BlockModel", world: "World") -> Optional[str]:
     """The constructor flag whose setting in ``world`` builds no projection
     while its other setting builds one the add uses (mmpretrain's
@@ -467,7 +472,7 @@ def projection_switched_off(block: "BlockModel", world: "World") -> Optional[str
     for).  Returns the flag's name, or None."""
     params = _constructor_parameters(block)
     for key, value in world.facts.truth.items():
-        flag = key[:-len(TRUTHY)] if key.endswith(TRUTHY) else None
+        flag = _flag_name(key)
         if flag not in params:
             continue
         for other in block.worlds:
@@ -476,9 +481,6 @@ def projection_switched_off(block: "BlockModel", world: "World") -> Optional[str
             if other.world.facts.truth.get(key) is (not value) and _skip_projected(other.flow):
                 return flag
     return None
-
-
-TRUTHY = " is truthy"
 
 
 def caller_flag(block: "BlockModel", cond) -> Optional[str]:
@@ -491,10 +493,8 @@ def caller_flag(block: "BlockModel", cond) -> Optional[str]:
 
     while isinstance(cond, Not):
         cond = cond.item
-    if not isinstance(cond, Truth) or not cond.key.endswith(TRUTHY):
-        return None
-    name = cond.key[:-len(TRUTHY)]
-    param = _constructor_parameters(block).get(name)
+    name = _flag_name(cond.key) if isinstance(cond, Truth) else None
+    param = _constructor_parameters(block).get(name) if name is not None else None
     return name if param is not None and _boolean_parameter(param) else None
 
 
@@ -523,18 +523,20 @@ def add_chosen_by_caller(block: "BlockModel", world: "World", facts: Facts) -> O
     flag's name, or None."""
     params = _constructor_parameters(block)
     for key, value in facts.truth.items():
-        if not _forward_reads_flag(block, world, key[:-len(TRUTHY)] if key.endswith(TRUTHY) else None):
+        flag = _flag_name(key)
+        if not _forward_reads_flag(block, world, flag):
             continue  # decided in __init__ only: see projection_switched_off
-        flag = key[:-len(TRUTHY)] if key.endswith(TRUTHY) else None
         param = params.get(flag)
         if param is None or param.star:
             continue
         default = param.default
         if default is None and _boolean_parameter(param):
             return flag  # ``shortcut: bool``: every caller decides
+        # set away from a True/False default (``out_channels=None`` is an
+        # optional width, not a switch)
         if isinstance(default, cst.Name) and default.value in ("True", "False") and \
                 value != (default.value == "True"):
-            return flag  # ``out_channels=None`` is an optional width, not a switch
+            return flag
     return None
 
 

@@ -307,6 +307,11 @@ class Not:
     item: "Cond"
 
 
+# The key of the truth of a parameter's value (``if shortcut:``): one spelling
+# for the interpreter that makes it and the queries that read it back.
+TRUTHY = " is truthy"
+
+
 @record(eq=True)
 class Truth:
     """An opaque boolean with a stable key (``self.training``, ``downsample is None``).
