@@ -14,7 +14,7 @@ import libcst as cst
 
 from .context import ClassFacts, FileFacts, ModuleContext
 from .project import Project
-from .forward_exec import AddEvent, AssignEvent, Budget, Flow, ForwardExecutor, FVal, ancestors
+from .forward_exec import Budget, Flow, ForwardExecutor, FVal
 from .init_exec import InitResult, Interpreter, World
 from .symbolic import Cond, Facts, Num, provably_different
 from .layers import iter_layers, iter_layers_under

@@ -2473,7 +2473,6 @@ def _only_chain(flow) -> bool:
     and nothing but layers and elementwise functions lies on that chain (no
     branch, no add, no gate, no reshape or split): its layers run one after
     the other on the same tensor."""
-    from .residual import main_chain
 
     if flow.adds:
         return False
