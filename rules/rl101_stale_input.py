@@ -10,7 +10,9 @@ never reaches the result: they get no gradient, the block computes something
 much shallower than written, and it only crashes when the widths happen to
 disagree. A parallel branch that reads `x` and *is* used later (Inception
 branches, attention `q`/`k`/`v`) is not a finding: what separates a real stale
-input is the dead previous output.
+input is the dead previous output. A dead placeholder (`torch.zeros_like(x)`,
+filled only under a flag) is no layer's output, and a value a loop carries
+to its next iteration is not dead because the last iteration's goes unused.
 
 ## Example
 ```python

@@ -15,7 +15,12 @@ passes and the first real network crashes.
 Blocks that take a projection from their caller (`downsample=None`), build
 one under any name the rule knows (`skip`, `shortcut`, `downsample`, ...), or
 guard the add are not reported, and neither is a width the model cannot
-read (`make_divisible(...)`, a config value).
+read (`make_divisible(...)`, a config value). Nor is an add the caller
+chooses with a `bool` flag: one that switches the projection off
+(`with_residual_conv=False`) or one that forward tests on the way to the add
+without a default or set away from it (`shortcut: bool`, `downsample: bool`):
+the caller that makes that choice promises equal widths. A flag that is on
+by default promises nothing: the defaults must work.
 
 ## Example
 ```python

@@ -11,6 +11,10 @@ resolution differently:
   (`if in_channels != out_channels:`), so a block with equal widths and
   `stride=2` keeps an identity shortcut at full resolution.
 
+A guard that is a `bool` constructor flag (`shortcut: bool`,
+`should_apply_shortcut`) is the caller's switch, set together with the
+stride it passes: not reported, as a projection the caller supplies is not.
+
 ## Why is this bad?
 The add fails with *"The size of tensor a (8) must match the size of tensor b
 (16) at non-singleton dimension 3"*, but only for `stride != 1`, so tests with

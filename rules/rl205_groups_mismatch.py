@@ -10,7 +10,13 @@ groups"*. The block cannot even be built for most arguments, and when it can
 (an expansion ratio of 1) the conv silently is not the depthwise conv that was
 meant. The rule only speaks when `groups` is itself a channel expression and
 the division is provably not exact as written (`inp / (inp * ratio)`); a
-cardinality such as `groups=32` or a `groups` argument is left to the caller.
+cardinality such as `groups=32` or a `groups` argument is left to the caller,
+and so is a conv grouped by one of its own widths next to an independent
+other width: `groups=in_channels` is a depthwise conv with a channel
+multiplier (the output is meant to be a multiple of the input), and a
+helper that groups by `out_channels` states its own contract. Only
+`groups=out_channels` written in the class beside an unrelated input width
+is reported.
 
 ## Example
 ```python
