@@ -63,8 +63,11 @@ from typing import Iterator, List, Optional
 import libcst as cst
 
 from resnetlint.fixes import UNSAFE, FixPlan, insert_after, replace
-from resnetlint.model.query import (assigned_names, BlockModel, caller_provides_projection, channels_of, projection_switched_off, add_chosen_by_caller, layers_reading_input, Facts,
-    FileAnalysis, Flow, FVal, differ, existing_projection, iter_layers, LayerV, Loc, main_chain, Num, residual_adds, stride_of, strip_elementwise)
+from resnetlint.model.query import (
+    assigned_names, BlockModel, caller_provides_projection, channels_of, projection_switched_off,
+    add_chosen_by_caller, layers_reading_input, Facts, FileAnalysis, Flow, FVal, differ, existing_projection,
+    iter_layers, LayerV, Loc, main_chain, Num, residual_adds, stride_of, strip_elementwise,
+)
 from resnetlint.nodes import code_of, parenthesize, torch_nn_alias
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 

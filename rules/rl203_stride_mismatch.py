@@ -51,9 +51,12 @@ from typing import Iterator, List, Optional, Tuple
 
 import libcst as cst
 
-from resnetlint.model.query import (mentions, NoneV, unused_stride_parameter, GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection, FileAnalysis, projection_switched_off, add_chosen_by_caller, caller_flag,
-    Facts, Flow, FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, differ,
-    Residual, stride_of, strip_elementwise, World)
+from resnetlint.model.query import (
+    mentions, NoneV, unused_stride_parameter, GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection,
+    FileAnalysis, projection_switched_off, add_chosen_by_caller, caller_flag, possible_values, Facts, Flow,
+    FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, differ, Residual, stride_of,
+    strip_elementwise, World,
+)
 from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
 from resnetlint.nodes import code_of, local_call, parenthesize, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -298,9 +301,8 @@ def _fails_when(stride: Num, world: World, strided: LayerSpec) -> str:
 def _holds(value, spec: LayerSpec) -> bool:
     """An attribute's value is that layer, or may be (one of its alternatives,
     the same object or built by the same expression)."""
-    options = [o.value for _, o in value.options] if isinstance(value, AltV) else [value]
     return any(isinstance(o, LayerV) and (o.spec is spec or spec.site is not None and o.spec.site is spec.site)
-               for o in options)
+               for o in possible_values(value))
 
 
 def _stride_text(spec: LayerSpec) -> Optional[str]:

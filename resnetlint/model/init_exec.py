@@ -47,6 +47,7 @@ from .symbolic import (
 )
 from .torch_api import FLOAT_FUNCTIONAL, layer_type
 from .values import (
+    possible_values,
     NONE,
     SELF,
     UNKNOWN,
@@ -2329,9 +2330,7 @@ def _numeric_parameters(items) -> Set[str]:
     such a parameter is no submodule."""
     names: Set[str] = set()
     for item in items:
-        value = item.loc.value
-        options = [o.value for _, o in value.options] if isinstance(value, AltV) else [value]
-        for option in options:
+        for option in possible_values(item.loc.value):
             if isinstance(option, LayerV):
                 for arg, loc in option.spec.args.items():
                     if arg in NUMERIC_ARGUMENTS and isinstance(loc.value, ParamV):

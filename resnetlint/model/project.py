@@ -396,10 +396,11 @@ class Project:
             self._attribute_reads[key] = found
         return found
 
-    def forget_text_searches(self) -> None:
-        """After an edit (the editor server): the package's texts and what
-        was searched in them may have changed."""
-        self._texts.clear()
+    def forget_text_searches(self, path: str) -> None:
+        """After an edit of ``path`` (the editor server): its text, and what
+        the searches found in the package, may have changed; the other
+        files' texts have not, and are not read again."""
+        self._texts.pop(os.path.abspath(path), None)
         self._attribute_reads.clear()
 
     def _attribute_read_elsewhere(self, path: str, name: str, owner: Optional[str]) -> bool:

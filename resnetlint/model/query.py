@@ -81,6 +81,7 @@ from .values import (
     as_int,
     as_int_pair,
     as_num,
+    possible_values,
 )
 
 Block = BlockModel
@@ -97,9 +98,10 @@ __all__ = [
     "ChainStep", "Cond", "Difference", "FVal", "Facts", "FileAnalysis", "Flow", "InplaceEvent", "Item", "LayerSpec",
     "LayerV", "Loc", "NoneV", "Num", "ParamV", "Residual", "StrV", "Summary", "TupleV", "World", "ancestors",
     "as_int", "as_int_pair", "as_num", "assigned_names", "caller_projections", "caller_provides_projection",
-    "chain_links", "channels_of", "consumes_directly", "differ", "forward_chain", "forward_chains", "input_channels",
-    "intended_residuals", "is_main_path", "layers_reading_input", "is_projection", "iter_layers", "main_chain", "overwritten_main_paths",
-    "present_module", "add_chosen_by_caller", "caller_flag", "projection_chain", "projection_switched_off", "provably_different", "residual_adds", "sequential_children",
-    "shortcut_kind", "stride_of", "strip_elementwise", "unless", "walk", "existing_projection", "projects", "mentions",
-    "describe", "find_configuration", "unused_stride_parameter",
+    "chain_links", "channels_of", "consumes_directly", "differ", "forward_chain", "forward_chains",
+    "input_channels", "intended_residuals", "is_main_path", "layers_reading_input", "is_projection", "iter_layers",
+    "main_chain", "overwritten_main_paths", "present_module", "add_chosen_by_caller", "caller_flag",
+    "projection_chain", "projection_switched_off", "provably_different", "residual_adds", "sequential_children",
+    "shortcut_kind", "stride_of", "strip_elementwise", "unless", "walk", "existing_projection", "projects",
+    "mentions", "describe", "find_configuration", "unused_stride_parameter", "possible_values",
 ]

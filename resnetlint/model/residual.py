@@ -20,7 +20,7 @@ import libcst as cst
 
 from .forward_exec import AddEvent, AssignEvent, Flow, FVal
 from .symbolic import TRUTHY, Facts, Num
-from .values import AltV, LayerSpec, LayerV, NoneV, ParamV, as_int_pair
+from .values import AltV, LayerSpec, LayerV, NoneV, ParamV, as_int_pair, possible_values
 
 if TYPE_CHECKING:  # pragma: no cover
     from .block import BlockModel
@@ -374,9 +374,7 @@ def _caller_modules(block: "BlockModel", params: Dict[str, cst.Param]) -> Dict[s
     out: Dict[str, str] = {}
     for wf in block.worlds:
         for attr, assigned in wf.world.attrs.items():
-            value = assigned.loc.value
-            options = [o.value for _, o in value.options] if isinstance(value, AltV) else [value]
-            for option in options:
+            for option in possible_values(assigned.loc.value):
                 name = option.name if isinstance(option, ParamV) else \
                     option.spec.from_parameter if isinstance(option, LayerV) else None
                 if name in params:
@@ -597,9 +595,7 @@ def existing_projection(block: "BlockModel", world: "World", flow: Flow, residua
     main_ancestors = flow.ancestors(event.result)
     caller = caller_projections(block)
     for name, assigned in world.attrs.items():
-        value = assigned.loc.value
-        options = [o.value for _, o in value.options] if isinstance(value, AltV) else [value]
-        layers = [o.spec for o in options if isinstance(o, LayerV)]
+        layers = [o.spec for o in possible_values(assigned.loc.value) if isinstance(o, LayerV)]
         if name in caller:
             if not flow_calls(flow, name, facts) and present_module(world, name, facts) is not True \
                     and not ignored_by_forward(block, name):

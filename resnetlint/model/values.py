@@ -11,7 +11,7 @@ a helper).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Optional, Tuple, Union
+from typing import Dict, FrozenSet, List, Optional, Tuple, Union
 
 import libcst as cst
 
@@ -119,6 +119,11 @@ class AltV(Value):
 
     options: Tuple[Tuple[Cond, Loc], ...]
     test: Optional[cst.CSTNode] = None  # the condition as written, when there is one
+
+
+def possible_values(value: "Value") -> List["Value"]:
+    """The values ``value`` may be: each alternative's, or itself."""
+    return [option.value for _, option in value.options] if isinstance(value, AltV) else [value]
 
 
 @record

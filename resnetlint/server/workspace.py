@@ -49,7 +49,7 @@ class EditorProject(Project):
         held = self._buffers.get(path)
         if held is None or held[0] != text:
             self._buffers[path] = (text, None)  # parsed when a check reads it
-            self.forget_text_searches()
+            self.forget_text_searches(path)
 
     def drop_buffer(self, path: str) -> None:
         self._buffers.pop(os.path.abspath(path), None)
