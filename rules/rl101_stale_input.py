@@ -13,6 +13,9 @@ branches, attention `q`/`k`/`v`) is not a finding: what separates a real stale
 input is the dead previous output. A dead placeholder (`torch.zeros_like(x)`,
 filled only under a flag) is no layer's output, and a value a loop carries
 to its next iteration is not dead because the last iteration's goes unused.
+Nor is a dead value that continues a chain of its own: a mask rebuilt from
+the mask it was, a length read off a tensor's shape, a tuple of sizes grown
+per stage.
 
 ## Example
 ```python
@@ -54,9 +57,9 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, List, Optional, Set
 
-from resnetlint.model.query import (ancestors, BlockModel, FileAnalysis, Flow, FVal, overwritten_main_paths, projection_chain,
-    residual_adds, shortcut_kind, main_chain,
-    strip_elementwise)
+from resnetlint.model.query import (ancestors, BlockModel, FileAnalysis, Flow, FVal, main_chain, overwritten_main_paths,
+                                    projection_chain, residual_adds, shortcut_kind, strip_elementwise,
+                                    tensor_ancestors)
 from resnetlint.fixbuild import PROJECTION_NAME, redundant_overwrite
 from resnetlint.fixes import UNSAFE, FixPlan, delete, replace
 from resnetlint.nodes import call_arg, code_of, layer_name, layer_phrase
@@ -218,6 +221,65 @@ class StaleInput(Rule):
                     return out * torch.sigmoid(self.gate(x))
             """,
             note="overwritten on one path only",
+        ),
+        Valid(
+            """
+            class SelfAttention(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.q_proj = nn.Linear(dim, dim)
+                    self.k_proj = nn.Linear(dim, dim)
+                    self.k_norm = nn.LayerNorm(dim)
+
+                def forward(self, hidden_states, past_length=0):
+                    query = self.q_proj(hidden_states)
+                    key = self.k_proj(hidden_states)
+                    key_length = key.shape[-2]
+                    key_length += past_length
+                    key = self.k_norm(key)
+                    return torch.softmax(query @ key.transpose(-2, -1), -1) @ key
+            """,
+            note="a length read off a tensor's shape is no output the next layer should take (IDEFICS' kv_seq_len)",
+        ),
+        Valid(
+            """
+            class Encoder(nn.Module):
+                def __init__(self, dim, depth):
+                    super().__init__()
+                    self.rotary = RotaryEmbedding(dim)
+                    self.layers = nn.ModuleList([EncoderLayer(dim) for _ in range(depth)])
+
+                def forward(self, inputs_embeds, attention_mask=None):
+                    hidden_states = inputs_embeds
+                    attention_mask = make_bidirectional_mask(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+                    position_embeddings = self.rotary(hidden_states)
+                    for layer in self.layers:
+                        hidden_states = layer(hidden_states, position_embeddings=position_embeddings)
+                    return hidden_states
+            """,
+            note="the mask updated from the mask it was and left unused belongs to its own chain (PaddleOCR-VL's encoder)",
+        ),
+        Valid(
+            """
+            class Encoder(nn.Module):
+                def __init__(self, dim, depth):
+                    super().__init__()
+                    self.stages = nn.ModuleList([SwinStage(dim) for _ in range(depth)])
+
+                def forward(self, hidden_states, size, output_hidden_states=False):
+                    all_sizes = ()
+                    all_hidden_states = () if output_hidden_states else None
+                    for i, stage in enumerate(self.stages):
+                        outputs = stage(hidden_states, size)
+                        hidden_states = outputs[0]
+                        new_size = outputs[1]
+                        size = (new_size[-2], new_size[-1])
+                        all_sizes += (size,)
+                        if output_hidden_states:
+                            all_hidden_states += (hidden_states,)
+                    return hidden_states, all_hidden_states
+            """,
+            note="a tuple of sizes grown per stage is neither a tensor nor a residual add (Swin2SR's encoder)",
         ),
     )
     INVALID = (
@@ -446,9 +508,22 @@ def _unread_chains(flow: Flow, dead_everywhere: Callable[[], Set[tuple]]) -> Ite
             continue  # a shortcut reads the stale value, or the dead value is a bypassed shortcut
         if flow.is_dead(following):
             continue
+        if _continues_another_chain(event, source):
+            continue
         found = _violation(following, dead, event.var, "never used", flow)
         if found is not None:
             yield found
+
+
+def _continues_another_chain(event, source: FVal) -> bool:
+    """``mask = make_mask(mask, inputs_embeds=x)``: the dead value updates
+    what its variable held before, a value the stale input never fed (a
+    mask, a cache length, a tuple of sizes), so it is that chain's end, not
+    the output the layer reading ``source`` should have taken."""
+    old = event.old
+    if old is None or old is source or id(source) in ancestors(old):
+        return False
+    return id(old) in ancestors(event.new)
 
 
 # Tensors made fresh from another's shape, whose values owe nothing to it.
@@ -489,8 +564,10 @@ def _next_stale_call(flow: Flow, dead: FVal) -> Optional[FVal]:
     made later on a sibling path, the other side of an ``if``, says nothing
     about this one) that reads a tensor ``dead`` was computed from: where
     the chain restarted.  Calls in between that read other tensors (the
-    twin branch of ``x_h``/``x_w`` strip pooling) are passed over."""
-    dead_ancestors = ancestors(dead)
+    twin branch of ``x_h``/``x_w`` strip pooling) are passed over, and so
+    are tensors ``dead`` owes only a shape or a length to (``n =
+    k.shape[-2] + cache_len`` is no output a later layer should take)."""
+    dead_ancestors = tensor_ancestors(dead)
     calls: List[FVal] = sorted((v for v in flow.values if v.is_layer and v.order > dead.order
                                 and _same_path(dead, v)), key=lambda v: v.order)
     for call in calls:

@@ -281,6 +281,28 @@ def ancestors(value: FVal) -> Set[int]:
     return seen
 
 
+def tensor_ancestors(value: FVal) -> Set[int]:
+    """Ids of the tensors whose values reach ``value`` through tensors only:
+    ``n = k.shape[-2] + cache.get_seq_length()`` is computed from ``k``'s
+    shape, not from its values, so ``k`` is not among them."""
+    seen: Set[int] = set()
+    stack = [i for i in value.inputs if i.tensor]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        stack.extend(i for i in current.inputs if i.tensor)
+    return seen
+
+
+def _is_sequence(value: FVal) -> bool:
+    """A tuple or list being built (``()``, ``(a, b)``, ``dims + (d,)``)."""
+    if value.kind == "container":
+        return value.name != "dict"
+    return value.kind == "static" and value.static is not None and isinstance(value.static.value, (TupleV, ListV))
+
+
 class State:
     __slots__ = ("facts", "env", "returned", "jump", "funcs", "retval")
 
@@ -499,6 +521,12 @@ class ForwardExecutor(ControlFlow[State]):
         out = []
         for s1, current in self.ev(node.target, state):
             for s2, operand in self.ev(node.value, s1):
+                if op == "Add" and (_is_sequence(current) or _is_sequence(operand)):
+                    # ``dims += (d,)``: a longer tuple, neither an add nor an in-place op
+                    self.assign(node.target, self.new("container", node, (current, operand), name="concat",
+                                                      tensor=current.tensor or operand.tensor), s2, node)
+                    out.append(s2)
+                    continue
                 result = self.new("binop", node, (current, operand), name=op, inplace=True,
                                   elementwise=True, tensor=current.tensor or operand.tensor)
                 if op == "Add":
@@ -735,6 +763,11 @@ class ForwardExecutor(ControlFlow[State]):
                 if left.kind == "static" and right.kind == "static":
                     loc = self.interp._binary(op, left.static, right.static, expr)
                     out.append((s2, self.static(loc, expr)))
+                    continue
+                if op == "Add" and (_is_sequence(left) or _is_sequence(right)):
+                    # concatenation of sequences: no tensor arithmetic, no residual add
+                    out.append((s2, self.new("container", expr, (left, right), name="concat",
+                                             tensor=left.tensor or right.tensor)))
                     continue
                 result = self.new("binop", expr, (left, right), name=op, elementwise=True,
                                   tensor=left.tensor or right.tensor)

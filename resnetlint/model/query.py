@@ -39,7 +39,7 @@ from .block import (
     stride_of,
 )
 from .concrete import describe, find_configuration
-from .forward_exec import AddEvent, AssignEvent, Flow, FVal, InplaceEvent, ancestors
+from .forward_exec import AddEvent, AssignEvent, Flow, FVal, InplaceEvent, ancestors, tensor_ancestors
 from .init_exec import AttrAssign, World
 from .init_exec import _assigned_in
 from .layers import chain_links, iter_layers, sequential_children
@@ -97,6 +97,7 @@ __all__ = [
     "GLOBAL", "SAME_AS_INPUT", "AddEvent", "AltV", "AssignEvent", "AttrAssign", "Block", "BlockModel", "BoolV",
     "ChainStep", "Cond", "Difference", "FVal", "Facts", "FileAnalysis", "Flow", "InplaceEvent", "Item", "LayerSpec",
     "LayerV", "Loc", "NoneV", "Num", "ParamV", "Residual", "StrV", "Summary", "TupleV", "World", "ancestors",
+    "tensor_ancestors",
     "as_int", "as_int_pair", "as_num", "assigned_names", "caller_projections", "caller_provides_projection",
     "chain_links", "channels_of", "consumes_directly", "differ", "forward_chain", "forward_chains",
     "input_channels", "intended_residuals", "is_main_path", "layers_reading_input", "is_projection", "iter_layers",

@@ -404,7 +404,7 @@ class Facts:
     and the truth of opaque keys.  Immutable: ``assume`` returns a new object,
     or ``None`` when the assumption is impossible (the branch is dead)."""
 
-    __slots__ = ("eq", "ne", "truth", "known", "_evaluated")
+    __slots__ = ("eq", "ne", "truth", "known", "_evaluated", "_extends")
 
     def __init__(
         self,
@@ -425,6 +425,10 @@ class Facts:
         # call of a layer an attribute may be (half the time of a run on
         # timm's stages went into evaluating them again).
         self._evaluated: Dict[Cond, Optional[bool]] = {}
+        # The same for ``extends``: the dataflow asks it for every pair of a
+        # dead value's path and its consumers' (keyed by identity; the other
+        # facts are kept with the answer so that identity is never reused).
+        self._extends: Dict[int, Tuple["Facts", bool]] = {}
 
     def norm(self, num: Num) -> Num:
         return num.substitute(self.eq)
@@ -432,6 +436,14 @@ class Facts:
     def extends(self, earlier: "Facts") -> bool:
         """Whether these facts contain everything ``earlier`` knew: true for a
         later point on the same path, false across the two sides of a fork."""
+        if earlier is self:
+            return True
+        found = self._extends.get(id(earlier))
+        if found is None:
+            found = self._extends[id(earlier)] = (earlier, self._contains(earlier))
+        return found[1]
+
+    def _contains(self, earlier: "Facts") -> bool:
         if any(self.truth.get(k) != v for k, v in earlier.truth.items()):
             return False
         if any(self.known.get(k) != v for k, v in earlier.known.items()):
