@@ -369,6 +369,10 @@ def _internal_error(exc: BaseException, path: str, line: int, where: str, symbol
 
 
 def _dedupe(findings: Iterable[Finding]) -> List[Finding]:
+    """One finding per place, and of a finding said twice the one that
+    points closest: two alternatives of one layer (the class a factory
+    defaults to, and the contract of the caller's) each report the call,
+    one at the argument, the other, built by a helper, at the whole call."""
     seen = set()
     out = []
     for finding in sorted(findings, key=Finding.sort_key):
@@ -377,4 +381,15 @@ def _dedupe(findings: Iterable[Finding]) -> List[Finding]:
             continue
         seen.add(key)
         out.append(finding)
-    return out
+    return [f for f in out if not any(_narrower_twin(other, f) for other in out)]
+
+
+def _narrower_twin(inner: Finding, outer: Finding) -> bool:
+    """``inner`` is ``outer`` said again inside the same call: the same code
+    in the same class, starting on the same line, within its range, and
+    predicting the same evidence (the same widths, the same strides)."""
+    if inner is outer or (inner.code, inner.symbol, inner.line) != (outer.code, outer.symbol, outer.line) or \
+            not inner.expect or inner.expect != outer.expect:
+        return False
+    return (outer.line, outer.column) <= (inner.line, inner.column) and \
+        (inner.end_line, inner.end_column) <= (outer.end_line, outer.end_column)

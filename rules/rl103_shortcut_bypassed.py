@@ -2,7 +2,11 @@
 ## What it does
 Finds a residual add that uses the raw block input although the block built a
 shortcut projection (`skip`, `shortcut`, `downsample`, ...) for exactly that
-case, or computed `identity = self.downsample(x)` and then added `x`.
+case, or computed `identity = self.downsample(x)` and then added `x`.  The
+input may be activated or normalised first (a pre-activation block's
+shortcut starts from `act(norm(x))`), and the projection may come from a
+helper that returns one only when the shapes change (`nn.Identity()` or
+`None` otherwise): where it is a projection, the raw input bypasses it.
 
 ## Why is this bad?
 A projection exists because the input does not fit the main path's output
@@ -44,8 +48,8 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
-from resnetlint.model.query import (AddEvent, AltV, ancestors, BlockModel, caller_projections, Facts, FileAnalysis, Flow, FVal,
-    existing_projection, LayerV, Loc, overwritten_main_paths, residual_adds, strip_elementwise, World)
+from resnetlint.model.query import (AddEvent, AltV, BlockModel, caller_projections, FileAnalysis, Flow, FVal,
+    existing_projection, LayerV, overwritten_main_paths, pointwise_from, residual_adds, strip_elementwise)
 import libcst as cst
 
 from resnetlint.fixbuild import onto_shortcut
@@ -66,7 +70,7 @@ class ShortcutBypassed(Rule):
         for world, flow in block.flows():
             for residual in residual_adds(flow):
                 for operand, node in ((residual.skip, residual.skip_node), (residual.main, residual.main_node)):
-                    if node is None or flow.input is None or strip_elementwise(operand) is not flow.input:
+                    if node is None or flow.input is None or not pointwise_from(operand, flow.input):
                         continue
                     shortcut = existing_projection(block, world, flow, residual)
                     if shortcut is None:
@@ -74,12 +78,13 @@ class ShortcutBypassed(Rule):
                     other = residual.main if operand is residual.skip else residual.skip
                     if _is_the_main_path(other, shortcut, flow):
                         continue
+                    raw = "raw input" if strip_elementwise(operand) is flow.input else "unprojected input"
                     built = f"the block builds the shortcut `self.{shortcut}`"
                     if shortcut in caller_projections(block):
                         built = f"the caller supplies the shortcut projection `self.{shortcut}`"
                     yield Violation(
                         node,
-                        f"the residual add uses the raw input `{code_of(node)}` although {built}: the projection "
+                        f"the residual add uses the {raw} `{code_of(node)}` although {built}: the projection "
                         f"is bypassed",
                         help=f"add `self.{shortcut}({code_of(node)})` (or the variable holding it) instead",
                         expect={"kind": "shape-or-dead", "layers": [shortcut]},
@@ -147,6 +152,32 @@ class ShortcutBypassed(Rule):
         ),
     )
     INVALID = (
+        Invalid(
+            """
+            class PreActBlock(nn.Module):
+                def __init__(self, in_chs, out_chs, stride=1):
+                    super().__init__()
+                    self.norm1 = nn.BatchNorm2d(in_chs)
+                    self.conv1 = nn.Conv2d(in_chs, out_chs, 3, stride, 1, bias=False)
+                    self.norm2 = nn.BatchNorm2d(out_chs)
+                    self.conv2 = nn.Conv2d(out_chs, out_chs, 3, 1, 1, bias=False)
+                    self.downsample = None
+                    if stride != 1 or in_chs != out_chs:
+                        self.downsample = nn.Conv2d(in_chs, out_chs, 1, stride, bias=False)
+
+                def forward(self, x):
+                    x_preact = torch.relu(self.norm1(x))
+                    shortcut = x
+                    if self.downsample is not None:
+                        shortcut = x_preact
+                    out = self.conv1(x_preact)
+                    out = self.conv2(torch.relu(self.norm2(out)))
+                    return out + shortcut
+            """,
+            expect=((19, 22),),
+            note="pre-activation (timm's ResNetV2, NF-Net): the shortcut starts from the activated input, and "
+                 "`self.downsample(x_preact)` lost its call",
+        ),
         Invalid(
             """
             class Block(nn.Module):

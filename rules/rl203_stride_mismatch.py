@@ -14,6 +14,8 @@ resolution differently:
 A guard that is a `bool` constructor flag (`shortcut: bool`,
 `should_apply_shortcut`) is the caller's switch, set together with the
 stride it passes: not reported, as a projection the caller supplies is not.
+An add of the raw input while the block holds a projection for it is
+RL103's finding (the projection is bypassed), not reported again here.
 
 ## Why is this bad?
 The add fails with *"The size of tensor a (8) must match the size of tensor b
@@ -55,7 +57,7 @@ from resnetlint.model.query import (
     mentions, NoneV, unused_stride_parameter, GLOBAL, AltV, as_int_pair, BlockModel, caller_provides_projection,
     FileAnalysis, projection_switched_off, add_chosen_by_caller, caller_flag, possible_values, Facts, Flow,
     FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, differ, Residual, stride_of,
-    strip_elementwise, World,
+    strip_elementwise, World, existing_projection,
 )
 from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
 from resnetlint.nodes import code_of, local_call, parenthesize, report_node, source_text, written_argument
@@ -80,6 +82,9 @@ class StrideMismatch(Rule):
                 if strip_elementwise(residual.skip) is flow.input and (
                         projection_switched_off(block, world) or add_chosen_by_caller(block, world, residual.facts)):
                     continue  # the caller chose this add or turned the projection off: equal shapes are its promise
+                if strip_elementwise(residual.skip) is flow.input and residual.event is not None and \
+                        existing_projection(block, world, flow, residual) is not None:
+                    continue  # a projection exists but is bypassed: RL103 says so
                 found = _check(block, world, flow, residual)
                 if found is not None:
                     yield found

@@ -132,6 +132,53 @@ def test_helper_function_and_helper_classes_are_resolved():
     assert (c3.summary.in_channels.render(), c3.summary.out_channels.render()) == ("a * 2", "b")
 
 
+def test_layers_built_through_a_dataclass_of_layer_factories():
+    """timm byobnet's ``layers = layers or LayerFn()``: with the defaults the
+    dataclass's classes, with the caller's the contract of each factory's
+    name (``conv_norm_act`` is a conv first: it changes the width)."""
+    block = analyse("""
+        from dataclasses import dataclass
+
+        class ConvNormAct(nn.Module):
+            def __init__(self, cin, cout, k=1, stride=1):
+                super().__init__()
+                self.conv = nn.Conv2d(cin, cout, k, stride, k // 2, bias=False)
+                self.bn = nn.BatchNorm2d(cout)
+            def forward(self, x):
+                return self.bn(self.conv(x))
+
+        @dataclass
+        class LayerFn:
+            conv_norm_act: object = ConvNormAct
+            act: object = nn.ReLU
+
+        class B(nn.Module):
+            def __init__(self, a, b, layers=None):
+                super().__init__()
+                custom = LayerFn(act=nn.GELU)
+                layers = layers or LayerFn()
+                self.conv = layers.conv_norm_act(a, b, 3, stride=2)
+                self.act = custom.act()
+    """, "B")
+    world = block.worlds[0].world
+    conv = world.attrs["conv"].loc.value
+    assert isinstance(conv, AltV)
+    given, default = (option.value.spec for _, option in conv.options)
+    assert given.family == "conv" and given.from_parameter == "layers.conv_norm_act"
+    assert default.family == "composite" and default.class_name == "ConvNormAct"
+    for spec in (given, default):
+        summary = spec.summary
+        assert (summary.in_channels.render(), summary.out_channels.render(), summary.stride.render()) == ("a", "b", "2")
+    assert layer(world, "act").label == "nn.GELU"  # a dataclass field the call set
+
+
+def test_the_first_role_a_compound_factory_name_gives_is_the_layer_s():
+    from resnetlint.model.layers import layer_role
+
+    assert [layer_role(n) for n in ("conv_norm_act", "norm_act", "act_layer", "conv_bn", "bn_act", "attn")] == \
+        ["conv", "norm", "act", "conv", "norm", None]
+
+
 def test_sequential_built_from_a_list_with_append_and_extend():
     block = analyse("""
         class B(nn.Module):
@@ -511,3 +558,20 @@ def test_rules_ask_the_query_module_and_nothing_else_of_the_model():
                 assert not any(alias.name.startswith("_") for alias in node.names), path.name
             if isinstance(node, python_ast.Attribute) and node.attr == "kind" and isinstance(node.value, python_ast.Name):
                 assert node.value.id in ("directive", "event"), f"{path.name}:{node.lineno} reads {node.value.id}.kind"
+
+
+def test_a_finding_said_twice_for_two_alternatives_of_a_call_is_reported_once():
+    """The class a factory defaults to and the contract of the caller's both
+    find the wrong width: one finding, at the argument.  Two findings on one
+    line that predict different widths stay two."""
+    from resnetlint.engine import _dedupe
+    from resnetlint.findings import Finding
+
+    def finding(column, end_column, expected):
+        return Finding("RL201", "channel-mismatch", "error", "b.py", 7, column, 7, end_column, "Block",
+                       f"expects {expected}", expect={"kind": "channel-error", "expected": expected, "got": "mid"})
+
+    whole_call, argument = finding(22, 60, "chs"), finding(43, 46, "chs")
+    assert _dedupe([whole_call, argument]) == [argument]
+    other_claim = finding(22, 60, "hidden")
+    assert _dedupe([other_claim, argument]) == [other_claim, argument]

@@ -55,6 +55,7 @@ from .values import (
     BoolV,
     BoundMethodV,
     DictV,
+    InstanceV,
     Item,
     LayerSpec,
     LayerV,
@@ -782,6 +783,12 @@ class Interpreter:
             return ParamV(f"{value.name}.{attr}")
         if isinstance(value, SuperV):
             return BoundMethodV(base, attr)
+        if isinstance(value, InstanceV):
+            return self._instance_attribute(value, attr)
+        if isinstance(value, AltV):
+            # ``(layers or LayerFn()).conv_norm_act``: the attribute of each alternative
+            return AltV(tuple((cond, option.with_value(self.attribute_of(option, attr, world, frame)))
+                              for cond, option in value.options), test=value.test)
         if isinstance(value, LayerV):
             arg = value.spec.arg(attr)
             if arg is not None:
@@ -1201,6 +1208,9 @@ class Interpreter:
                                    frame, _depth + 1)
         if isinstance(value, ParamV):
             if "." in value.name:
+                if L.layer_role(value.name.rsplit(".", 1)[-1]) is not None:
+                    # ``layers.conv_norm_act(i, o, 3)`` on a parameter holding layer factories: its role's contract
+                    return self.call_layer_parameter(value, args, kwargs, complete, expr, world, frame, _depth)
                 return self.here(_config_lookup(value.name, args, kwargs), expr, frame)
             return self.call_layer_parameter(value, args, kwargs, complete, expr, world, frame, _depth)
         if isinstance(value, LambdaV):
@@ -1257,7 +1267,7 @@ class Interpreter:
                 spec.assumption = f"the default of `{param.name}`"
                 spec.from_parameter = param.name
             return built
-        role = L.layer_role(param.name)
+        role = L.layer_role(param.name.rsplit(".", 1)[-1])
         spec = L.role_layer(role, param.name, args, kwargs, expr, frame.site) if complete else None
         if spec is None:
             spec = L.unknown_layer(f"{param.name}(...)", expr, frame.site)
@@ -1353,11 +1363,45 @@ class Interpreter:
         if resolved.kind == "class":
             if ctx.is_module_class(name):
                 return self.instantiate(ctx, name, args, kwargs, complete, expr, world, frame)
-            return self.here(OpaqueV(name, tuple(args)), expr, frame)
+            instance = self._plain_instance(ctx, name, args, kwargs, complete)
+            return self.here(instance or OpaqueV(name, tuple(args)), expr, frame)
         alias = self._constant(ctx, name)
         if isinstance(alias.value, (QualV, PartialV)):
             return self.call_value(alias, args, kwargs, complete, expr, world, frame, 1)
         return None
+
+    def _plain_instance(self, ctx, name: str, args, kwargs, complete: bool) -> Optional[InstanceV]:
+        """``LayerFn()``: an instance whose attributes we can read, when the
+        class has no ``__init__`` of its own and no base we cannot read (the
+        attributes are then the class body's, or a dataclass field's
+        argument); None otherwise."""
+        cls = ctx.classes[name]
+        if not complete or _defines_method(cls, "__init__") or not self._bases_known(cls):
+            return None
+        self._class_ctx[id(cls)] = (cls, ctx)
+        is_dataclass = any(_decorator_name(d) == "dataclass" for d in cls.decorators)
+        if not is_dataclass:
+            return InstanceV(cls) if not args and not kwargs else None
+        fields = _dataclass_fields(cls)
+        if len(args) > len(fields) or any(k not in fields for k in kwargs):
+            return None
+        given = dict(zip(fields, args))
+        given.update(kwargs)
+        return InstanceV(cls, tuple(given.items()))
+
+    def _bases_known(self, cls: cst.ClassDef) -> bool:
+        written = [b for b in cls.bases if not (isinstance(b.value, cst.Name) and b.value.value == "object")]
+        return len(self.bases_of(cls)) == len(written)
+
+    def _instance_attribute(self, instance: InstanceV, attr: str) -> Value:
+        given = dict(instance.fields)
+        if attr in given:
+            return given[attr].value
+        found = self.class_attribute(instance.cls, attr)
+        if found is None:
+            return UnknownV(f"attribute {attr}")
+        expr, owner = found
+        return self.ev(expr, World(), Frame(cls=owner, local=False, ctx=self.class_ctx(owner))).value
 
     def _ordered_dict(self, pairs: Loc, expr, frame) -> Loc:
         value = pairs.value
@@ -2364,6 +2408,20 @@ def _code(node: cst.CSTNode) -> str:
     if isinstance(node, cst.Attribute):
         return f"{_code(node.value)}.{node.attr.value}"
     return "?"
+
+
+def _defines_method(cls: cst.ClassDef, name: str) -> bool:
+    return any(isinstance(stmt, cst.FunctionDef) and stmt.name.value == name for stmt in cls.body.body)
+
+
+def _dataclass_fields(cls: cst.ClassDef) -> List[str]:
+    """The fields of a dataclass, in order: its annotated class attributes."""
+    fields = []
+    for stmt in cls.body.body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            fields.extend(small.target.value for small in stmt.body
+                          if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name))
+    return fields
 
 
 def _decorator_name(decorator: cst.Decorator) -> str:

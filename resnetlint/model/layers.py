@@ -119,17 +119,20 @@ _ROLES = (
     ("act", re.compile(r"(^|_)(act|activation|nonlinearity|nonlin|relu)(_|$)|act_?layer|^act", re.IGNORECASE)),
     ("conv", re.compile(r"(^|_)conv(_|$)|conv_?layer|^conv", re.IGNORECASE)),
     ("linear", re.compile(r"(^|_)(linear|fc)(_|$)|linear_?layer", re.IGNORECASE)),
+    # a shortcut projection's class (timm's ``proj_layer``): it takes the input to the output width
+    ("proj", re.compile(r"(^|_)(proj|projection|shortcut|downsample)_?(layer|fn|block)$", re.IGNORECASE)),
 )
 NORM_WIDTH_KEYWORDS = ("num_features", "num_channels", "normalized_shape", "channels", "dim", "in_channels")
 
 
 def layer_role(name: str) -> Optional[str]:
     """``norm`` / ``act`` / ``conv`` / ``linear`` for a parameter that holds a
-    layer class, judged by its name; None when the name says nothing."""
-    for role, pattern in _ROLES:
-        if pattern.search(name):
-            return role
-    return None
+    layer class, judged by its name; None when the name says nothing.  In a
+    compound name the first role named is the layer's: ``conv_norm_act`` is
+    a convolution followed by a norm, ``norm_act`` a norm."""
+    found = [(match.start(), order, role) for order, (role, pattern) in enumerate(_ROLES)
+             for match in [pattern.search(name)] if match is not None]
+    return min(found)[2] if found else None
 
 
 def role_layer(role: Optional[str], name: str, args: Sequence[Loc], kwargs: Dict[str, Loc],
@@ -156,6 +159,8 @@ def role_layer(role: Optional[str], name: str, args: Sequence[Loc], kwargs: Dict
         spec.inplace_first = _is_true(kwargs.get("inplace"))
         spec.assumption = f"`{name}()` is an activation, which keeps the shape"
         return spec
+    if role == "proj":
+        return _projection_contract(name, args, kwargs, call, site, label)
     if role in ("conv", "linear"):
         from .torch_api import layer_type
 
@@ -173,6 +178,21 @@ def role_layer(role: Optional[str], name: str, args: Sequence[Loc], kwargs: Dict
         spec.assumption = f"`{name}` takes the arguments of nn.{ltype.name}"
         return spec
     return None
+
+
+def _projection_contract(name: str, args: Sequence[Loc], kwargs: Dict[str, Loc], call, site,
+                         label: str) -> Optional[LayerSpec]:
+    """``proj_layer(in_chs, out_chs, stride=stride, ...)``: a shortcut
+    projection from the first width to the second, at the stride it is
+    given (its other arguments are its own)."""
+    widths = [as_num(loc) for loc in args[:2]]
+    if len(widths) < 2 or any(w is None for w in widths):
+        return None
+    stride = as_num(kwargs["stride"]) if "stride" in kwargs else None
+    spec = LayerSpec(family="caller", label=label, call=call, site=site)
+    spec.summary = Summary(in_channels=widths[0], out_channels=widths[1], stride=stride, has_weights=True)
+    spec.assumption = f"`{name}(i, o, stride=s)` projects from i to o channels at stride s"
+    return spec
 
 
 def role_module(name: str, call: Optional[cst.CSTNode]) -> Optional[LayerSpec]:

@@ -63,6 +63,7 @@ from .residual import (
     residual_adds,
     shortcut_kind,
     strip_elementwise,
+    pointwise_from,
 )
 from .symbolic import Cond, Facts, Num, mentions, provably_different, unless
 from .syntax import walk
@@ -104,5 +105,6 @@ __all__ = [
     "main_chain", "overwritten_main_paths", "present_module", "add_chosen_by_caller", "caller_flag",
     "projection_chain", "projection_switched_off", "provably_different", "residual_adds", "sequential_children",
     "shortcut_kind", "stride_of", "strip_elementwise", "unless", "walk", "existing_projection", "projects",
+    "pointwise_from",
     "mentions", "describe", "find_configuration", "unused_stride_parameter", "possible_values",
 ]

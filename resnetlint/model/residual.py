@@ -20,7 +20,7 @@ import libcst as cst
 
 from .forward_exec import AddEvent, AssignEvent, Flow, FVal
 from .symbolic import TRUTHY, Facts, Num
-from .values import AltV, LayerSpec, LayerV, NoneV, ParamV, as_int_pair, possible_values
+from .values import AltV, LayerSpec, LayerV, NoneV, ParamV, Value, as_int_pair, possible_values
 
 if TYPE_CHECKING:  # pragma: no cover
     from .block import BlockModel
@@ -82,6 +82,28 @@ def strip_elementwise(value: FVal) -> FVal:
     while value.kind in ("func", "method") and value.elementwise and value.inputs:
         value = value.inputs[0]
     return value
+
+
+_POINTWISE_FAMILIES = ("act", "norm")
+
+
+def pointwise_from(value: FVal, root: FVal) -> bool:
+    """``value`` is ``root`` through steps that keep its shape and mix no
+    channels: elementwise functions, a scalar factor, an activation or a
+    norm (a pre-activation block's shortcut starts from ``act(x) * beta``)."""
+    current = value
+    while current is not root:
+        if current.kind in ("func", "method") and current.elementwise and current.inputs:
+            current = current.inputs[0]
+        elif current.kind == "binop" and current.elementwise and \
+                len([i for i in current.inputs if i.tensor]) == 1 and current.name in ("Multiply", "Divide"):
+            current = next(i for i in current.inputs if i.tensor)
+        elif current.kind == "layer" and current.spec is not None and current.spec.family in _POINTWISE_FAMILIES \
+                and len(current.inputs) == 1:
+            current = current.inputs[0]
+        else:
+            return False
+    return True
 
 
 def projection_chain(flow: Flow, value: FVal, root: FVal) -> Optional[List[FVal]]:
@@ -556,12 +578,8 @@ def present_module(world: "World", attr: str, facts: Facts) -> Optional[bool]:
     assigned = world.attrs.get(attr)
     if assigned is None:
         return False
-    value = assigned.loc.value
-    options = [(cond, o.value) for cond, o in value.options] if isinstance(value, AltV) else [(True, value)]
     answers = set()
-    for cond, option in options:
-        if facts.evaluate(cond) is False:
-            continue
+    for option in options_under(assigned.loc.value, facts):
         if isinstance(option, NoneV):
             answers.add(False)
         elif isinstance(option, LayerV):
@@ -571,6 +589,16 @@ def present_module(world: "World", attr: str, facts: Facts) -> Optional[bool]:
         else:
             answers.add(None)
     return answers.pop() if len(answers) == 1 else None
+
+
+def options_under(value: Value, facts: Facts) -> List[Value]:
+    """The values ``value`` may be on a path with these facts: the
+    alternatives (nested ones too: a helper that returns one of several
+    layers, or None) whose conditions the facts do not rule out."""
+    if not isinstance(value, AltV):
+        return [value]
+    return [inner for cond, option in value.options if facts.evaluate(cond) is not False
+            for inner in options_under(option.value, facts)]
 
 
 def _not_none(name: str):
@@ -595,15 +623,17 @@ def existing_projection(block: "BlockModel", world: "World", flow: Flow, residua
     main_ancestors = flow.ancestors(event.result)
     caller = caller_projections(block)
     for name, assigned in world.attrs.items():
-        layers = [o.spec for o in possible_values(assigned.loc.value) if isinstance(o, LayerV)]
+        layers = [o.spec for o in options_under(assigned.loc.value, facts) if isinstance(o, LayerV)]
         if name in caller:
             if not flow_calls(flow, name, facts) and present_module(world, name, facts) is not True \
                     and not ignored_by_forward(block, name):
                 continue  # the caller may pass None here: it exists only if forward uses it
-        elif not layers or not all(projects(spec) for spec in layers):
+        elif not any(projects(spec) for spec in layers) or present_module(world, name, facts) is not True:
             continue
-        elif present_module(world, name, facts) is not True:
-            continue
+        else:
+            # where it is built as a projection (a helper returns one when the shapes change, else
+            # nn.Identity()), the raw input bypasses it
+            layers = [spec for spec in layers if projects(spec)]
         calls = [v for v in flow.values if v.kind == "layer" and (v.attr == name or
                                                                  any(v.spec is spec for spec in layers))]
         if any(id(v) in main_ancestors and not _is_operand(v, event) for v in calls):

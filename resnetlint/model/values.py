@@ -210,6 +210,17 @@ class OpaqueV(Value):
 
 
 @record
+class InstanceV(Value):
+    """An instance of a plain (not ``nn.Module``) class without an
+    ``__init__`` of its own: a dataclass of layer factories built with its
+    defaults (timm's ``LayerFn()``).  Its attributes are the values the call
+    gave (``fields``), else the class-level ones."""
+
+    cls: cst.ClassDef
+    fields: Tuple[Tuple[str, Loc], ...] = ()
+
+
+@record
 class UnknownV(Value):
     reason: str = ""
 
