@@ -785,8 +785,9 @@ class Interpreter:
             return BoundMethodV(base, attr)
         if isinstance(value, InstanceV):
             return self._instance_attribute(value, attr)
-        if isinstance(value, AltV):
-            # ``(layers or LayerFn()).conv_norm_act``: the attribute of each alternative
+        if isinstance(value, AltV) and all(isinstance(option.value, (ParamV, InstanceV)) for _, option in value.options):
+            # ``(layers or LayerFn()).conv_norm_act``: the attribute of each alternative (only for such holders
+            # of layer classes: a method of alternative strings or lists would multiply the paths for nothing)
             return AltV(tuple((cond, option.with_value(self.attribute_of(option, attr, world, frame)))
                               for cond, option in value.options), test=value.test)
         if isinstance(value, LayerV):
@@ -1736,8 +1737,25 @@ class Interpreter:
             blank = Frame(cls=None, local=False, depth=depth, stack=stack, ctx=frame.ctx)
             return self._run_helper(ctx, name, template_args, template_kwargs, True, None, World(), blank)
 
-        template = self._memo(ctx, ("helper", name, depth, key), summarise)
+        template = self._memoised_template(ctx, ("helper", name, depth, key), summarise)
         return _named_by(summaries.instantiate(template, mapping, world.facts, frame.site, expr, frame.local), name)
+
+    def _memoised_template(self, ctx: ModuleContext, key, build: Callable[[], Loc]) -> Loc:
+        """A summary's template, built once with a budget of its own and
+        charged to the class being built at every use, hit or miss: what a
+        class may explore never depends on which file or class met the
+        helper first."""
+        def measured() -> Tuple[Loc, int]:
+            outer, self._budget = self._budget, INIT_BUDGET
+            try:
+                template = build()
+                return template, INIT_BUDGET - self._budget
+            finally:
+                self._budget = outer
+
+        template, cost = self._memo(ctx, key, measured)
+        self._budget -= cost
+        return template
 
     def _memo(self, ctx: ModuleContext, key, compute):
         """A value computed once per module content and key: in the project
@@ -1890,7 +1908,7 @@ class Interpreter:
                 blank = Frame(cls=None, local=False, depth=depth, stack=stack, ctx=frame.ctx)
                 return self._build_instance(ctx, name, template_args, template_kwargs, True, None, World(), blank)
 
-            template = self._memo(ctx, ("class", name, depth, key), summarise)
+            template = self._memoised_template(ctx, ("class", name, depth, key), summarise)
             built = summaries.instantiate(template, mapping, world.facts, frame.site, expr, frame.local)
         if self.find_method(cls, "forward")[0] is not None and self.class_summaries is not None:
             options = self.class_summaries(cls)
@@ -1940,7 +1958,11 @@ class Interpreter:
         forward, owner = self.find_method(cls, "forward")
         if forward is None:
             return
-        flow = ForwardExecutor(self.class_ctx(owner), self, cls, world, Budget(INSTANCE_FORWARD_BUDGET)).run(forward)
+        budget = Budget(min(INSTANCE_FORWARD_BUDGET, max(self._budget, 0)))
+        flow = ForwardExecutor(self.class_ctx(owner), self, cls, world, budget).run(forward)
+        # Part of building the class that holds this instance: a network that
+        # builds thousands of blocks runs out of its budget like a long __init__.
+        self._budget -= INSTANCE_FORWARD_BUDGET - budget.left if budget.left >= 0 else INSTANCE_FORWARD_BUDGET
         if not flow.complete or not flow.returns:
             return
         spec.summary = flow_summary(flow, world.facts)
