@@ -54,6 +54,7 @@ class Signature:
     groups_index: Optional[int] = None
     bias_index: Optional[int] = None
     certain: bool = False  # a torch/mmcv/same-file signature (positional indexes exact)
+    stride_required: bool = False  # a helper whose stride has no default: dropping it plants a TypeError
 
 
 def callee_origin(block: Block, call: cst.Call) -> str:
@@ -151,9 +152,12 @@ def _signature_from_def(function: cst.FunctionDef) -> Signature:
 
     in_index = find(IN_NAMES)
     out_index = find(OUT_NAMES)
+    stride_index = find(STRIDE_NAMES)
+    positional = list(function.params.posonly_params) + list(function.params.params)
+    stride_required = stride_index is not None and positional[stride_index].default is None
     return Signature(in_index if in_index is not None else 0, out_index if out_index is not None else 1,
-                     find(KERNEL_NAMES), find(STRIDE_NAMES), find(PADDING_NAMES), find(GROUPS_NAMES),
-                     find(("bias",)), certain=True)
+                     find(KERNEL_NAMES), stride_index, find(PADDING_NAMES), find(GROUPS_NAMES),
+                     find(("bias",)), certain=True, stride_required=stride_required)
 
 
 def arg_in(call: cst.Call, sig: Signature) -> Optional[cst.Arg]:

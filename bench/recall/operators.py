@@ -678,6 +678,7 @@ def stride_mismatch(block: Block, source: SourceFile) -> List[Candidate]:
         conv = sig is not None and L.layer_kind(block, site.call) == "conv"
         if conv:
             arg = L.arg_named(site.call, sig, "stride")
+            conv = not sig.stride_required  # a helper's required stride is set to 1, not removed
         elif L.layer_kind(block, site.call) not in ("free", "norm"):
             # any other submodule built with stride=... (pytorchcv's ResBlock(..., stride=stride))
             arg = L.keyword(site.call, "stride")
