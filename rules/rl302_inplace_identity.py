@@ -4,7 +4,9 @@ Finds an in-place operation that mutates a tensor still needed later:
 `nn.ReLU(inplace=True)`, `F.relu(x, inplace=True)`, `.relu_()`, `.add_()` or an
 in-place activation at the head of an `nn.Sequential` applied to the block
 input while it is also kept as the identity (the pre-activation bug), and
-`x += ...` on the block input itself.
+`x += ...` on the block input itself.  An in-place method written inside an
+argument (`self.conv1(x.relu_())`) changes `x` for every later read too: the
+identity added at the end is the activated input.
 
 ## Why is this bad?
 The saved identity is the same tensor, so the residual add sees the mutated
@@ -65,6 +67,19 @@ class InplaceIdentity(Rule):
                     yield found
 
     VALID = (
+        Valid(
+            """
+            class PreActBlock(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+                def forward(self, x):
+                    x = x.relu_()
+                    return x + self.conv(x)
+            """,
+            note="the assignment says `x` holds the activated input from here on",
+        ),
         Valid(
             """
             from inspect import isfunction
@@ -131,6 +146,23 @@ class InplaceIdentity(Rule):
         ),
     )
     INVALID = (
+        Invalid(
+            """
+            class DenseResidual(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+                    self.conv2 = nn.Conv2d(2 * c, c, 3, padding=1)
+
+                def forward(self, x):
+                    x1 = self.conv1(x.relu_())
+                    x2 = self.conv2(torch.cat((x, x1), 1))
+                    return x2 * 0.2 + x
+            """,
+            expect=((8, 25),),
+            note="an in-place activation inside an argument (ESRGAN's dense block): the concatenation and the "
+                 "identity read the activated values",
+        ),
         Invalid(
             """
             class PreAct(nn.Module):
@@ -228,6 +260,26 @@ def _used_later(flow: Flow, event: InplaceEvent) -> bool:
     return False
 
 
+def _read_again_after_inline_op(flow: Flow, event: InplaceEvent) -> bool:
+    """``self.conv1(x.relu_())``, then ``x`` read again: the method changed
+    ``x`` inside an argument, and the later read (the identity of the add)
+    sees the mutated values although the code never assigned them to ``x``.
+    ``x = x.relu_()`` and a bare ``x.relu_()`` say so, and are left alone."""
+    if event.kind != "method":
+        return False
+    rebound = [a for a in flow.assignments if a.new is event.result]
+    if not any(a.stmt is event.node for a in rebound):
+        return False  # not a variable the method rebound (`torch.diagonal(c).add_(-1)`)
+    if any(a.stmt is not event.node for a in rebound):
+        return False  # `x = x.relu_()`: from here on `x` is meant to hold the result
+    later = [c for c in flow.consumers(event.result) if c.order > event.result.order and c.node is not None]
+    enclosing = [c for c in later if c.node is not event.node and any(n is event.node for n in walk(c.node))]
+    if not enclosing:
+        return False  # a bare `x.relu_()` statement: it says what it does
+    reads = [c for c in later if c.node is not event.node and not any(n is event.node for n in walk(c.node))]
+    return any((c.facts is None or c.facts.extends(event.facts)) and (c.tensor or not c.is_call) for c in reads)
+
+
 # Operations whose backward reads their *output*: changing that output in place
 # makes backward fail.  (Measured: LeakyReLU and ELU save their output only
 # when they ran in place; GELU, SiLU, Hardswish, BatchNorm read their input.)
@@ -280,7 +332,7 @@ def _check(flow: Flow, event: InplaceEvent, block: Optional[BlockModel] = None):
         )
     if event.result.is_layer and flow.is_dead(event.result) and not flow.consumers(event.result):
         return None  # called for its side effect on purpose
-    if not _used_later(flow, event):
+    if not _used_later(flow, event) and not _read_again_after_inline_op(flow, event):
         return None
     what = f"`{layer_name(event.result.attr, event.result.spec)}`" if event.kind == "layer" else f"`{code_of(event.node)}`"
     subject = f"the block input `{code_of(node)}`" if is_input else f"`{code_of(node)}`"
