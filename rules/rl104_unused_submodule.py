@@ -14,8 +14,11 @@ visible symptom of another bug: a layer that was meant to be on the path.
 
 Modules reached indirectly are not reported: through `getattr`,
 `self.modules()`/`children()`, a container iterated in `forward`, a hook, a
-helper method `forward` calls, another object that reads the attribute, or a
-subclass. Parameter-free layers (`nn.ReLU()`, pooling) are not reported either:
+helper method `forward` calls, another object that reads the attribute (a
+module that imports the class and reads `block.norm2`, or a module this one
+imports from, whose helpers may be handed the block), or a subclass.  A
+module with a class of the same name of its own (every timm model file has
+a `Block`) reads that class's attributes, not this one's. Parameter-free layers (`nn.ReLU()`, pooling) are not reported either:
 nothing is lost.
 
 ## Example

@@ -313,3 +313,69 @@ def test_a_class_with_an_unknown_base_and_its_own_forward_is_analysed(tmp_path, 
                 return out + x
     """})
     assert ("RL101", "Block", 15) in found(tmp_path / "block.py")
+
+
+def test_an_attribute_counts_as_read_elsewhere_only_by_a_module_that_imports_the_class(tmp_path):
+    """RL104 stays silent when another module applies the layer (a parent
+    reading ``block.norm2``), but a module with a ``Block`` of its own, or one
+    that only mentions the name, reads its own attribute."""
+    block = """
+        import torch.nn as nn
+
+
+        class Block(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.norm1 = nn.LayerNorm(dim)
+                self.norm2 = nn.LayerNorm(dim)
+                self.fc = nn.Linear(dim, dim)
+
+            def forward(self, x):
+                return x + self.fc(self.norm1(x))
+    """
+    other_block = """
+        import torch.nn as nn
+
+        # see also the Block of vit.py
+
+
+        class Block(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.norm2 = nn.LayerNorm(dim)
+
+            def forward(self, x):
+                return self.norm2(x)
+
+
+        def last_norm(blk):
+            return blk.norm2
+    """
+    parent = """
+        import torch.nn as nn
+
+        from .vit import Block
+
+
+        class Net(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.block = Block(dim)
+
+            def forward(self, x):
+                x = self.block(x)
+                return self.block.norm2(x)
+    """
+    write(tmp_path / "alone", {"__init__.py": "", "vit.py": block, "swin.py": other_block})
+    assert ("RL104", "Block", 9) in found(tmp_path / "alone" / "vit.py")
+    write(tmp_path / "applied", {"__init__.py": "", "vit.py": block, "swin.py": other_block, "net.py": parent})
+    assert ("RL104", "Block", 9) not in found(tmp_path / "applied" / "vit.py")
+    # a helper of another module given the block (`post_norm(self, x)`) reads it
+    handed = block.replace("import torch.nn as nn", "import torch.nn as nn\n\n        from .ops import post_norm") \
+        .replace("return x + self.fc(self.norm1(x))", "return post_norm(self, x + self.fc(self.norm1(x)))")
+    ops = """
+        def post_norm(module, x):
+            return module.norm2(x)
+    """
+    write(tmp_path / "handed", {"__init__.py": "", "vit.py": handed, "ops.py": ops})
+    assert not [f for f in found(tmp_path / "handed" / "vit.py") if f[0] == "RL104"]

@@ -385,10 +385,10 @@ class Project:
         """Another module of the package reads ``<something>.<name>`` (a parent
         applying its child's layer, a helper given the module): a cheap text
         search, made only when a rule is about to call an attribute unused.
-        With ``owner``, only a module that names that class counts: in a
-        package of a hundred models some file always reads a ``.body`` or a
-        ``.fc``, and one that never mentions the class cannot be reaching
-        into it on purpose."""
+        With ``owner``, only a module that imports this one and names that
+        class counts: in a package of a hundred models some file always
+        reads a ``.body`` or a ``.fc`` (of a ``Block`` of its own), and one
+        that never imports the class cannot be reaching into it."""
         key = (os.path.abspath(ctx.path), name, owner)
         found = self._attribute_reads.get(key)
         if found is None:
@@ -412,15 +412,26 @@ class Project:
             r"(?:(?<=\.)\w+|(?<![\w.])(?!self\b)\w+|[)\]])\s*\.\s*" + re.escape(name) + r"\b"
         )
         named = re.compile(r"\b" + re.escape(owner) + r"\b") if owner is not None else None
+        # ...and imports it: every model file of timm has a `Block` of its own whose `.norm2` it reads
+        imports = re.compile(r"^\s*(?:from|import)\s[^\n]*\b" + re.escape(_module_stem(path)) + r"\b", re.M)
+        # a module this one imports from may read what it is handed (`helper(self, x)` reading `module.linear_pos`)
+        own = self._package_text(path)
+        helpers = _imported_names(own)
+        handed_to = set(_HANDED_SELF.findall(own)) - _BUILTINS_GIVEN_SELF
         for other in self._package_files(path):
             if other == path:
                 continue
             text = self._package_text(other)
             # substring tests first: the regular expressions cost a
             # millisecond per file, and a rule asks about every attribute
-            if name not in text or (owner is not None and owner not in text):
+            if name not in text:
                 continue
-            if (named is None or named.search(text)) and pattern.search(text):
+            helper = owner is not None and _module_stem(other) in helpers and \
+                any(re.search(r"^\s*def\s+" + re.escape(f) + r"\s*\(", text, re.M) for f in handed_to)
+            if owner is not None and not helper and (owner not in text or not named.search(text)
+                                                     or not imports.search(text)):
+                continue
+            if pattern.search(text):
                 return True
         return False
 
@@ -522,3 +533,29 @@ def module_context(text: str, path: str, project: Optional[Project], digest: str
     ctx = ModuleContext(module, scan.facts(), path, project=project, digest=digest, foreign=True)
     ctx.source_index = index
     return ctx
+
+
+def _module_stem(path: str) -> str:
+    """The name a module is imported by: its file's, or its package's for an ``__init__.py``."""
+    name = os.path.basename(os.path.dirname(path) if os.path.basename(path) == "__init__.py" else path)
+    return os.path.splitext(name)[0]
+
+
+# ``helper(self, ...)``: a function the block hands itself to (not a method's definition, nor ``x.f(self)``)
+_HANDED_SELF = re.compile(r"(?<!def\s)(?<![\w.])(\w+)\s*\(\s*self\s*[,)]")
+_BUILTINS_GIVEN_SELF = {"super", "isinstance", "getattr", "hasattr", "setattr", "delattr", "type", "id", "vars", "print",
+                        "len", "repr", "str"}
+
+_IMPORT_LINE = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import\s+\(?([^)\n]*)|import\s+([\w., ]+))", re.M)
+
+
+def _imported_names(text: str) -> Set[str]:
+    """The last part of every module a text imports from, and the names it
+    imports (``from . import common``): cheap, by the text of its import lines."""
+    names: Set[str] = set()
+    for source, imported, plain in _IMPORT_LINE.findall(text):
+        for dotted in ([source] if source else []) + [part.split(" as ")[0] for part in plain.split(",")]:
+            if dotted.strip(" ."):
+                names.add(dotted.strip(" .").rsplit(".", 1)[-1])
+        names.update(part.split(" as ")[0].strip() for part in imported.split(",") if part.strip())
+    return names
