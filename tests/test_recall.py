@@ -251,13 +251,15 @@ SLICE_PER_OPERATOR = 6
 # through torchvision's Conv2dNormActivation as a container of unknown
 # children, and torchvision's Bottleneck/BasicBlock main-path stride removal
 # is reported as RL206); then 96 once a Sequential subclass that keeps its
-# width on self was read (RL103 10, RL201 8, RL202 10, RL203 7).  The
-# floors are that measurement.
+# width on self was read (RL103 10, RL201 8, RL202 10, RL203 7).  Later
+# the same day, 101: an in-place method inside an argument (RL302 12), and
+# the harness setting a helper's required stride to 1 instead of removing
+# it (RL203 8).  The floors are that measurement.
 SLICE_FLOOR = {
     "RL101": (12, 12), "RL102": (12, 12), "RL103": (10, 12), "RL104": (11, 12), "RL201": (8, 12), "RL202": (10, 12),
-    "RL203": (7, 12), "RL204": (6, 8), "RL205": (4, 8), "RL301": (8, 8), "RL302": (8, 12),
+    "RL203": (8, 12), "RL204": (6, 8), "RL205": (4, 8), "RL301": (8, 8), "RL302": (12, 12),
 }
-SLICE_TOTAL_FLOOR = 96  # of 120
+SLICE_TOTAL_FLOOR = 101  # of 120
 
 
 @pytest.mark.slow
