@@ -206,6 +206,30 @@ class UnusedSubmodule(Rule):
     INVALID = (
         Invalid(
             """
+            class LayerScale(nn.Module):
+                def __init__(self, dim, init_values=1e-5):
+                    super().__init__()
+                    self.gamma = nn.Parameter(init_values * torch.ones(dim))
+
+                def forward(self, x):
+                    return x * self.gamma
+
+
+            class Block(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.norm = nn.LayerNorm(dim)
+                    self.fc = nn.Linear(dim, dim)
+                    self.ls = LayerScale(dim)
+
+                def forward(self, x):
+                    return x + self.fc(self.norm(x))
+            """,
+            expect=((15, 9),),
+            note="a LayerScale (timm, ultralytics): its only weight is an `nn.Parameter` its forward reads",
+        ),
+        Invalid(
+            """
             class Block(nn.Module):
                 def __init__(self, c):
                     super().__init__()

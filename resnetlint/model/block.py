@@ -297,6 +297,13 @@ class FileAnalysis:
 SAME_AS_INPUT = "same-as-input"
 
 
+def _reads_parameter(value: FVal) -> bool:
+    """``self.gamma`` read in forward: an ``nn.Parameter`` (a LayerScale's only weight)."""
+    static = value.static
+    return _is_parameter(value) or value.kind == "static" and static is not None and \
+        isinstance(static.value, LayerV) and static.value.spec.family == "parameter"
+
+
 def flow_summary(flow: Flow, facts: Facts) -> Summary:
     outputs = flow.returns
     if not outputs:
@@ -308,7 +315,7 @@ def flow_summary(flow: Flow, facts: Facts) -> Summary:
     channels = channels_of(flow, outputs[0], facts)
     stride = strides.pop()
     in_channels = input_channels(flow, facts)
-    has_weights = any(v.kind == "layer" for v in flow.values)
+    has_weights = any(v.kind == "layer" or _reads_parameter(v) for v in flow.values)
     if channels == SAME_AS_INPUT:
         return Summary(in_channels=in_channels, keeps_channels=True, stride=stride, axis="c", has_weights=has_weights)
     if channels is None:
