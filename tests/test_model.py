@@ -147,7 +147,7 @@ def test_layers_built_through_a_dataclass_of_layer_factories():
             def forward(self, x):
                 return self.bn(self.conv(x))
 
-        @dataclass
+        @dataclass(frozen=True)
         class LayerFn:
             conv_norm_act: object = ConvNormAct
             act: object = nn.ReLU

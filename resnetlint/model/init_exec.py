@@ -1380,7 +1380,9 @@ class Interpreter:
         if not complete or _defines_method(cls, "__init__") or not self._bases_known(cls):
             return None
         self._class_ctx[id(cls)] = (cls, ctx)
-        is_dataclass = any(_decorator_name(d) == "dataclass" for d in cls.decorators)
+        is_dataclass = any(_decorator_name(d) == "dataclass" or isinstance(d.decorator, cst.Call) and
+                           _decorator_name(cst.Decorator(decorator=d.decorator.func)) == "dataclass"
+                           for d in cls.decorators)  # `@dataclass`, `@dataclasses.dataclass(frozen=True)`
         if not is_dataclass:
             return InstanceV(cls) if not args and not kwargs else None
         fields = _dataclass_fields(cls)

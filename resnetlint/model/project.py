@@ -412,12 +412,16 @@ class Project:
             r"(?:(?<=\.)\w+|(?<![\w.])(?!self\b)\w+|[)\]])\s*\.\s*" + re.escape(name) + r"\b"
         )
         named = re.compile(r"\b" + re.escape(owner) + r"\b") if owner is not None else None
-        # ...and imports it: every model file of timm has a `Block` of its own whose `.norm2` it reads
-        imports = re.compile(r"^\s*(?:from|import)\s[^\n]*\b" + re.escape(_module_stem(path)) + r"\b", re.M)
-        # a module this one imports from may read what it is handed (`helper(self, x)` reading `module.linear_pos`)
-        own = self._package_text(path)
-        helpers = _imported_names(own)
-        handed_to = set(_HANDED_SELF.findall(own)) - _BUILTINS_GIVEN_SELF
+        if owner is not None:
+            # ...and imports it: every model file of timm has a `Block` of its own whose `.norm2` it reads
+            imports = re.compile(r"^\s*(?:from|import)\s[^\n]*\b" + re.escape(_module_stem(path)) + r"\b", re.M)
+            # a module this one imports from may read what it is handed (`helper(self, x)` reading
+            # `module.linear_pos`): one that defines a function this module hands itself to
+            own = self._package_text(path)
+            helpers = _imported_names(own)
+            handed_to = sorted(set(_HANDED_SELF.findall(own)) - _BUILTINS_GIVEN_SELF)
+            defines_handed = re.compile(r"^\s*def\s+(?:" + "|".join(map(re.escape, handed_to)) + r")\s*\(", re.M) \
+                if handed_to else None
         for other in self._package_files(path):
             if other == path:
                 continue
@@ -426,11 +430,11 @@ class Project:
             # millisecond per file, and a rule asks about every attribute
             if name not in text:
                 continue
-            helper = owner is not None and _module_stem(other) in helpers and \
-                any(re.search(r"^\s*def\s+" + re.escape(f) + r"\s*\(", text, re.M) for f in handed_to)
-            if owner is not None and not helper and (owner not in text or not named.search(text)
-                                                     or not imports.search(text)):
-                continue
+            if owner is not None:
+                helper = defines_handed is not None and _module_stem(other) in helpers and \
+                    defines_handed.search(text) is not None
+                if not helper and (owner not in text or not named.search(text) or not imports.search(text)):
+                    continue
             if pattern.search(text):
                 return True
         return False
