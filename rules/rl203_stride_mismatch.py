@@ -173,6 +173,37 @@ class StrideMismatch(Rule):
     INVALID = (
         Invalid(
             """
+            class SqueezeExcite(nn.Module):
+                def __init__(self, channels, reduced):
+                    super().__init__()
+                    self.pool = nn.AdaptiveAvgPool2d(1)
+                    self.fc = nn.Sequential(nn.Conv2d(channels, reduced, 1), nn.ReLU(), nn.Conv2d(reduced, channels, 1), nn.Sigmoid())
+
+                def forward(self, x):
+                    return x * self.fc(self.pool(x))
+
+
+            class YBlock(nn.Module):
+                def __init__(self, in_channels, out_channels, stride=1):
+                    super().__init__()
+                    self.shortcut = nn.Identity()
+                    if in_channels != out_channels or stride != 1:
+                        self.shortcut = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+                    self.layer = nn.Sequential(
+                        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+                        SqueezeExcite(out_channels, in_channels // 4),
+                        nn.Conv2d(out_channels, out_channels, 1, bias=False),
+                    )
+
+                def forward(self, x):
+                    return self.layer(x) + self.shortcut(x)
+            """,
+            expect=((18, 60),),
+            note="RegNet's Y layer with the shortcut's stride lost; the squeeze-and-excitation gate in the main path "
+                 "keeps the width (`x * gate`)",
+        ),
+        Invalid(
+            """
             class Block(nn.Module):
                 def __init__(self, c_in, c_out, stride=1):
                     super().__init__()

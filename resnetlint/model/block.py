@@ -359,6 +359,10 @@ def channels_of(flow: Flow, value: FVal, facts: Facts, _depth: int = 0):
         known = [s for s in sides if s is not None]
         if known and all(_key(k) == _key(known[0]) for k in known):
             return known[0]
+        if value.name in ("Multiply", "Divide") and len(known) == len(sides) == 2 and SAME_AS_INPUT in known:
+            # a gate computed from the input (squeeze-and-excitation: `x * self.attention(pool(x))`) scales
+            # it: broadcasting makes the gate's width the input's, and the product keeps it
+            return SAME_AS_INPUT
         return None
     return None
 
