@@ -77,14 +77,13 @@ class StrideMismatch(Rule):
         caller_projects = caller_provides_projection(block)
         for world, flow in block.flows():
             for residual in intended_residuals(flow):
-                if caller_projects and strip_elementwise(residual.skip) is flow.input:
-                    continue  # the caller passes a projection when the shapes change
-                if strip_elementwise(residual.skip) is flow.input and (
-                        projection_switched_off(block, world) or add_chosen_by_caller(block, world, residual.facts)):
-                    continue  # the caller chose this add or turned the projection off: equal shapes are its promise
-                if strip_elementwise(residual.skip) is flow.input and residual.event is not None and \
-                        existing_projection(block, world, flow, residual) is not None:
-                    continue  # a projection exists but is bypassed: RL103 says so
+                if strip_elementwise(residual.skip) is flow.input:
+                    if caller_projects:
+                        continue  # the caller passes a projection when the shapes change
+                    if projection_switched_off(block, world) or add_chosen_by_caller(block, world, residual.facts):
+                        continue  # the caller chose this add or turned the projection off: equal shapes are its promise
+                    if residual.event is not None and existing_projection(block, world, flow, residual) is not None:
+                        continue  # a projection exists but is bypassed: RL103 says so
                 found = _check(block, world, flow, residual)
                 if found is not None:
                     yield found

@@ -252,12 +252,16 @@ def _used_later(flow: Flow, event: InplaceEvent) -> bool:
             continue
         if consumer.node is not None and consumer.node is event.result.node:
             continue  # the same call for another layer the attribute may hold: not a later use
-        if consumer.facts is not None and not consumer.facts.extends(event.facts):
-            continue  # computed on another path (the other side of a fork)
-        if not consumer.tensor and consumer.is_call:
-            continue  # x.shape, x.size(): the shape does not change
-        return True
+        if _sees_mutated_values(consumer, event):
+            return True
     return False
+
+
+def _sees_mutated_values(consumer: FVal, event: InplaceEvent) -> bool:
+    """A read after the op that depends on the values it changed: on the same
+    path (not the other side of a fork), and not just ``x.shape``/``x.size()``."""
+    return (consumer.facts is None or consumer.facts.extends(event.facts)) and \
+        (consumer.tensor or not consumer.is_call)
 
 
 def _read_again_after_inline_op(flow: Flow, event: InplaceEvent) -> bool:
@@ -272,12 +276,12 @@ def _read_again_after_inline_op(flow: Flow, event: InplaceEvent) -> bool:
         return False  # not a variable the method rebound (`torch.diagonal(c).add_(-1)`)
     if any(a.stmt is not event.node for a in rebound):
         return False  # `x = x.relu_()`: from here on `x` is meant to hold the result
-    later = [c for c in flow.consumers(event.result) if c.order > event.result.order and c.node is not None]
-    enclosing = [c for c in later if c.node is not event.node and any(n is event.node for n in walk(c.node))]
-    if not enclosing:
+    later = [c for c in flow.consumers(event.result)
+             if c.order > event.result.order and c.node is not None and c.node is not event.node]
+    encloses = [any(n is event.node for n in walk(c.node)) for c in later]
+    if not any(encloses):
         return False  # a bare `x.relu_()` statement: it says what it does
-    reads = [c for c in later if c.node is not event.node and not any(n is event.node for n in walk(c.node))]
-    return any((c.facts is None or c.facts.extends(event.facts)) and (c.tensor or not c.is_call) for c in reads)
+    return any(_sees_mutated_values(c, event) for c, inside in zip(later, encloses) if not inside)
 
 
 # Operations whose backward reads their *output*: changing that output in place
