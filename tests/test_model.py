@@ -132,6 +132,45 @@ def test_helper_function_and_helper_classes_are_resolved():
     assert (c3.summary.in_channels.render(), c3.summary.out_channels.render()) == ("a * 2", "b")
 
 
+def test_a_module_class_whose_stride_hangs_on_a_flag_has_the_stride_its_caller_gives():
+    """``stride if conv1_stride else 1`` on one conv and the reverse on the
+    next: the class's summary cannot say where the stride is, but the
+    instance its caller builds (with the flag set) strides by ``stride``;
+    and a gate computed from what it scales (``x * gate(x)``) keeps its
+    resolution."""
+    block = analyse("""
+        class Bottleneck(nn.Module):
+            def __init__(self, cin, cout, stride, conv1_stride=False):
+                super().__init__()
+                self.conv1 = nn.Conv2d(cin, cout // 4, 1, stride=(stride if conv1_stride else 1))
+                self.conv2 = nn.Conv2d(cout // 4, cout // 4, 3, stride=(1 if conv1_stride else stride), padding=1)
+                self.conv3 = nn.Conv2d(cout // 4, cout, 1)
+            def forward(self, x):
+                return self.conv3(self.conv2(self.conv1(x)))
+
+        class SpatialGate(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(2, 1, 7, padding=3)
+            def forward(self, x):
+                pooled = torch.cat((x.max(dim=1)[0].unsqueeze(1), x.mean(dim=1).unsqueeze(1)), dim=1)
+                return x * torch.sigmoid(self.conv(pooled))
+
+        class Unit(nn.Module):
+            def __init__(self, cin, cout, stride):
+                super().__init__()
+                self.body = Bottleneck(cin, cout, stride, conv1_stride=False)
+                self.gate = SpatialGate()
+            def forward(self, x):
+                return self.gate(self.body(x))
+    """, "Unit")
+    world = block.worlds[0].world
+    assert layer(world, "body").summary.stride.render() == "stride"
+    assert layer(world, "gate").summary.stride.render() == "1"
+    flow = block.worlds[0].flow
+    assert stride_of(flow, flow.returns[0]).render() == "stride"
+
+
 def test_layers_built_through_a_dataclass_of_layer_factories():
     """timm byobnet's ``layers = layers or LayerFn()``: with the defaults the
     dataclass's classes, with the caller's the contract of each factory's

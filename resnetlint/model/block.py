@@ -14,7 +14,7 @@ import libcst as cst
 
 from .context import ClassFacts, FileFacts, ModuleContext
 from .project import Project
-from .forward_exec import Budget, Flow, ForwardExecutor, FVal
+from .forward_exec import Budget, Flow, ForwardExecutor, FVal, tensor_ancestors
 from .init_exec import InitResult, Interpreter, World
 from .symbolic import Cond, Facts, Num, provably_different
 from .layers import iter_layers, iter_layers_under
@@ -402,7 +402,23 @@ def stride_of(flow: Flow, value: FVal, _depth: int = 0) -> Optional[Num]:
         known = [s for s in sides if s is not None]
         if len(known) == len(sides) and known and all(k == known[0] for k in known):
             return known[0]
+        if value.name in ("Multiply", "Divide"):
+            return _gated_stride(flow, value, _depth)
         return None
+    return None
+
+
+def _gated_stride(flow: Flow, product: FVal, _depth: int) -> Optional[Num]:
+    """``x * gate(x)``: a gate computed from the tensor it scales (CBAM's
+    spatial and channel gates, an attention map) cannot be larger than it,
+    and broadcasting allows only its size or 1, so the product has the
+    scaled tensor's resolution, whatever the gate's path is."""
+    tensors = [i for i in product.inputs if i.tensor]
+    if len(tensors) != 2:
+        return None
+    for scaled, gate in (tensors, tensors[::-1]):
+        if id(scaled) in tensor_ancestors(gate):
+            return stride_of(flow, scaled, _depth + 1)
     return None
 
 

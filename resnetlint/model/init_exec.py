@@ -17,7 +17,7 @@ Sequential of its three layers.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace as replace_fields
 from fractions import Fraction
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -1920,7 +1920,11 @@ class Interpreter:
                         (summary.known or not spec.summary.known):
                     # with the caller's facts, not the summary's blank ones; but the
                     # forward run with this call's arguments knows more than a class
-                    # too general to summarise (timm's ConvNormAct)
+                    # too general to summarise (timm's ConvNormAct), and its stride
+                    # when the class's depends on a flag the caller sets
+                    # (`stride if conv1_stride else 1` on one conv, the reverse on the next)
+                    if summary.stride is None and spec.summary.stride is not None:
+                        summary = replace_fields(summary, stride=spec.summary.stride)
                     spec.summary = summary
         return built
 
