@@ -15,8 +15,9 @@ applied only with ``--unsafe-fixes``.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import libcst as cst
 
@@ -33,6 +34,7 @@ class Operation:
     text: str
     name: str = ""  # set-argument: the keyword
     index: Optional[int] = None  # set-argument: its position when passed positionally
+    after: Tuple[str, ...] = ()  # set-argument: a new keyword goes after the last of these the call passes
 
 
 @dataclass
@@ -62,10 +64,19 @@ def delete(statement: cst.CSTNode) -> Operation:
     return Operation("delete", statement, "")
 
 
+# A conv's keywords in the order of its signature (with the names helpers
+# give the widths), so that an added `stride=` lands where people write it.
+CONV_KEYWORDS = ("in_channels", "in_chs", "in_planes", "inplanes", "inp", "out_channels", "out_chs", "out_planes",
+                 "planes", "oup", "kernel_size", "stride", "padding", "dilation", "groups", "bias")
+
+
 def set_argument(call: cst.Call, name: str, text: str, index: Optional[int] = None) -> Operation:
     """Give a call's argument ``name`` (positional ``index`` if passed that
-    way) the value ``text``, adding ``name=text`` when it is not passed."""
-    return Operation("set-argument", call, text, name=name, index=index)
+    way) the value ``text``, adding ``name=text`` when it is not passed: for
+    a conv's keyword, after the last keyword its signature puts before it
+    that the call passes (``stride`` after ``out_channels``), else at the end."""
+    after = CONV_KEYWORDS[:CONV_KEYWORDS.index(name)] if name in CONV_KEYWORDS else ()
+    return Operation("set-argument", call, text, name=name, index=index, after=after)
 
 
 class FixError(Exception):
@@ -119,7 +130,7 @@ def _edits(operation: Operation, index: SourceIndex, lines: Sequence[str], newli
         end = _line_length(lines, end_line) + 1  # after any trailing comment
         return [Edit(end_line, end, end_line, end, f"{newline}{_indent(lines, start_line)}{operation.text}")]
     if kind == "set-argument":
-        return [_set_argument(operation, index)]
+        return [_set_argument(operation, index, lines)]
     if kind == "delete":
         line, column, end_line, end_column = _span(operation.node, index)
         before = lines[line - 1][:column - 1]
@@ -154,7 +165,7 @@ def _alone_in_block(lines: Sequence[str], line: int, end_line: int) -> bool:
     return following is None or len(following) - len(following.lstrip(" \t")) < indent
 
 
-def _set_argument(operation: Operation, index: SourceIndex) -> Edit:
+def _set_argument(operation: Operation, index: SourceIndex, lines: Sequence[str]) -> Edit:
     call = operation.node
     assert isinstance(call, cst.Call)
     for arg in call.args:
@@ -169,11 +180,50 @@ def _set_argument(operation: Operation, index: SourceIndex) -> Edit:
         # The next positional slot, in a call written positionally: keep its style.
         _, _, end_line, end_column = _span(call.args[-1].value, index)
         return Edit(end_line, end_column, end_line, end_column, f", {operation.text}")
+    keyword = f"{operation.name}={operation.text}"
+    anchors = [i for i, arg in enumerate(call.args) if arg.keyword is not None and arg.keyword.value in operation.after]
+    start = _next_keyword_start(call, anchors[-1] + 1, index, lines) if anchors else None
+    if start is not None:
+        # Before the next keyword, separated from it as the anchor is (one argument per line stays so).
+        _, _, end_line, end_column = _span(call.args[anchors[-1]].value, index)
+        return Edit(*start, *start, keyword + _separator(_text_between(lines, (end_line, end_column), start)))
     if call.args:
         _, _, end_line, end_column = _span(call.args[-1].value, index)
-        return Edit(end_line, end_column, end_line, end_column, f", {operation.name}={operation.text}")
+        return Edit(end_line, end_column, end_line, end_column, f", {keyword}")
     _, _, end_line, end_column = _span(call, index)  # `f()`: just before the closing parenthesis
     return Edit(end_line, end_column - 1, end_line, end_column - 1, f"{operation.name}={operation.text}")
+
+
+def _next_keyword_start(call: cst.Call, position: int, index: SourceIndex,
+                        lines: Sequence[str]) -> Optional[Tuple[int, int]]:
+    """Where the keyword argument at ``position`` starts (its name), when it
+    is one and is written on its value's line (only values carry positions)."""
+    if position >= len(call.args) or call.args[position].keyword is None:
+        return None
+    line, column, _, _ = _span(call.args[position].value, index)
+    written = re.search(r"(\w+)\s*=\s*$", lines[line - 1][:column - 1])
+    if written is None or written.group(1) != call.args[position].keyword.value:
+        return None
+    return line, written.start(1) + 1
+
+
+def _separator(gap: str) -> str:
+    """The separator between two arguments, from the text between them as
+    written: a comma and the next line's indentation when they are on
+    separate lines (a comment stays where it was), else a comma and a space."""
+    if "\n" not in gap:
+        return ", "
+    newline = "\r\n" if "\r\n" in gap else "\n"
+    return "," + newline + gap[gap.rfind("\n") + 1:]
+
+
+def _text_between(lines: Sequence[str], start: Tuple[int, int], end: Tuple[int, int]) -> str:
+    """The source text from ``start`` up to ``end`` (1-based line and column)."""
+    (line, column), (end_line, end_column) = start, end
+    if line == end_line:
+        return lines[line - 1][column - 1:end_column - 1]
+    middle = "".join(lines[line:end_line - 1])
+    return lines[line - 1][column - 1:] + middle + lines[end_line - 1][:end_column - 1]
 
 
 def apply_edits(text: str, lines: Sequence[str], edits: Sequence[Edit]) -> str:
