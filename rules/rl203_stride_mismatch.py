@@ -262,6 +262,85 @@ class StrideMismatch(Rule):
             expect=((4, 40),),
             note="the main path strides and the shortcut is the raw input",
         ),
+        Invalid(
+            """
+            def conv1x1_block(in_channels, out_channels, stride=1, bias=False):
+                return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=bias),
+                                     nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+            class SpatialGate(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(2, 1, 7, padding=3)
+
+                def forward(self, x):
+                    pooled = torch.cat((x.max(dim=1)[0].unsqueeze(1), x.mean(dim=1).unsqueeze(1)), dim=1)
+                    return x * torch.sigmoid(self.conv(pooled))
+
+
+            class SqueezeUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride):
+                    super().__init__()
+                    self.reduce = conv1x1_block(
+                        in_channels=in_channels,
+                        out_channels=in_channels // 2,
+                        bias=True)
+                    self.expand = conv1x1_block(
+                        in_channels=in_channels // 2,
+                        out_channels=out_channels,
+                        bias=True)
+                    self.gate = SpatialGate()
+                    self.identity_conv = conv1x1_block(
+                        in_channels=in_channels,
+                        out_channels=out_channels,
+                        stride=stride)
+
+                def forward(self, x):
+                    return self.gate(self.expand(self.reduce(x))) + self.identity_conv(x)
+            """,
+            expect=((31, 20),),
+            note="SqueezeNext's unit with its stride lost from the first 1x1 conv (a path without a 3x3 conv: the "
+                 "stride goes onto the first conv, where the keywords put it); the spatial gate `x * gate(x)` keeps "
+                 "the resolution of what it scales",
+            fixed="""
+            def conv1x1_block(in_channels, out_channels, stride=1, bias=False):
+                return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=bias),
+                                     nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+            class SpatialGate(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(2, 1, 7, padding=3)
+
+                def forward(self, x):
+                    pooled = torch.cat((x.max(dim=1)[0].unsqueeze(1), x.mean(dim=1).unsqueeze(1)), dim=1)
+                    return x * torch.sigmoid(self.conv(pooled))
+
+
+            class SqueezeUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride):
+                    super().__init__()
+                    self.reduce = conv1x1_block(
+                        in_channels=in_channels,
+                        out_channels=in_channels // 2,
+                        stride=stride,
+                        bias=True)
+                    self.expand = conv1x1_block(
+                        in_channels=in_channels // 2,
+                        out_channels=out_channels,
+                        bias=True)
+                    self.gate = SpatialGate()
+                    self.identity_conv = conv1x1_block(
+                        in_channels=in_channels,
+                        out_channels=out_channels,
+                        stride=stride)
+
+                def forward(self, x):
+                    return self.gate(self.expand(self.reduce(x))) + self.identity_conv(x)
+            """,
+        ),
     )
 
 
@@ -356,7 +435,7 @@ def _stride_text(spec: LayerSpec) -> Optional[str]:
 def _stride_onto_main_path(residual: Residual, strided_shortcut: LayerSpec) -> Optional[FixPlan]:
     """Give the main path's conv the shortcut's stride: one whose stride is
     written as a literal 1 (`conv3x3(planes, planes, 1)`), else the first
-    spatial one."""
+    spatial one, else (a path of 1x1 and 1xk convs: SqueezeNext) the first."""
     stride = _stride_text(strided_shortcut)
     if stride is None:
         return None
@@ -368,14 +447,15 @@ def _stride_onto_main_path(residual: Residual, strided_shortcut: LayerSpec) -> O
             spatial.append((spec, kernel))
     written_one = [(spec, kernel) for spec, kernel in spatial
                    if (source_text(written_argument(spec, "stride")) or "").strip() == "1"]
-    for spec, kernel in (written_one or spatial)[:1]:
+    first = [(spec, as_int_pair(spec.arg("kernel_size"))) for spec in convs[:1]]
+    for spec, kernel in (written_one or spatial or first)[:1]:
         if sum(other is spec for other in convs) > 1:
             return None  # (a layer applied twice would stride twice)
         operation = _set_stride(spec, stride)
         if operation is None:
             return None
-        return FixPlan(f"stride the {kernel.render()}x{kernel.render()} conv `{spec.label}` of the main path by "
-                       f"`{stride}`", UNSAFE, [operation])
+        shape = f"{kernel.render()}x{kernel.render()} " if kernel is not None else ""
+        return FixPlan(f"stride the {shape}conv `{spec.label}` of the main path by `{stride}`", UNSAFE, [operation])
     return None
 
 
