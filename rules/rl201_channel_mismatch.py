@@ -50,10 +50,12 @@ model's reading of the layers before it, which may rest on a contract (a
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Optional, Set
+from typing import Dict, Iterator, List, Optional, Set, Tuple
+
+import libcst as cst
 
 from resnetlint.model.query import (AltV, BlockModel, chain_links, channels_of, differ, Facts, FileAnalysis, Flow, FVal,
-    Item, LayerSpec, LayerV, Loc, Num, provably_different, strip_elementwise)
+    Item, LayerSpec, LayerV, Loc, Num, strip_elementwise)
 from resnetlint.fixes import UNSAFE, FixPlan, replace
 from resnetlint.nodes import code_of, report_node, source_text, width_argument_name, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -209,6 +211,71 @@ class ChannelMismatch(Rule):
             expect=((5, 32),),
             note="a forward chain through an activation",
         ),
+        Invalid(
+            """
+            class ConvBlock(nn.Module):
+                def __init__(self, in_channels, out_channels, kernel_size, padding, stride=1):
+                    super().__init__()
+                    self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
+                    self.bn = nn.BatchNorm2d(out_channels)
+
+                def forward(self, x):
+                    return torch.relu(self.bn(self.conv(x)))
+
+
+            class SqueezeUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride):
+                    super().__init__()
+                    reduction = 1 if stride == 2 else 2
+                    self.conv1 = ConvBlock(in_channels, in_channels // reduction, 1, 0, stride=stride)
+                    self.conv2 = ConvBlock(
+                        in_channels=in_channels // reduction,
+                        out_channels=in_channels // reduction,
+                        kernel_size=(1, 3),
+                        padding=(0, 1))
+                    self.conv3 = ConvBlock(
+                        in_channels=out_channels,
+                        out_channels=out_channels,
+                        kernel_size=1,
+                        padding=0)
+
+                def forward(self, x):
+                    return self.conv3(self.conv2(self.conv1(x)))
+            """,
+            expect=((21, 22),),
+            note="SqueezeNext's unit, a module class fed the wrong width; the width the fix writes is the one the "
+                 "previous layer states, the same expression whichever way `reduction` was chosen",
+            fixed="""
+            class ConvBlock(nn.Module):
+                def __init__(self, in_channels, out_channels, kernel_size, padding, stride=1):
+                    super().__init__()
+                    self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
+                    self.bn = nn.BatchNorm2d(out_channels)
+
+                def forward(self, x):
+                    return torch.relu(self.bn(self.conv(x)))
+
+
+            class SqueezeUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride):
+                    super().__init__()
+                    reduction = 1 if stride == 2 else 2
+                    self.conv1 = ConvBlock(in_channels, in_channels // reduction, 1, 0, stride=stride)
+                    self.conv2 = ConvBlock(
+                        in_channels=in_channels // reduction,
+                        out_channels=in_channels // reduction,
+                        kernel_size=(1, 3),
+                        padding=(0, 1))
+                    self.conv3 = ConvBlock(
+                        in_channels=in_channels // reduction,
+                        out_channels=out_channels,
+                        kernel_size=1,
+                        padding=0)
+
+                def forward(self, x):
+                    return self.conv3(self.conv2(self.conv1(x)))
+            """,
+        ),
     )
 
 
@@ -228,9 +295,10 @@ def _mismatch(consumer: LayerSpec, width: Num, facts: Facts, producer_label: str
         return None
     what = f"`{arg_name}`" if arg_name else "its input width"
     fix = None
-    if arg_name and written_argument(consumer, arg_name) is not None:
+    written = _written_width(consumer)
+    if written is not None:
         text = width_text or got.render()
-        fix = FixPlan(f"use `{text}` for `{arg_name}`", UNSAFE, [replace(written_argument(consumer, arg_name), text)])
+        fix = FixPlan(f"use `{text}` for `{written[0]}`", UNSAFE, [replace(written[1], text)])
     assumed = f" (assuming {consumer.assumption})" if consumer.assumption and not consumer.ltype else ""
     return Violation(
         node,
@@ -240,6 +308,43 @@ def _mismatch(consumer: LayerSpec, width: Num, facts: Facts, producer_label: str
         expect={"kind": "channel-error", "expected": want.render(), "got": got.render(), **difference.expect()},
         fix=fix,
     )
+
+
+def _written_width(consumer: LayerSpec) -> Optional[Tuple[str, cst.CSTNode]]:
+    """The argument, written in this class, that states the width a layer
+    expects: its own (``nn.Conv2d(c_in, ...)``, also through a helper's call),
+    or for a module class (``ConvBlock(in_channels=...)``) the one its first
+    layer's width comes from."""
+    site = consumer.site if consumer.family == "composite" else None
+    while consumer is not None:
+        name = width_argument_name(consumer)
+        written = written_argument(consumer, name) if name else None
+        if written is not None:
+            return (name, written) if site is None else _at_site(site, name, written)
+        if consumer.family != "composite" or not consumer.children:
+            return None
+        first = consumer.children[0].loc.value
+        consumer = first.spec if isinstance(first, LayerV) else None
+    return None
+
+
+INPUT_WIDTH_KEYWORDS = ("in_channels", "in_chs", "in_planes", "inplanes", "inp", "in_features", "in_dim")
+
+
+def _at_site(site, name: str, written: cst.CSTNode) -> Optional[Tuple[str, cst.CSTNode]]:
+    """The argument of a module class's call that gives its first layer the
+    width: the one written there, unless the call writes the same text for
+    another argument too (``ConvBlock(in_channels=c, out_channels=c)``:
+    then the one named for the input width, or none)."""
+    if not isinstance(site, cst.Call):
+        return None
+    text = source_text(written)
+    same = [arg for arg in site.args if source_text(arg.value) == text]
+    if len(same) == 1:
+        keyword = same[0].keyword.value if same[0].keyword is not None else name
+        return keyword, same[0].value
+    named = [arg for arg in same if arg.keyword is not None and arg.keyword.value in INPUT_WIDTH_KEYWORDS]
+    return (named[0].keyword.value, named[0].value) if len(named) == 1 else None
 
 
 def _width_text(producer) -> Optional[str]:
@@ -253,6 +358,11 @@ def _width_text(producer) -> Optional[str]:
         text = source_text(written_argument(spec, name))
         if text is not None:
             return text
+    if spec.family == "composite":  # a module class (`ConvBlock(out_channels=...)`): its last layer's width
+        for child in reversed(spec.children):
+            text = _width_text(child)
+            if text is not None:
+                return text
     return None
 
 
@@ -294,15 +404,17 @@ def _forward_links(flow: Flow, defaults: Dict[str, int]) -> Iterator[Violation]:
             continue
         producer = _producer(source)
         label = f"`{code_of(producer.node.func)}`" if producer is not None and producer.node is not None else "the previous layer"
-        text = _width_text(Item(Loc(LayerV(producer.spec)))) if producer is not None and producer.spec is not None else None
-        found = _mismatch(value.spec, width, facts, label, text, defaults)
+        found = _mismatch(value.spec, width, facts, label, _producer_width_text(source), defaults)
         if found is not None:
             yield found
 
 
 def _widths_fed(block: BlockModel) -> Dict[int, Set[str]]:
     """For each layer ``forward`` calls (by its reported node): the widths of
-    the inputs it gets, wherever it is called ("?" when unknown)."""
+    the inputs it gets, wherever it is called ("?" when unknown), as the fix
+    would write them: the producer's width argument as written where it has
+    one (``in_channels // reduction_den`` is one width in every world, though
+    each world's facts give it another value)."""
     fed: Dict[int, Set[str]] = {}
     for _, flow in block.flows():
         for value in flow.values:
@@ -314,8 +426,16 @@ def _widths_fed(block: BlockModel) -> Dict[int, Set[str]]:
                 continue
             facts = value.facts or flow.world.facts
             width = channels_of(flow, value.inputs[0], facts)
-            fed.setdefault(id(node), set()).add(facts.norm(width).render() if isinstance(width, Num) else "?")
+            text = _producer_width_text(strip_elementwise(value.inputs[0])) if isinstance(width, Num) else None
+            fed.setdefault(id(node), set()).add(text or (facts.norm(width).render() if isinstance(width, Num) else "?"))
     return fed
+
+
+def _producer_width_text(source: FVal) -> Optional[str]:
+    producer = _producer(source)
+    if producer is None or producer.spec is None:
+        return None
+    return _width_text(Item(Loc(LayerV(producer.spec))))
 
 
 def _producer(value: FVal) -> Optional[FVal]:
