@@ -28,7 +28,10 @@ style of the surrounding code. It is safe when the model saw every step between
 the last operation that sets the size and the conv (a step it cannot see
 into keeps the rule silent) and no explicit pad comes after the conv on the
 main path; it is unsafe when a pad follows the conv (padding the conv could
-pad twice once that pad is meant to restore the size). No fix is offered for
+pad twice once that pad is meant to restore the size), and when the conv is
+built by a helper or a module class (`FireConv(..., padding=0)`): the padding
+is then set at that call, which is right only if the helper hands it to this
+conv. No fix is offered for
 a conv that an explicit pad layer (or `F.pad`) feeds in some way `__init__`
 can run: the right fix is then the pad's, or the condition's.
 
@@ -41,9 +44,9 @@ from typing import Iterator, List, Optional, Tuple
 
 import libcst as cst
 
-from resnetlint.model.query import (as_int, as_num, BlockModel, ChainStep, FileAnalysis, forward_chains, intended_residuals,
+from resnetlint.model.query import (as_num, BlockModel, ChainStep, FileAnalysis, forward_chains, intended_residuals,
     LayerSpec, Loc, Num, provably_different, StrV, TupleV, unless)
-from resnetlint.fixes import SAFE, UNSAFE, FixPlan, set_argument
+from resnetlint.fixes import SAFE, UNSAFE, FixPlan, replace, set_argument
 from resnetlint.nodes import local_call, parenthesize, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -133,6 +136,63 @@ class PaddingShapeChange(Rule):
             expect=((4, 48),),
             note="dilation without matching padding",
         ),
+        Invalid(
+            """
+            class FireConv(nn.Module):
+                def __init__(self, in_channels, out_channels, kernel_size, padding):
+                    super().__init__()
+                    self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, padding=padding)
+                    self.activ = nn.ReLU(inplace=True)
+
+                def forward(self, x):
+                    return self.activ(self.conv(x))
+
+
+            class FireUnit(nn.Module):
+                def __init__(self, in_channels, squeeze_channels, expand_channels):
+                    super().__init__()
+                    self.squeeze = FireConv(in_channels, squeeze_channels, kernel_size=1, padding=0)
+                    self.expand1x1 = FireConv(squeeze_channels, expand_channels // 2, kernel_size=1, padding=0)
+                    self.expand3x3 = FireConv(
+                        in_channels=squeeze_channels,
+                        out_channels=expand_channels // 2,
+                        kernel_size=3,
+                        padding=0)
+
+                def forward(self, x):
+                    y = self.squeeze(x)
+                    return x + torch.cat((self.expand1x1(y), self.expand3x3(y)), dim=1)
+            """,
+            expect=((20, 21),),
+            note="SqueezeNet's fire unit with the 3x3 expand built by a module class: the padding is set at "
+                 "that call (unsafe: right only if the class hands it to its conv)",
+            fixed="""
+            class FireConv(nn.Module):
+                def __init__(self, in_channels, out_channels, kernel_size, padding):
+                    super().__init__()
+                    self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, padding=padding)
+                    self.activ = nn.ReLU(inplace=True)
+
+                def forward(self, x):
+                    return self.activ(self.conv(x))
+
+
+            class FireUnit(nn.Module):
+                def __init__(self, in_channels, squeeze_channels, expand_channels):
+                    super().__init__()
+                    self.squeeze = FireConv(in_channels, squeeze_channels, kernel_size=1, padding=0)
+                    self.expand1x1 = FireConv(squeeze_channels, expand_channels // 2, kernel_size=1, padding=0)
+                    self.expand3x3 = FireConv(
+                        in_channels=squeeze_channels,
+                        out_channels=expand_channels // 2,
+                        kernel_size=3,
+                        padding=1)
+
+                def forward(self, x):
+                    y = self.squeeze(x)
+                    return x + torch.cat((self.expand1x1(y), self.expand3x3(y)), dim=1)
+            """,
+        ),
     )
 
 
@@ -164,8 +224,8 @@ def _report_main(block: BlockModel, main) -> Iterator[Violation]:
 def _padding_fix(spec: LayerSpec, safe: bool) -> Optional[FixPlan]:
     """``padding = dilation * (kernel_size - 1) // 2``, as a number when the
     kernel and dilation are literals, else as an expression of what is written."""
-    call = local_call(spec)
-    if call is None:
+    edit = _padding_edit(spec)
+    if edit is None:
         return None
     dims = spec.ltype.dims if spec.ltype is not None else 0
     kernel = _int_dims(spec.arg("kernel_size"), dims)
@@ -192,8 +252,27 @@ def _padding_fix(spec: LayerSpec, safe: bool) -> Optional[FixPlan]:
     # A finding means every step between the last operation that sets the
     # size and this conv is known (an unknown one makes _size_changes
     # silent), and a conv an explicit pad feeds in any world gets no fix.
-    return FixPlan(f"pad with `{text}` so the size is kept", SAFE if safe else UNSAFE,
-                   [set_argument(call, "padding", text, PADDING_INDEX)])
+    # A padding given at a helper's call is right only if the helper passes it to this conv: unsafe.
+    safe = safe and local_call(spec) is not None
+    return FixPlan(f"pad with `{text}` so the size is kept", SAFE if safe else UNSAFE, [edit(text)])
+
+
+def _padding_edit(spec: LayerSpec):
+    """How to give the conv a padding, where the class states it: its
+    constructor call, the padding argument as written at a helper's or
+    module class's call (``FireConv(..., padding=0)``), or that call when
+    it passes its ``padding`` on and relies on the default."""
+    call = local_call(spec)
+    if call is not None:
+        return lambda text: set_argument(call, "padding", text, PADDING_INDEX)
+    written = written_argument(spec, "padding")
+    if written is not None:
+        return lambda text: replace(written, text)
+    passed = spec.arg("padding")
+    if isinstance(spec.site, cst.Call) and spec.site is not spec.call and passed is not None and not passed.local:
+        # the helper forwards its own `padding` parameter, left at its default
+        return lambda text: set_argument(spec.site, "padding", text)
+    return None
 
 
 def _size_changes(chain: List[ChainStep]) -> List[Tuple[LayerSpec, Optional[Tuple[cst.CSTNode, str, str]]]]:
