@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import libcst as cst
 
 from .fixes import UNSAFE, FixPlan, insert_after, insert_before, replace
-from .model.query import BlockModel, Flow, FVal, LayerSpec, LayerV, channels_of, projects, strip_elementwise
+from .model.query import BlockModel, Flow, FVal, LayerSpec, LayerV, channels_of, possible_values, projects, strip_elementwise
 from .nodes import code_of, position_of, source_text
 
 # Attribute names that hold a shortcut's projection; `proj` alone is also an
@@ -60,12 +60,23 @@ def init_positions(block: BlockModel) -> Dict[str, Tuple[int, int]]:
 
 
 def layer_spec(block: BlockModel, name: str) -> Optional[LayerSpec]:
-    """The layer ``self.<name>`` holds in the first world where it is one."""
+    """The layer ``self.<name>`` holds in the first world where it is one
+    (of alternatives, ``dwconv3x3_block if use_kernel3 else dwconv5x5_block``,
+    the first, when every alternative is a layer)."""
     for wf in block.worlds:
         assigned = wf.world.attrs.get(name)
-        if assigned is not None and isinstance(assigned.loc.value, LayerV):
-            return assigned.loc.value.spec
+        options = _alternatives(assigned.loc.value) if assigned is not None else []
+        if options and all(isinstance(option, LayerV) for option in options):
+            return options[0].spec
     return None
+
+
+def _alternatives(value) -> list:
+    """Every value ``value`` may be, nested alternatives flattened."""
+    options = possible_values(value)
+    if options == [value]:
+        return options
+    return [leaf for option in options for leaf in _alternatives(option)]
 
 
 def _calls(block: BlockModel) -> Dict[str, List[Tuple[Flow, FVal]]]:
@@ -120,7 +131,10 @@ def wire_in(block: BlockModel, name: str) -> Optional[FixPlan]:
     if name not in positions:
         return None
     calls = _calls(block)
-    used = sorted((positions[attr], attr) for attr in calls if attr in positions and attr != name)
+    # Only a neighbour forward calls whenever the layer exists: the layer built
+    # after an unconditional one may be applied under `if self.use_se:`.
+    always = _called_wherever(block, name)
+    used = sorted((positions[attr], attr) for attr in calls if attr in positions and attr != name and attr in always)
     after = [attr for position, attr in used if position > positions[name]]
     before = [attr for position, attr in used if position < positions[name]]
     if after and len(calls[after[0]]) == 1:
@@ -132,6 +146,17 @@ def wire_in(block: BlockModel, name: str) -> Optional[FixPlan]:
         flow, call = calls[before[-1]][0]
         return _after_call(flow, call, spec, name)
     return None
+
+
+def _called_wherever(block: BlockModel, name: str) -> set:
+    """The attributes forward calls in every world where ``__init__`` builds ``self.<name>``."""
+    called = None
+    for world, flow in block.flows():
+        if name not in world.attrs:
+            continue
+        here = {value.attr for value in flow.values if value.is_layer and value.attr}
+        called = here if called is None else called & here
+    return called or set()
 
 
 def _has_conv(spec: LayerSpec) -> bool:
