@@ -62,7 +62,7 @@ import libcst as cst
 from resnetlint.fixbuild import redundant_overwrite, unused_layers
 from resnetlint.fixes import UNSAFE, FixPlan, delete, insert_before, replace
 from resnetlint.model.query import (BlockModel, FileAnalysis, Flow, main_chain, overwritten_main_paths,
-    shortcut_kind, walk)
+    shortcut_kind, strip_elementwise, walk)
 from resnetlint.nodes import code_of, source_text
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -209,6 +209,51 @@ class ResidualOverwritten(Rule):
             expect=((8, 9),),
             note="out = x, then x + x",
         ),
+        Invalid(
+            """
+            class XceptionUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride):
+                    super().__init__()
+                    self.resize_identity = in_channels != out_channels or stride != 1
+                    if self.resize_identity:
+                        self.identity_conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                                           nn.BatchNorm2d(out_channels))
+                    self.body = nn.Sequential(
+                        nn.ReLU(), nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                        nn.BatchNorm2d(out_channels), nn.MaxPool2d(3, stride, 1))
+
+                def forward(self, x):
+                    if self.resize_identity:
+                        identity = self.identity_conv(x)
+                    else:
+                        identity = x
+                    x = x + identity
+                    return x
+            """,
+            expect=((17, 13),),
+            note="Xception's unit with its body call dropped: `x + identity` adds the input to itself where "
+                 "`identity` is `x`; the body goes onto `x`, the operand that is the input on every path",
+            fixed="""
+            class XceptionUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride):
+                    super().__init__()
+                    self.resize_identity = in_channels != out_channels or stride != 1
+                    if self.resize_identity:
+                        self.identity_conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                                           nn.BatchNorm2d(out_channels))
+                    self.body = nn.Sequential(
+                        nn.ReLU(), nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                        nn.BatchNorm2d(out_channels), nn.MaxPool2d(3, stride, 1))
+
+                def forward(self, x):
+                    if self.resize_identity:
+                        identity = self.identity_conv(x)
+                    else:
+                        identity = x
+                    x = self.body(x) + identity
+                    return x
+            """,
+        ),
     )
 
 
@@ -323,10 +368,27 @@ def _self_add_fix(flow: Flow, block: BlockModel, add, culprit) -> Optional[FixPl
     unused = unused_layers(block)
     if not unused:
         return None
-    text = right.value
+    fed, other = (left, right) if _always_input(block, add, "left") and not _always_input(block, add, "right") \
+        else (right, left)
+    text = fed.value
     for name in unused:
         text = f"self.{name}({text})"
-    return FixPlan(f"add `{text}` (the layers forward never uses) to `{left.value}`", UNSAFE, [replace(right, text)])
+    return FixPlan(f"add `{text}` (the layers forward never uses) to `{other.value}`", UNSAFE, [replace(fed, text)])
+
+
+def _always_input(block: BlockModel, add, side: str) -> bool:
+    """This operand of the add is the block input wherever forward reaches
+    it: the main path starts there (``identity`` may be a projection's output
+    on other paths: `x + identity` -> `self.body(x) + identity`)."""
+    seen = False
+    for _, flow in block.flows():
+        for other in flow.adds:
+            if other.node is not add.node:
+                continue
+            seen = True
+            if flow.input is None or strip_elementwise(getattr(other, side)) is not flow.input:
+                return False
+    return seen
 
 
 def _self_add_evidence(flow: Flow) -> dict:
