@@ -225,7 +225,16 @@ def _block_info(block: BlockModel, index: SourceIndex, scan: FileScan, flagged: 
     return BlockInfo(block.name, position[0] if position else 1, residual, hint,
                      list(scan.literal_sites.get(block.name, [])),
                      width_params=sorted(widths & params), input_params=sorted(input_atoms & params),
-                     stride_params=sorted(strides & params - widths), natural=natural, channels_last=channels_last)
+                     stride_params=sorted(strides & params - widths), natural=natural, channels_last=channels_last,
+                     equal_widths=_equal_widths(block, sorted(widths & params)))
+
+
+def _equal_widths(block: BlockModel, widths: List[str]) -> List[List[str]]:
+    """Pairs of width parameters equal in every world (the call sites'
+    contract, ``PosConv(dims[i], dims[i])``, or an assert)."""
+    worlds = [wf.world.facts for wf in block.worlds]
+    return [[a, b] for i, a in enumerate(widths) for b in widths[i + 1:]
+            if worlds and all(facts.equal(Num.atom(a), Num.atom(b)) is True for facts in worlds)]
 
 
 WIDTH_ARGS = ("in_channels", "out_channels", "num_features", "num_channels", "in_features", "out_features")

@@ -36,6 +36,10 @@ class BlockInfo:
     # The input reaches its first layer with its axes moved (tokens
     # transposed into a Conv1d): the block takes its channels last.
     channels_last: bool = False
+    # Width parameters equal in every way ``__init__`` can run (every call
+    # site in the project passes the same expression for both, or the block
+    # asserts it): configurations that make them differ are no one's.
+    equal_widths: List[List[str]] = field(default_factory=list)
 
 
 @dataclass

@@ -324,3 +324,46 @@ def test_runs_in_a_guessed_layout_give_no_trace_only_shape_findings():
     del config["runs"][0]["layout"]
     (finding,) = _trace_only_findings("x.py", "Block", Info, {"status": "ok", "runs": [config]})
     assert finding.code == "RL203" and isinstance(finding.confirmation, Confirmation)
+
+
+def test_widths_every_call_site_passes_equal_stay_equal(tmp_path):
+    """A block whose call sites all pass one expression for two widths
+    (``Mix(dims[i], dims[i])``) is only ever built with them equal: the
+    static model says so to the trace, which then tries no configuration
+    with different widths (a fix would otherwise be judged on a block no one
+    builds)."""
+    source = textwrap.dedent("""
+        import torch.nn as nn
+
+
+        class Mix(nn.Module):
+            def __init__(self, in_channels, out_channels):
+                super().__init__()
+                self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+
+            def forward(self, x):
+                return x + self.conv(x)
+
+
+        class Net(nn.Module):
+            def __init__(self, dims=(16, 32)):
+                super().__init__()
+                self.stages = nn.Sequential(*[Mix(dims[i], dims[i]) for i in range(len(dims))])
+    """)
+    path = tmp_path / "mix.py"
+    path.write_text(source)
+    from resnetlint.engine import check_text
+
+    info = check_text(source, str(path), []).blocks["Mix"]
+    assert info.equal_widths == [["in_channels", "out_channels"]]
+
+    class Mix(nn.Module):
+        def __init__(self, in_channels, out_channels):
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+
+    request = dict(REQUEST, width_params=["in_channels", "out_channels"])
+    unconstrained, _ = worker.synthesize(Mix, request)
+    assert any(c["kwargs"]["in_channels"] != c["kwargs"]["out_channels"] for c in unconstrained)
+    configs, _ = worker.synthesize(Mix, dict(request, equal_widths=info.equal_widths))
+    assert configs and all(c["kwargs"]["in_channels"] == c["kwargs"]["out_channels"] for c in configs)

@@ -243,6 +243,7 @@ def _request(path: str, name: str, info, options: TraceOptions,
         "input_params": info.input_params,
         "stride_params": info.stride_params,
         "natural": info.natural,
+        "equal_widths": getattr(info, "equal_widths", []),
         "spatial": [16, 15],
         "config_timeout": max(1.0, min(10.0, options.class_timeout / 4)),
         "max_configs": 8,
@@ -429,16 +430,18 @@ def _guessed_caller(config: Dict[str, Any]) -> bool:
     return "projection" in config.get("origin", "")
 
 
+def _starved(config: Dict[str, Any]) -> set:
+    """Modules whose parameters got no gradient in some run of the configuration."""
+    names: set = set()
+    for run in config.get("runs", []):
+        names |= set(run.get("no_grad", []))
+    return names
+
+
 def _gradients_lost(before: Dict[str, Any], after: Dict[str, Any]) -> List[str]:
     """Modules whose parameters received a gradient in every run of the
     configuration before the fix and not after."""
-    def starved(config) -> set:
-        names: set = set()
-        for run in config.get("runs", []):
-            names |= set(run.get("no_grad", []))
-        return names
-
-    return sorted(starved(after) - starved(before))
+    return sorted(_starved(after) - _starved(before))
 
 
 def _mode(error: str) -> str:

@@ -369,7 +369,7 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
                 continue  # keep the default
             kwargs[param.name] = value
         else:
-            if not any(_same(c["kwargs"], kwargs) for c in configs):
+            if not any(_same(c["kwargs"], kwargs) for c in configs) and _keeps_contract(kwargs, request):
                 configs.append({"kwargs": kwargs, "origin": _guessed(label, kwargs)})
     if not configs:
         return [], f"cannot choose a value for the constructor argument `{missing}`" if missing else "no configuration"
@@ -380,6 +380,14 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
     if dropout is not None:
         return configs[: limit - 1] + [dropout], None
     return configs[:limit], None
+
+
+def _keeps_contract(kwargs: Dict[str, Any], request: Dict[str, Any]) -> bool:
+    """A guessed configuration gives the widths the static model knows are
+    equal (every call site in the project passes the same value for both)
+    the same value: one that does not is a block no one builds."""
+    return all(kwargs.get(a) == kwargs.get(b) for a, b in request.get("equal_widths", ())
+               if a in kwargs and b in kwargs)
 
 
 def _same(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
