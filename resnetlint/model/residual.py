@@ -33,6 +33,9 @@ _ADAPTING_FAMILIES = frozenset({"linear", "pool", "norm", "act", "dropout", "ide
 # projection (torchvision's ``downsample=None``), by the name such parameters
 # have in practice: only for a stored module forward never calls (what forward
 # does with one it calls decides); see caller_projections.
+# Attributes named for a shortcut's projection (`proj` alone is also an
+# attention's output layer: not here).
+SHORTCUT_ATTRIBUTE = re.compile(r"(downsample|down_sample|shortcut|skip|identity|residual)", re.IGNORECASE)
 PROJECTION_PARAMETER = re.compile(r"^(downsample|down_sample|shortcut|skip|proj|projection|identity|residual)(_\w+)?$")
 
 
@@ -642,7 +645,7 @@ def existing_projection(block: "BlockModel", world: "World", flow: Flow, residua
         if any(not flow.is_dead(v) and id(v) not in replaced_main and not _replaced_through(v, replaced_main, event)
                for v in calls):
             continue  # its output is used (here or by another add): not bypassed
-        if layers and not _widths_fit(layers, flow, residual, channels_of):
+        if layers and not _widths_fit(layers, flow, residual, channels_of, SHORTCUT_ATTRIBUTE.search(name) is not None):
             continue
         if not calls and layers and not any(_changes_shape(spec, facts) for spec in layers):
             continue  # never run, and the add works without it: just unused (unused-submodule)
@@ -703,20 +706,23 @@ def _is_operand(value: FVal, add: AddEvent) -> bool:
     return any(strip_elementwise(operand) is value for operand in (add.left, add.right))
 
 
-def _widths_fit(layers: List[LayerSpec], flow: Flow, residual: Residual, channels_of) -> bool:
+def _widths_fit(layers: List[LayerSpec], flow: Flow, residual: Residual, channels_of, named_shortcut: bool) -> bool:
     """Each projection takes the block input's width to the main path's
     (both known): a head, an attention's projection or a main-path layer
-    fed the wrong tensor is not a shortcut."""
+    fed the wrong tensor is not a shortcut.  An attribute named for a
+    shortcut (``identity_conv``, ``downsample``) that takes the input's
+    width needs no known main-path width (a Sequential built in a loop)."""
     facts = residual.facts
     from .block import first_input_width
 
     main_width = channels_of(flow, residual.main, facts)
     input_width = first_input_width(flow)
-    if not isinstance(main_width, Num):
+    if not isinstance(main_width, Num) and not named_shortcut:
         return False
     for spec in layers:
         summary = spec.summary
-        if summary.out_channels is None or facts.equal(summary.out_channels, main_width) is not True:
+        if isinstance(main_width, Num) and (summary.out_channels is None or
+                                            facts.equal(summary.out_channels, main_width) is not True):
             return False
         if summary.in_channels is None or input_width is None or \
                 facts.equal(summary.in_channels, input_width) is not True:
