@@ -16,7 +16,11 @@ other width: `groups=in_channels` is a depthwise conv with a channel
 multiplier (the output is meant to be a multiple of the input), and a
 helper that groups by `out_channels` states its own contract. Only
 `groups=out_channels` written in the class beside an unrelated input width
-is reported.
+is reported; and a conv from a width to itself (a depthwise conv, `hidden`
+to `hidden`) grouped by another of the block's widths that shares no
+parameter with it (`groups=out_channels` where `hidden` is
+`int(in_channels * ratio)`), even where the hidden width is a call whose
+divisibility cannot be worked out.
 
 ## Example
 ```python
@@ -41,8 +45,9 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Set
 
-from resnetlint.model.query import describe, find_configuration, as_num, AltV, BlockModel, Facts, FileAnalysis, LayerSpec, Num
-from resnetlint.fixes import UNSAFE, FixPlan, set_argument
+from resnetlint.model.query import (describe, find_configuration, as_num, AltV, BlockModel, Facts, FileAnalysis,
+    LayerSpec, Num, parameters_of)
+from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
 from resnetlint.nodes import local_call, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -62,15 +67,33 @@ class GroupsMismatch(Rule):
             world = wf.world
             layers = list(block.conditioned_layers(world))
             channel_atoms = _channel_atoms([spec for spec, _ in layers], world.facts)
+            widths = _widths([spec for spec, _ in layers], world.facts)
             defaults = block.numeric_defaults()
             for spec, facts in layers:
                 for groups, narrowed in _groups_options(spec, facts):
-                    found = _check(spec, narrowed, channel_atoms, defaults, groups)
+                    found = _check(spec, narrowed, channel_atoms, defaults, groups) or \
+                        _depthwise_slip(spec, narrowed, widths, groups)
                     if found is not None:
                         yield found
                         break
 
     VALID = (
+        Valid(
+            """
+            class ConvFFN(nn.Module):
+                def __init__(self, dim, hidden_dim, heads):
+                    super().__init__()
+                    self.fc1 = nn.Conv2d(dim, hidden_dim, 1)
+                    self.dw = nn.Conv2d(hidden_dim, hidden_dim, 3, padding=1, groups=hidden_dim // 4)
+                    self.pos = nn.Conv2d(dim, dim, 3, padding=1, groups=heads)
+                    self.fc2 = nn.Conv2d(hidden_dim, dim, 1)
+
+                def forward(self, x):
+                    return x + self.fc2(self.dw(self.fc1(self.pos(x))))
+            """,
+            note="a conv from a width to itself grouped by a width derived from its own, or by a head count (no "
+                 "layer's width): designs, not slips",
+        ),
         Valid(
             """
             class Block(nn.Module):
@@ -148,6 +171,46 @@ class GroupsMismatch(Rule):
             expect=((4, 77),),
             note="groups follows the wrong side",
         ),
+        Invalid(
+            """
+            class InvertedResidual(nn.Module):
+                def __init__(self, in_channels, out_channels, expand_ratio):
+                    super().__init__()
+                    hidden = int(round(in_channels * expand_ratio))
+                    self.expand = nn.Sequential(nn.Conv2d(in_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden),
+                                                nn.ReLU6())
+                    self.dw = nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1, groups=out_channels, bias=False),
+                                            nn.BatchNorm2d(hidden), nn.ReLU6())
+                    self.project = nn.Sequential(nn.Conv2d(hidden, out_channels, 1, bias=False),
+                                                 nn.BatchNorm2d(out_channels))
+                    self.use_res = in_channels == out_channels
+
+                def forward(self, x):
+                    out = self.project(self.dw(self.expand(x)))
+                    return x + out if self.use_res else out
+            """,
+            expect=((7, 80),),
+            note="the depthwise conv of an inverted residual grouped by the block's output width; the hidden width is "
+                 "a call (`int(round(...))`), so no divisibility can be worked out, but a conv from a width to "
+                 "itself grouped by an unrelated width is the slip",
+            fixed="""
+            class InvertedResidual(nn.Module):
+                def __init__(self, in_channels, out_channels, expand_ratio):
+                    super().__init__()
+                    hidden = int(round(in_channels * expand_ratio))
+                    self.expand = nn.Sequential(nn.Conv2d(in_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden),
+                                                nn.ReLU6())
+                    self.dw = nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False),
+                                            nn.BatchNorm2d(hidden), nn.ReLU6())
+                    self.project = nn.Sequential(nn.Conv2d(hidden, out_channels, 1, bias=False),
+                                                 nn.BatchNorm2d(out_channels))
+                    self.use_res = in_channels == out_channels
+
+                def forward(self, x):
+                    out = self.project(self.dw(self.expand(x)))
+                    return x + out if self.use_res else out
+            """,
+        ),
     )
 
 
@@ -159,6 +222,58 @@ def _channel_atoms(specs, facts: Facts) -> Set[str]:
             if num is not None:
                 atoms |= facts.norm(num).atoms()
     return atoms
+
+
+def _widths(specs, facts: Facts) -> Set[str]:
+    """Every width a layer of the block states (normalised, rendered)."""
+    out: Set[str] = set()
+    for spec in specs:
+        for name in WIDTH_ARGS:
+            num = as_num(spec.arg(name))
+            if num is not None:
+                out.add(facts.norm(num).render())
+    return out
+
+
+def _depthwise_slip(spec: LayerSpec, facts: Facts, widths: Set[str], groups_value=None) -> Optional[Violation]:
+    """A conv from a width to itself (a depthwise conv: ``hidden`` to
+    ``hidden``) grouped by another of the block's widths computed from
+    other parameters (``groups=out_channels``, where ``hidden`` is
+    ``int(in_channels * ratio)``): the width it was meant to group by is its
+    own.  Found even where the hidden width is a call the model cannot
+    evaluate, which keeps the divisibility test silent."""
+    if spec.family != "conv":
+        return None
+    groups_loc = spec.arg("groups")
+    groups = as_num(groups_value if groups_value is not None else groups_loc)
+    in_channels, out_channels = as_num(spec.arg("in_channels")), as_num(spec.arg("out_channels"))
+    if groups is None or in_channels is None or out_channels is None or groups.const_value() is not None:
+        return None
+    groups, width = facts.norm(groups), facts.norm(in_channels)
+    if width != facts.norm(out_channels) or groups == width or groups.render() not in widths:
+        return None  # not a conv from a width to itself, or grouped by something that is no layer's width
+    own, other = parameters_of(width), parameters_of(groups)
+    if not own or not other or own & other:
+        return None  # grouped by a width derived from its own (`hidden // 4`, `in_channels` of `in_channels * 4`)
+    node = report_node(spec, groups_loc)
+    if node is None:
+        return None
+    in_text = source_text(written_argument(spec, "in_channels"))
+    written_groups = written_argument(spec, "groups")
+    fix = None
+    if in_text is not None and written_groups is not None:
+        fix = FixPlan(f"group by the conv's own width (`groups={in_text}`)", UNSAFE, [replace(written_groups, in_text)])
+    return Violation(
+        node,
+        f"`groups={groups.render()}` on `{spec.label}` from `{width.render()}` to `{width.render()}` channels: a "
+        f"conv from a width to itself groups by that width (a depthwise conv), and `{groups.render()}` is another "
+        f"of the block's widths: the conv raises \"in_channels must be divisible by groups\" whenever it does not "
+        f"divide `{width.render()}`",
+        help=f"use groups = {width.render()} for a depthwise conv",
+        expect={"kind": "construction-error", "text": "in_channels must be divisible by groups",
+                "conditions": [f"({width.render()}) % ({groups.render()}) != 0"]},
+        fix=fix,
+    )
 
 
 def _divides(divisor: Num, value: Num) -> Optional[bool]:

@@ -38,7 +38,7 @@ from .block import (
     layers_reading_input,
     stride_of,
 )
-from .concrete import describe, find_configuration
+from .concrete import describe, find_configuration, parameters_of
 from .forward_exec import AddEvent, AssignEvent, Flow, FVal, InplaceEvent, ancestors, tensor_ancestors
 from .init_exec import AttrAssign, World
 from .init_exec import _assigned_in
