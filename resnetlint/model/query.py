@@ -106,5 +106,5 @@ __all__ = [
     "projection_chain", "projection_switched_off", "provably_different", "residual_adds", "sequential_children",
     "shortcut_kind", "stride_of", "strip_elementwise", "unless", "walk", "existing_projection", "projects",
     "pointwise_from",
-    "mentions", "describe", "find_configuration", "unused_stride_parameter", "possible_values",
+    "mentions", "describe", "find_configuration", "parameters_of", "unused_stride_parameter", "possible_values",
 ]
