@@ -272,9 +272,9 @@ def fix_proven(text: str, path: str, rules: Sequence[Rule], unsafe: bool, trace=
         if not verdicts and not failed:
             break
         for symbol, (codes, why) in verdicts.items():
-            blocked |= {(symbol, code) for code in codes}
-            rejected.extend(Applied(a.finding, why, seen=a.seen) for a in outcome.applied
-                            if a.finding.symbol == symbol and a.finding.code in codes)
+            culprits = _latest(a for a in outcome.applied if a.finding.symbol == symbol and a.finding.code in codes)
+            blocked |= {(symbol, a.finding.code) for a in culprits}
+            rejected.extend(Applied(a.finding, why, seen=a.seen) for a in culprits)
         for symbol, (codes, why) in failed.items():
             # Take back the class's first fix only (the later ones may have
             # followed from it, or be fine on their own): a static round is cheap.
@@ -293,6 +293,16 @@ def fix_proven(text: str, path: str, rules: Sequence[Rule], unsafe: bool, trace=
     outcome.rejected.extend(rejected)
     outcome.unproven.extend(unproven)
     return outcome
+
+
+def _latest(applied) -> List[Applied]:
+    """Of a class's fixes the trace rejected together, those of the last
+    pass: a fix chosen later, for a finding the earlier fixes uncovered (a
+    missing projection once the main path is back), may be what broke the
+    block; the earlier ones are proven again without it."""
+    applied = list(applied)
+    last = max((a.step for a in applied), default=0)
+    return [a for a in applied if a.step == last]
 
 
 def static_proof(outcome: FixOutcome, path: str, rules: Sequence[Rule],

@@ -7,6 +7,7 @@ import stat
 import textwrap
 from pathlib import Path
 
+import libcst as cst
 import pytest
 from typer.testing import CliRunner
 
@@ -283,3 +284,83 @@ def test_an_interrupt_inside_the_analysis_is_not_reported_as_a_bug(monkeypatch):
     monkeypatch.setattr(engine, "FileAnalysis", interrupted)
     with pytest.raises(KeyboardInterrupt):
         engine.check_text("import torch.nn as nn\n\nclass B(nn.Module):\n    pass\n", "x.py", [RenamesThenFails()])
+
+
+class MarksFirst(Rule):
+    """A toy fix that turns the class's ``pass`` into ``a = 1``."""
+    code = "RL996"
+    name = "marks-first"
+    summary = "test rule whose fix uncovers another rule's finding"
+    fix_availability = "always"
+    fix_safety = "unsafe"
+
+    def check(self, block, analysis):
+        statement = block.cls.body.body[0]
+        if isinstance(statement.body[0], cst.Pass):
+            yield Violation(statement, "first", fix=FixPlan("mark", "unsafe", [replace(statement, "a = 1")]))
+
+
+class MarksSecond(Rule):
+    """Then ``b = 2`` after ``a = 1`` (as restoring a main path uncovers a
+    missing projection, whose fix comes in a later pass)."""
+    code = "RL995"
+    name = "marks-second"
+    summary = "test rule for a finding another fix uncovers"
+    fix_availability = "always"
+    fix_safety = "unsafe"
+
+    def check(self, block, analysis):
+        statement = block.cls.body.body[0]
+        if isinstance(statement.body[0], cst.Assign) and len(block.cls.body.body) == 1:
+            yield Violation(statement, "second", fix=FixPlan("mark again", "unsafe",
+                                                              [replace(statement, "a = 1\n    b = 2")]))
+
+
+def test_of_fixes_rejected_together_only_the_last_pass_s_are_taken_back():
+    """The trace rejects a class's fixes as one; the fix chosen last (for a
+    finding the first fix uncovered) is taken back first, and the first is
+    proven again on its own."""
+    from resnetlint.fixer import fix_proven
+
+    source = "import torch.nn as nn\n\n\nclass Block(nn.Module):\n    pass\n"
+    seen = []
+
+    def trace(outcome):
+        seen.append(outcome.fixed)
+        if "b = 2" in outcome.fixed:
+            return {"Block": (sorted({a.finding.code for a in outcome.applied}), "breaks the block")}
+        return {}
+
+    outcome = fix_proven(source, "x.py", [MarksFirst(), MarksSecond()], unsafe=True, trace=trace)
+    assert "a = 1" in outcome.fixed and "b = 2" not in outcome.fixed
+    assert [a.finding.message for a in outcome.rejected] == ["second"]
+
+
+def _config(name: str, origin: str, error: str = "", no_grad=()):
+    run = {"forward_error": error, "no_grad": list(no_grad)}
+    return {"config": name, "origin": origin, "runs": [run]}
+
+
+def test_a_guessed_configuration_the_networks_never_build_does_not_reject_a_fix():
+    """A unit the file's network builds only where it works (it strides when
+    it doubles its width) ran in a guessed configuration only because the
+    bug left its body dead; after the fix that configuration fails as the
+    original code does. The networks' configurations vouch for the fix, as
+    long as the fix added no finding and nothing trains less there."""
+    from resnetlint.trace import regression
+
+    guessed = "Unit(in_channels=16, out_channels=16, stride=2)"
+    built = "Unit(in_channels=16, out_channels=32, stride=2)"
+    size_error = "RuntimeError: The size of tensor a (8) must match the size of tensor b (4)"
+    before = {"status": "ok", "runs": [_config(guessed, "stride 2", no_grad=["body"]),
+                                       _config(built, "the network `wrn20()`", no_grad=["body"])]}
+    after = {"status": "ok", "runs": [_config(guessed, "stride 2", error=size_error),
+                                      _config(built, "the network `wrn20()`")]}
+    assert regression(before, after, [], []) is None
+    assert "ran before the fix and now fails" in regression(before, after, [], [], added_findings=True)
+    no_network = {"status": "ok", "runs": after["runs"][:1]}
+    assert "ran before the fix and now fails" in regression(before, no_network, [], [])
+    network_fails = {"status": "ok", "runs": [after["runs"][0], _config(built, "the network `wrn20()`", size_error)]}
+    assert regression(before, network_fails, [], []) is not None
+    called = {"status": "ok", "runs": [_config(guessed, "the call on line 40", error=size_error), after["runs"][1]]}
+    assert "ran before the fix and now fails" in regression(before, called, [], [])
