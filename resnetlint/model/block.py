@@ -17,8 +17,8 @@ from .project import Project
 from .forward_exec import Budget, Flow, ForwardExecutor, FVal, tensor_ancestors
 from .init_exec import InitResult, Interpreter, World
 from .symbolic import Cond, Facts, Num, provably_different
-from .layers import iter_layers, iter_layers_under
-from .values import AltV, Item, LayerSpec, LayerV, Summary, TupleV, as_num
+from .layers import iter_layers, iter_layers_under, role_module
+from .values import AltV, Item, LayerSpec, LayerV, ParamV, Summary, TupleV, as_num, possible_values
 
 @dataclass
 class WorldFlow:
@@ -551,6 +551,10 @@ def _is_parameter(value: FVal) -> bool:
     return value.spec is not None and value.spec.family == "parameter"
 
 
+# Layers that never change a tensor's spatial size.
+SIZE_KEEPING_FAMILIES = frozenset({"act", "norm", "identity", "dropout"})
+
+
 def _expanded(spec: LayerSpec) -> List[ChainStep]:
     if _is_chain(spec):
         out: List[ChainStep] = []
@@ -558,12 +562,40 @@ def _expanded(spec: LayerSpec) -> List[ChainStep]:
             value = child.loc.value
             if isinstance(value, LayerV) and child.segment is None:
                 out.extend(_expanded(value.spec))
+            elif child.segment is None and _size_keeping_alternatives(value) is not None:
+                # one of several activations (`create_activation_layer(activation)`):
+                # whichever it is, the size is kept
+                out.append(ChainStep(_size_keeping_alternatives(value)))
             else:
                 out.append(ChainStep())  # something we cannot follow
         return out
     if spec.family == "pad":
         return [ChainStep(spec, _layer_padding(spec), is_pad=True)]
     return [ChainStep(spec)]
+
+
+def _size_keeping_alternatives(value) -> Optional[LayerSpec]:
+    """For alternatives that all keep the spatial size (activations, norms,
+    a module class that keeps the shape, a norm or activation module passed
+    in through a parameter), one of them standing for all; else None."""
+    options = possible_values(value) if isinstance(value, AltV) else []
+    standing = None
+    for option in options:
+        if isinstance(option, ParamV):
+            spec = role_module(option.name, None)
+        elif isinstance(option, LayerV):
+            spec = option.spec
+        else:
+            return None
+        summary = spec.summary if spec is not None else None
+        keeps = spec is not None and (spec.family in SIZE_KEEPING_FAMILIES or
+                                      summary.keeps_channels and summary.stride is not None and
+                                      summary.stride.const_value() == 1)
+        if not keeps:
+            return None
+        if standing is None and spec.family in SIZE_KEEPING_FAMILIES:
+            standing = spec
+    return standing
 
 
 def _is_chain(spec: LayerSpec) -> bool:
