@@ -49,7 +49,9 @@ class ResSkip(nn.Module):
 ## Fix safety
 The fix inserts a 1x1 projection (with `bias=False` and the block's norm when
 it has one) built only when the widths (or the stride) differ, and uses it in
-`forward`. It is safe for configurations that ran before (where the widths
+`forward`; where `forward` takes the raw input under a flag `__init__` sets
+(the `else:` of `if self.resize_identity:`), only when that branch runs, so
+no module is built beside the block's own projection and never trained. It is safe for configurations that ran before (where the widths
 were equal the shortcut stays the identity), but it adds parameters, so it is
 marked unsafe.
 
@@ -58,7 +60,7 @@ marked unsafe.
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 import libcst as cst
 
@@ -66,7 +68,7 @@ from resnetlint.fixes import UNSAFE, FixPlan, insert_after, replace
 from resnetlint.model.query import (
     assigned_names, BlockModel, caller_provides_projection, channels_of, projection_switched_off,
     add_chosen_by_caller, layers_reading_input, Facts, FileAnalysis, Flow, FVal, differ, existing_projection,
-    iter_layers, LayerV, Loc, main_chain, Num, residual_adds, stride_of, strip_elementwise,
+    iter_layers, LayerV, Loc, main_chain, Num, residual_adds, stride_of, strip_elementwise, walk,
 )
 from resnetlint.nodes import code_of, parenthesize, torch_nn_alias
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -323,6 +325,54 @@ class MissingProjection(Rule):
             note="through a Sequential subclass that also keeps its width on self (torchvision's "
                  "Conv2dNormActivation, RAFT's blocks)",
         ),
+        Invalid(
+            """
+            class SqueezeUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride):
+                    super().__init__()
+                    self.resize_identity = stride == 2 or in_channels > out_channels
+                    if self.resize_identity:
+                        self.identity_conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                                           nn.BatchNorm2d(out_channels))
+                    self.conv1 = nn.Conv2d(in_channels, in_channels // 2, 1, stride, bias=False)
+                    self.bn1 = nn.BatchNorm2d(in_channels // 2)
+                    self.conv2 = nn.Conv2d(in_channels // 2, out_channels, 3, padding=1, bias=False)
+                    self.bn2 = nn.BatchNorm2d(out_channels)
+
+                def forward(self, x):
+                    if self.resize_identity:
+                        identity = self.identity_conv(x)
+                    else:
+                        identity = x
+                    x = torch.relu(self.bn1(self.conv1(x)))
+                    return torch.relu(self.bn2(self.conv2(x)) + identity)
+            """,
+            expect=((19, 53),),
+            note="SqueezeNext's unit: its own projection covers a stride of 2 and a narrowing, not a widening at "
+                 "stride 1; the projection the fix adds is built only where `forward` takes the raw input",
+            fixed="""
+            class SqueezeUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride):
+                    super().__init__()
+                    self.resize_identity = stride == 2 or in_channels > out_channels
+                    if self.resize_identity:
+                        self.identity_conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                                           nn.BatchNorm2d(out_channels))
+                    self.conv1 = nn.Conv2d(in_channels, in_channels // 2, 1, stride, bias=False)
+                    self.bn1 = nn.BatchNorm2d(in_channels // 2)
+                    self.conv2 = nn.Conv2d(in_channels // 2, out_channels, 3, padding=1, bias=False)
+                    self.bn2 = nn.BatchNorm2d(out_channels)
+                    self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)) if not self.resize_identity and (in_channels != out_channels or stride != 1) else nn.Identity()
+
+                def forward(self, x):
+                    if self.resize_identity:
+                        identity = self.identity_conv(x)
+                    else:
+                        identity = self.shortcut(x)
+                    x = torch.relu(self.bn1(self.conv1(x)))
+                    return torch.relu(self.bn2(self.conv2(x)) + identity)
+            """,
+        ),
     )
 
 
@@ -353,11 +403,66 @@ def _projection_fix(block: BlockModel, analysis: FileAnalysis, flow: Flow, resid
     uses_bn = any(spec.norm_kind == "batch" for wf in block.worlds for spec in block.layer_specs(wf.world))
     projection = f"{nn}.Sequential({conv}, {nn}.BatchNorm{dims}d({b}))" if uses_bn else conv
     condition = f"{parenthesize(a)} != {parenthesize(b)}" + (f" or {parenthesize(stride.render())} != 1" if stride else "")
-    operations = [insert_after(init.body.body[-1], f"self.{name} = {projection} if {condition} else {nn}.Identity()")]
-    operations.append(_use_projection(flow, residual.skip_node, name))
-    if operations[-1] is None:
+    use = _use_projection(flow, residual.skip_node, name)
+    if use is None:
         return None
-    return FixPlan(f"add a 1x1 projection `self.{name}` used when {condition}", UNSAFE, operations)
+    guard = _flag_guard(block, use.node)
+    built = f"{guard} and ({condition})" if guard else condition
+    operations = [insert_after(init.body.body[-1], f"self.{name} = {projection} if {built} else {nn}.Identity()"), use]
+    return FixPlan(f"add a 1x1 projection `self.{name}` used when {built}", UNSAFE, operations)
+
+
+def _flag_guard(block: BlockModel, node) -> Optional[str]:
+    """Where forward takes the raw input under a flag ``__init__`` sets (the
+    ``else:`` of ``if self.resize_identity: identity = self.identity_conv(x)``),
+    that flag as a condition (``not self.resize_identity``): the projection is
+    built only where it is used, not beside the block's own (a module built
+    and never run gets no gradient). None when the input is taken outside
+    such a branch, or under a test of anything else."""
+    forward = block.forward
+    if forward is None:
+        return None
+    path = _branches_to(forward.body, node)
+    if not path:
+        return None
+    flags = set()
+    for wf in block.worlds:
+        flags |= set(wf.world.attrs)
+    parts = []
+    for test, taken in path:
+        negated = isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not)
+        flag = test.expression if negated else test
+        if not (isinstance(flag, cst.Attribute) and isinstance(flag.value, cst.Name) and flag.value.value == "self"
+                and flag.attr.value in flags):
+            return None
+        positive = taken != negated
+        parts.append(f"self.{flag.attr.value}" if positive else f"not self.{flag.attr.value}")
+    return " and ".join(parts)
+
+
+def _branches_to(body, node) -> Optional[List[Tuple[cst.CSTNode, bool]]]:
+    """The ``if`` tests on the way from a body to the statement holding
+    ``node``, each with whether its body (True) or its ``else`` (False) is
+    taken; [] when it is not under any, None when it is not there."""
+    for statement in getattr(body, "body", ()):
+        if isinstance(statement, cst.If):
+            for block_body, taken in ((statement.body, True), (statement.orelse, False)):
+                if isinstance(block_body, cst.If):  # an elif chain: its conditions are not one flag
+                    if _holds(block_body, node):
+                        return None
+                    continue
+                if block_body is None:
+                    continue
+                inner = _branches_to(block_body.body if isinstance(block_body, cst.Else) else block_body, node)
+                if inner is not None:
+                    return [(statement.test, taken)] + inner
+        elif _holds(statement, node):
+            return []
+    return None
+
+
+def _holds(statement, node) -> bool:
+    return any(child is node for child in walk(statement))
 
 
 def _use_projection(flow: Flow, node, name: str):
