@@ -373,6 +373,65 @@ class MissingProjection(Rule):
                     return torch.relu(self.bn2(self.conv2(x)) + identity)
             """,
         ),
+        Invalid(
+            """
+            class Bottleneck(nn.Module):
+                def __init__(self, cin, cout, stride, conv1_stride):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(cin, cout // 4, 1, stride=stride if conv1_stride else 1, bias=False)
+                    self.conv2 = nn.Conv2d(cout // 4, cout // 4, 3, stride=1 if conv1_stride else stride, padding=1,
+                                           bias=False)
+                    self.conv3 = nn.Conv2d(cout // 4, cout, 1, bias=False)
+                    self.bn = nn.BatchNorm2d(cout)
+
+                def forward(self, x):
+                    return self.bn(self.conv3(self.conv2(self.conv1(x))))
+
+
+            class ResAUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride, bottleneck=True, conv1_stride=False):
+                    super().__init__()
+                    if bottleneck:
+                        self.body = Bottleneck(in_channels, out_channels, stride, conv1_stride)
+                    else:
+                        self.body = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+                                                  nn.BatchNorm2d(out_channels))
+
+                def forward(self, x):
+                    return torch.relu(self.body(x) + x)
+            """,
+            expect=((24, 42),),
+            note="a unit whose bottleneck puts the stride on one conv or the next by a flag the caller passes: where "
+                 "that way of building it cannot tell the main path's stride, the fix takes the one the other way "
+                 "shows, so the projection it adds strides too",
+            fixed="""
+            class Bottleneck(nn.Module):
+                def __init__(self, cin, cout, stride, conv1_stride):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(cin, cout // 4, 1, stride=stride if conv1_stride else 1, bias=False)
+                    self.conv2 = nn.Conv2d(cout // 4, cout // 4, 3, stride=1 if conv1_stride else stride, padding=1,
+                                           bias=False)
+                    self.conv3 = nn.Conv2d(cout // 4, cout, 1, bias=False)
+                    self.bn = nn.BatchNorm2d(cout)
+
+                def forward(self, x):
+                    return self.bn(self.conv3(self.conv2(self.conv1(x))))
+
+
+            class ResAUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride, bottleneck=True, conv1_stride=False):
+                    super().__init__()
+                    if bottleneck:
+                        self.body = Bottleneck(in_channels, out_channels, stride, conv1_stride)
+                    else:
+                        self.body = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+                                                  nn.BatchNorm2d(out_channels))
+                    self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)) if in_channels != out_channels or stride != 1 else nn.Identity()
+
+                def forward(self, x):
+                    return torch.relu(self.body(x) + self.shortcut(x))
+            """,
+        ),
     )
 
 
@@ -388,7 +447,7 @@ def _projection_fix(block: BlockModel, analysis: FileAnalysis, flow: Flow, resid
     if nn is None or init is None or not init.body.body or name is None:
         return None
     atoms = width_in.atoms() | width_out.atoms()
-    stride = stride_of(flow, residual.main)
+    stride = _main_stride(block, flow, residual)
     stride = None if stride is None or stride.const_value() == 1 else stride
     if stride is not None:
         atoms |= stride.atoms()
@@ -410,6 +469,23 @@ def _projection_fix(block: BlockModel, analysis: FileAnalysis, flow: Flow, resid
     built = f"{guard} and ({condition})" if guard else condition
     operations = [insert_after(init.body.body[-1], f"self.{name} = {projection} if {built} else {nn}.Identity()"), use]
     return FixPlan(f"add a 1x1 projection `self.{name}` used when {built}", UNSAFE, operations)
+
+
+def _main_stride(block: BlockModel, flow: Flow, residual) -> Optional[Num]:
+    """The main path's stride at this add, or where this flow cannot tell
+    (a bottleneck whose stride hangs on a flag), the one the other ways
+    ``__init__`` ran agree on at the same add."""
+    stride = stride_of(flow, residual.main)
+    if stride is not None or residual.event is None:
+        return stride
+    known = {}
+    for _, other in block.flows():
+        for candidate in residual_adds(other):
+            if candidate.event is not None and candidate.event.node is residual.event.node:
+                found = stride_of(other, candidate.main)
+                if found is not None:
+                    known[found.render()] = found
+    return next(iter(known.values())) if len(known) == 1 else None
 
 
 def _flag_guard(block: BlockModel, node) -> Optional[str]:
