@@ -51,9 +51,12 @@ The fix inserts a 1x1 projection (with `bias=False` and the block's norm when
 it has one) built only when the widths (or the stride) differ, and uses it in
 `forward`; where `forward` takes the raw input under a flag `__init__` sets
 (the `else:` of `if self.resize_identity:`), only when that branch runs, so
-no module is built beside the block's own projection and never trained. It is safe for configurations that ran before (where the widths
-were equal the shortcut stays the identity), but it adds parameters, so it is
-marked unsafe.
+no module is built beside the block's own projection and never trained. The
+projection strides by the main path's stride (where the model cannot read
+it, by the block's `stride` when the main path's module is built with it).
+It is safe for configurations that ran before (where the widths were equal
+the shortcut stays the identity), but it adds parameters, so it is marked
+unsafe.
 
 ## References
 - He et al., *Deep Residual Learning for Image Recognition* (2015), §3.3 (projection shortcuts)
@@ -68,7 +71,7 @@ from resnetlint.fixes import UNSAFE, FixPlan, insert_after, replace
 from resnetlint.model.query import (
     assigned_names, BlockModel, caller_provides_projection, channels_of, projection_switched_off,
     add_chosen_by_caller, layers_reading_input, Facts, FileAnalysis, Flow, FVal, differ, existing_projection,
-    iter_layers, LayerV, Loc, main_chain, Num, residual_adds, stride_of, strip_elementwise, walk,
+    as_num, iter_layers, LayerV, Loc, main_chain, Num, residual_adds, stride_of, strip_elementwise, walk,
 )
 from resnetlint.nodes import code_of, parenthesize, torch_nn_alias
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -432,6 +435,65 @@ class MissingProjection(Rule):
                     return torch.relu(self.body(x) + self.shortcut(x))
             """,
         ),
+        Invalid(
+            """
+            class SKConv(nn.Module):
+                def __init__(self, cin, cout, stride):
+                    super().__init__()
+                    self.reduce = nn.Conv2d(cin, cout, 1, bias=False)
+                    self.branches = nn.ModuleList()
+                    for dilation in (1, 2):
+                        self.branches.append(nn.Conv2d(cout, cout, 3, stride, padding=dilation, dilation=dilation, bias=False))
+                    self.bn = nn.BatchNorm2d(cout)
+
+                def forward(self, x):
+                    x = self.reduce(x)
+                    return self.bn(sum(branch(x) for branch in self.branches))
+
+
+            class SKUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride):
+                    super().__init__()
+                    self.body = SKConv(in_channels, out_channels, stride=stride)
+                    self.conv3 = nn.Conv2d(out_channels, out_channels, 1, bias=False)
+
+                def forward(self, x):
+                    identity = x
+                    x = self.conv3(self.body(x))
+                    return torch.relu(x + identity)
+            """,
+            expect=((24, 31),),
+            note="a selective-kernel unit: its branches are built in a loop, so the model cannot tell the main "
+                 "path's stride, but the module is built with the block's `stride=stride`, and so is the projection "
+                 "the fix adds",
+            fixed="""
+            class SKConv(nn.Module):
+                def __init__(self, cin, cout, stride):
+                    super().__init__()
+                    self.reduce = nn.Conv2d(cin, cout, 1, bias=False)
+                    self.branches = nn.ModuleList()
+                    for dilation in (1, 2):
+                        self.branches.append(nn.Conv2d(cout, cout, 3, stride, padding=dilation, dilation=dilation, bias=False))
+                    self.bn = nn.BatchNorm2d(cout)
+
+                def forward(self, x):
+                    x = self.reduce(x)
+                    return self.bn(sum(branch(x) for branch in self.branches))
+
+
+            class SKUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride):
+                    super().__init__()
+                    self.body = SKConv(in_channels, out_channels, stride=stride)
+                    self.conv3 = nn.Conv2d(out_channels, out_channels, 1, bias=False)
+                    self.shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False) if in_channels != out_channels or stride != 1 else nn.Identity()
+
+                def forward(self, x):
+                    identity = self.shortcut(x)
+                    x = self.conv3(self.body(x))
+                    return torch.relu(x + identity)
+            """,
+        ),
     )
 
 
@@ -485,7 +547,37 @@ def _main_stride(block: BlockModel, flow: Flow, residual) -> Optional[Num]:
                 found = stride_of(other, candidate.main)
                 if found is not None:
                     known[found.render()] = found
-    return next(iter(known.values())) if len(known) == 1 else None
+    if len(known) == 1:
+        return next(iter(known.values()))
+    return _stride_parameter_of_main_path(block, residual.main) if not known else None
+
+
+def _stride_parameter_of_main_path(block: BlockModel, main: FVal) -> Optional[Num]:
+    """``stride``, when no way ``__init__`` ran tells the main path's stride
+    but a layer on it is built with the block's own ``stride`` parameter (a
+    selective-kernel conv the model cannot read through): the projection
+    must stride as that layer does (the trace proves it or rejects the fix)."""
+    init = block.init.init
+    params = {p.name.value for p in list(init.params.params) + list(init.params.kwonly_params)} if init else set()
+    if "stride" not in params:
+        return None
+    for layer in main_chain(main):
+        if layer.spec is None:
+            continue
+        if _passes_stride(layer.spec.site):
+            return Num.atom("stride")  # `SKNetBottleneck(..., stride=stride)`: a module we cannot read through
+        for spec in iter_layers(Loc(LayerV(layer.spec))):
+            num = as_num(spec.arg("stride"))
+            if num is not None and "stride" in num.atoms():
+                return Num.atom("stride")
+    return None
+
+
+def _passes_stride(site) -> bool:
+    """The call that built a layer passes the block's ``stride`` on as ``stride=stride``."""
+    return isinstance(site, cst.Call) and any(
+        arg.keyword is not None and arg.keyword.value == "stride" and isinstance(arg.value, cst.Name)
+        and arg.value.value == "stride" for arg in site.args)
 
 
 def _flag_guard(block: BlockModel, node) -> Optional[str]:
