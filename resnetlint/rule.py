@@ -41,6 +41,20 @@ class Invalid:
     expect: Tuple[Tuple[int, Optional[int]], ...]
     note: str = ""
     fixed: Optional[str] = None  # the source after ``--fix --unsafe-fixes``
+    # or the edits that make it from ``source``: each text (written once in
+    # it) and what the fix writes instead
+    fix: Tuple[Tuple[str, str], ...] = ()
+
+    def fixed_source(self) -> Optional[str]:
+        """The example after ``--fix --unsafe-fixes``, when it says."""
+        if self.fixed is not None or not self.fix:
+            return self.fixed
+        text = self.source
+        for before, after in self.fix:
+            if text.count(before) != 1:
+                raise ValueError(f"{before!r} must be written exactly once in the example")
+            text = text.replace(before, after)
+        return text
 
 
 def example_source(source: str) -> str:

@@ -233,26 +233,10 @@ class ResidualOverwritten(Rule):
             expect=((17, 13),),
             note="Xception's unit with its body call dropped: `x + identity` adds the input to itself where "
                  "`identity` is `x`; the body goes onto `x`, the operand that is the input on every path",
-            fixed="""
-            class XceptionUnit(nn.Module):
-                def __init__(self, in_channels, out_channels, stride):
-                    super().__init__()
-                    self.resize_identity = in_channels != out_channels or stride != 1
-                    if self.resize_identity:
-                        self.identity_conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                                                           nn.BatchNorm2d(out_channels))
-                    self.body = nn.Sequential(
-                        nn.ReLU(), nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-                        nn.BatchNorm2d(out_channels), nn.MaxPool2d(3, stride, 1))
-
-                def forward(self, x):
-                    if self.resize_identity:
-                        identity = self.identity_conv(x)
-                    else:
-                        identity = x
-                    x = self.body(x) + identity
-                    return x
-            """,
+            fix=(
+                ('                    x = x + identity\n',
+                 '                    x = self.body(x) + identity\n'),
+            ),
         ),
     )
 

@@ -180,30 +180,10 @@ class ShortcutBypassed(Rule):
             expect=((22, 31),),
             note="Xception's unit with its projection's call lost; the main path is built in a loop (its width is "
                  "unknown), but `identity_conv` is named for a shortcut and takes the input's width",
-            fixed="""
-            class XceptionUnit(nn.Module):
-                def __init__(self, in_channels, out_channels, stride, reps):
-                    super().__init__()
-                    self.resize_identity = in_channels != out_channels or stride != 1
-                    if self.resize_identity:
-                        self.identity_conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                                                           nn.BatchNorm2d(out_channels))
-                    self.body = nn.Sequential()
-                    for i in range(reps):
-                        channels = in_channels if i == 0 else out_channels
-                        self.body.add_module(f"block{i + 1}", nn.Sequential(
-                            nn.ReLU(), nn.Conv2d(channels, out_channels, 3, padding=1, bias=False),
-                            nn.BatchNorm2d(out_channels)))
-                    if stride != 1:
-                        self.body.add_module("pool", nn.MaxPool2d(3, stride, 1))
-
-                def forward(self, x):
-                    if self.resize_identity:
-                        identity = self.identity_conv(x)
-                    else:
-                        identity = x
-                    return self.body(x) + identity
-            """,
+            fix=(
+                ('                    if self.resize_identity:\n                        identity = x\n',
+                 '                    if self.resize_identity:\n                        identity = self.identity_conv(x)\n'),
+            ),
         ),
         Invalid(
             """

@@ -317,47 +317,10 @@ class UnusedSubmodule(Rule):
             note="MnasNet's unit with its depthwise conv left out of forward: the conv is one of two helpers, and "
                  "the layer built after it is applied only with `use_se`, so the fix puts it before the next layer "
                  "forward always applies",
-            fixed="""
-            def dw_conv3x3(channels, stride):
-                return nn.Sequential(nn.Conv2d(channels, channels, 3, stride, 1, groups=channels, bias=False),
-                                     nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
-
-
-            def dw_conv5x5(channels, stride):
-                return nn.Sequential(nn.Conv2d(channels, channels, 5, stride, 2, groups=channels, bias=False),
-                                     nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
-
-
-            class SEBlock(nn.Module):
-                def __init__(self, channels):
-                    super().__init__()
-                    self.fc = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, channels // 4, 1), nn.ReLU(),
-                                            nn.Conv2d(channels // 4, channels, 1), nn.Sigmoid())
-
-                def forward(self, x):
-                    return x * self.fc(x)
-
-
-            class InvertedUnit(nn.Module):
-                def __init__(self, channels, exp_factor, use_kernel3=True, use_se=False):
-                    super().__init__()
-                    mid = channels * exp_factor
-                    self.use_se = use_se
-                    self.exp_conv = nn.Conv2d(channels, mid, 1, bias=False)
-                    dw_conv = dw_conv3x3 if use_kernel3 else dw_conv5x5
-                    self.dw_conv = dw_conv(mid, 1)
-                    if use_se:
-                        self.se = SEBlock(mid)
-                    self.pw_conv = nn.Conv2d(mid, channels, 1, bias=False)
-
-                def forward(self, x):
-                    y = self.exp_conv(x)
-                    if self.use_se:
-                        y = self.se(y)
-                    y = self.dw_conv(y)
-                    y = self.pw_conv(y)
-                    return x + y
-            """,
+            fix=(
+                ('                        y = self.se(y)\n',
+                 '                        y = self.se(y)\n                    y = self.dw_conv(y)\n'),
+            ),
         ),
     )
 

@@ -245,36 +245,10 @@ class ChannelMismatch(Rule):
             expect=((21, 22),),
             note="SqueezeNext's unit, a module class fed the wrong width; the width the fix writes is the one the "
                  "previous layer states, the same expression whichever way `reduction` was chosen",
-            fixed="""
-            class ConvBlock(nn.Module):
-                def __init__(self, in_channels, out_channels, kernel_size, padding, stride=1):
-                    super().__init__()
-                    self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
-                    self.bn = nn.BatchNorm2d(out_channels)
-
-                def forward(self, x):
-                    return torch.relu(self.bn(self.conv(x)))
-
-
-            class SqueezeUnit(nn.Module):
-                def __init__(self, in_channels, out_channels, stride):
-                    super().__init__()
-                    reduction = 1 if stride == 2 else 2
-                    self.conv1 = ConvBlock(in_channels, in_channels // reduction, 1, 0, stride=stride)
-                    self.conv2 = ConvBlock(
-                        in_channels=in_channels // reduction,
-                        out_channels=in_channels // reduction,
-                        kernel_size=(1, 3),
-                        padding=(0, 1))
-                    self.conv3 = ConvBlock(
-                        in_channels=in_channels // reduction,
-                        out_channels=out_channels,
-                        kernel_size=1,
-                        padding=0)
-
-                def forward(self, x):
-                    return self.conv3(self.conv2(self.conv1(x)))
-            """,
+            fix=(
+                ('                        in_channels=out_channels,\n',
+                 '                        in_channels=in_channels // reduction,\n'),
+            ),
         ),
     )
 

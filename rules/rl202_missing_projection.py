@@ -353,28 +353,12 @@ class MissingProjection(Rule):
             expect=((19, 53),),
             note="SqueezeNext's unit: its own projection covers a stride of 2 and a narrowing, not a widening at "
                  "stride 1; the projection the fix adds is built only where `forward` takes the raw input",
-            fixed="""
-            class SqueezeUnit(nn.Module):
-                def __init__(self, in_channels, out_channels, stride):
-                    super().__init__()
-                    self.resize_identity = stride == 2 or in_channels > out_channels
-                    if self.resize_identity:
-                        self.identity_conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                                                           nn.BatchNorm2d(out_channels))
-                    self.conv1 = nn.Conv2d(in_channels, in_channels // 2, 1, stride, bias=False)
-                    self.bn1 = nn.BatchNorm2d(in_channels // 2)
-                    self.conv2 = nn.Conv2d(in_channels // 2, out_channels, 3, padding=1, bias=False)
-                    self.bn2 = nn.BatchNorm2d(out_channels)
-                    self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)) if not self.resize_identity and (in_channels != out_channels or stride != 1) else nn.Identity()
-
-                def forward(self, x):
-                    if self.resize_identity:
-                        identity = self.identity_conv(x)
-                    else:
-                        identity = self.shortcut(x)
-                    x = torch.relu(self.bn1(self.conv1(x)))
-                    return torch.relu(self.bn2(self.conv2(x)) + identity)
-            """,
+            fix=(
+                ('                    self.bn2 = nn.BatchNorm2d(out_channels)\n',
+                 '                    self.bn2 = nn.BatchNorm2d(out_channels)\n                    self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)) if not self.resize_identity and (in_channels != out_channels or stride != 1) else nn.Identity()\n'),
+                ('                        identity = x\n',
+                 '                        identity = self.shortcut(x)\n'),
+            ),
         ),
         Invalid(
             """
@@ -407,33 +391,12 @@ class MissingProjection(Rule):
             note="a unit whose bottleneck puts the stride on one conv or the next by a flag the caller passes: where "
                  "that way of building it cannot tell the main path's stride, the fix takes the one the other way "
                  "shows, so the projection it adds strides too",
-            fixed="""
-            class Bottleneck(nn.Module):
-                def __init__(self, cin, cout, stride, conv1_stride):
-                    super().__init__()
-                    self.conv1 = nn.Conv2d(cin, cout // 4, 1, stride=stride if conv1_stride else 1, bias=False)
-                    self.conv2 = nn.Conv2d(cout // 4, cout // 4, 3, stride=1 if conv1_stride else stride, padding=1,
-                                           bias=False)
-                    self.conv3 = nn.Conv2d(cout // 4, cout, 1, bias=False)
-                    self.bn = nn.BatchNorm2d(cout)
-
-                def forward(self, x):
-                    return self.bn(self.conv3(self.conv2(self.conv1(x))))
-
-
-            class ResAUnit(nn.Module):
-                def __init__(self, in_channels, out_channels, stride, bottleneck=True, conv1_stride=False):
-                    super().__init__()
-                    if bottleneck:
-                        self.body = Bottleneck(in_channels, out_channels, stride, conv1_stride)
-                    else:
-                        self.body = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
-                                                  nn.BatchNorm2d(out_channels))
-                    self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)) if in_channels != out_channels or stride != 1 else nn.Identity()
-
-                def forward(self, x):
-                    return torch.relu(self.body(x) + self.shortcut(x))
-            """,
+            fix=(
+                ('                                                  nn.BatchNorm2d(out_channels))\n',
+                 '                                                  nn.BatchNorm2d(out_channels))\n                    self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)) if in_channels != out_channels or stride != 1 else nn.Identity()\n'),
+                ('                    return torch.relu(self.body(x) + x)\n',
+                 '                    return torch.relu(self.body(x) + self.shortcut(x))\n'),
+            ),
         ),
         Invalid(
             """
@@ -466,33 +429,12 @@ class MissingProjection(Rule):
             note="a selective-kernel unit: its branches are built in a loop, so the model cannot tell the main "
                  "path's stride, but the module is built with the block's `stride=stride`, and so is the projection "
                  "the fix adds",
-            fixed="""
-            class SKConv(nn.Module):
-                def __init__(self, cin, cout, stride):
-                    super().__init__()
-                    self.reduce = nn.Conv2d(cin, cout, 1, bias=False)
-                    self.branches = nn.ModuleList()
-                    for dilation in (1, 2):
-                        self.branches.append(nn.Conv2d(cout, cout, 3, stride, padding=dilation, dilation=dilation, bias=False))
-                    self.bn = nn.BatchNorm2d(cout)
-
-                def forward(self, x):
-                    x = self.reduce(x)
-                    return self.bn(sum(branch(x) for branch in self.branches))
-
-
-            class SKUnit(nn.Module):
-                def __init__(self, in_channels, out_channels, stride):
-                    super().__init__()
-                    self.body = SKConv(in_channels, out_channels, stride=stride)
-                    self.conv3 = nn.Conv2d(out_channels, out_channels, 1, bias=False)
-                    self.shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False) if in_channels != out_channels or stride != 1 else nn.Identity()
-
-                def forward(self, x):
-                    identity = self.shortcut(x)
-                    x = self.conv3(self.body(x))
-                    return torch.relu(x + identity)
-            """,
+            fix=(
+                ('                    self.conv3 = nn.Conv2d(out_channels, out_channels, 1, bias=False)\n',
+                 '                    self.conv3 = nn.Conv2d(out_channels, out_channels, 1, bias=False)\n                    self.shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False) if in_channels != out_channels or stride != 1 else nn.Identity()\n'),
+                ('                    identity = x\n',
+                 '                    identity = self.shortcut(x)\n'),
+            ),
         ),
     )
 

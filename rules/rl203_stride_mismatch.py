@@ -303,43 +303,10 @@ class StrideMismatch(Rule):
             note="SqueezeNext's unit with its stride lost from the first 1x1 conv (a path without a 3x3 conv: the "
                  "stride goes onto the first conv, where the keywords put it); the spatial gate `x * gate(x)` keeps "
                  "the resolution of what it scales",
-            fixed="""
-            def conv1x1_block(in_channels, out_channels, stride=1, bias=False):
-                return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=bias),
-                                     nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
-
-
-            class SpatialGate(nn.Module):
-                def __init__(self):
-                    super().__init__()
-                    self.conv = nn.Conv2d(2, 1, 7, padding=3)
-
-                def forward(self, x):
-                    pooled = torch.cat((x.max(dim=1)[0].unsqueeze(1), x.mean(dim=1).unsqueeze(1)), dim=1)
-                    return x * torch.sigmoid(self.conv(pooled))
-
-
-            class SqueezeUnit(nn.Module):
-                def __init__(self, in_channels, out_channels, stride):
-                    super().__init__()
-                    self.reduce = conv1x1_block(
-                        in_channels=in_channels,
-                        out_channels=in_channels // 2,
-                        stride=stride,
-                        bias=True)
-                    self.expand = conv1x1_block(
-                        in_channels=in_channels // 2,
-                        out_channels=out_channels,
-                        bias=True)
-                    self.gate = SpatialGate()
-                    self.identity_conv = conv1x1_block(
-                        in_channels=in_channels,
-                        out_channels=out_channels,
-                        stride=stride)
-
-                def forward(self, x):
-                    return self.gate(self.expand(self.reduce(x))) + self.identity_conv(x)
-            """,
+            fix=(
+                ('                        out_channels=in_channels // 2,\n',
+                 '                        out_channels=in_channels // 2,\n                        stride=stride,\n'),
+            ),
         ),
     )
 

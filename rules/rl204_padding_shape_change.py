@@ -166,32 +166,10 @@ class PaddingShapeChange(Rule):
             expect=((20, 21),),
             note="SqueezeNet's fire unit with the 3x3 expand built by a module class: the padding is set at "
                  "that call (unsafe: right only if the class hands it to its conv)",
-            fixed="""
-            class FireConv(nn.Module):
-                def __init__(self, in_channels, out_channels, kernel_size, padding):
-                    super().__init__()
-                    self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, padding=padding)
-                    self.activ = nn.ReLU(inplace=True)
-
-                def forward(self, x):
-                    return self.activ(self.conv(x))
-
-
-            class FireUnit(nn.Module):
-                def __init__(self, in_channels, squeeze_channels, expand_channels):
-                    super().__init__()
-                    self.squeeze = FireConv(in_channels, squeeze_channels, kernel_size=1, padding=0)
-                    self.expand1x1 = FireConv(squeeze_channels, expand_channels // 2, kernel_size=1, padding=0)
-                    self.expand3x3 = FireConv(
-                        in_channels=squeeze_channels,
-                        out_channels=expand_channels // 2,
-                        kernel_size=3,
-                        padding=1)
-
-                def forward(self, x):
-                    y = self.squeeze(x)
-                    return x + torch.cat((self.expand1x1(y), self.expand3x3(y)), dim=1)
-            """,
+            fix=(
+                ('                        padding=0)\n',
+                 '                        padding=1)\n'),
+            ),
         ),
         Invalid(
             """
@@ -230,39 +208,10 @@ class PaddingShapeChange(Rule):
             expect=((28, 94),),
             note="pytorchcv's DarkUnit with its 3x3 conv unpadded; the conv's module class applies one of several "
                  "activations (`make_activation`), each of which keeps the size",
-            fixed="""
-            def make_activation(activation):
-                if activation == "relu":
-                    return nn.ReLU(inplace=True)
-                if activation == "swish":
-                    return nn.SiLU()
-                return activation
-
-
-            class ConvBlock(nn.Module):
-                def __init__(self, in_channels, out_channels, kernel_size, padding=0, activation="relu"):
-                    super().__init__()
-                    self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False)
-                    self.bn = nn.BatchNorm2d(out_channels)
-                    self.activ = make_activation(activation)
-
-                def forward(self, x):
-                    return self.activ(self.bn(self.conv(x)))
-
-
-            def conv3x3_block(padding=1, **kwargs):
-                return ConvBlock(kernel_size=3, padding=padding, **kwargs)
-
-
-            class DarkUnit(nn.Module):
-                def __init__(self, channels, activation="relu"):
-                    super().__init__()
-                    self.conv1 = ConvBlock(channels, channels // 2, 1, activation=activation)
-                    self.conv2 = conv3x3_block(in_channels=channels // 2, out_channels=channels, padding=1, activation=activation)
-
-                def forward(self, x):
-                    return x + self.conv2(self.conv1(x))
-            """,
+            fix=(
+                ('                    self.conv2 = conv3x3_block(in_channels=channels // 2, out_channels=channels, padding=0, activation=activation)\n',
+                 '                    self.conv2 = conv3x3_block(in_channels=channels // 2, out_channels=channels, padding=1, activation=activation)\n'),
+            ),
         ),
     )
 

@@ -193,23 +193,10 @@ class GroupsMismatch(Rule):
             note="the depthwise conv of an inverted residual grouped by the block's output width; the hidden width is "
                  "a call (`int(round(...))`), so no divisibility can be worked out, but a conv from a width to "
                  "itself grouped by an unrelated width is the slip",
-            fixed="""
-            class InvertedResidual(nn.Module):
-                def __init__(self, in_channels, out_channels, expand_ratio):
-                    super().__init__()
-                    hidden = int(round(in_channels * expand_ratio))
-                    self.expand = nn.Sequential(nn.Conv2d(in_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden),
-                                                nn.ReLU6())
-                    self.dw = nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False),
-                                            nn.BatchNorm2d(hidden), nn.ReLU6())
-                    self.project = nn.Sequential(nn.Conv2d(hidden, out_channels, 1, bias=False),
-                                                 nn.BatchNorm2d(out_channels))
-                    self.use_res = in_channels == out_channels
-
-                def forward(self, x):
-                    out = self.project(self.dw(self.expand(x)))
-                    return x + out if self.use_res else out
-            """,
+            fix=(
+                ('                    self.dw = nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1, groups=out_channels, bias=False),\n',
+                 '                    self.dw = nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False),\n'),
+            ),
         ),
     )
 
