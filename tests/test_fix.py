@@ -364,3 +364,5 @@ def test_a_guessed_configuration_the_networks_never_build_does_not_reject_a_fix(
     assert regression(before, network_fails, [], []) is not None
     called = {"status": "ok", "runs": [_config(guessed, "the call on line 40", error=size_error), after["runs"][1]]}
     assert "ran before the fix and now fails" in regression(before, called, [], [])
+    trained = {"status": "ok", "runs": [_config(guessed, "stride 2"), before["runs"][1]]}
+    assert "ran before the fix and now fails" in regression(trained, after, [], [])  # it really ran before

@@ -243,7 +243,7 @@ def _request(path: str, name: str, info, options: TraceOptions,
         "input_params": info.input_params,
         "stride_params": info.stride_params,
         "natural": info.natural,
-        "equal_widths": getattr(info, "equal_widths", []),
+        "equal_widths": info.equal_widths,
         "spatial": [16, 15],
         "config_timeout": max(1.0, min(10.0, options.class_timeout / 4)),
         "max_configs": 8,
@@ -416,8 +416,8 @@ def regression(before: Dict[str, Any], after: Dict[str, Any], fixed: List[Findin
             if not errors_before:
                 if _guessed_caller(config) and (SIZE_ERROR.search(error) or CHANNEL_ERROR.search(error)):
                     continue  # a projection the trace made up for the caller may simply not fit this block
-                if not added_findings and _vouched_by_networks(config, after, configs_before):
-                    continue
+                if not added_findings and _starved(old) and _vouched_by_networks(config, after, configs_before):
+                    continue  # it ran only with layers dead, in a configuration no network builds
                 return f"{config['config']} ran before the fix and now fails: {error}"
             if _mode(error) in modes_before or _explained(remaining, config, error):
                 # A failure the block already had in another configuration
