@@ -43,7 +43,7 @@ the conv's parameter shape changes.
 """
 from __future__ import annotations
 
-from typing import Iterator, Optional, Set
+from typing import Iterator, List, Optional, Set
 
 from resnetlint.model.query import (describe, find_configuration, as_num, AltV, BlockModel, Facts, FileAnalysis,
     LayerSpec, Num, parameters_of)
@@ -66,8 +66,9 @@ class GroupsMismatch(Rule):
         for wf in block.worlds:
             world = wf.world
             layers = list(block.conditioned_layers(world))
-            channel_atoms = _channel_atoms([spec for spec, _ in layers], world.facts)
-            widths = _widths([spec for spec, _ in layers], world.facts)
+            stated = _stated_widths([spec for spec, _ in layers], world.facts)
+            channel_atoms = {atom for width in stated for atom in width.atoms()}
+            widths = {width.render() for width in stated}
             defaults = block.numeric_defaults()
             for spec, facts in layers:
                 for groups, narrowed in _groups_options(spec, facts):
@@ -201,25 +202,10 @@ class GroupsMismatch(Rule):
     )
 
 
-def _channel_atoms(specs, facts: Facts) -> Set[str]:
-    atoms: Set[str] = set()
-    for spec in specs:
-        for name in WIDTH_ARGS:
-            num = as_num(spec.arg(name))
-            if num is not None:
-                atoms |= facts.norm(num).atoms()
-    return atoms
-
-
-def _widths(specs, facts: Facts) -> Set[str]:
-    """Every width a layer of the block states (normalised, rendered)."""
-    out: Set[str] = set()
-    for spec in specs:
-        for name in WIDTH_ARGS:
-            num = as_num(spec.arg(name))
-            if num is not None:
-                out.add(facts.norm(num).render())
-    return out
+def _stated_widths(specs, facts: Facts) -> List[Num]:
+    """Every width a layer of the block states (normalised)."""
+    return [facts.norm(num) for spec in specs for name in WIDTH_ARGS
+            for num in [as_num(spec.arg(name))] if num is not None]
 
 
 def _depthwise_slip(spec: LayerSpec, facts: Facts, widths: Set[str], groups_value=None) -> Optional[Violation]:
