@@ -14,12 +14,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import libcst as cst
 
 from .fixes import UNSAFE, FixPlan, insert_after, insert_before, replace
-from .model.query import BlockModel, Flow, FVal, LayerSpec, LayerV, channels_of, possible_values, projects, strip_elementwise
+from .model.query import (BlockModel, Flow, FVal, LayerSpec, LayerV, SHORTCUT_ATTRIBUTE, channels_of, possible_values,
+                          projects, strip_elementwise)
 from .nodes import code_of, position_of, source_text
 
-# Attribute names that hold a shortcut's projection; `proj` alone is also an
-# attention block's output layer, so it counts only for a strided or 1x1 conv.
-PROJECTION_NAME = re.compile(r"(downsample|down_sample|shortcut|skip|identity|residual)", re.IGNORECASE)
+# Attribute names that hold a shortcut's projection are the model's
+# SHORTCUT_ATTRIBUTE; `proj` alone is also an attention block's output layer,
+# so it counts only for a strided or 1x1 conv.
 MAYBE_PROJECTION_NAME = re.compile(r"proj", re.IGNORECASE)
 # Containers that cannot be called.
 NOT_CALLABLE = re.compile(r"Module(List|Dict)|Parameter(List|Dict)")
@@ -125,7 +126,7 @@ def wire_in(block: BlockModel, name: str) -> Optional[FixPlan]:
     spec = layer_spec(block, name)
     if spec is None or spec.family == "parameter" or NOT_CALLABLE.search(spec.label or ""):
         return None
-    if PROJECTION_NAME.search(name) or (MAYBE_PROJECTION_NAME.search(name) and projects(spec) and _has_conv(spec)):
+    if SHORTCUT_ATTRIBUTE.search(name) or (MAYBE_PROJECTION_NAME.search(name) and projects(spec) and _has_conv(spec)):
         return onto_shortcut(block, name)
     positions = init_positions(block)
     if name not in positions:

@@ -59,8 +59,8 @@ from typing import Callable, Iterator, List, Optional, Set
 
 from resnetlint.model.query import (ancestors, BlockModel, FileAnalysis, Flow, FVal, main_chain, overwritten_main_paths,
                                     projection_chain, residual_adds, shortcut_kind, strip_elementwise,
-                                    tensor_ancestors)
-from resnetlint.fixbuild import PROJECTION_NAME, redundant_overwrite
+                                    SHORTCUT_ATTRIBUTE, tensor_ancestors)
+from resnetlint.fixbuild import redundant_overwrite
 from resnetlint.fixes import UNSAFE, FixPlan, delete, replace
 from resnetlint.nodes import call_arg, code_of, layer_name, layer_phrase
 from resnetlint.rule import Invalid, Rule, Valid, Violation
@@ -396,7 +396,7 @@ def _violation(layer: FVal, dead: FVal, holder: str, how: str, flow: Flow, event
     if arg is None:
         return None
     fix = None
-    projection = bool(layer.attr and PROJECTION_NAME.search(layer.attr))
+    projection = bool(layer.attr and SHORTCUT_ATTRIBUTE.search(layer.attr))
     help_text = f"did you mean `{code_of(layer.node.func)}({holder})`?"
     if projection:
         # Feeding the main path to the shortcut's projection is never the repair.

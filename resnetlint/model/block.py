@@ -562,10 +562,10 @@ def _expanded(spec: LayerSpec) -> List[ChainStep]:
             value = child.loc.value
             if isinstance(value, LayerV) and child.segment is None:
                 out.extend(_expanded(value.spec))
-            elif child.segment is None and _size_keeping_alternatives(value) is not None:
+            elif child.segment is None and (standing := _size_keeping_alternatives(value)) is not None:
                 # one of several activations (`create_activation_layer(activation)`):
                 # whichever it is, the size is kept
-                out.append(ChainStep(_size_keeping_alternatives(value)))
+                out.append(ChainStep(standing))
             else:
                 out.append(ChainStep())  # something we cannot follow
         return out
