@@ -250,6 +250,41 @@ class ChannelMismatch(Rule):
                  '                        in_channels=in_channels // reduction,\n'),
             ),
         ),
+        Invalid(
+            """
+            class ConvBlock(nn.Module):
+                def __init__(self, in_channels, out_channels, padding=1, dilation=1):
+                    super().__init__()
+                    self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=padding, dilation=dilation)
+                    self.activ = nn.ReLU(inplace=True)
+
+                def forward(self, x):
+                    return self.activ(self.conv(x))
+
+
+            class RefinementBlock(nn.Module):
+                def __init__(self, in_channels, out_channels):
+                    super().__init__()
+                    self.pre_conv = nn.Conv2d(in_channels, out_channels, 1)
+                    self.body = nn.Sequential()
+                    self.body.add_module("block1", ConvBlock(
+                        in_channels=in_channels,
+                        out_channels=out_channels))
+                    self.body.add_module("block2", ConvBlock(
+                        in_channels=out_channels,
+                        out_channels=out_channels,
+                        padding=2,
+                        dilation=2))
+
+                def forward(self, x):
+                    x = self.pre_conv(x)
+                    return x + self.body(x)
+            """,
+            expect=((15, 21),),
+            note="lightweight OpenPose's refinement block: a Sequential of module classes fed the wrong width; the "
+                 "fix edits the width its first layer takes, at the module class's call",
+            fix=(("in_channels=in_channels,\n", "in_channels=out_channels,\n"),),
+        ),
     )
 
 
@@ -287,15 +322,18 @@ def _mismatch(consumer: LayerSpec, width: Num, facts: Facts, producer_label: str
 def _written_width(consumer: LayerSpec) -> Optional[Tuple[str, cst.CSTNode]]:
     """The argument, written in this class, that states the width a layer
     expects: its own (``nn.Conv2d(c_in, ...)``, also through a helper's call),
-    or for a module class (``ConvBlock(in_channels=...)``) the one its first
-    layer's width comes from."""
-    site = consumer.site if consumer.family == "composite" else None
+    or for a module class (``ConvBlock(in_channels=...)``) or a Sequential
+    the one its first layer's width comes from."""
+    site = None
     while consumer is not None:
+        if consumer.family == "composite":
+            site = consumer.site  # the innermost module class's call names the argument
         name = width_argument_name(consumer)
         written = written_argument(consumer, name) if name else None
         if written is not None:
             return (name, written) if site is None else _at_site(site, name, written)
-        if consumer.family != "composite" or not consumer.children:
+        sequential = consumer.family == "container" and consumer.ltype is not None and consumer.ltype.name == "Sequential"
+        if not (consumer.family == "composite" or sequential) or not consumer.children:
             return None
         first = consumer.children[0].loc.value
         consumer = first.spec if isinstance(first, LayerV) else None
