@@ -308,6 +308,44 @@ class StrideMismatch(Rule):
                  '                        out_channels=in_channels // 2,\n                        stride=stride,\n'),
             ),
         ),
+        Invalid(
+            """
+            class BasicBody(nn.Module):
+                def __init__(self, in_channels, out_channels, stride):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+                    self.bn1 = nn.BatchNorm2d(out_channels)
+                    self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+                    self.bn2 = nn.BatchNorm2d(out_channels)
+
+                def forward(self, x):
+                    return self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+
+
+            class ResDropUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride, life_prob=0.9):
+                    super().__init__()
+                    self.life_prob = life_prob
+                    self.body = BasicBody(
+                        in_channels=in_channels,
+                        out_channels=out_channels,
+                        stride=1)
+                    self.identity_conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                                       nn.BatchNorm2d(out_channels))
+
+                def forward(self, x):
+                    identity = self.identity_conv(x)
+                    x = self.body(x)
+                    if self.training:
+                        b = torch.bernoulli(torch.full((1,), self.life_prob, dtype=x.dtype, device=x.device))
+                        x = float(b) / self.life_prob * x
+                    return torch.relu(x + identity)
+            """,
+            expect=((21, 84),),
+            note="a stochastic-depth unit (`float(b) / p * x` scales the main path) whose body module was built "
+                 "with `stride=1`: the fix strides it where it is built",
+            fix=(("stride=1)", "stride=stride)"),),
+        ),
     )
 
 
@@ -333,7 +371,7 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
                          f"add fails {_fails_when(skip, world, skip_strided[-1][0])}{note}",
                          help="apply the stride to the first 3x3 conv of the main path as well",
                          expect={**expect, "stride": skip.render()},
-                         fix=_stride_onto_main_path(residual, skip_strided[-1][0]))
+                         fix=_stride_onto_main_path(residual, skip_strided[-1][0], world))
     if skip == ONE and main_strided:
         guard = _channels_only_guard(block, world, residual, main)
         if guard is CALLER_SWITCH:
@@ -399,13 +437,22 @@ def _stride_text(spec: LayerSpec) -> Optional[str]:
     return text
 
 
-def _stride_onto_main_path(residual: Residual, strided_shortcut: LayerSpec) -> Optional[FixPlan]:
+def _stride_onto_main_path(residual: Residual, strided_shortcut: LayerSpec, world: World) -> Optional[FixPlan]:
     """Give the main path's conv the shortcut's stride: one whose stride is
-    written as a literal 1 (`conv3x3(planes, planes, 1)`), else the first
+    written as a literal 1 (`conv3x3(planes, planes, 1)`, or the call that
+    builds a main-path module, `body_class(..., stride=1)`), else the first
     spatial one, else (a path of 1x1 and 1xk convs: SqueezeNext) the first."""
     stride = _stride_text(strided_shortcut)
     if stride is None:
         return None
+    for layer in main_chain(residual.main):
+        built = world.attrs.get(layer.attr) if layer.attr else None
+        call = built.stmt.value if built is not None and isinstance(built.stmt, cst.Assign) else None
+        written = [arg for arg in call.args if arg.keyword is not None and arg.keyword.value == "stride"] \
+            if isinstance(call, cst.Call) else []
+        if len(written) == 1 and (source_text(written[0].value) or "").strip() == "1":
+            return FixPlan(f"stride `self.{layer.attr}` of the main path by `{stride}`", UNSAFE,
+                           [replace(written[0].value, stride)])
     convs = _main_path_convs(residual.main)
     spatial = []
     for spec in convs:

@@ -133,8 +133,9 @@ def main_chain(value: FVal) -> List[FVal]:
     (``torch.cat((x0, x1), 1)``) is followed through its first element, an
     element (``x, _ = self.attn(x)``, ``self.ma(q, k, v)[0]``) through what
     it was taken from, an
-    operator through its first operand that is not a constant or a
-    parameter (``self.gamma * self.block(x)`` through the block)."""
+    operator through its first tensor operand that is not a constant or a
+    parameter (``self.gamma * self.block(x)`` through the block, ``float(b) /
+    p * x`` through ``x``)."""
     out = []
     current: Optional[FVal] = value
     seen: Set[int] = set()
@@ -145,7 +146,9 @@ def main_chain(value: FVal) -> List[FVal]:
         if current.kind in ("layer", "func", "method", "container", "item") and current.inputs:
             current = current.inputs[0]
         elif current.kind == "binop" and current.inputs:
-            current = next((i for i in current.inputs if i.kind != "static"), current.inputs[0])
+            # the tensor operand: `float(b) / self.life_prob * x` (stochastic depth) scales the block's output
+            current = next((i for i in current.inputs if i.kind != "static" and i.tensor),
+                           next((i for i in current.inputs if i.kind != "static"), current.inputs[0]))
         else:
             current = None
     return out
