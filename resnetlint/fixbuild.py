@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import libcst as cst
 
 from .fixes import UNSAFE, FixPlan, insert_after, insert_before, replace
-from .model.query import (BlockModel, Flow, FVal, LayerSpec, LayerV, SHORTCUT_ATTRIBUTE, channels_of, possible_values,
+from .model.query import (BlockModel, Flow, FVal, LayerSpec, LayerV, SHORTCUT_ATTRIBUTE, channels_of, options_under,
                           projects, strip_elementwise)
 from .nodes import code_of, position_of, source_text
 
@@ -66,18 +66,10 @@ def layer_spec(block: BlockModel, name: str) -> Optional[LayerSpec]:
     the first, when every alternative is a layer)."""
     for wf in block.worlds:
         assigned = wf.world.attrs.get(name)
-        options = _alternatives(assigned.loc.value) if assigned is not None else []
+        options = options_under(assigned.loc.value, wf.world.facts) if assigned is not None else []
         if options and all(isinstance(option, LayerV) for option in options):
             return options[0].spec
     return None
-
-
-def _alternatives(value) -> list:
-    """Every value ``value`` may be, nested alternatives flattened."""
-    options = possible_values(value)
-    if options == [value]:
-        return options
-    return [leaf for option in options for leaf in _alternatives(option)]
 
 
 def _calls(block: BlockModel) -> Dict[str, List[Tuple[Flow, FVal]]]:

@@ -64,10 +64,16 @@ def delete(statement: cst.CSTNode) -> Operation:
     return Operation("delete", statement, "")
 
 
-# A conv's keywords in the order of its signature (with the names helpers
-# give the widths), so that an added `stride=` lands where people write it.
-CONV_KEYWORDS = ("in_channels", "in_chs", "in_planes", "inplanes", "inp", "out_channels", "out_chs", "out_planes",
-                 "planes", "oup", "kernel_size", "stride", "padding", "dilation", "groups", "bias")
+# ``nn.Conv2d``'s arguments in the order of its signature: where a fix finds
+# one passed positionally (``CONV_SIGNATURE.index("stride")``), and where an
+# added keyword goes.
+CONV_SIGNATURE = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias")
+# The names helpers give the widths, each beside the conv's own.
+_WIDTH_ALIASES = {"in_channels": ("in_chs", "in_planes", "inplanes", "inp"),
+                  "out_channels": ("out_chs", "out_planes", "planes", "oup")}
+# So that an added `stride=` lands where people write it: after the last of
+# the keywords before it that the call passes.
+CONV_KEYWORDS = tuple(keyword for name in CONV_SIGNATURE for keyword in (name,) + _WIDTH_ALIASES.get(name, ()))
 
 
 def set_argument(call: cst.Call, name: str, text: str, index: Optional[int] = None) -> Operation:

@@ -499,9 +499,7 @@ def _stride_parameter_of_main_path(block: BlockModel, main: FVal) -> Optional[Nu
     but a layer on it is built with the block's own ``stride`` parameter (a
     selective-kernel conv the model cannot read through): the projection
     must stride as that layer does (the trace proves it or rejects the fix)."""
-    init = block.init.init
-    params = {p.name.value for p in list(init.params.params) + list(init.params.kwonly_params)} if init else set()
-    if "stride" not in params:
+    if "stride" not in block.parameter_names():
         return None
     for layer in main_chain(main):
         if layer.spec is None:

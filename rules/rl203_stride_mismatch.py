@@ -59,7 +59,7 @@ from resnetlint.model.query import (
     FVal, intended_residuals, projects, LayerSpec, LayerV, main_chain, Num, differ, Residual, stride_of,
     strip_elementwise, World, existing_projection,
 )
-from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
+from resnetlint.fixes import CONV_SIGNATURE, UNSAFE, FixPlan, replace, set_argument
 from resnetlint.nodes import code_of, local_call, parenthesize, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -397,7 +397,7 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
     return None
 
 
-STRIDE_INDEX = 3  # in_channels, out_channels, kernel_size, stride
+STRIDE_INDEX = CONV_SIGNATURE.index("stride")
 
 
 def _fails_when(stride: Num, world: World, strided: LayerSpec) -> str:

@@ -46,7 +46,7 @@ import libcst as cst
 
 from resnetlint.model.query import (as_num, BlockModel, ChainStep, FileAnalysis, forward_chains, intended_residuals,
     LayerSpec, Loc, Num, provably_different, StrV, TupleV, unless)
-from resnetlint.fixes import SAFE, UNSAFE, FixPlan, replace, set_argument
+from resnetlint.fixes import CONV_SIGNATURE, SAFE, UNSAFE, FixPlan, replace, set_argument
 from resnetlint.nodes import local_call, parenthesize, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
@@ -216,7 +216,7 @@ class PaddingShapeChange(Rule):
     )
 
 
-PADDING_INDEX = 4  # in_channels, out_channels, kernel_size, stride, padding
+PADDING_INDEX = CONV_SIGNATURE.index("padding")
 
 
 def _report_main(block: BlockModel, main) -> Iterator[Violation]:

@@ -47,11 +47,11 @@ from typing import Iterator, List, Optional, Set
 
 from resnetlint.model.query import (describe, find_configuration, as_num, AltV, BlockModel, Facts, FileAnalysis,
     LayerSpec, Num, parameters_of)
-from resnetlint.fixes import UNSAFE, FixPlan, replace, set_argument
+from resnetlint.fixes import CONV_SIGNATURE, UNSAFE, FixPlan, replace, set_argument
 from resnetlint.nodes import local_call, report_node, source_text, written_argument
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
-GROUPS_INDEX = 6  # in_channels, out_channels, kernel_size, stride, padding, dilation, groups
+GROUPS_INDEX = CONV_SIGNATURE.index("groups")
 WIDTH_ARGS = ("in_channels", "out_channels", "num_features", "num_channels", "in_features", "out_features")
 
 

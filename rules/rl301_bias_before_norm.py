@@ -39,12 +39,12 @@ from __future__ import annotations
 from typing import Iterator, Optional
 
 from resnetlint.model.query import AltV, BlockModel, BoolV, FileAnalysis, LayerV
-from resnetlint.fixes import UNSAFE, FixPlan, set_argument
+from resnetlint.fixes import CONV_SIGNATURE, UNSAFE, FixPlan, set_argument
 from resnetlint.nodes import local_call, report_node
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 MEAN_SUBTRACTING = ("batch", "instance")
-BIAS_INDEX = 7  # in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
+BIAS_INDEX = CONV_SIGNATURE.index("bias")
 
 
 class BiasBeforeNorm(Rule):

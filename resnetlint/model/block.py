@@ -77,6 +77,11 @@ class BlockModel:
         project = self.ctx.project
         return project is not None and project.attribute_read_elsewhere(self.ctx, name, self.cls.name.value)
 
+    def parameter_names(self) -> Set[str]:
+        """The names of ``__init__``'s parameters (keyword-only ones too)."""
+        init = self.init.init
+        return {p.name.value for p in list(init.params.params) + list(init.params.kwonly_params)} if init else set()
+
     def numeric_defaults(self) -> Dict[str, int]:
         """Constructor parameters whose default is a number (or a bool)."""
         init = self.init.init
@@ -181,9 +186,7 @@ def caller_projection_contract(block: BlockModel, attr: str, param: str) -> Laye
     ``_make_layer`` follows: it takes the block input to the main path's
     shape, at the block's own ``stride`` (the widths it is built with are
     the caller's; the stride is the one the block was asked for)."""
-    init = block.init.init
-    names = {p.name.value for p in list(init.params.params) + list(init.params.kwonly_params)} if init else set()
-    stride = Num.atom("stride") if "stride" in names else None
+    stride = Num.atom("stride") if "stride" in block.parameter_names() else None
     spec = LayerSpec(family="caller", label=f"self.{attr}", summary=Summary(stride=stride, has_weights=True))
     spec.assumption = (f"the caller's `{param}` downsamples by `stride`, as the code that builds the block's "
                        "projection does" if stride is not None else f"the caller's `{param}`")

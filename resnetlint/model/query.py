@@ -64,6 +64,7 @@ from .residual import (
     shortcut_kind,
     strip_elementwise,
     pointwise_from,
+    options_under,
     SHORTCUT_ATTRIBUTE,
 )
 from .symbolic import Cond, Facts, Num, mentions, provably_different, unless
@@ -107,6 +108,6 @@ __all__ = [
     "projection_chain", "projection_switched_off", "provably_different", "residual_adds", "sequential_children",
     "shortcut_kind", "stride_of", "strip_elementwise", "unless", "walk", "existing_projection", "projects",
     "pointwise_from",
-    "SHORTCUT_ATTRIBUTE", "mentions", "describe", "find_configuration", "parameters_of", "unused_stride_parameter",
+    "SHORTCUT_ATTRIBUTE", "options_under", "mentions", "describe", "find_configuration", "parameters_of", "unused_stride_parameter",
     "possible_values",
 ]
