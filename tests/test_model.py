@@ -432,6 +432,27 @@ def test_the_ways_a_module_class_is_built_are_one_path_when_they_act_alike():
     assert wf.flow.complete and wf.flow.paths == 1  # not 2 ** 3
 
 
+def test_a_computed_tensor_is_never_none_in_forward():
+    # timm's attention: the gate is a tensor method's result or None, and the
+    # world already knows which; testing it again must not fork the paths.
+    block = analyse("""
+        class B(nn.Module):
+            def __init__(self, dim, gated=False):
+                super().__init__()
+                self.gate = nn.Linear(dim, dim) if gated else None
+                self.fc = nn.Linear(dim, dim)
+
+            def forward(self, x):
+                gate = self.gate(x).sigmoid() if self.gate is not None else None
+                y = self.fc(x)
+                if gate is not None:
+                    y = y * gate
+                return x + y
+    """, "B")
+    (wf,) = block.worlds
+    assert wf.flow.complete and wf.flow.paths == 2  # gated or not; not 3
+
+
 def test_a_condition_assumed_in_init_is_known_in_forward():
     block = analyse("""
         class B(nn.Module):

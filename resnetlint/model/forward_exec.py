@@ -1293,8 +1293,10 @@ def _input_is_none(op: str, left: FVal, right: FVal) -> Cond:
     """``x2 is None`` for an argument of forward: the same condition every
     time it is tested (``x_in = cat(x1, x2) if x2 is not None else x1`` and a
     later ``assert x2 is not None`` agree); False for a layer's output or a
-    sum (``if identity is None`` after ``identity = self.proj(x)``); None
-    (unknown) for anything else."""
+    sum (``if identity is None`` after ``identity = self.proj(x)``), for a
+    tensor's method or a torch function of tensors (``gate = self.gate(x).sigmoid()``,
+    then ``if gate is not None``: deciding it here keeps a world from forking
+    on a test its own layers settle); None (unknown) for anything else."""
     if op not in ("Is", "IsNot"):
         return None
     for value, other in ((left, right), (right, left)):
@@ -1303,7 +1305,7 @@ def _input_is_none(op: str, left: FVal, right: FVal) -> Cond:
         if value.kind == "input":
             cond = Truth(f"forward argument {value.name} is None")
             return cond if op == "Is" else negate(cond)
-        if value.kind in ("layer", "binop") and value.tensor:
+        if value.kind in ("layer", "binop", "method", "func") and value.tensor:
             return op == "IsNot"  # a module's output or a sum is a tensor, never None
     return None
 

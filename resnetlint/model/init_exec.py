@@ -2150,11 +2150,19 @@ def specialize(options: Sequence[Tuple[Cond, Summary]], env: Dict[str, Loc], fac
         num = as_num(loc)
         if num is not None:
             mapping[name] = num
-    kept = []
-    for cond, summary in options:
-        if facts.evaluate(substitute_cond(cond, mapping, env)) is False:
-            continue
-        kept.append(substitute_summary(summary, mapping))
+    # Worlds mostly agree on the summary: substitute each distinct one once.
+    distinct: Dict[Summary, Summary] = {}
+    substituted = [distinct.get(summary) or distinct.setdefault(summary, substitute_summary(summary, mapping))
+                   for _, summary in options]
+    if substituted and all(s == substituted[0] for s in substituted):
+        # Every world says the same: it holds unless the caller's facts rule
+        # out every world, and the first world they allow settles that (a
+        # class with many worlds is specialised at every call, and its
+        # conditions are the costly part).
+        possible = any(facts.evaluate(substitute_cond(cond, mapping, env)) is not False for cond, _ in options)
+        return substituted[0] if possible else Summary()
+    kept = [summary for (cond, _), summary in zip(options, substituted)
+            if facts.evaluate(substitute_cond(cond, mapping, env)) is not False]
     if kept and all(k == kept[0] for k in kept):
         return kept[0]
     return Summary()
