@@ -203,6 +203,45 @@ class StrideMismatch(Rule):
         ),
         Invalid(
             """
+            def drop_path(x, drop_prob: float = 0.0, training: bool = False):
+                if drop_prob == 0.0 or not training:
+                    return x
+                keep = 1 - drop_prob
+                mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+                return x * mask.div_(keep)
+
+
+            class DropPath(nn.Module):
+                def __init__(self, drop_prob=0.0):
+                    super().__init__()
+                    self.drop_prob = drop_prob
+
+                def forward(self, x):
+                    return drop_path(x, self.drop_prob, self.training)
+
+
+            class NextBlock(nn.Module):
+                def __init__(self, in_chs, out_chs, stride=1, drop_path_rate=0.0):
+                    super().__init__()
+                    self.conv_dw = nn.Conv2d(in_chs, out_chs, 7, padding=3, groups=in_chs)
+                    self.norm = nn.LayerNorm(out_chs)
+                    self.fc = nn.Linear(out_chs, out_chs)
+                    self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0.0 else nn.Identity()
+                    self.shortcut = nn.Conv2d(in_chs, out_chs, 1, stride=stride)
+
+                def forward(self, x):
+                    shortcut = x
+                    x = self.conv_dw(x).permute(0, 2, 3, 1)
+                    x = self.fc(self.norm(x)).permute(0, 3, 1, 2)
+                    return self.drop_path(x) + self.shortcut(shortcut)
+            """,
+            expect=((25, 62),),
+            note="ConvNeXt's depthwise conv with its stride lost: the main path goes channels-last and back "
+                 "(`permute` keeps the sizes) and through a stochastic-depth module whose helper returns its "
+                 "input or the input times a mask made from it",
+        ),
+        Invalid(
+            """
             class Block(nn.Module):
                 def __init__(self, c_in, c_out, stride=1):
                     super().__init__()

@@ -336,6 +336,14 @@ def _layer_summary(value: FVal) -> Optional[Summary]:
     return value.spec.summary
 
 
+def _helper_summary(value: FVal) -> Optional[Summary]:
+    """A project function's summary (see ``forward_exec.function_summary``),
+    for its first argument, which is its first input."""
+    if value.spec is None or not value.inputs or not value.inputs[0].tensor:
+        return None
+    return value.spec.summary
+
+
 def channels_of(flow: Flow, value: FVal, facts: Facts, _depth: int = 0):
     """Channels of a tensor value: a Num, SAME_AS_INPUT (the block input's, not
     known here) or None (unknown)."""
@@ -352,6 +360,9 @@ def channels_of(flow: Flow, value: FVal, facts: Facts, _depth: int = 0):
         return facts.norm(summary.out_channels) if summary.out_channels is not None else None
     if value.kind in ("func", "method") and value.elementwise and value.inputs:
         return channels_of(flow, value.inputs[0], facts, _depth + 1)
+    if value.kind == "helper":
+        summary = _helper_summary(value)
+        return channels_of(flow, value.inputs[0], facts, _depth + 1) if summary and summary.keeps_channels else None
     if value.kind == "binop" and value.name in ("Add", "Subtract", "Multiply", "Divide"):
         sides = [channels_of(flow, i, facts, _depth + 1) for i in value.inputs if i.tensor]
         # a one-channel side (a spatial gate) broadcasts over the other: the
@@ -366,7 +377,23 @@ def channels_of(flow: Flow, value: FVal, facts: Facts, _depth: int = 0):
             # a gate computed from the input (squeeze-and-excitation: `x * self.attention(pool(x))`) scales
             # it: broadcasting makes the gate's width the input's, and the product keeps it
             return SAME_AS_INPUT
+        if value.name in ("Multiply", "Divide"):
+            return _gated_channels(flow, value, facts, _depth)
         return None
+    return None
+
+
+def _gated_channels(flow: Flow, product: FVal, facts: Facts, _depth: int):
+    """``x * mask`` where the mask is made from ``x`` and its width is not
+    known (stochastic depth's ``x.new_empty(shape).bernoulli_(p)``, a gate
+    the model cannot size): the product has ``x``'s width, as in
+    :func:`_gated_stride`; a mask of known width is compared above."""
+    tensors = [i for i in product.inputs if i.tensor]
+    if len(tensors) != 2:
+        return None
+    for scaled, gate in (tensors, tensors[::-1]):
+        if id(scaled) in tensor_ancestors(gate) and channels_of(flow, gate, facts, _depth + 1) is None:
+            return channels_of(flow, scaled, facts, _depth + 1)
     return None
 
 
@@ -391,10 +418,18 @@ def stride_of(flow: Flow, value: FVal, _depth: int = 0) -> Optional[Num]:
         if before == GLOBAL:
             return GLOBAL
         return before * summary.stride if before is not None else None
+    if value.kind == "helper":
+        summary = _helper_summary(value)
+        before = stride_of(flow, value.inputs[0], _depth + 1) if summary and summary.stride is not None else None
+        if before is None or before == GLOBAL:
+            return before
+        return before * summary.stride
     if value.kind in ("func", "method") and value.inputs:
         if value.name in ("mean", "amax", "adaptive_avg_pool2d", "adaptive_max_pool2d") and _keeps_dims(value):
             return GLOBAL
-        if value.elementwise:
+        if value.elementwise or value.name in SIZE_KEEPING:
+            # a permuted tensor keeps its sizes: ConvNeXt's channels-last
+            # norm and MLP (`x.permute(0, 2, 3, 1)`, then back) resize nothing
             return stride_of(flow, value.inputs[0], _depth + 1)
         return None
     if value.kind == "binop":

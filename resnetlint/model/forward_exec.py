@@ -51,6 +51,7 @@ from .values import (
     ParamV,
     QualV,
     StrV,
+    Summary,
     TupleV,
     UnknownV,
     Value,
@@ -357,10 +358,12 @@ class ForwardExecutor(ControlFlow[State]):
         self._stack: Tuple[str, ...] = ()
 
     # -- entry -------------------------------------------------------------
-    def run(self, forward: cst.FunctionDef) -> Flow:
+    def run(self, forward: cst.FunctionDef, method: bool = True) -> Flow:
+        """Run ``forward`` (or, ``method`` False, a module-level function,
+        whose first parameter is the input)."""
         state = State(self.world.facts)
         params = list(forward.params.posonly_params) + list(forward.params.params)
-        for param in params[1:]:
+        for param in params[1:] if method else params:
             value = self.new("input", param.name, name=param.name.value)
             self.flow.inputs.append(value)
             state.env[param.name.value] = value
@@ -892,7 +895,7 @@ class ForwardExecutor(ControlFlow[State]):
         if isinstance(value, MethodV):
             return self.call_self_method(expr, value.name, state)
         if isinstance(value, QualV):
-            return self.call_qualified(expr, value.qualname, state)
+            return self.call_qualified(expr, value.qualname, state, origin=value)
         if isinstance(value, LayerV) and value.spec.family in ("parameter", "buffer", "float_functional"):
             return self.opaque_call(expr, callee, state)
         spec = value.spec if isinstance(value, LayerV) else None
@@ -949,7 +952,8 @@ class ForwardExecutor(ControlFlow[State]):
             out.append((s, value))
         return out
 
-    def call_qualified(self, expr: cst.Call, qualname: str, state: State) -> Results:
+    def call_qualified(self, expr: cst.Call, qualname: str, state: State,
+                       origin: Optional[QualV] = None) -> Results:
         short = qualname.rsplit(".", 1)[-1]
         if qualname.startswith("<nested>."):
             return self.call_nested(expr, state.funcs.get(short), state)
@@ -984,11 +988,30 @@ class ForwardExecutor(ControlFlow[State]):
                 # arguments (they are used for good), but what it returns is
                 # a value like any other, dead when nothing reads it
                 # (``out = nlc_to_nchw(x, hw)`` then ``out = self.layers(x)``).
-                value = self.new("helper", expr, inputs, name=short, tensor=True)
+                value = self.new("helper", expr, inputs, name=short, tensor=True,
+                                 spec=self.helper_spec(expr, origin, short))
                 for argument in inputs:
                     self.sink(argument, s.facts)
             out.append((s, value))
         return out
+
+    def helper_spec(self, expr: cst.Call, callee: Optional[QualV], short: str) -> Optional[LayerSpec]:
+        """A function of the project called on a tensor (``drop_path(x, p,
+        self.training)``, ``channel_shuffle(x, groups)``): what it does to its
+        first argument, from its summary (see :func:`function_summary`), as a
+        spec whose summary the shape queries read; None when the function
+        cannot be read or its summary says nothing."""
+        if callee is None or not expr.args or expr.args[0].keyword is not None or expr.args[0].star:
+            return None
+        from .project import Definition
+
+        resolved = self.interp.resolve(callee)
+        if not isinstance(resolved, Definition) or resolved.kind != "function":
+            return None
+        summary = function_summary(self.interp, resolved.ctx, resolved.name)
+        if summary is None:
+            return None
+        return LayerSpec(family="function", label=f"{short}(...)", call=expr, site=expr, summary=summary)
 
     def self_lookup(self, expr: cst.Call, builtin: str, state: State) -> Optional[Results]:
         """``hasattr(self, "shortcut")`` and ``getattr(self, "shortcut", None)``
@@ -1156,6 +1179,43 @@ class ForwardExecutor(ControlFlow[State]):
                 return fresh_truth("condition")
             return cond
         return fresh_truth("tensor condition")
+
+
+# Statements run to summarise one module-level function called in forward.
+FUNCTION_BUDGET = 400
+
+
+def function_summary(interp: Interpreter, ctx: ModuleContext, name: str) -> Optional[Summary]:
+    """What a module-level function does to the tensor it is given first, run
+    once per module content like a module class's forward, with its other
+    parameters unknown: timm's ``drop_path(x, p, training)`` returns ``x``
+    or ``x`` times a mask made from it, so it keeps the width and resolution.
+    Only what holds without the caller's values is kept (the width kept, a
+    constant stride); None when that is nothing, when the function cannot be
+    run (too long, a construct not modelled), or while it is being summarised
+    (recursion)."""
+    def compute() -> Optional[Summary]:
+        from .block import flow_summary
+
+        func = ctx.functions.get(name)
+        key = (ctx.path, name)
+        if func is None or key in interp.functions_summarising:
+            return None
+        interp.functions_summarising.add(key)
+        try:
+            world = World()
+            flow = ForwardExecutor(ctx, interp, None, world, Budget(FUNCTION_BUDGET)).run(func, method=False)
+        finally:
+            interp.functions_summarising.discard(key)
+        if not flow.complete or not flow.returns:
+            return None
+        summary = flow_summary(flow, world.facts)
+        stride = summary.stride if summary.stride is not None and summary.stride.const_value() is not None else None
+        if not summary.keeps_channels and stride is None:
+            return None
+        return Summary(keeps_channels=summary.keeps_channels, stride=stride, axis=summary.axis if summary.keeps_channels else None)
+
+    return interp._memo(ctx, ("function-summary", name), compute)
 
 
 def _distinct_calls(alt: AltV) -> List[Tuple[Cond, Loc]]:

@@ -241,6 +241,8 @@ class Interpreter:
         self._integers: Dict[str, NumV] = {}
         self._syntax: Dict[Tuple[str, int], object] = {}
         self._memo_table: Dict[Tuple[str, object], object] = {}
+        # module-level functions whose summary is being computed (forward_exec.function_summary)
+        self.functions_summarising: Set[Tuple[str, str]] = set()
 
     def syntax(self, kind: str, node, compute):
         """A fact about a syntax node (names it reads, names it assigns),
