@@ -43,6 +43,16 @@ def _text(node: cst.CSTNode) -> str:
         return "?"
 
 
+def source_of(node: cst.CSTNode) -> Optional[str]:
+    """A node's source text as written, over several lines (the lines after
+    its first with the indentation of its file), or None when unknown."""
+    index = _INDEX.get()
+    if index is not None and index.position(node) is not None:
+        return index.source_text(node)
+    text = _text(node)
+    return None if text == "?" else text
+
+
 def code_of(node: Optional[cst.CSTNode], limit: int = 60) -> str:
     """Source text of a node on one line, shortened for messages."""
     if node is None:

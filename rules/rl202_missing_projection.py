@@ -58,12 +58,23 @@ It is safe for configurations that ran before (where the widths were equal
 the shortcut stays the identity), but it adds parameters, so it is marked
 unsafe.
 
+Where a sibling block (in the same file, or a project module the file
+imports from) builds its projection in one statement under the flag this
+block's `forward` tests, for the same widths and stride, the fix writes
+that statement instead, in the project's own words (pytorchcv's
+`if self.resize_identity:` and `self.identity_conv = conv1x1_block(...,
+activation=None)`), after the flag or the main path's last layer as the
+sibling places it; a keyword argument that reads a name this block does not
+have (the sibling's own `bias=bias`) is left to the callee's default.
+
 ## References
 - He et al., *Deep Residual Learning for Image Recognition* (2015), §3.3 (projection shortcuts)
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Tuple
+import ast
+import re
+from typing import Iterator, List, Optional, Set, Tuple
 
 import libcst as cst
 
@@ -71,9 +82,10 @@ from resnetlint.fixes import UNSAFE, FixPlan, insert_after, replace
 from resnetlint.model.query import (
     assigned_names, BlockModel, caller_provides_projection, channels_of, projection_switched_off,
     add_chosen_by_caller, layers_reading_input, Facts, FileAnalysis, Flow, FVal, differ, existing_projection,
-    as_num, iter_layers, LayerV, Loc, main_chain, Num, residual_adds, stride_of, strip_elementwise, walk,
+    as_num, iter_layers, LayerV, Loc, main_chain, Num, ProjectionIdiom, projection_idioms, residual_adds, stride_of,
+    strip_elementwise, walk,
 )
-from resnetlint.nodes import code_of, parenthesize, torch_nn_alias
+from resnetlint.nodes import code_of, parenthesize, source_of, torch_nn_alias
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 class MissingProjection(Rule):
@@ -400,6 +412,88 @@ class MissingProjection(Rule):
         ),
         Invalid(
             """
+            def conv1x1_block(in_channels, out_channels, stride=1, bias=False, activation=True):
+                layers = [nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=bias), nn.BatchNorm2d(out_channels)]
+                return nn.Sequential(*layers, nn.ReLU(inplace=True)) if activation else nn.Sequential(*layers)
+
+
+            class ResUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride, bias=False):
+                    super().__init__()
+                    self.resize_identity = (in_channels != out_channels) or (stride != 1)
+                    self.body = nn.Sequential(
+                        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=bias),
+                        nn.BatchNorm2d(out_channels),
+                        nn.ReLU(inplace=True),
+                    )
+                    if self.resize_identity:
+                        self.identity_conv = conv1x1_block(
+                            in_channels=in_channels,
+                            out_channels=out_channels,
+                            stride=stride,
+                            bias=bias,
+                            activation=None)
+                    self.activ = nn.ReLU(inplace=True)
+
+                def forward(self, x):
+                    if self.resize_identity:
+                        identity = self.identity_conv(x)
+                    else:
+                        identity = x
+                    return self.activ(self.body(x) + identity)
+
+
+            class SEBlock(nn.Module):
+                def __init__(self, channels):
+                    super().__init__()
+                    self.pool = nn.AdaptiveAvgPool2d(1)
+                    self.fc = nn.Sequential(nn.Conv2d(channels, channels // 4, 1), nn.ReLU(inplace=True),
+                                            nn.Conv2d(channels // 4, channels, 1), nn.Sigmoid())
+
+                def forward(self, x):
+                    return x * self.fc(self.pool(x))
+
+
+            class SEResUnit(nn.Module):
+                def __init__(self, in_channels, out_channels, stride):
+                    super().__init__()
+                    self.resize_identity = (in_channels != out_channels) or (stride != 1)
+                    self.body = nn.Sequential(
+                        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+                        nn.BatchNorm2d(out_channels),
+                        nn.ReLU(inplace=True),
+                    )
+                    self.se = SEBlock(channels=out_channels)
+                    self.activ = nn.ReLU(inplace=True)
+
+                def forward(self, x):
+                    if self.resize_identity:
+                        identity = x
+                    else:
+                        identity = x
+                    x = self.body(x)
+                    x = self.se(x)
+                    return self.activ(x + identity)
+            """,
+            expect=((62, 31),),
+            note="pytorchcv's idiom: the fix builds the projection as the sibling `ResUnit` does, under the flag "
+                 "forward tests, after the main path's last layer; `bias=bias` is left to the helper's default, "
+                 "`SEResUnit` having no `bias`",
+            fix=(
+                ('                    self.se = SEBlock(channels=out_channels)\n',
+                 '                    self.se = SEBlock(channels=out_channels)\n'
+                 '                    if self.resize_identity:\n'
+                 '                        self.identity_conv = conv1x1_block(\n'
+                 '                            in_channels=in_channels,\n'
+                 '                            out_channels=out_channels,\n'
+                 '                            stride=stride,\n'
+                 '                            activation=None)\n'),
+                ('                        identity = x\n                    else:',
+                 '                        identity = self.identity_conv(x)\n                    else:'),
+            ),
+        ),
+        Invalid(
+            """
             class SKConv(nn.Module):
                 def __init__(self, cin, cout, stride):
                     super().__init__()
@@ -470,9 +564,92 @@ def _projection_fix(block: BlockModel, analysis: FileAnalysis, flow: Flow, resid
     if use is None:
         return None
     guard = _flag_guard(block, use.node)
+    idiomatic = _project_idiom(block, analysis, flow, residual, (a, b, stride.render() if stride else "1"), guard)
+    if idiomatic is not None:
+        return idiomatic
     built = f"{guard} and ({condition})" if guard else condition
     operations = [insert_after(init.body.body[-1], f"self.{name} = {projection} if {built} else {nn}.Identity()"), use]
     return FixPlan(f"add a 1x1 projection `self.{name}` used when {built}", UNSAFE, operations)
+
+
+def _project_idiom(block: BlockModel, analysis: FileAnalysis, flow: Flow, residual, widths: Tuple[str, str, str],
+                   guard: Optional[str]) -> Optional[FixPlan]:
+    """The projection as a sibling block of the project builds it, when one
+    builds it for the same widths and stride under the flag this block's
+    forward tests (pytorchcv: ``if self.resize_identity:`` then
+    ``self.identity_conv = conv1x1_block(..., activation=None)``), from names
+    this block has too: its text verbatim, placed as the sibling places it
+    (after the flag, or after the main path's last layer)."""
+    init = block.init.init
+    if guard is None or not guard.startswith("self.") or init is None:
+        return None
+    flag = guard[len("self."):]
+    statements = list(init.body.body)
+    flag_index = _assigning(statements, flag)
+    if flag_index is None:
+        return None
+    known = block.parameter_names() | set(analysis.ctx.imports) | set(analysis.ctx.functions) | \
+        set(analysis.ctx.classes)
+    taken = {attr for wf in block.worlds for attr in wf.world.attrs}
+    for idiom in projection_idioms(analysis):
+        if idiom.guard != flag or idiom.widths != widths or idiom.attr in taken:
+            continue
+        text = _adapted(idiom, known)
+        if text is None:
+            continue
+        use = _use_projection(flow, residual.skip_node, idiom.attr)
+        if use is None:
+            return None
+        index = flag_index if idiom.after == flag else max(flag_index, _last_main_layer(statements, residual))
+        operations = [insert_after(statements[index], text.strip()), use]
+        return FixPlan(f"add the projection `self.{idiom.attr}` as `{idiom.owner}` builds it, used when {guard}",
+                       UNSAFE, operations)
+    return None
+
+
+def _adapted(idiom: ProjectionIdiom, known: Set[str]) -> Optional[str]:
+    """The sibling's statement for this block: the keyword arguments that
+    read names this block lacks (its own `bias=bias`, `normalization=...`)
+    left out, so the callee's defaults apply; None when something else it
+    reads is missing, or its text cannot be read or edited."""
+    text = source_of(idiom.statement)
+    if text is None:
+        return None
+    text = text.strip()
+    for arg, reads in idiom.options:
+        value = source_of(arg.value) if not reads <= known else None
+        if value is None:
+            continue
+        argument = re.escape(arg.keyword.value) + r"\s*=\s*" + re.escape(value.strip())
+        # the argument with the comma after it, or before it when it is the last
+        shorter, count = re.subn(r"\s*" + argument + r"\s*,", "", text, count=1)
+        if not count:
+            shorter, count = re.subn(r",\s*" + argument, "", text, count=1)
+        text = shorter
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    reads = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    return text if reads - {"self"} <= known else None
+
+
+def _assigning(statements, attr: str) -> Optional[int]:
+    """The index of the top-level statement that sets ``self.<attr>``, or
+    holds the ``if`` that does (``if bottleneck: self.body = ...``)."""
+    for index, statement in enumerate(statements):
+        for node in walk(statement):
+            if isinstance(node, cst.Assign) and any(code_of(t.target) == f"self.{attr}" for t in node.targets):
+                return index
+    return None
+
+
+def _last_main_layer(statements, residual) -> int:
+    """The index of the last top-level statement building a layer of the
+    main path (a projection is written after the path it bypasses); -1 when
+    none is found."""
+    indices = [_assigning(statements, layer.attr) for layer in main_chain(residual.main) if layer.attr]
+    return max((i for i in indices if i is not None), default=-1)
 
 
 def _main_stride(block: BlockModel, flow: Flow, residual) -> Optional[Num]:

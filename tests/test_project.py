@@ -379,3 +379,77 @@ def test_an_attribute_counts_as_read_elsewhere_only_by_a_module_that_imports_the
     """
     write(tmp_path / "handed", {"__init__.py": "", "vit.py": handed, "ops.py": ops})
     assert not [f for f in found(tmp_path / "handed" / "vit.py") if f[0] == "RL104"]
+
+
+def test_a_missing_projection_is_added_as_a_sibling_module_builds_it(tmp_path):
+    # pytorchcv's way: a block in `resnet.py` builds its projection with a
+    # helper of `common.py` under `if self.resize_identity:`; the fix for a
+    # block of `seresnet.py` that lost its own writes the same statement,
+    # less the keyword its constructor has no name for (`bias=bias`).
+    write(tmp_path, {"pkg/__init__.py": "", "pkg/common.py": """
+        import torch.nn as nn
+
+
+        def conv1x1_block(in_channels, out_channels, stride=1, bias=False, activation=True):
+            layers = [nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=bias), nn.BatchNorm2d(out_channels)]
+            return nn.Sequential(*layers, nn.ReLU(inplace=True)) if activation else nn.Sequential(*layers)
+    """, "pkg/resnet.py": """
+        import torch.nn as nn
+        from .common import conv1x1_block
+
+
+        class ResUnit(nn.Module):
+            def __init__(self, in_channels, out_channels, stride=1, bias=False):
+                super().__init__()
+                self.resize_identity = (in_channels != out_channels) or (stride != 1)
+                self.body = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=bias),
+                                          nn.BatchNorm2d(out_channels))
+                if self.resize_identity:
+                    self.identity_conv = conv1x1_block(
+                        in_channels=in_channels,
+                        out_channels=out_channels,
+                        stride=stride,
+                        bias=bias,
+                        activation=None)
+
+            def forward(self, x):
+                identity = self.identity_conv(x) if self.resize_identity else x
+                return self.body(x) + identity
+    """, "pkg/seresnet.py": """
+        import torch.nn as nn
+        from .common import conv1x1_block
+        from .resnet import ResUnit
+
+
+        class SEResUnit(nn.Module):
+            def __init__(self, in_channels, out_channels, stride=1):
+                super().__init__()
+                self.resize_identity = (in_channels != out_channels) or (stride != 1)
+                self.body = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+                self.activ = nn.ReLU(inplace=True)
+
+            def forward(self, x):
+                if self.resize_identity:
+                    identity = x
+                else:
+                    identity = x
+                return self.activ(self.body(x) + identity)
+    """})
+    target = tmp_path / "pkg" / "seresnet.py"
+    assert ("RL202", "SEResUnit", 20) in found(target)
+    run = check_paths([str(target)], Settings(jobs=1, fix="fix", unsafe_fixes=True))
+    assert not run.errors, run.errors
+    fixed = target.read_text()
+    expected = (
+        "                                  nn.BatchNorm2d(out_channels))\n"
+        "        if self.resize_identity:\n"
+        "            self.identity_conv = conv1x1_block(\n"
+        "                in_channels=in_channels,\n"
+        "                out_channels=out_channels,\n"
+        "                stride=stride,\n"
+        "                activation=None)\n"
+        "        self.activ = nn.ReLU(inplace=True)\n")
+    assert expected in fixed, fixed
+    assert "            identity = self.identity_conv(x)\n        else:\n" in fixed, fixed
+    assert [f for f in found(target) if f[0] == "RL202"] == []

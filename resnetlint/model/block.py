@@ -205,9 +205,16 @@ class FileAnalysis:
         self._models: Dict[Tuple[str, str], BlockModel] = {}
         self._summaries: Dict[Tuple[str, str], Optional[List[Tuple[Cond, Summary]]]] = {}
         self._building: Set[Tuple[str, str]] = set()
+        self.queries: Dict[str, object] = {}  # answers computed once per file (idioms.projection_idioms)
 
     def blocks(self) -> List[BlockModel]:
         return [self.block(cls) for cls in self.ctx.iter_module_classes()]
+
+    def block_in(self, cls: cst.ClassDef, ctx: ModuleContext) -> BlockModel:
+        """The model of a class of another module the project read (a sibling
+        block a fix imitates), resolved against that module's imports."""
+        self.interp.register_class(cls, ctx)
+        return self.block(cls)
 
     def release(self) -> None:
         """Break the analysis's reference cycles (the interpreter calls back

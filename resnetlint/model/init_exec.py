@@ -331,6 +331,10 @@ class Interpreter:
                 return found, owner
         return None, None
 
+    def register_class(self, cls: cst.ClassDef, ctx: ModuleContext) -> None:
+        """``cls`` is defined in ``ctx`` (a module the project read)."""
+        self._class_ctx[id(cls)] = (cls, ctx)
+
     def class_ctx(self, cls: Optional[cst.ClassDef]) -> ModuleContext:
         """The module a class (met on the way) is defined in."""
         if cls is None:

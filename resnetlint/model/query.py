@@ -9,6 +9,8 @@ Rules never reach into the interpreters: they see
 * the residual adds and their operands (:func:`residual_adds`,
   :func:`intended_residuals`), the shortcut found by structure
   (:func:`projection_chain`, :func:`shortcut_kind`, :func:`caller_projections`);
+* how the project writes a projection a fix must add
+  (:func:`projection_idioms`);
 * what a tensor carries (:func:`channels_of`, :func:`stride_of`,
   :func:`forward_chain`) and whether two widths can differ, and in which
   configuration (:func:`differ`).
@@ -40,6 +42,7 @@ from .block import (
 )
 from .concrete import describe, find_configuration, parameters_of
 from .forward_exec import AddEvent, AssignEvent, Flow, FVal, InplaceEvent, ancestors, tensor_ancestors
+from .idioms import ProjectionIdiom, projection_idioms
 from .init_exec import AttrAssign, World
 from .init_exec import _assigned_in
 from .layers import chain_links, iter_layers, sequential_children
@@ -109,5 +112,5 @@ __all__ = [
     "shortcut_kind", "stride_of", "strip_elementwise", "unless", "walk", "existing_projection", "projects",
     "pointwise_from",
     "SHORTCUT_ATTRIBUTE", "options_under", "mentions", "describe", "find_configuration", "parameters_of", "unused_stride_parameter",
-    "possible_values",
+    "possible_values", "ProjectionIdiom", "projection_idioms",
 ]

@@ -132,6 +132,12 @@ class SourceIndex:
     def text(self, node) -> str:
         raise NotImplementedError
 
+    def source_text(self, node) -> str:
+        """The node's text as the file has it: the lines after its first with
+        their own indentation (``text`` may print a statement as if it
+        started a file)."""
+        return self.text(node)
+
 
 class LibcstIndex(SourceIndex):
     """For modules parsed by libcst: positions from libcst's metadata,
@@ -159,6 +165,17 @@ class LibcstIndex(SourceIndex):
 
     def text(self, node) -> str:
         return self.module.code_for_node(node)
+
+    def source_text(self, node) -> str:
+        if self.position(node) is None:
+            return self.text(node)
+        found = self._positions[node]
+        lines = self.module.code.splitlines(True)
+        start, end = found.start, found.end
+        if start.line == end.line:
+            return lines[start.line - 1][start.column:end.column]
+        return "".join([lines[start.line - 1][start.column:], *lines[start.line:end.line - 1],
+                        lines[end.line - 1][:end.column]])
 
 
 class LiteIndex(SourceIndex):
