@@ -14,7 +14,8 @@ did not.
 * the fix **runs cleanly** when the fixed text is broken in no clean
   configuration of the original (and shares at least one with it);
 * the fix **comes back** when the fixed text equals the original modulo
-  whitespace;
+  whitespace (reported apart: it equals the original *as resnetlint fixes
+  it*, when the original has findings of its own that the fix repairs too);
 * the fix without the trace (``--no-trace``, the pre-commit hook) **adds a
   crash** when it raises in a configuration where the mutant did not.
 """
@@ -34,6 +35,8 @@ class Verdict:
     status: str  # "error" | "original does not run" | "not observable" | "observable"
     runs_clean: bool = False
     exact: bool = False
+    # equals the original as resnetlint fixes it (the original has findings of its own)
+    exact_fixed_original: bool = False
     cause: str = ""  # why the fix does not run cleanly (observable mutants only)
     exact_cause: str = ""  # why it does not come back to the original
     static_runs_clean: bool = False
@@ -107,8 +110,11 @@ def judge(mutant: dict, result: dict) -> Verdict:
                                 if run.get("error") and name in mutant_runs and not mutant_runs[name].get("error")]
     if not verdict.runs_clean:
         verdict.cause = _cause(result, fixed, runs.get("fixed", {}))
+    verdict.exact_fixed_original = bool(result.get("exact_fixed_original"))
     if not verdict.exact:
-        verdict.exact_cause = "not fixed" if not result.get("fix", {}).get("changed") else "fixed differently"
+        verdict.exact_cause = "not fixed" if not result.get("fix", {}).get("changed") else \
+            "back to the original as resnetlint fixes it (its own findings fixed too)" \
+            if verdict.exact_fixed_original else "fixed differently"
     return verdict
 
 

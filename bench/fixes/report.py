@@ -19,9 +19,11 @@ def totals(verdicts: Sequence[Verdict]) -> str:
     detected = [v for v in observable if v.detected]
     clean = sum(v.runs_clean for v in observable)
     exact = sum(v.exact for v in observable)
+    as_fixed = sum(v.exact_fixed_original and not v.exact for v in observable)
     crashes = sum(bool(v.static_new_crash) for v in verdicts)
     return (f"observable crash-type mutants: {len(observable)}; run cleanly after --fix --unsafe-fixes (trace): "
-            f"{_ratio(clean, len(observable))}; back to the original: {_ratio(exact, len(observable))}. "
+            f"{_ratio(clean, len(observable))}; back to the original: {_ratio(exact, len(observable))}"
+            f" (and {as_fixed} more back to the original as resnetlint fixes it: its own findings, fixed too). "
             f"Of the {len(detected)} that resnetlint detects: run cleanly "
             f"{_ratio(sum(v.runs_clean for v in detected), len(detected))}, back to the original "
             f"{_ratio(sum(v.exact for v in detected), len(detected))}. "
@@ -94,7 +96,7 @@ def markdown(settings: dict, linter: dict, mutants: List[dict], verdicts: Dict[s
     lines.append("## Fixed (runs cleanly) but not back to the original")
     lines.append("")
     for m, v in sorted(inexact, key=lambda item: item[0]["id"])[:60]:
-        lines.append(f"- `{m['relpath']}` {m['qualname']} {m['code']}: {m['description']}")
+        lines.append(f"- `{m['relpath']}` {m['qualname']} {m['code']}: {m['description']} — {v.exact_cause}")
     lines.append("")
     crashes = [(m, verdicts[m["id"]]) for m in mutants if verdicts[m["id"]].static_new_crash]
     lines.append("## `--no-trace` fixes that made a block crash")

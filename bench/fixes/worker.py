@@ -26,6 +26,7 @@ import os
 import sys
 import time
 import traceback
+from typing import Dict, Optional
 
 RESTART_EVERY = 20  # mutants per trace worker: each run leaves a module behind in it
 
@@ -103,6 +104,10 @@ def main():
         return prove_fixes(outcome, runner, options, rules)
 
     root = job["root"]
+    # The original as resnetlint fixes it, per file: where the original has
+    # findings of its own, a mutant's fix repairs them too, and "back to the
+    # original" is then judged against this as well (reported apart).
+    references: Dict[str, Optional[str]] = {}
     try:
         for item in job["items"]:
             if runner is None or served >= RESTART_EVERY:
@@ -117,6 +122,9 @@ def main():
             record = {"id": item["id"]}
             started = time.perf_counter()
             try:
+                if item["relpath"] not in references:
+                    reference = fix_file(path, rules, True, trace=prove)
+                    references[item["relpath"]] = reference.fixed if reference.changed else None
                 with open(path, "w", encoding="utf-8", newline="") as fh:
                     fh.write(item["mutant"])
                 original = check_text(item["original"], path, rules, fast=False, project=shared_project())
@@ -135,6 +143,9 @@ def main():
                     traced = fix_file(path, rules, True, trace=prove)
                     record["fix"] = _applied(traced)
                     record["exact"] = _same_code(traced.fixed, item["original"])
+                    fixed_original = references[item["relpath"]]
+                    record["exact_fixed_original"] = fixed_original is not None and \
+                        _same_code(traced.fixed, fixed_original)
                     record["fixed_diff"] = _diff(item["original"], traced.fixed)
                     record["runs"]["fixed"] = run(path, name, info, traced.fixed) if traced.changed else \
                         record["runs"]["mutant"]
