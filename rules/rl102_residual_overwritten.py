@@ -46,7 +46,9 @@ The fix keeps the main-path result and puts the shortcut in its own variable
 (`x = identity` before `x + identity`), it deletes the line that overwrote
 the main path. For `x + x` it adds the main path back: the value the add's
 statement overwrites (`out = x + x` after `out = self.conv(out)` becomes
-`out = out + x`), else the layers `forward` never uses, in `__init__` order.
+`out = out + x`), else the layers `forward` never uses, in `__init__` order
+(one such layer before an add written as its own step, `x = x + identity`,
+goes back as the step before it: `x = self.body(x)`).
 It is unsafe: it changes what the block computes.
 
 ## References
@@ -235,7 +237,7 @@ class ResidualOverwritten(Rule):
                  "`identity` is `x`; the body goes onto `x`, the operand that is the input on every path",
             fix=(
                 ('                    x = x + identity\n',
-                 '                    x = self.body(x) + identity\n'),
+                 '                    x = self.body(x)\n                    x = x + identity\n'),
             ),
         ),
     )
@@ -337,7 +339,8 @@ def _self_add_fix(flow: Flow, block: BlockModel, add, culprit) -> Optional[FixPl
     own statement overwrites, when it was computed and is now dead
     (``out = self.conv2d(out); out = x + x`` -> ``out = out + x``); else the
     layers ``forward`` never uses, in ``__init__`` order, applied to ``a``
-    (``x + x`` -> ``x + self.drop_path(self.mlp(x))``)."""
+    (``x + x`` -> ``x + self.drop_path(self.mlp(x))``; one layer, before
+    ``x = x + identity``, as a statement of its own: ``x = self.body(x)``)."""
     if culprit is not None and isinstance(culprit.stmt, cst.Assign) and isinstance(culprit.stmt.value, cst.Name):
         return None  # `identity = out`: which value was meant is not plain
     left, right = add.left_node, add.right_node
@@ -357,7 +360,26 @@ def _self_add_fix(flow: Flow, block: BlockModel, add, culprit) -> Optional[FixPl
     text = fed.value
     for name in unused:
         text = f"self.{name}({text})"
-    return FixPlan(f"add `{text}` (the layers forward never uses) to `{other.value}`", UNSAFE, [replace(fed, text)])
+    description = f"add `{text}` (the layers forward never uses) to `{other.value}`"
+    statement = _rebinding_statement(flow, add, fed.value)
+    if statement is not None and len(unused) == 1:
+        # `x = x + identity` written as a step of its own: the layer goes back
+        # as the step before it (`x = self.body(x)`), as such code writes it
+        return FixPlan(description, UNSAFE, [insert_before(statement, f"{fed.value} = {text}")])
+    return FixPlan(description, UNSAFE, [replace(fed, text)])
+
+
+def _rebinding_statement(flow: Flow, add, name: str) -> Optional[cst.Assign]:
+    """The add's statement when it is ``name = ...`` and reads ``name`` only
+    as this operand: the layers can then be applied to ``name`` just before."""
+    for event in flow.assignments:
+        stmt = event.stmt
+        if event.new is add.result and isinstance(stmt, cst.Assign) and stmt.value is add.node \
+                and len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name) \
+                and stmt.targets[0].target.value == name:
+            reads = [node for node in walk(stmt.value) if isinstance(node, cst.Name) and node.value == name]
+            return stmt if len(reads) == 1 else None
+    return None
 
 
 def _always_input(block: BlockModel, add, side: str) -> bool:
