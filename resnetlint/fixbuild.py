@@ -15,7 +15,7 @@ import libcst as cst
 
 from .fixes import UNSAFE, FixPlan, insert_after, insert_before, replace
 from .model.query import (BlockModel, Flow, FVal, LayerSpec, LayerV, SHORTCUT_ATTRIBUTE, channels_of, options_under,
-                          projects, strip_elementwise)
+                          present_module, projects, strip_elementwise, walk)
 from .nodes import code_of, position_of, source_text
 
 # Attribute names that hold a shortcut's projection are the model's
@@ -114,7 +114,8 @@ def wire_in(block: BlockModel, name: str) -> Optional[FixPlan]:
       run): before the layer built next, else after the layer built just
       before it (``bn2`` between ``conv2`` and ``relu``), as a statement of
       its own where the code writes one layer per line, else as a call
-      around the value."""
+      around the value; before the ``if`` under which forward applies the
+      layer built next (see :func:`_before_guarded_neighbour`)."""
     spec = layer_spec(block, name)
     if spec is None or spec.family == "parameter" or NOT_CALLABLE.search(spec.label or ""):
         return None
@@ -130,6 +131,9 @@ def wire_in(block: BlockModel, name: str) -> Optional[FixPlan]:
     used = sorted((positions[attr], attr) for attr in calls if attr in positions and attr != name and attr in always)
     after = [attr for position, attr in used if position > positions[name]]
     before = [attr for position, attr in used if position < positions[name]]
+    guarded = _before_guarded_neighbour(block, name, spec, positions, calls)
+    if guarded is not None:
+        return guarded
     if after and len(calls[after[0]]) == 1:
         flow, call = calls[after[0]][0]
         plan = _before_call(flow, call, spec, name)
@@ -139,6 +143,33 @@ def wire_in(block: BlockModel, name: str) -> Optional[FixPlan]:
         flow, call = calls[before[-1]][0]
         return _after_call(flow, call, spec, name)
     return None
+
+
+def _before_guarded_neighbour(block: BlockModel, name: str, spec: LayerSpec, positions, calls) -> Optional[FixPlan]:
+    """The layer built next is applied under a condition of forward's own
+    (``if self.use_se: x = self.se(x)``) as ``x = self.<next>(x)``: the
+    unused layer goes just before that ``if``, as ``x = self.<name>(x)``
+    (MnasNet's ``dw_conv`` between an optional expansion and an optional SE),
+    never inside it."""
+    built_after = sorted((positions[attr], attr) for attr in calls if attr in positions and positions[attr] > positions[name])
+    if not built_after or len(calls[built_after[0][1]]) != 1 or block.forward is None:
+        return None
+    if not all(present_module(wf.world, name, wf.world.facts) for wf in block.worlds):
+        return None  # built only in some worlds: applying it unconditionally would fail in the others
+    flow, call = calls[built_after[0][1]][0]
+    found = _statement_of(flow, call)
+    node = call.node
+    if found is None or not isinstance(node, cst.Call) or not node.args or not call.inputs or \
+            not isinstance(node.args[0].value, cst.Name) or node.args[0].value.value != found[1] or \
+            not _fits(spec, flow, call.inputs[0]):
+        return None
+    enclosing = next((statement for statement in block.forward.body.body
+                      if any(child is found[0] for child in walk(statement))), None)
+    if not isinstance(enclosing, cst.If):
+        return None
+    var = found[1]
+    return FixPlan(f"apply `self.{name}` before `if {code_of(enclosing.test)}:` (where `__init__` builds it)", UNSAFE,
+                   [insert_before(enclosing, f"{var} = self.{name}({var})")])
 
 
 def _called_wherever(block: BlockModel, name: str) -> set:

@@ -44,7 +44,9 @@ When the layer's place is plain, the fix puts it back on the path: a
 projection (`downsample`, `shortcut`, `identity_conv`...) onto the shortcut
 that adds the raw input; any other layer where `__init__` order puts it
 (layers are built in the order they run), before the layer built after it,
-or after the one built before it (`bn2` between `conv2` and `relu`). It is
+or after the one built before it (`bn2` between `conv2` and `relu`); when
+the layer built after it is applied under a condition of `forward`'s
+(`if self.use_se: x = self.se(x)`), before that `if`, never inside it. It is
 unsafe: it changes what the block computes, and the place is a reading of
 the code that the trace (or, without it, the static model's check of the
 widths) must confirm. Otherwise there is no fix: removing the layer would
@@ -315,11 +317,11 @@ class UnusedSubmodule(Rule):
             """,
             expect=((28, 9),),
             note="MnasNet's unit with its depthwise conv left out of forward: the conv is one of two helpers, and "
-                 "the layer built after it is applied only with `use_se`, so the fix puts it before the next layer "
-                 "forward always applies",
+                 "the layer built after it is applied only with `use_se`, so the fix puts it before that `if`, "
+                 "never inside it",
             fix=(
-                ('                        y = self.se(y)\n',
-                 '                        y = self.se(y)\n                    y = self.dw_conv(y)\n'),
+                ('                    y = self.exp_conv(x)\n',
+                 '                    y = self.exp_conv(x)\n                    y = self.dw_conv(y)\n'),
             ),
         ),
     )
