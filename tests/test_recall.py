@@ -256,12 +256,16 @@ SLICE_PER_OPERATOR = 6
 # the harness setting a helper's required stride to 1 instead of removing
 # it (RL203 8).  Stop 21: 106, from CBAM gates and flag-placed strides,
 # named projections beside loop-built main paths and activations chosen among
-# several (RL103 12, RL201 9, RL202 11, RL204 7).  The floors are that measurement.
+# several (RL103 12, RL201 9, RL202 11, RL204 7).  Stop 22: 105, RL104 at
+# 10: the model now summarises functions forward calls, so torchvision's
+# StochasticDepth is known to hold no parameter, and RL104 (by its contract:
+# a parameter-free layer loses nothing) no longer reports it unused, which it
+# did only because the module was unknown.  The floors are that measurement.
 SLICE_FLOOR = {
-    "RL101": (12, 12), "RL102": (12, 12), "RL103": (12, 12), "RL104": (11, 12), "RL201": (9, 12), "RL202": (11, 12),
+    "RL101": (12, 12), "RL102": (12, 12), "RL103": (12, 12), "RL104": (10, 12), "RL201": (9, 12), "RL202": (11, 12),
     "RL203": (8, 12), "RL204": (7, 8), "RL205": (4, 8), "RL301": (8, 8), "RL302": (12, 12),
 }
-SLICE_TOTAL_FLOOR = 106  # of 120
+SLICE_TOTAL_FLOOR = 105  # of 120
 
 
 @pytest.mark.slow
