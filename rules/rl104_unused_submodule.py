@@ -1,7 +1,8 @@
 """
 ## What it does
 Finds a submodule (or `nn.Parameter`) created in `__init__` that `forward`
-never reaches on any path, or whose only use in `forward` is a value that is
+never reaches on any path (testing it, `if self.downsample is not None:`,
+does not apply it), or whose only use in `forward` is a value that is
 itself never used (the `conv1`/`bn1` of a block whose next layer was fed `x`).
 
 ## Why is this bad?
@@ -104,7 +105,7 @@ class UnusedSubmodule(Rule):
             node = _target_node(assigned)
             if node is None:
                 continue
-            if not readers:
+            if not readers or _only_tested(block, name, readers):
                 if block.attribute_read_elsewhere(name):
                     continue  # another module of the package applies it (a parent, a helper given the module)
                 fix = wire_in(block, name)
@@ -276,6 +277,34 @@ class UnusedSubmodule(Rule):
         ),
         Invalid(
             """
+            class NormFreeBlock(nn.Module):
+                def __init__(self, in_chs, out_chs, stride=1, alpha=0.2, beta=1.0):
+                    super().__init__()
+                    self.alpha, self.beta = alpha, beta
+                    if in_chs != out_chs or stride != 1:
+                        self.downsample = nn.Sequential(nn.AvgPool2d(2, stride) if stride > 1 else nn.Identity(),
+                                                        nn.Conv2d(in_chs, out_chs, 1))
+                    else:
+                        self.downsample = None
+                    self.act1 = nn.GELU()
+                    self.conv1 = nn.Conv2d(in_chs, out_chs, 3, stride, 1)
+                    self.act2 = nn.GELU()
+                    self.conv2 = nn.Conv2d(out_chs, out_chs, 3, 1, 1)
+
+                def forward(self, x):
+                    out = self.act1(x) * self.beta
+                    shortcut = x
+                    if self.downsample is not None:
+                        shortcut = out
+                    out = self.conv2(self.act2(self.conv1(out)))
+                    return out * self.alpha + shortcut
+            """,
+            expect=((6, 13),),
+            note="NFNet's block with the projection's call dropped: forward still tests `self.downsample`, "
+                 "but a module only tested is never applied",
+        ),
+        Invalid(
+            """
             def dw_conv3x3(channels, stride):
                 return nn.Sequential(nn.Conv2d(channels, channels, 3, stride, 1, groups=channels, bias=False),
                                      nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
@@ -414,6 +443,21 @@ def _target_node(assigned: AttrAssign) -> Optional[cst.CSTNode]:
 def _has_subclass(block: BlockModel, analysis: FileAnalysis) -> bool:
     name = block.name
     return any(name in bases for bases in analysis.ctx.facts.subclass_bases.values())
+
+
+def _only_tested(block: BlockModel, name: str, readers) -> bool:
+    """``forward`` (and the methods it inlines) only tests ``self.<name>``
+    (``if self.downsample is not None:`` with its call gone) in every world:
+    the module is never applied."""
+    inlined: Set[str] = {"forward"}
+    seen = False
+    for _, flow in block.flows():
+        inlined |= flow.methods_inlined
+        read = flow.attr_read_nodes.get(name, set())
+        if read - flow.attr_tested_nodes.get(name, set()):
+            return False
+        seen = seen or bool(read)
+    return seen and set(readers) <= inlined
 
 
 def _only_dead_uses(block: BlockModel, name: str, readers) -> bool:

@@ -198,6 +198,8 @@ class Flow:
     attr_escapes: Set[str] = field(default_factory=set)  # self.X used other than by calling it
     attr_read_nodes: Dict[str, Set[int]] = field(default_factory=dict)  # X -> ids of `self.X` nodes read
     attr_called_nodes: Dict[str, Set[int]] = field(default_factory=dict)  # X -> ids of `self.X` nodes called
+    # X -> ids of `self.X` nodes only tested: `self.X is not None`, `if self.X:`
+    attr_tested_nodes: Dict[str, Set[int]] = field(default_factory=dict)
     methods_inlined: Set[str] = field(default_factory=set)
     # Attributes holding the projection a caller passes in (``downsample``),
     # filled in once the block's worlds are known (see residual.caller_projections).
@@ -436,7 +438,21 @@ class ForwardExecutor(ControlFlow[State]):
     def unmodelled(self, stmt, state: State) -> List[State]:
         raise FlowTooComplex(f"{type(stmt).__name__} in forward is not modelled")
 
+    def note_tested(self, test: cst.BaseExpression) -> None:
+        """``self.X`` read only to test it (``if self.X:``, ``not self.X``,
+        ``self.X is None``): a module tested and never called is not used."""
+        while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            test = test.expression
+        if isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and \
+                isinstance(test.comparisons[0].operator, (cst.Is, cst.IsNot)):
+            other = test.comparisons[0].comparator
+            if isinstance(other, cst.Name) and other.value == "None":
+                test = test.left
+        if isinstance(test, cst.Attribute) and _is_self(test.value):
+            self.flow.attr_tested_nodes.setdefault(test.attr.value, set()).add(id(test))
+
     def branch_tests(self, test, state: State) -> List[Tuple[State, Cond]]:
+        self.note_tested(test)
         out = []
         for s, value in self.ev(test, state):
             if value.tensor or value.kind not in ("static",):
@@ -833,6 +849,7 @@ class ForwardExecutor(ControlFlow[State]):
         return out
 
     def ev_IfExp(self, expr: cst.IfExp, state: State) -> Results:
+        self.note_tested(expr.test)
         out: Results = []
         for s, test in self.ev(expr.test, state):
             cond = self.cond_of(test)
