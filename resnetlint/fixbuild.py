@@ -15,7 +15,7 @@ import libcst as cst
 
 from .fixes import UNSAFE, FixPlan, insert_after, insert_before, replace
 from .model.query import (BlockModel, Flow, FVal, LayerSpec, LayerV, SHORTCUT_ATTRIBUTE, channels_of, options_under,
-                          present_module, projects, strip_elementwise, walk)
+                          present_module, projects, residual_adds, strip_elementwise, walk)
 from .nodes import code_of, position_of, source_text
 
 # Attribute names that hold a shortcut's projection are the model's
@@ -161,7 +161,7 @@ def _before_guarded_neighbour(block: BlockModel, name: str, spec: LayerSpec, pos
     node = call.node
     if found is None or not isinstance(node, cst.Call) or not node.args or not call.inputs or \
             not isinstance(node.args[0].value, cst.Name) or node.args[0].value.value != found[1] or \
-            not _fits(spec, flow, call.inputs[0]):
+            not _fits(spec, flow, call.inputs[0]) or not _on_main_paths_only(flow, call):
         return None
     enclosing = next((statement for statement in block.forward.body.body
                       if any(child is found[0] for child in walk(statement))), None)
@@ -170,6 +170,25 @@ def _before_guarded_neighbour(block: BlockModel, name: str, spec: LayerSpec, pos
     var = found[1]
     return FixPlan(f"apply `self.{name}` before `if {code_of(enclosing.test)}:` (where `__init__` builds it)", UNSAFE,
                    [insert_before(enclosing, f"{var} = self.{name}({var})")])
+
+
+def _on_main_paths_only(flow: Flow, value: FVal) -> bool:
+    """``value`` feeds the main path of the block's residual adds and none of
+    their shortcuts: the layer built after the unused one may be the
+    shortcut's (PyramidNet's `identity = self.identity_pool(identity)` under
+    `if self.resize_identity:`), and its variable is then not the one the
+    unused main-path layer transforms."""
+    node = value.node
+    variable = node.args[0].value.value if isinstance(node, cst.Call) and node.args and \
+        isinstance(node.args[0].value, cst.Name) else ""
+    if SHORTCUT_ATTRIBUTE.search(value.attr or "") or SHORTCUT_ATTRIBUTE.search(variable):
+        return False  # named for the shortcut (where the bug left no main path, the model cannot tell them apart)
+    residuals = residual_adds(flow)
+
+    def feeds(target: FVal) -> bool:
+        return target is value or id(value) in flow.ancestors(target)
+    return not any(feeds(r.skip) for r in residuals) and \
+        (not residuals or any(feeds(r.main) for r in residuals))
 
 
 def _called_wherever(block: BlockModel, name: str) -> set:

@@ -366,3 +366,62 @@ def test_a_guessed_configuration_the_networks_never_build_does_not_reject_a_fix(
     assert "ran before the fix and now fails" in regression(before, called, [], [])
     trained = {"status": "ok", "runs": [_config(guessed, "stride 2"), before["runs"][1]]}
     assert "ran before the fix and now fails" in regression(trained, after, [], [])  # it really ran before
+
+
+def test_rl104_never_puts_a_main_path_layer_on_the_shortcut():
+    # PyramidNet's unit with its body's calls gone: the layer built after
+    # `body` and `bn` is the shortcut's pool, applied under
+    # `if self.resize_identity:` to `identity`; placing `body` before that
+    # `if` would apply it to the shortcut variable, so there is no fix.
+    # In MnasNet's unit the layer built next is the main path's SE, and the
+    # fix goes before its `if`.
+    from resnetlint.api import check_text
+    from rules.rl104_unused_submodule import UnusedSubmodule
+
+    pyramid = textwrap.dedent("""
+        import torch.nn as nn
+
+
+        class PyrUnit(nn.Module):
+            def __init__(self, in_channels, out_channels, stride):
+                super().__init__()
+                self.resize_identity = in_channels != out_channels or stride != 1
+                self.body = nn.Sequential(nn.BatchNorm2d(in_channels),
+                                          nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False))
+                self.bn = nn.BatchNorm2d(out_channels)
+                if self.resize_identity:
+                    self.identity_pool = nn.AvgPool2d(2, stride, ceil_mode=True)
+
+            def forward(self, x):
+                identity = x
+                x = x
+                if self.resize_identity:
+                    identity = self.identity_pool(identity)
+                return x + identity
+    """)
+    mnas = textwrap.dedent("""
+        import torch.nn as nn
+
+
+        class Unit(nn.Module):
+            def __init__(self, channels, use_se=False):
+                super().__init__()
+                self.use_se = use_se
+                self.exp_conv = nn.Conv2d(channels, channels * 4, 1, bias=False)
+                self.dw_conv = nn.Conv2d(channels * 4, channels * 4, 3, 1, 1, groups=channels * 4, bias=False)
+                if use_se:
+                    self.se = nn.Sequential(nn.Conv2d(channels * 4, channels * 4, 1), nn.Sigmoid())
+                self.pw_conv = nn.Conv2d(channels * 4, channels, 1, bias=False)
+
+            def forward(self, x):
+                y = self.exp_conv(x)
+                if self.use_se:
+                    y = self.se(y)
+                return x + self.pw_conv(y)
+    """)
+    fixes = {}
+    for name, source in (("pyramid", pyramid), ("mnas", mnas)):
+        result = check_text(source, f"{name}.py", [UnusedSubmodule()])
+        fixes[name] = [f.fix.description if f.fix else None for f in result.findings if f.code == "RL104"]
+    assert fixes["pyramid"] == [None, None]  # body, bn
+    assert fixes["mnas"] == ["apply `self.dw_conv` before `if self.use_se:` (where `__init__` builds it)"]
