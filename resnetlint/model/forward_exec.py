@@ -1218,6 +1218,9 @@ def function_summary(interp: Interpreter, ctx: ModuleContext, name: str) -> Opti
         key = (ctx.path, name)
         if func is None or key in interp.functions_summarising:
             return None
+        params = list(func.params.posonly_params) + list(func.params.params)
+        if not params or params[0].name.value in ("self", "cls"):
+            return None  # a method written at module level: its `self` is no module the model knows
         interp.functions_summarising.add(key)
         try:
             world = World()
