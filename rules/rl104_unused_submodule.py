@@ -63,7 +63,8 @@ from typing import Dict, Iterator, Optional, Set
 import libcst as cst
 
 from resnetlint.fixbuild import wire_in
-from resnetlint.model.query import AltV, AttrAssign, BlockModel, FileAnalysis, LayerV, Loc
+from resnetlint.model.query import (AltV, AttrAssign, BlockModel, FileAnalysis, LayerV, Loc, SHORTCUT_ATTRIBUTE,
+                                    present_module, residual_adds)
 from resnetlint.rule import Invalid, Rule, Valid, Violation
 
 NO_WEIGHT_FAMILIES = ("act", "dropout", "identity", "pool", "adaptive_pool", "float_functional", "container",
@@ -105,7 +106,7 @@ class UnusedSubmodule(Rule):
             node = _target_node(assigned)
             if node is None:
                 continue
-            if not readers or _only_tested(block, name, readers):
+            if not readers or (_only_tested(block, name, readers) and not _bypassed_shortcut(block, name)):
                 if block.attribute_read_elsewhere(name):
                     continue  # another module of the package applies it (a parent, a helper given the module)
                 fix = wire_in(block, name)
@@ -458,6 +459,17 @@ def _only_tested(block: BlockModel, name: str, readers) -> bool:
             return False
         seen = seen or bool(read)
     return seen and set(readers) <= inlined
+
+
+def _bypassed_shortcut(block: BlockModel, name: str) -> bool:
+    """A projection named for the shortcut, tested in forward, beside an add
+    that takes the raw input itself: RL103's finding (the shortcut bypassed)
+    says it, with the configuration that breaks; the missing gradient this
+    rule predicts is not what a run shows there (the add fails first)."""
+    if not SHORTCUT_ATTRIBUTE.search(name):
+        return False
+    return any(residual.skip is flow.input for world, flow in block.flows()
+               if present_module(world, name, world.facts) for residual in residual_adds(flow))
 
 
 def _only_dead_uses(block: BlockModel, name: str, readers) -> bool:
