@@ -203,6 +203,40 @@ class StrideMismatch(Rule):
         ),
         Invalid(
             """
+            class ConvLayer(nn.Module):
+                def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, activation=True):
+                    super().__init__()
+                    self.convolution = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
+                                                 bias=False)
+                    self.normalization = nn.BatchNorm2d(out_channels)
+                    self.activation = nn.ReLU() if activation else nn.Identity()
+
+                def forward(self, x):
+                    return self.activation(self.normalization(self.convolution(x)))
+
+
+            class BottleNeckLayer(nn.Module):
+                def __init__(self, in_channels, out_channels, stride=1, reduction=4, downsample_in_bottleneck=False):
+                    super().__init__()
+                    reduced = out_channels // reduction
+                    self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                                  nn.BatchNorm2d(out_channels))
+                    self.layer = nn.Sequential(
+                        ConvLayer(in_channels, reduced, kernel_size=1),
+                        ConvLayer(reduced, reduced, stride=stride if not downsample_in_bottleneck else 1),
+                        ConvLayer(reduced, out_channels, kernel_size=1, activation=False),
+                    )
+
+                def forward(self, x):
+                    return torch.relu(self.layer(x) + self.shortcut(x))
+            """,
+            expect=((17, 79),),
+            note="Hugging Face's ResNet bottleneck with the first conv's `stride=stride if "
+                 "downsample_in_bottleneck else 1` lost: the flag that places the stride in an argument splits "
+                 "the configurations, and with `downsample_in_bottleneck` no layer of the main path strides",
+        ),
+        Invalid(
+            """
             def drop_path(x, drop_prob: float = 0.0, training: bool = False):
                 if drop_prob == 0.0 or not training:
                     return x
@@ -397,7 +431,8 @@ def _check(block: BlockModel, world: World, flow: Flow, residual: Residual) -> O
     difference = differ(main, skip, facts, block.numeric_defaults())
     if difference is None:
         return None
-    expect = {"kind": "shape-error", "dim": "spatial", **difference.expect()}
+    expect = _with_argument_choices({"kind": "shape-error", "dim": "spatial", **difference.expect()}, block, world,
+                                    (main, skip))
     main_strided = _strided_sites(residual.main, facts)
     skip_strided = _strided_sites(residual.skip, facts)
     detail = f"the main path reduces the resolution by `{main.render()}` and the shortcut by `{skip.render()}`"
@@ -445,7 +480,9 @@ def _fails_when(stride: Num, world: World, strided: LayerSpec) -> str:
     strided layer (timm's ``s2d == 1`` space-to-depth conv), not the
     nonsense ``whenever 2 != 1``."""
     if stride.const_value() is None:
-        return f"whenever {stride.render()} != 1"
+        # a layer argument chosen by a flag (`stride if downsample_in_bottleneck else 1`) split the world
+        chosen = [_decision_text(d.node.test, d.taken) for d in world.decisions if isinstance(d.node, cst.IfExp)]
+        return f"whenever {stride.render()} != 1" + "".join(f" and {c}" for c in chosen)
     for assigned in world.attrs.values():
         if assigned.decisions and _holds(assigned.loc.value, strided):
             tests = []
@@ -454,6 +491,42 @@ def _fails_when(stride: Num, world: World, strided: LayerSpec) -> str:
                 tests.append(f"`{text}`" if decision.taken else f"not `{text}`")
             return "when " + " and ".join(tests)
     return "always"
+
+
+def _with_argument_choices(expect: dict, block: BlockModel, world: World, strides) -> dict:
+    """The world's choices of a layer argument by a flag (``stride=stride if
+    downsample_in_bottleneck else 1``) are conditions of the failure too: a
+    run with the flag the other way proves nothing (the trace must not
+    refute the finding with it), and the configuration to try sets it."""
+    chosen = [(d.node.test, d.taken) for d in world.decisions if isinstance(d.node, cst.IfExp)]
+    if not chosen:
+        return expect
+    conditions = list(expect.get("conditions") or [])
+    config = dict(expect.get("config") or {})
+    parameters = block.parameter_names()
+    for test, taken in chosen:
+        text = code_of(test)
+        conditions.append(f"({text})" if taken else f"not ({text})")
+        if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            test, taken = test.expression, not taken
+        if isinstance(test, cst.Name) and test.value in parameters:
+            config[test.value] = int(taken)
+    for stride in strides:
+        name = stride.render()
+        if name in parameters and name not in config:
+            config[name] = 2
+    expect = {**expect, "conditions": conditions}
+    if config:
+        expect["config"] = config
+    return expect
+
+
+def _decision_text(test, taken: bool) -> str:
+    """A test as decided, for a message: `flag`, or not `flag` (`not flag`
+    taken false reads `flag`)."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        test, taken = test.expression, not taken
+    return f"`{code_of(test)}`" if taken else f"not `{code_of(test)}`"
 
 
 def _holds(value, spec: LayerSpec) -> bool:

@@ -452,3 +452,16 @@ def test_a_channels_last_add_failure_is_read_on_the_dimension_it_stands_for():
     # (B, H, W, C)
     assert [_as_channels_first(d, 4, channels_last=True) for d in (1, 2, 3)] == [2, 3, 1]
     assert _as_channels_first(1, 4, channels_last=False) == 1
+
+
+@pytest.mark.trace
+def test_a_flag_chosen_stride_is_confirmed_with_the_flag_set_never_refuted_without_it():
+    # The static model splits the configurations on the flag that chooses a
+    # layer argument; the finding names it as a condition (so runs with the
+    # flag the other way cannot refute it) and as the configuration to try.
+    run = traced([DATA / "flag_chosen_stride.py"])
+    (claim,) = run.findings
+    assert claim.code == "RL203" and "`downsample_in_bottleneck`" in claim.message
+    assert "not (not downsample_in_bottleneck)" in claim.expect["conditions"]
+    assert claim.confirmation.status == "confirmed", claim.confirmation
+    assert "downsample_in_bottleneck=1" in claim.confirmation.detail and "stride=2" in claim.confirmation.detail

@@ -28,7 +28,7 @@ from . import summaries
 from .context import LOCAL_PREFIX, ModuleContext
 from .control import ControlFlow
 from .records import record
-from .syntax import iter_children
+from .syntax import iter_children, walk
 from .symbolic import (
     TRUTHY,
     EMPTY_FACTS,
@@ -392,6 +392,9 @@ class Interpreter:
 
     def exec_small(self, small: cst.BaseSmallStatement, world: World, frame: Frame) -> List[World]:
         if isinstance(small, cst.Assign):
+            split = self._split_on_argument_choice(small, world, frame)
+            if split is not None:
+                return [w for branch in split for w in self.exec_small(small, branch, frame)]
             forked = self._exec_call_statement(small.value, world, frame)
             results = forked if forked is not None else self._choose(self.ev(small.value, world, frame), world, frame)
             for w, value in results:
@@ -433,6 +436,41 @@ class Interpreter:
             self._local_import(small, world, frame)
             return [world]
         return [world]  # pass, break, continue, global, nonlocal
+
+    def _split_on_argument_choice(self, small: cst.Assign, world: World, frame: Frame) -> Optional[List[World]]:
+        """A layer the block builds with an argument chosen by a condition on
+        its parameters (``ResNetConvLayer(c, m, 1, stride=stride if
+        downsample_in_bottleneck else 1)``): the world forks on the condition,
+        as for ``if downsample_in_bottleneck:``, so that the layer's stride
+        (or width) is a number in each world and agrees with the other layers
+        the same flag places (the next conv's ``stride if not
+        downsample_in_bottleneck else 1``).  Only for the class under
+        analysis, a ``self.<attr> = <call>`` statement, plain values on both
+        sides; None when there is nothing to split on.  The decision recorded
+        is the conditional expression itself (messages quote its test)."""
+        if not frame.local or len(small.targets) != 1 or not isinstance(small.targets[0].target, cst.Attribute) \
+                or not _is_self(small.targets[0].target.value) or not isinstance(small.value, cst.Call):
+            return None
+        for node in walk(small.value):
+            if not isinstance(node, cst.Arg) or not isinstance(node.value, cst.IfExp):
+                continue
+            choice = node.value
+            cond = self.as_cond(self.ev(choice.test, world, frame))
+            if cond is None or isinstance(cond, bool) or world.facts.evaluate(cond) is not None:
+                continue
+            sides = [self.ev(side, world, frame).value for side in (choice.body, choice.orelse)]
+            if not all(isinstance(side, (NumV, ParamV, BoolV, NoneV)) for side in sides) or \
+                    _plain_key_of(sides[0]) == _plain_key_of(sides[1]):
+                continue
+            control = InitControl(self, frame)
+            worlds = [branch for taken in (True, False)
+                      for branch in [control.assume(world, cond, taken, choice, fork=True)] if branch is not None]
+            # only a test each branch then decides (a comparison of values the
+            # model cannot name is a new unknown each time it is read)
+            if worlds and all(branch.facts.evaluate(self.as_cond(self.ev(choice.test, branch, frame))) is not None
+                              for branch in worlds):
+                return worlds
+        return None
 
     def _choose(self, value: Loc, world: World, frame: Frame) -> List[Tuple[World, Loc]]:
         """An assigned value that is one of several plain values
@@ -2147,6 +2185,17 @@ def _is_parameter(value: Value, name: str) -> bool:
     if isinstance(value, ParamV):
         return value.name == name
     return isinstance(value, NumV) and value.num.single_atom() == name
+
+
+def _plain_key_of(value: Value) -> object:
+    """A plain value as a comparable key (a number by its rendering)."""
+    if isinstance(value, NumV):
+        return ("num", value.num.render())
+    if isinstance(value, ParamV):
+        return ("param", value.name)
+    if isinstance(value, BoolV):
+        return ("bool", repr(value.cond))
+    return ("none",)
 
 
 def specialize(options: Sequence[Tuple[Cond, Summary]], env: Dict[str, Loc], facts: Facts) -> Summary:

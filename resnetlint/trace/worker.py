@@ -318,6 +318,11 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
     configs: List[Dict[str, Any]] = []
     for site in request.get("call_sites", []):
         bound = _bind_site(params, site)
+        if bound is None and str(site.get("origin", "")).startswith("the configuration ") and \
+                set(site.get("kwargs", {})) <= {p.name for p in params}:
+            # A finding's configuration names only what it predicts fails on
+            # (`stride=2`, a flag): the other arguments as for the grid.
+            bound = _fill(params, dict(site.get("kwargs", {})), request)
         if bound is not None:
             configs.append({"kwargs": bound, "origin": site.get("origin", "a call site")})
     for recorded in request.get("_network", []):
