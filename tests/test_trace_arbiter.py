@@ -455,11 +455,19 @@ def test_a_channels_last_add_failure_is_read_on_the_dimension_it_stands_for():
 
 
 @pytest.mark.trace
-def test_a_flag_chosen_stride_is_confirmed_with_the_flag_set_never_refuted_without_it():
-    # The static model splits the configurations on the flag that chooses a
-    # layer argument; the finding names it as a condition (so runs with the
-    # flag the other way cannot refute it) and as the configuration to try.
-    run = traced([DATA / "flag_chosen_stride.py"])
+def test_a_flag_chosen_stride_is_confirmed_with_the_flag_set_never_refuted_without_it(tmp_path):
+    # RL203's example of Hugging Face's ResNet bottleneck, its stride placed by
+    # `stride if not downsample_in_bottleneck else 1`: the static model splits
+    # the configurations on the flag; the finding names it as a condition (so
+    # runs with the flag the other way cannot refute it) and as the
+    # configuration to try.
+    from resnetlint.rule import example_source
+    from rules.rl203_stride_mismatch import StrideMismatch
+
+    (example,) = [e for e in StrideMismatch.INVALID if "downsample_in_bottleneck" in e.source]
+    path = tmp_path / "flag_chosen_stride.py"
+    path.write_text(example_source(example.source))
+    run = traced([path])
     (claim,) = run.findings
     assert claim.code == "RL203" and "`downsample_in_bottleneck`" in claim.message
     assert "not (not downsample_in_bottleneck)" in claim.expect["conditions"]
