@@ -55,6 +55,7 @@ from .values import (
     TupleV,
     UnknownV,
     Value,
+    plain_key,
 )
 
 # Paths through one forward.  The statement budget below bounds the work; this
@@ -1265,25 +1266,6 @@ def _distinct_calls(alt: AltV) -> List[Tuple[Cond, Loc]]:
             for group in groups.values()]
 
 
-def _plain_key(value: Value) -> object:
-    """A constructor argument as a comparable key, or None when it is not a
-    plain value (a number, a string, a flag, None, a parameter, a tuple)."""
-    if isinstance(value, NumV):
-        return ("num", value.num.render())
-    if isinstance(value, StrV):
-        return ("str", value.text)
-    if isinstance(value, BoolV) and isinstance(value.cond, bool):
-        return ("bool", value.cond)
-    if isinstance(value, NoneV):
-        return ("none",)
-    if isinstance(value, ParamV):
-        return ("parameter", value.name)
-    if isinstance(value, TupleV):
-        items = tuple(_plain_key(item.value) for item in value.items)
-        return None if any(item is None for item in items) else ("tuple", items)
-    return None
-
-
 def _call_key(option: Loc) -> object:
     """What calling this alternative would show the rules: every module we
     cannot see into is the same, and so are two layers built alike (the same
@@ -1300,7 +1282,7 @@ def _call_key(option: Loc) -> object:
     args = []
     for name in sorted(spec.args):
         arg = spec.args[name].value
-        key = _plain_key(arg)
+        key = plain_key(arg)
         if key is None:
             return id(spec)
         args.append((name, key))

@@ -77,6 +77,7 @@ from .values import (
     UnknownV,
     Value,
     as_num,
+    plain_key,
 )
 
 MAX_WORLDS = 32
@@ -460,7 +461,7 @@ class Interpreter:
                 continue
             sides = [self.ev(side, world, frame).value for side in (choice.body, choice.orelse)]
             if not all(isinstance(side, (NumV, ParamV, BoolV, NoneV)) for side in sides) or \
-                    _plain_key_of(sides[0]) == _plain_key_of(sides[1]):
+                    plain_key(sides[0]) == plain_key(sides[1]):
                 continue
             control = InitControl(self, frame)
             worlds = [branch for taken in (True, False)
@@ -2185,17 +2186,6 @@ def _is_parameter(value: Value, name: str) -> bool:
     if isinstance(value, ParamV):
         return value.name == name
     return isinstance(value, NumV) and value.num.single_atom() == name
-
-
-def _plain_key_of(value: Value) -> object:
-    """A plain value as a comparable key (a number by its rendering)."""
-    if isinstance(value, NumV):
-        return ("num", value.num.render())
-    if isinstance(value, ParamV):
-        return ("param", value.name)
-    if isinstance(value, BoolV):
-        return ("bool", repr(value.cond))
-    return ("none",)
 
 
 def specialize(options: Sequence[Tuple[Cond, Summary]], env: Dict[str, Loc], facts: Facts) -> Summary:

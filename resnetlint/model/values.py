@@ -331,3 +331,22 @@ def as_int_pair(loc: Optional[Loc]) -> Optional[Num]:
             return nums[0]
         return None
     return as_num(loc)
+
+
+def plain_key(value: Value) -> object:
+    """A constructor argument as a comparable key, or None when it is not a
+    plain value (a number, a string, a flag, None, a parameter, a tuple)."""
+    if isinstance(value, NumV):
+        return ("num", value.num.render())
+    if isinstance(value, StrV):
+        return ("str", value.text)
+    if isinstance(value, BoolV) and isinstance(value.cond, bool):
+        return ("bool", value.cond)
+    if isinstance(value, NoneV):
+        return ("none",)
+    if isinstance(value, ParamV):
+        return ("parameter", value.name)
+    if isinstance(value, TupleV):
+        items = tuple(plain_key(item.value) for item in value.items)
+        return None if any(item is None for item in items) else ("tuple", items)
+    return None
