@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, FrozenSet, Iterator, List, Optional, Tuple
 
 import libcst as cst
 
+from .init_exec import _is_self
 from .residual import SHORTCUT_ATTRIBUTE, residual_adds, strip_elementwise
 from .syntax import walk
 
@@ -42,7 +43,6 @@ class ProjectionIdiom:
     guard: Optional[str]  # the flag attribute the statement tests, None when built unconditionally
     after: Optional[str]  # the attribute the statement before it sets (None: the first statement)
     widths: Tuple[str, str, str]  # input width, output width, stride, rendered in the owner's parameters
-    names: FrozenSet[str]  # the names the statement reads, `self` aside
     # the construction call's keyword arguments other than the widths and
     # stride, each with the names it reads: one this block cannot pass is left
     # to the callee's default (`bias=bias` where the block has no `bias`)
@@ -127,7 +127,7 @@ def _idiom(owner: str, init: cst.FunctionDef, attr: str, widths: Tuple[str, str,
         after = _assigned_attribute(statements[index - 1]) if index else None
         options = tuple((arg, _reads(arg)) for arg in _call_of(built).args
                         if arg.keyword is not None and not arg.star and arg.keyword.value not in _WIDTH_KEYWORDS)
-        return ProjectionIdiom(owner, attr, statement, guard, after, widths, _reads(statement), options)
+        return ProjectionIdiom(owner, attr, statement, guard, after, widths, options)
     return None
 
 
@@ -152,11 +152,11 @@ def _assigned_attribute(statement) -> Optional[str]:
 
 
 def _is_self_attribute(node) -> bool:
-    return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self"
+    return isinstance(node, cst.Attribute) and _is_self(node.value)
 
 
 def _reads(statement) -> FrozenSet[str]:
-    """The names the statement reads: not ``self``, a call's keywords
+    """The names a piece of code reads: not ``self``, a call's keywords
     (``stride=``) or an attribute's name."""
     not_reads = set()
     for node in walk(statement):
