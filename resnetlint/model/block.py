@@ -395,13 +395,20 @@ def _gated_channels(flow: Flow, product: FVal, facts: Facts, _depth: int):
     known (stochastic depth's ``x.new_empty(shape).bernoulli_(p)``, a gate
     the model cannot size): the product has ``x``'s width, as in
     :func:`_gated_stride`; a mask of known width is compared above."""
-    tensors = [i for i in product.inputs if i.tensor]
-    if len(tensors) != 2:
-        return None
-    for scaled, gate in (tensors, tensors[::-1]):
-        if id(scaled) in tensor_ancestors(gate) and channels_of(flow, gate, facts, _depth + 1) is None:
+    for scaled, gate in _gates(product):
+        if channels_of(flow, gate, facts, _depth + 1) is None:
             return channels_of(flow, scaled, facts, _depth + 1)
     return None
+
+
+def _gates(product: FVal) -> Iterator[Tuple[FVal, FVal]]:
+    """The ways to read a product of two tensors as ``scaled * gate`` with
+    the gate computed from the tensor it scales."""
+    tensors = [i for i in product.inputs if i.tensor]
+    if len(tensors) == 2:
+        for scaled, gate in (tensors, tensors[::-1]):
+            if id(scaled) in tensor_ancestors(gate):
+                yield scaled, gate
 
 
 GLOBAL = Num.atom("<global pooling>")  # a 1x1 map that broadcasts against any size
@@ -458,12 +465,8 @@ def _gated_stride(flow: Flow, product: FVal, _depth: int) -> Optional[Num]:
     spatial and channel gates, an attention map) cannot be larger than it,
     and broadcasting allows only its size or 1, so the product has the
     scaled tensor's resolution, whatever the gate's path is."""
-    tensors = [i for i in product.inputs if i.tensor]
-    if len(tensors) != 2:
-        return None
-    for scaled, gate in (tensors, tensors[::-1]):
-        if id(scaled) in tensor_ancestors(gate):
-            return stride_of(flow, scaled, _depth + 1)
+    for scaled, _ in _gates(product):
+        return stride_of(flow, scaled, _depth + 1)
     return None
 
 
