@@ -242,6 +242,81 @@ class Image(nn.Module):
         return x + self.conv(self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
 
 
+class RotaryAttention(nn.Module):
+    def __init__(self, hidden_size, num_heads):
+        super().__init__()
+        self.head_dim = hidden_size // num_heads
+        self.q_proj = nn.Linear(hidden_size, hidden_size)
+        self.k_proj = nn.Linear(hidden_size, hidden_size)
+        self.v_proj = nn.Linear(hidden_size, hidden_size)
+        self.o_proj = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, hidden_states, attention_mask=None, position_embeddings=None):
+        cos, sin = position_embeddings
+        batch, tokens, _ = hidden_states.shape
+        shape = (batch, tokens, -1, self.head_dim)
+        q, k, v = (proj(hidden_states).view(shape).transpose(1, 2) for proj in (self.q_proj, self.k_proj, self.v_proj))
+        q = q * cos.unsqueeze(1) + q.flip(-1) * sin.unsqueeze(1)
+        k = k * cos.unsqueeze(1) + k.flip(-1) * sin.unsqueeze(1)
+        weights = (q @ k.transpose(-1, -2) / self.head_dim ** 0.5).softmax(-1)
+        return self.o_proj((weights @ v).transpose(1, 2).reshape(batch, tokens, -1))
+
+
+class RotaryDecoderLayer(nn.Module):
+    """A decoder layer handed the network's rotary (cos, sin) (Llama and its kin)."""
+
+    def __init__(self, hidden_size, num_heads):
+        super().__init__()
+        self.input_layernorm = nn.LayerNorm(hidden_size)
+        self.self_attn = RotaryAttention(hidden_size, num_heads)
+        self.post_attention_layernorm = nn.LayerNorm(hidden_size)
+        self.mlp = nn.Sequential(nn.Linear(hidden_size, 2 * hidden_size), nn.GELU(), nn.Linear(2 * hidden_size, hidden_size))
+
+    def forward(self, hidden_states, attention_mask: Optional[torch.Tensor] = None,
+                position_ids: Optional[torch.Tensor] = None,
+                position_embeddings: Optional[Tuple[torch.Tensor, torch.Tensor]] = None):
+        residual = hidden_states
+        hidden_states = self.self_attn(self.input_layernorm(hidden_states), attention_mask=attention_mask,
+                                       position_embeddings=position_embeddings)
+        hidden_states = residual + hidden_states
+        return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
+
+
+class PatchGridConfig:
+    def __init__(self, hidden_size=32, image_size=224, patch_size=16):
+        self.hidden_size, self.image_size, self.patch_size = hidden_size, image_size, patch_size
+
+
+class PatchGridLayer(nn.Module):
+    """A ViT encoder layer built from its model's configuration."""
+
+    def __init__(self, config: PatchGridConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(config.hidden_size)
+        self.fc = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states):
+        return hidden_states + self.fc(self.norm(hidden_states))
+
+
+def test_a_rotary_pair_argument_gets_cos_and_sin_as_wide_as_a_head():
+    records = run(RotaryDecoderLayer)
+    assert clean(records)
+    # Every mask and id stays None: only the pair the network would hand it is made.
+    layer = RotaryDecoderLayer(16, 4)
+    extras = worker.forward_extras(layer, "cpu", 16)
+    assert [sorted(e) for e in extras] == [[], ["position_embeddings"],
+                                          ["attention_mask", "position_embeddings"]]
+    cos, sin = extras[1]["position_embeddings"](16, [2, 8, 16])
+    assert list(cos.shape) == list(sin.shape) == [2, 8, 4]
+
+
+def test_a_layer_built_from_a_vision_configuration_sees_its_patch_grid_not_its_pixels():
+    records = run(PatchGridLayer)
+    assert records[0]["runs"][0]["input"] == [2, 14 * 14, 32]  # 224 / 16 patches a side, not 224 x 224 tokens
+    assert clean(records)
+
+
 def test_a_wrapper_block_wraps_a_conv():
     records = run(WrapsModule)
     assert records[0]["config"] == "WrapsModule(fn=<3x3 conv 16->16>)" and clean(records)

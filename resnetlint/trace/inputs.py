@@ -6,8 +6,10 @@ size.  Each argument gets a value from its name and from how ``forward``
 uses it, read from forward's source with ``ast`` (never executed):
 ``self.time_emb_proj(temb)`` means a ``(B, in_features)`` tensor for that
 Linear, ``self.attn2(x, context)`` a token tensor as wide as the attention's
-key projection reads.  Optional arguments (``None`` by default) are left out
-first, then given a tensor; a required mask is ``None`` first.
+key projection reads, ``position_embeddings: tuple[Tensor, Tensor]`` a
+rotary ``(cos, sin)`` as wide as the attention's heads.  Optional arguments
+(``None`` by default) are left out first, then the rotary pairs alone, then
+everything gets a tensor; a required mask is ``None`` first.
 
 :func:`forward_extras` returns alternatives, tried in order while the
 previous one fails before the block's own computation.
@@ -30,6 +32,10 @@ CONTEXT_ARG = re.compile(r"context|encoder_hidden_states|memory|kv|enc|cross|tex
 MASK_ARG = re.compile(r"mask|bias|rope|freqs|position|pos_|cache|past|state|padding|attn_|output_")
 # A submodule's layer that reads a context: the key projection.
 KEY_LAYER = re.compile(r"(^|\.)(k|key|to_k|kv|to_kv|k_proj|wk|key_proj|k_linear|linear_k)$")
+# An argument that is a rotary embedding's (cos, sin) pair when annotated as a tuple.
+ROTARY_ARG = re.compile(r"position_embeddings|rotary|rope|freqs|cos_sin|pos_emb")
+# Where attention modules keep the width of one head.
+HEAD_WIDTH_ATTRS = ("head_dim", "head_size", "attention_head_size", "dim_head")
 CONTEXT_TOKENS = 8
 BATCH = 2
 
@@ -46,6 +52,7 @@ def forward_extras(block, device: str, width: int) -> List[Dict[str, Maker]]:
         return [{}]
     uses = _uses(block)
     first: Dict[str, Maker] = {}
+    pairs: Dict[str, Maker] = {}
     second: Dict[str, Maker] = {}
     for param in params:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -59,6 +66,10 @@ def forward_extras(block, device: str, width: int) -> List[Dict[str, Maker]]:
             continue
         if param.default is not inspect.Parameter.empty and param.default is not None:
             continue  # a flag or a number with a default: kept
+        pair = rotary_pair_for(block, param, uses.get(name, []), device)
+        if pair is not None:
+            pairs[name] = pair
+            continue
         tensor = tensor_for(block, name, uses.get(name, []), device, width)
         if param.default is None:
             if tensor is not None:
@@ -75,7 +86,13 @@ def forward_extras(block, device: str, width: int) -> List[Dict[str, Maker]]:
         else:
             first[name] = tensor if tensor is not None else (lambda s, size: None)
             second[name] = lambda s, size: None
-    return [first, {**first, **second}] if second else [first]
+    alternatives = [first]
+    if pairs:
+        # A rotary pair is what the network hands every layer: with it alone first.
+        alternatives.append({**first, **pairs})
+    if second:
+        alternatives.append({**first, **pairs, **second})
+    return alternatives
 
 
 def _uses(block) -> Dict[str, List[Tuple[str, int]]]:
@@ -157,6 +174,40 @@ def tensor_for(block, name: str, uses: List[Tuple[str, int]], device: str, width
     if CONTEXT_ARG.search(name.lower()):
         return lambda s, size: randn(BATCH, CONTEXT_TOKENS, width)
     return lambda s, size: randn(BATCH, width)
+
+
+def rotary_pair_for(block, param, uses: List[Tuple[str, int]], device: str) -> Optional[Maker]:
+    """A rotary embedding's ``(cos, sin)`` for an argument annotated as a
+    tuple (``position_embeddings: tuple[Tensor, Tensor]``, computed once by
+    the network and handed to every layer): each ``(B, N, head width)`` for
+    the input's N tokens, the head width read off the attention it is passed
+    to (``self.head_dim``)."""
+    import torch
+
+    if not ROTARY_ARG.search(param.name.lower()) or "tuple" not in str(param.annotation).lower():
+        return None
+    receivers = [_resolve(block, path) for path, _ in uses]
+    width = next((w for module in receivers + [block] if module is not None
+                  for w in [_head_width(module)] if w), None)
+    if width is None:
+        return None
+
+    def pair(s, size):
+        tokens = size[1] if len(size) == 3 else s * s
+        angles = torch.randn(BATCH, tokens, width, device=device)
+        return torch.cos(angles), torch.sin(angles)
+
+    return pair
+
+
+def _head_width(module) -> Optional[int]:
+    """The width of one attention head, from the first (sub)module that states it."""
+    for layer in module.modules():
+        for attr in HEAD_WIDTH_ATTRS:
+            value = getattr(layer, attr, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+    return None
 
 
 def _first_width_layer(module):

@@ -380,6 +380,9 @@ def synthesize(cls, request: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Opti
         return [], f"cannot choose a value for the constructor argument `{missing}`" if missing else "no configuration"
     for config in configs:
         config["spatial"] = _spatial_of(config["kwargs"], request)
+        side = _patch_grid_side(config["kwargs"])
+        if side:
+            config["token_side"] = side
     limit = request.get("max_configs", 8)
     dropout = _with_dropout(params, configs)
     if dropout is not None:
@@ -424,6 +427,25 @@ def _spatial_of(kwargs: Dict[str, Any], hints: Dict[str, Any]) -> Optional[List[
     return None
 
 
+def _patch_grid_side(kwargs: Dict[str, Any]) -> Optional[int]:
+    """The side of the patch grid a configuration object describes
+    (``image_size // patch_size``): a transformer layer built from it sees
+    that many tokens per side, not one per pixel (224 x 224 pixels would be
+    50176 tokens, too many to attend over on a CPU)."""
+    for value in kwargs.values():
+        if isinstance(value, (int, float, str, tuple, list, dict)) or value is None:
+            continue
+        try:
+            size, patch = getattr(value, "image_size", None), getattr(value, "patch_size", None)
+        except Exception:  # noqa: BLE001 - a configuration object whose attributes raise
+            continue
+        size = size[0] if isinstance(size, (tuple, list)) and size else size
+        patch = patch[0] if isinstance(patch, (tuple, list)) and patch else patch
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (size, patch)) and 1 < patch < size:
+            return max(1, size // patch)
+    return None
+
+
 def _guessed(origin: str, kwargs: Dict[str, Any]) -> str:
     """The origin, saying which arguments are layers resnetlint chose (a
     configuration with guessed layers is no caller's: no trace-only finding
@@ -456,7 +478,7 @@ def _with_dropout(params, configs) -> Optional[Dict[str, Any]]:
         return None
     kwargs.update({name: 0.1 for name in drops})
     return {"kwargs": kwargs, "origin": f"dropout 0.1, else as {base['origin']}", "stochastic": True,
-            "spatial": base.get("spatial")}
+            "spatial": base.get("spatial"), "token_side": base.get("token_side")}
 
 
 def _projection(width_in: int, width_out: int, stride: int):
@@ -1032,14 +1054,19 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
     sized = any(SIZE_ARG.match(name.lower()) or SIDE_ARG.match(name) for name in extras)
     if tokens is None and (config.get("spatial") or sized):
         tokens = 0  # the tokens of an s x s feature map
-    for index, spatial in enumerate(config.get("spatial") or request.get("spatial", [16, 15])):
+    spatials = config.get("spatial") or request.get("spatial", [16, 15])
+    if layout.startswith("tokens") and config.get("token_side"):
+        spatials = [config["token_side"]]
+    for index, spatial in enumerate(spatials):
         size = _size(layout, shape, spatial, tokens)
         result = run_once(block, size, device, request, _made(extras, spatial, size))
         if index == 0 and len(alternatives) > 1 and ARGUMENT_ERROR.search(result.get("forward_error", "")):
             # Optional arguments left out (or a mask as None) did not do: the other values.
-            attempt = run_once(block, size, device, request, _made(alternatives[1], spatial, size))
-            if _ran(attempt):
-                extras, result = alternatives[1], attempt
+            for alternative in alternatives[1:]:
+                attempt = run_once(block, size, device, request, _made(alternative, spatial, size))
+                if _ran(attempt):
+                    extras, result = alternative, attempt
+                    break
         if index == 0 and RANK_ERROR.search(result.get("forward_error", "")):
             # The block does not take the layout its first layer suggests: try the others once.
             for other in _other_layouts(layout, layer, result.get("forward_error", "")):
