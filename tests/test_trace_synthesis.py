@@ -317,6 +317,37 @@ def test_a_layer_built_from_a_vision_configuration_sees_its_patch_grid_not_its_p
     assert clean(records)
 
 
+class StageSpec:
+    """A block's configuration with no defaults (torchvision's MBConv configurations)."""
+
+    def __init__(self, expand_ratio: float, kernel: int, stride: int, input_channels: int, out_channels: int):
+        self.expand_ratio, self.kernel, self.stride = expand_ratio, kernel, stride
+        self.input_channels, self.out_channels = input_channels, out_channels
+
+
+class SpecBlock(nn.Module):
+    def __init__(self, cnf: StageSpec):
+        super().__init__()
+        mid = int(cnf.input_channels * cnf.expand_ratio)
+        self.use_res_connect = cnf.stride == 1 and cnf.input_channels == cnf.out_channels
+        self.block = nn.Sequential(
+            nn.Conv2d(cnf.input_channels, mid, cnf.kernel, cnf.stride, cnf.kernel // 2, bias=False),
+            nn.BatchNorm2d(mid), nn.ReLU(), nn.Conv2d(mid, cnf.out_channels, 1, bias=False))
+
+    def forward(self, x):
+        out = self.block(x)
+        return out + x if self.use_res_connect else out
+
+
+def test_a_configuration_object_without_defaults_is_built_from_its_own_signature():
+    records = run(SpecBlock)
+    configs = [r["config"] for r in records]
+    assert configs[0] == ("SpecBlock(cnf=StageSpec(expand_ratio=4, kernel=3, stride=1, input_channels=16, "
+                          "out_channels=16))")
+    assert any("stride=2" in c and "out_channels=32" in c for c in configs)  # the grid reaches into it
+    assert len(clean(records)) == 2 * len([r for r in records if "construct_error" not in r])
+
+
 def test_a_wrapper_block_wraps_a_conv():
     records = run(WrapsModule)
     assert records[0]["config"] == "WrapsModule(fn=<3x3 conv 16->16>)" and clean(records)

@@ -680,16 +680,18 @@ def _value_for(param, width_in: int, width_out: int, stride: int, hints: Dict[st
         return 16, True
     if name in ("eps", "epsilon") or name.endswith("_eps"):
         return 1e-5, True
-    config = _config_object(param, hints)
+    config = _config_object(param, hints, (width_in, width_out, stride))
     if config is not None:
         return config, True
     return None, False
 
 
-def _config_object(param, hints: Dict[str, Any]):
-    """A configuration object for an argument annotated with a class whose
-    constructor needs nothing (a dataclass with defaults, a ``PretrainedConfig``):
-    built with its defaults."""
+def _config_object(param, hints: Dict[str, Any], grid: Tuple[int, int, int] = (16, 16, 1)):
+    """A configuration object for an argument annotated with a class: built
+    with its defaults (a dataclass with defaults, a ``PretrainedConfig``), else
+    with each of its own arguments chosen as a block's are, for the same
+    widths and stride (torchvision's ``FusedMBConvConfig(expand_ratio,
+    kernel, stride, input_channels, out_channels, num_layers)``)."""
     annotation = param.annotation
     if isinstance(annotation, str):
         name = re.sub(r"^(Optional|typing\.Optional)\[(.*)\]$", r"\2", annotation.strip()).strip("'\"")
@@ -705,8 +707,28 @@ def _config_object(param, hints: Dict[str, Any]):
         return None
     try:
         return annotation()
-    except Exception:  # noqa: BLE001 - it needs arguments: not a plain configuration
+    except Exception:  # noqa: BLE001 - it needs arguments
+        pass
+    if hints.get("_in_config"):
+        return None  # a configuration inside a configuration: not guessed
+    own = dict(hints, _in_config=True, width_params=(), input_params=(), stride_params=(),
+               _params=[p.name for p in _parameters(annotation)])
+    kwargs = {}
+    for field in _parameters(annotation):
+        value, known = _value_for(field, *grid, own)
+        if known:
+            kwargs[field.name] = value
+        elif field.default is inspect.Parameter.empty:
+            return None
+    try:
+        config = annotation(**kwargs)
+    except Exception:  # noqa: BLE001 - not a configuration these values make
         return None
+    try:  # named by what was chosen: a run's configuration then says which widths it had
+        config.resnetlint_label = f"{annotation.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    except Exception:  # noqa: BLE001 - slots, a frozen dataclass: the type's name will do
+        pass
+    return config
 
 
 def _config_class(hints: Dict[str, Any], skip: Sequence[str] = ()):
