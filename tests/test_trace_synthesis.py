@@ -348,6 +348,37 @@ def test_a_configuration_object_without_defaults_is_built_from_its_own_signature
     assert len(clean(records)) == 2 * len([r for r in records if "construct_error" not in r])
 
 
+class LabelMapNorm(nn.Module):
+    """SPADE: a norm modulated by a label map it resizes to the features."""
+
+    def __init__(self, label_nc, channels):
+        super().__init__()
+        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.shared = nn.Sequential(nn.Conv2d(label_nc, 8, 3, padding=1), nn.ReLU())
+        self.gamma = nn.Conv2d(8, channels, 3, padding=1)
+
+    def forward(self, x, segmap):
+        segmap = nn.functional.interpolate(segmap, size=x.shape[2:], mode="nearest")
+        return self.norm(x) * (1 + self.gamma(self.shared(segmap)))
+
+
+class LabelMapResBlock(nn.Module):
+    def __init__(self, channels, label_nc=5):
+        super().__init__()
+        self.norm1 = LabelMapNorm(label_nc, channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x, seg):
+        return x + self.conv1(torch.relu(self.norm1(x, seg)))
+
+
+def test_a_conditioning_argument_is_shaped_for_the_first_layer_that_reads_it():
+    records = run(LabelMapResBlock)
+    assert clean(records)
+    extras = worker.forward_extras(LabelMapResBlock(16), "cpu", 16)
+    assert list(extras[0]["seg"](16, [2, 16, 16, 16]).shape) == [2, 5, 16, 16]  # the label map's 5 channels
+
+
 def test_a_wrapper_block_wraps_a_conv():
     records = run(WrapsModule)
     assert records[0]["config"] == "WrapsModule(fn=<3x3 conv 16->16>)" and clean(records)

@@ -112,9 +112,23 @@ def _uses(block) -> Dict[str, List[Tuple[str, int]]]:
         if path is None:
             continue
         for position, arg in enumerate(list(node.args) + [k.value for k in node.keywords]):
-            for name in {n.id for n in ast.walk(arg) if isinstance(n, ast.Name)}:
+            for name in _names_passed(arg):
                 found.setdefault(name, []).append((path, position))
     return found
+
+
+def _names_passed(arg: ast.AST) -> set:
+    """The names an argument expression hands on, through plain functions
+    (``F.silu(temb)``) but not through another submodule's call: in
+    ``self.conv1(self.norm1(x, seg))`` the label map goes to ``norm1``."""
+    if isinstance(arg, ast.Name):
+        return {arg.id}
+    if isinstance(arg, ast.Call) and _self_path(arg.func) is not None:
+        return set()
+    names = set()
+    for child in ast.iter_child_nodes(arg):
+        names |= _names_passed(child)
+    return names
 
 
 def _self_path(func: ast.AST) -> Optional[str]:
@@ -158,7 +172,8 @@ def tensor_for(block, name: str, uses: List[Tuple[str, int]], device: str, width
             if keys:
                 features = keys[0].in_features
                 return lambda s, size: randn(BATCH, CONTEXT_TOKENS, features)
-            continue
+            # Else a conditioning input its first layer reads (SPADE's label map
+            # beside the features, an adaptive norm's embedding): shaped for it.
         layer = _first_width_layer(module)
         if isinstance(layer, nn.Linear):
             features = layer.in_features
