@@ -175,14 +175,15 @@ def tensor_for(block, name: str, uses: List[Tuple[str, int]], device: str, width
             # Else a conditioning input its first layer reads (SPADE's label map
             # beside the features, an adaptive norm's embedding): shaped for it.
         layer = _first_width_layer(module)
-        if isinstance(layer, nn.Linear):
-            features = layer.in_features
+        if isinstance(layer, (nn.Linear, nn.LayerNorm)):
+            features = layer.in_features if isinstance(layer, nn.Linear) else layer.normalized_shape[-1]
             if CONTEXT_ARG.search(name.lower()):
                 return lambda s, size: randn(BATCH, CONTEXT_TOKENS, features)
             # Beside tokens, a second token sequence (`cross(x0, x1)`); beside an image, a vector (`temb`).
             return lambda s, size: randn(*size[:-1], features) if len(size) == 3 else randn(BATCH, features)
         if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            channels, rank = layer.in_channels, {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}[type(layer)]
+            channels = layer.in_channels  # (a subclass, OctConv: ranked by its torch base)
+            rank = next(r for kind, r in ((nn.Conv1d, 1), (nn.Conv2d, 2), (nn.Conv3d, 3)) if isinstance(layer, kind))
             return lambda s, size: randn(BATCH, channels, *([s] * rank))
     if MASK_ARG.search(name.lower()):
         return None
@@ -229,9 +230,7 @@ def _first_width_layer(module):
     import torch.nn as nn
 
     kinds = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    if isinstance(module, kinds):
-        return module
     for layer in module.modules():
-        if isinstance(layer, kinds):
-            return layer
+        if isinstance(layer, kinds) or (type(layer) is nn.LayerNorm and len(layer.normalized_shape) == 1):
+            return layer  # (a plain LayerNorm states the width of the last dimension)
     return None

@@ -1026,6 +1026,7 @@ CHANNELS_LAST = frozenset({"tokens", "tokens+cls", "NHWC"})
 # Constructor arguments that are the number of tokens a block expects.
 TOKENS = re.compile(r"^(seq_len|seq_length|num_tokens|n_tokens|num_patches|tokens)$")
 # Errors of a call whose extra arguments did not suit: try the other values.
+RESOURCE_ERROR = re.compile(r"can't allocate memory|out of memory|MemoryError|_Timeout", re.IGNORECASE)
 ARGUMENT_ERROR = re.compile(r"NoneType|argument|positional|TypeError|AttributeError", re.IGNORECASE)
 
 
@@ -1086,7 +1087,10 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
             # Optional arguments left out (or a mask as None) did not do: the other values.
             for alternative in alternatives[1:]:
                 attempt = run_once(block, size, device, request, _made(alternative, spatial, size))
-                if _ran(attempt):
+                if not attempt.get("forward_error") or RESOURCE_ERROR.search(attempt["forward_error"]):
+                    # Forward ran (backward may still fail), or got past its arguments to run
+                    # out of memory or time: that is the failure to report (a shape error with
+                    # made-up arguments is not).
                     extras, result = alternative, attempt
                     break
         if index == 0 and RANK_ERROR.search(result.get("forward_error", "")):
