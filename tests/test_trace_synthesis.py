@@ -379,6 +379,29 @@ def test_a_conditioning_argument_is_shaped_for_the_first_layer_that_reads_it():
     assert list(extras[0]["seg"](16, [2, 16, 16, 16]).shape) == [2, 5, 16, 16]  # the label map's 5 channels
 
 
+class TiledPartitions(nn.Module):
+    """Channels-last windows of a size its configuration fixes (MaxViT's partitions)."""
+
+    def __init__(self, dim, partition=5):
+        super().__init__()
+        self.partition = partition
+        self.norm = nn.LayerNorm(dim)
+        self.mlp = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        batch, height, width, channels = x.shape
+        assert height % self.partition == 0, f"height ({height}) must be divisible by window ({self.partition})"
+        windows = x.view(batch, height // self.partition, self.partition, width // self.partition,
+                         self.partition, channels)
+        return x + self.mlp(self.norm(windows)).view_as(x)
+
+
+def test_a_map_its_windows_must_tile_is_run_at_a_size_they_tile():
+    records = run(TiledPartitions)
+    assert [run["input"] for run in records[0]["runs"]] == [[2, 15, 15, 16]]  # 16 is no multiple of 5
+    assert clean(records)
+
+
 def test_a_wrapper_block_wraps_a_conv():
     records = run(WrapsModule)
     assert records[0]["config"] == "WrapsModule(fn=<3x3 conv 16->16>)" and clean(records)

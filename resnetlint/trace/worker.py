@@ -1077,7 +1077,7 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
     sized = any(SIZE_ARG.match(name.lower()) or SIDE_ARG.match(name) for name in extras)
     if tokens is None and (config.get("spatial") or sized):
         tokens = 0  # the tokens of an s x s feature map
-    spatials = config.get("spatial") or request.get("spatial", [16, 15])
+    spatials = list(config.get("spatial") or request.get("spatial", [16, 15]))
     if layout.startswith("tokens") and config.get("token_side"):
         spatials = [config["token_side"]]
     for index, spatial in enumerate(spatials):
@@ -1099,20 +1099,46 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
                 # Judged at a size unlike the width: (2, 16, 16, 16) reads the same either way.
                 probe = spatial - 1 if spatial == shape[1] and not config.get("spatial") else spatial
                 size = _size(other, shape, probe, tokens or 0)
-                attempt = run_once(block, size, device, request, _made(extras, probe, size))
+                attempt, used = run_once(block, size, device, request, _made(extras, probe, size)), probe
                 if probe != spatial and _ran(attempt):
-                    size = _size(other, shape, spatial, tokens or 0)
+                    size, used = _size(other, shape, spatial, tokens or 0), spatial
                     attempt = run_once(block, size, device, request, _made(extras, spatial, size))
+                side = _side_multiple(attempt.get("forward_error", ""), used)
+                if side:  # the layout it takes, at a size its windows tile
+                    size = _size(other, shape, side, tokens or 0)
+                    attempt = run_once(block, size, device, request, _made(extras, side, size))
+                    spatials[index + 1:] = [] if _ran(attempt) else spatials[index + 1:]
                 if _ran(attempt):
                     layout, tokens, result = other, tokens or 0, attempt
                     guess = ", ".join(filter(None, [guess, f"{other} (tried after the first layout failed)"]))
                     break
+        side = _side_multiple(result.get("forward_error", ""), spatial) if index == 0 else None
+        if side and layout != "ids":
+            # Windows or patches that must tile the map ("height (16) must be divisible by
+            # window (5)"): one size they tile, and no other.
+            size = _size(layout, shape, side, tokens)
+            attempt = run_once(block, size, device, request, _made(extras, side, size))
+            if _ran(attempt):
+                result, spatials[index + 1:] = attempt, []
         if guess:
             result["layout"] = guess  # verdicts and trace-only findings know it was a guess
         if layout in CHANNELS_LAST:
             result["channels_last"] = True  # the add's dimensions mean other things
         record["runs"].append(result)
     return record
+
+
+SIDE_MULTIPLE = re.compile(r"(?:divisible by|multiple of)\D{0,40}?(\d+)", re.IGNORECASE)
+
+
+def _side_multiple(error: str, spatial: int) -> Optional[int]:
+    """The feature-map side a forward that wants its size divisible by N
+    takes: the multiple of N nearest the usual size (None: not such an error)."""
+    match = SIDE_MULTIPLE.search(error)
+    multiple = int(match.group(1)) if match else 0
+    if multiple < 2 or multiple > 64 or spatial % multiple == 0:
+        return None
+    return multiple * max(1, round(spatial / multiple))
 
 
 def _made(extras: Dict[str, Any], spatial: int, size: List[int]) -> Dict[str, Any]:
