@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import textwrap
+import typing
 from typing import Optional, Tuple
 
 import pytest
@@ -400,6 +401,61 @@ def test_a_map_its_windows_must_tile_is_run_at_a_size_they_tile():
     records = run(TiledPartitions)
     assert [run["input"] for run in records[0]["runs"]] == [[2, 15, 15, 16]]  # 16 is no multiple of 5
     assert clean(records)
+
+
+class PyramidHead(nn.Module):
+    """A head over a pyramid of maps, one width per level (ultralytics' `ch`)."""
+
+    def __init__(self, ch: tuple = (), c_: int = 32):
+        super().__init__()
+        self.lateral = nn.ModuleList(nn.Conv2d(c, c_, 1) for c in ch)
+        self.smooth = nn.Conv2d(c_, c_, 3, padding=1)
+
+    def forward(self, x: list[torch.Tensor]) -> torch.Tensor:
+        out = self.lateral[0](x[0])
+        for level, feature in enumerate(x[1:], 1):
+            out = out + nn.functional.interpolate(self.lateral[level](feature), size=out.shape[2:])
+        return out + self.smooth(out)
+
+
+class ChildrenRoot(nn.Module):
+    """A tree's root: its children concatenated (DLA)."""
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, children: typing.List[torch.Tensor]):
+        return torch.relu(self.bn(self.conv(torch.cat(children, 1))) + children[0][:, :1])
+
+
+class Branches(nn.Module):
+    """Parallel branches, one per resolution, each with its own residual (HRNet); not annotated."""
+
+    def __init__(self, in_channels_list):
+        super().__init__()
+        self.branches = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for c in in_channels_list)
+
+    def forward(self, x):
+        return [x[i] + branch(x[i]) for i, branch in enumerate(self.branches)]
+
+
+def test_a_forward_taking_a_list_of_maps_gets_one_map_per_width():
+    records = run(PyramidHead)
+    first = records[0]["runs"][0]
+    assert records[0]["config"].startswith("PyramidHead(ch=[16, 16]")
+    assert first["inputs"] == [[2, 16, 16, 16], [2, 16, 8, 8]] and first["input"] == [2, 16, 16, 16]
+    assert clean(records)
+    # Children concatenated: the input width cut in two, at one size.
+    records = run(ChildrenRoot)
+    assert records[0]["runs"][0]["inputs"] == [[2, 8, 16, 16], [2, 8, 16, 16]] and clean(records)
+
+
+def test_a_forward_that_indexes_its_input_is_retried_with_a_list_of_maps():
+    records = run(Branches, {"call_sites": [{"kwargs": {"in_channels_list": [8, 16]}, "origin": "the call"}]})
+    first = records[0]["runs"][0]
+    assert first["inputs"] == [[2, 8, 16, 16], [2, 16, 8, 8]] and clean(records)
 
 
 def test_a_wrapper_block_wraps_a_conv():

@@ -23,6 +23,7 @@ This module is the only one in resnetlint that imports torch.
 """
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.machinery
 import importlib.util
@@ -34,6 +35,7 @@ import re
 import resource
 import signal
 import sys
+import textwrap
 import traceback
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -532,6 +534,8 @@ NAMED_LAYER = re.compile(r"^(norm|act|activation)_(name|type)$")
 LAYER_ROLE = re.compile(r"^(activation|act|normalization|norm|nonlinearity|act_fn|norm_fn|activation_fn)$")
 # Lists of widths or rates per branch (`out_channels_list`, `dilations`).
 LIST_PARAM = re.compile(r"(_list$|^dilations$|^channels_list|_per_branch$)")
+# The widths of the feature maps a head or a neck takes (`ch: list[int]`, ultralytics).
+MAP_WIDTHS = re.compile(r"^(ch|chs|in_ch|in_chs|channels|in_channels|feat_channels|in_channels_list)$")
 
 
 def _annotation(param) -> str:
@@ -648,6 +652,9 @@ def _value_for(param, width_in: int, width_out: int, stride: int, hints: Dict[st
     stride), then its name, then its default."""
     name = param.name.lower()
     default = param.default
+    empty = isinstance(default, (tuple, list)) and not default
+    if MAP_WIDTHS.match(name) and (empty or (default is inspect.Parameter.empty and _is_sequence(_annotation(param)))):
+        return [width_in, width_out], True  # one width per map: two levels
     by_name = _by_name(param, name)
     if by_name is not None:
         return by_name
@@ -1080,8 +1087,12 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
     spatials = list(config.get("spatial") or request.get("spatial", [16, 15]))
     if layout.startswith("tokens") and config.get("token_side"):
         spatials = [config["token_side"]]
+    takes_maps = _maps_input(block)
+    maps = _map_widths(kwargs, shape[1]) if takes_maps == "annotated" else None
+    if maps and maps[1] and not config.get("spatial"):
+        spatials = [16, 24]  # sizes every level of a pyramid halves evenly
     for index, spatial in enumerate(spatials):
-        size = _size(layout, shape, spatial, tokens)
+        size = _maps_size(*maps, spatial) if maps else _size(layout, shape, spatial, tokens)
         result = run_once(block, size, device, request, _made(extras, spatial, size))
         if index == 0 and len(alternatives) > 1 and ARGUMENT_ERROR.search(result.get("forward_error", "")):
             # Optional arguments left out (or a mask as None) did not do: the other values.
@@ -1093,7 +1104,16 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
                     # made-up arguments is not).
                     extras, result = alternative, attempt
                     break
-        if index == 0 and RANK_ERROR.search(result.get("forward_error", "")):
+        if index == 0 and not maps and takes_maps and not _ran(result):
+            # A forward that indexes its input (HRNet's branches): a list of maps instead.
+            maps = _map_widths(kwargs, shape[1])
+            size = _maps_size(*maps, 16 if maps[1] else spatial)
+            attempt = run_once(block, size, device, request, _made(extras, spatial, size))
+            if _ran(attempt):
+                result, spatials[index + 1:] = attempt, ([24] if maps[1] else spatials[index + 1:])
+            else:
+                maps = None
+        if index == 0 and not maps and RANK_ERROR.search(result.get("forward_error", "")):
             # The block does not take the layout its first layer suggests: try the others once.
             for other in _other_layouts(layout, layer, result.get("forward_error", "")):
                 # Judged at a size unlike the width: (2, 16, 16, 16) reads the same either way.
@@ -1113,7 +1133,7 @@ def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str
                     guess = ", ".join(filter(None, [guess, f"{other} (tried after the first layout failed)"]))
                     break
         side = _side_multiple(result.get("forward_error", ""), spatial) if index == 0 else None
-        if side and layout != "ids":
+        if side and layout != "ids" and not maps:
             # Windows or patches that must tile the map ("height (16) must be divisible by
             # window (5)"): one size they tile, and no other.
             size = _size(layout, shape, side, tokens)
@@ -1141,8 +1161,9 @@ def _side_multiple(error: str, spatial: int) -> Optional[int]:
     return multiple * max(1, round(spatial / multiple))
 
 
-def _made(extras: Dict[str, Any], spatial: int, size: List[int]) -> Dict[str, Any]:
-    """The extra forward arguments for one input."""
+def _made(extras: Dict[str, Any], spatial: int, size: List[Any]) -> Dict[str, Any]:
+    """The extra forward arguments for one input (a list of maps: its first)."""
+    size = size[0] if size and isinstance(size[0], list) else size
     return {name: make(spatial, size) for name, make in extras.items()}
 
 
@@ -1240,6 +1261,59 @@ def _size(layout: str, shape: Tuple[int, int], spatial: int, tokens: Optional[in
     return [2, channels] + [spatial] * (rank - 2)
 
 
+# A forward whose input is a list of feature maps (`x: list[torch.Tensor]`).
+MAPS_INPUT = re.compile(r"(list|sequence|tuple|iterable)\[.*tensor", re.IGNORECASE)
+
+
+def _maps_input(block) -> Optional[str]:
+    """Whether forward takes a list of feature maps: "annotated" (``x:
+    list[Tensor]``), "indexed" (its input is iterated, measured with len or
+    indexed by a number or a loop variable: HRNet's branches), else None."""
+    try:
+        first = next(iter(inspect.signature(block.forward).parameters.values()))
+    except (TypeError, ValueError, StopIteration):
+        return None
+    if MAPS_INPUT.search(_annotation(first)):
+        return "annotated"
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(type(block).forward)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return None
+    name = first.name
+
+    def is_input(node) -> bool:
+        return isinstance(node, ast.Name) and node.id == name
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.comprehension)) and is_input(node.iter):
+            return "indexed"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("len", "enumerate", "zip") \
+                and any(is_input(arg) for arg in node.args):
+            return "indexed"
+        if isinstance(node, ast.Subscript) and is_input(node.value) and isinstance(node.slice, (ast.Name, ast.Constant)) \
+                and not (isinstance(node.slice, ast.Constant) and node.slice.value is Ellipsis):
+            return "indexed"
+    return None
+
+
+def _map_widths(kwargs: Dict[str, Any], width: int) -> Tuple[List[int], bool]:
+    """The widths of the feature maps a forward taking a list of them gets,
+    and whether they form a pyramid: the configuration's list of widths
+    (``ch=(16, 32)``, ``in_channels_list``: levels, each half the size of the
+    one before), else the input width cut in two (a tree's children,
+    concatenated: the same size)."""
+    for name, value in kwargs.items():
+        if (MAP_WIDTHS.match(name) or LIST_PARAM.search(name)) and isinstance(value, (list, tuple)) \
+                and len(value) >= 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+            return list(value), True
+    return [max(1, width // 2), max(1, width - width // 2)], False
+
+
+def _maps_size(widths: List[int], pyramid: bool, spatial: int) -> List[List[int]]:
+    return [[2, width, max(2, spatial >> (level * pyramid)), max(2, spatial >> (level * pyramid))]
+            for level, width in enumerate(widths)]
+
+
 def _other_layouts(layout: str, layer, error: str = "") -> List[str]:
     import torch.nn as nn
 
@@ -1306,7 +1380,10 @@ def run_once(block, size: List[int], device: str, request: Dict[str, Any],
              extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     import torch
 
-    result: Dict[str, Any] = {"input": list(size)}
+    maps = size if size and isinstance(size[0], list) else None
+    result: Dict[str, Any] = {"input": list(maps[0] if maps else size)}
+    if maps:
+        result["inputs"] = [list(m) for m in maps]  # a list of feature maps: "input" is the first
     names = {m: n for n, m in block.named_modules()}
     active: List[str] = []
     calls: List[Tuple[str, Any]] = []
@@ -1328,12 +1405,13 @@ def run_once(block, size: List[int], device: str, request: Dict[str, Any],
         handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(post))
     try:
-        if request.get("_ids"):
-            x = torch.randint(0, request["_ids"], size, device=device)  # token ids: no gradient
+        if request.get("_ids") and not maps:
+            tensors = [torch.randint(0, request["_ids"], size, device=device)]  # token ids: no gradient
         else:
-            base = torch.randn(*size, device=device, requires_grad=True)
-            x = base * 1.0  # not a leaf: in-place changes are allowed and visible in _version
-        version = x._version
+            # Not leaves: in-place changes are allowed and visible in _version.
+            tensors = [torch.randn(*m, device=device, requires_grad=True) * 1.0 for m in (maps or [size])]
+        x = tensors if maps else tensors[0]
+        version = [t._version for t in tensors]
         with _soft_timeout(request.get("config_timeout", 0)):
             out = block(x, **(extra or {}))
         if device == "cuda":
@@ -1345,7 +1423,7 @@ def run_once(block, size: List[int], device: str, request: Dict[str, Any],
         result["raised_in"] = active[-1] if active else ""
         _remove(handles)
         return result
-    result["input_mutated"] = x._version != version
+    result["input_mutated"] = [t._version for t in tensors] != version
     tensor = _first_tensor(out)
     if tensor is None:
         _remove(handles)
