@@ -303,13 +303,14 @@ class PatchGridLayer(nn.Module):
 def test_a_rotary_pair_argument_gets_cos_and_sin_as_wide_as_a_head():
     records = run(RotaryDecoderLayer)
     assert clean(records)
-    # Every mask and id stays None: only the pair the network would hand it is made.
+    # The mask stays None: first only what the network would hand it is made (the pair, the positions).
     layer = RotaryDecoderLayer(16, 4)
     extras = worker.forward_extras(layer, "cpu", 16)
-    assert [sorted(e) for e in extras] == [[], ["position_embeddings"],
-                                          ["attention_mask", "position_embeddings"]]
+    assert [sorted(e) for e in extras] == [[], ["position_embeddings", "position_ids"],
+                                          ["attention_mask", "position_embeddings", "position_ids"]]
     cos, sin = extras[1]["position_embeddings"](16, [2, 8, 16])
     assert list(cos.shape) == list(sin.shape) == [2, 8, 4]
+    assert extras[1]["position_ids"](16, [2, 8, 16]).tolist() == [list(range(8))] * 2
 
 
 def test_a_layer_built_from_a_vision_configuration_sees_its_patch_grid_not_its_pixels():

@@ -8,7 +8,8 @@ uses it, read from forward's source with ``ast`` (never executed):
 Linear, ``self.attn2(x, context)`` a token tensor as wide as the attention's
 key projection reads, ``position_embeddings: tuple[Tensor, Tensor]`` a
 rotary ``(cos, sin)`` as wide as the attention's heads.  Optional arguments
-(``None`` by default) are left out first, then the rotary pairs alone, then
+(``None`` by default) are left out first, then the values made exactly
+(rotary pairs, token positions) alone, then
 everything gets a tensor; a required mask is ``None`` first.
 
 :func:`forward_extras` returns alternatives, tried in order while the
@@ -30,6 +31,8 @@ SIDE_ARG = re.compile(r"^(h|w|height|width|H|W)$")
 CONTEXT_ARG = re.compile(r"context|encoder_hidden_states|memory|kv|enc|cross|text|^y$|^c$|cond_tokens")
 # Arguments that are masks, biases, caches: None when required, before anything else.
 MASK_ARG = re.compile(r"mask|bias|rope|freqs|position|pos_|cache|past|state|padding|attn_|output_")
+# Integer positions of the input's tokens (`position_ids`, `cache_position`).
+POSITION_IDS = re.compile(r"^(position_ids|pos_ids|cache_position|positions_ids)$")
 # A submodule's layer that reads a context: the key projection.
 KEY_LAYER = re.compile(r"(^|\.)(k|key|to_k|kv|to_kv|k_proj|wk|key_proj|k_linear|linear_k)$")
 # An argument that is a rotary embedding's (cos, sin) pair when annotated as a tuple.
@@ -52,7 +55,7 @@ def forward_extras(block, device: str, width: int) -> List[Dict[str, Maker]]:
         return [{}]
     uses = _uses(block)
     first: Dict[str, Maker] = {}
-    pairs: Dict[str, Maker] = {}
+    exact: Dict[str, Maker] = {}  # made to measure: rotary pairs, token positions
     second: Dict[str, Maker] = {}
     for param in params:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -68,7 +71,10 @@ def forward_extras(block, device: str, width: int) -> List[Dict[str, Maker]]:
             continue  # a flag or a number with a default: kept
         pair = rotary_pair_for(block, param, uses.get(name, []), device)
         if pair is not None:
-            pairs[name] = pair
+            exact[name] = pair
+            continue
+        if POSITION_IDS.match(name.lower()):
+            exact[name] = _positions(device)
             continue
         tensor = tensor_for(block, name, uses.get(name, []), device, width)
         if param.default is None:
@@ -87,11 +93,11 @@ def forward_extras(block, device: str, width: int) -> List[Dict[str, Maker]]:
             first[name] = tensor if tensor is not None else (lambda s, size: None)
             second[name] = lambda s, size: None
     alternatives = [first]
-    if pairs:
-        # A rotary pair is what the network hands every layer: with it alone first.
-        alternatives.append({**first, **pairs})
+    if exact:
+        # What the network hands every layer (a rotary pair, the positions): with them alone first.
+        alternatives.append({**first, **exact})
     if second:
-        alternatives.append({**first, **pairs, **second})
+        alternatives.append({**first, **exact, **second})
     return alternatives
 
 
@@ -214,6 +220,17 @@ def rotary_pair_for(block, param, uses: List[Tuple[str, int]], device: str) -> O
         return torch.cos(angles), torch.sin(angles)
 
     return pair
+
+
+def _positions(device: str) -> Maker:
+    """The positions 0..N-1 of the input's tokens, for each sample."""
+    import torch
+
+    def positions(s, size):
+        tokens = size[1] if len(size) == 3 else s * s
+        return torch.arange(tokens, device=device).expand(BATCH, tokens)
+
+    return positions
 
 
 def _head_width(module) -> Optional[int]:

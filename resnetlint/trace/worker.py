@@ -1034,7 +1034,7 @@ CHANNELS_LAST = frozenset({"tokens", "tokens+cls", "NHWC"})
 TOKENS = re.compile(r"^(seq_len|seq_length|num_tokens|n_tokens|num_patches|tokens)$")
 # Errors of a call whose extra arguments did not suit: try the other values.
 RESOURCE_ERROR = re.compile(r"can't allocate memory|out of memory|MemoryError|_Timeout", re.IGNORECASE)
-ARGUMENT_ERROR = re.compile(r"NoneType|argument|positional|TypeError|AttributeError", re.IGNORECASE)
+ARGUMENT_ERROR = re.compile(r"NoneType|argument|positional|TypeError|AttributeError|\bNone\b|\brequired\b", re.IGNORECASE)
 
 
 def run_config(cls, config: Dict[str, Any], request: Dict[str, Any], device: str) -> Dict[str, Any]:
