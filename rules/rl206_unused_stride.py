@@ -58,7 +58,10 @@ class UnusedStride(Rule):
             return
         consequence = "the block never changes the resolution its caller asks for"
         projections = sorted(caller_projections(block))
+        # Nothing fails without the caller's projection: the run shows the resolution kept instead.
+        expect = {"kind": "kept-resolution", "conditions": [f"{param.name.value} != 1"]}
         if projections:
+            expect = {"kind": "shape-error", "dim": "spatial", "conditions": [f"{param.name.value} != 1"]}
             # The stride-mismatch this causes is reported here, once, without assuming how the caller builds it.
             consequence = (f"the block never changes the resolution its caller asks for, and the caller's "
                            f"`self.{projections[0]}` (built with that stride) makes the add fail whenever "
@@ -68,7 +71,7 @@ class UnusedStride(Rule):
             f"`{param.name.value}` is accepted but no layer uses it: {consequence}",
             help=f"pass `stride={param.name.value}` to the layer that should downsample (usually the first 3x3 "
                  "conv of the main path)",
-            expect={"kind": "shape-error", "dim": "spatial", "conditions": [f"{param.name.value} != 1"]},
+            expect=expect,
         )
 
     VALID = (

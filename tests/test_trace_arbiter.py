@@ -102,6 +102,22 @@ def test_channel_and_groups_findings_are_refuted_only_by_what_covers_them():
     assert judge(groups, {"status": "ok", "runs": [divides, raised]}).status == "confirmed"
 
 
+def test_an_ignored_stride_with_no_projection_is_confirmed_by_the_kept_resolution():
+    # RL206 when no caller's projection makes the add fail: nothing crashes, the output keeps the resolution.
+    claim = finding("RL206", "kept-resolution", conditions=["stride != 1"])
+    kept = config("B(c=16, stride=2)", {"c": 16, "stride": 2}, dict(CLEAN, output_shape=[2, 16, 16, 16]))
+    halved = config("B(c=16, stride=2)", {"c": 16, "stride": 2}, CLEAN)
+    unit = config("B(c=16, stride=1)", {"c": 16, "stride": 1}, dict(CLEAN, output_shape=[2, 16, 16, 16]))
+    verdict = judge(claim, {"status": "ok", "runs": [unit, kept]})
+    assert verdict.status == "confirmed" and "(2, 16, 16, 16), the input's resolution" in verdict.detail
+    assert judge(claim, {"status": "ok", "runs": [unit]}).status == "not-confirmed"  # stride 1 says nothing
+    verdict = judge(claim, {"status": "ok", "runs": [unit, halved]})  # the stride is used after all
+    assert verdict.status == "refuted" and "the output was smaller than the input" in verdict.detail
+    channels_last = config("B(c=16, stride=2)", {"c": 16, "stride": 2},
+                           dict(CLEAN, output_shape=[2, 16, 16, 16], channels_last=True))
+    assert judge(claim, {"status": "ok", "runs": [channels_last]}).status == "not-confirmed"
+
+
 def test_design_rules_and_warnings_are_never_refuted():
     runs = {"status": "ok", "runs": [config("B(c=16)", {"c": 16}, CLEAN)]}
     assert judge(finding("RL303", "design", conditions=[]), runs).status == "not-confirmed"

@@ -11,6 +11,9 @@ of its violation); this module looks for it in the worker's results:
 ``channel-error``  a width error at construction or in forward (RL201)
 ``shape-error``    the residual add (or the main path) failed on sizes (RL202-4)
 ``construction-error``  the constructor raised the predicted error (RL205)
+``kept-resolution``  forward returned a map as large as its input although the
+                   configuration asked for a stride (RL206 with no caller's
+                   projection: nothing fails, the stride is ignored)
 ``mutation``       forward changed its input, or backward hit an in-place error (RL302)
 ``dead-bias``      the conv bias received a zero gradient (RL301)
 ``design``         nothing a run can show (RL303)
@@ -78,7 +81,8 @@ FAILURES = {
     "worker-error": "the trace worker failed",
 }
 # Kinds of evidence a clean run can rule out (see COVERS).
-REFUTABLE = ("dead-chain", "no-grad", "shape-or-dead", "channel-error", "shape-error", "construction-error")
+REFUTABLE = ("dead-chain", "no-grad", "shape-or-dead", "channel-error", "shape-error", "construction-error",
+             "kept-resolution")
 
 
 def judge(finding: Finding, response: Dict[str, Any]) -> Confirmation:
@@ -217,6 +221,8 @@ def _refutation(finding: Finding, kind: str, conditions: Optional[List[str]], co
 def _what_ran(kind: str, finding: Finding) -> str:
     if kind == "construction-error":
         return ": the constructor did not raise"
+    if kind == "kept-resolution":
+        return ": the output was smaller than the input (the stride is used)"
     if kind in ("dead-chain", "no-grad", "shape-or-dead"):
         layers = _layers(finding)
         return f": {', '.join(f'`{name}`' for name in layers)} received a gradient" if layers else ""
@@ -231,6 +237,15 @@ def _covering_runs(finding: Finding, kind: str, config: Dict[str, Any]) -> List[
     if kind == "construction-error":
         return [None]  # built: the constructor did not raise
     return [run for run in config.get("runs", []) if COVERS[kind](finding, run)]
+
+
+def _resolutions(run: Dict[str, Any]) -> Optional[Tuple[List[int], List[int]]]:
+    """(input, output) spatial sizes of a run that completed on a
+    channels-first map and returned one of the same rank, else None."""
+    shape, out = run.get("input", []), run.get("output_shape")
+    if not _forward_completed(run) or run.get("channels_last") or not out or len(out) != len(shape) or len(shape) < 3:
+        return None
+    return list(shape[2:]), list(out[2:])
 
 
 def _forward_completed(run: Dict[str, Any]) -> bool:
@@ -260,6 +275,7 @@ def _gradients_seen(finding: Finding, run: Dict[str, Any]) -> bool:
 
 COVERS = {
     "shape-error": lambda finding, run: _forward_completed(run),
+    "kept-resolution": lambda finding, run: _resolutions(run) is not None,
     "channel-error": lambda finding, run: _forward_completed(run),
     "dead-chain": _gradients_seen,
     "no-grad": _gradients_seen,
@@ -471,6 +487,15 @@ def check_dead_bias(finding, configs, context: Context):
     return None
 
 
+def check_kept_resolution(finding, configs, context: Context):
+    for config, run in _runs(c for c in configs if c["_meets"] is True):
+        sizes = _resolutions(run)
+        if sizes is not None and sizes[0] == sizes[1]:
+            return (f"{_where(config, run)}: forward returned {tuple(run['output_shape'])}, the input's "
+                    "resolution, although the configuration asks for a stride")
+    return None
+
+
 CHECKS = {
     "dead-chain": check_dead_chain,
     "no-grad": check_no_grad,
@@ -480,4 +505,5 @@ CHECKS = {
     "construction-error": check_construction_error,
     "mutation": check_mutation,
     "dead-bias": check_dead_bias,
+    "kept-resolution": check_kept_resolution,
 }
